@@ -1,0 +1,5 @@
+import sys
+
+from lexiedge.cli import main
+
+sys.exit(main())

@@ -1,0 +1,195 @@
+"""The contracts between the core and its plugins.
+
+A plugin is a class with class attributes (``name``, ``description``, ``Settings``) and a few
+methods; it is registered through a hook (see :mod:`lexiedge.hookspecs`). Generic code asks a
+plugin through these methods and attributes and never checks for a concrete class.
+
+Each plugin validates its own profile section: ``Settings`` is a pydantic model that forbids
+unknown keys, so a misspelt key fails when the profile loads, naming the file and the key.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:  # torch is heavy; the runtime and `lexiedge profiles` never need it
+    import torch
+    from rich.console import Console
+    from torch.utils.data import Dataset
+
+    from lexiedge.profile import DeviceSpec, ModelEntry, Profile
+
+
+class PluginSettings(BaseModel):
+    """Base of every plugin's settings: unknown keys are errors, values are validated."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+
+
+class NoSettings(PluginSettings):
+    """For plugins without settings."""
+
+
+class Plugin(ABC):
+    """What every plugin kind has."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    Settings: ClassVar[type[PluginSettings]] = NoSettings
+
+
+# --- models -----------------------------------------------------------------------------------
+
+
+@dataclass
+class BuiltModel:
+    """A model as its plugin built it: the module plus what it needs around it (tokenizer, labels)."""
+
+    module: "torch.nn.Module"
+    tokenizer: Any | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class ModelPlugin(Plugin):
+    """Builds a trainable model from the profile's ``models.<name>.model`` section.
+
+    ``task`` says what the model does ("av-classification", "causal-lm"); datasets, trainers and
+    exporters declare the tasks they serve, and the profile loader checks the pairing.
+    """
+
+    task: ClassVar[str]
+    supports_merge: ClassVar[bool] = False
+
+    @abstractmethod
+    def build(self, settings: PluginSettings, device: "DeviceSpec", *, pretrained: bool = True) -> BuiltModel:
+        """Build the model for training.
+
+        ``pretrained=False`` builds the same architecture with random weights and downloads
+        nothing (the memory planner uses it: sizes do not depend on weight values).
+        """
+
+    @abstractmethod
+    def example_batch(
+        self, built: BuiltModel, settings: PluginSettings, data_settings: PluginSettings, batch_size: int
+    ) -> dict[str, "torch.Tensor"]:
+        """A batch shaped like a real training batch (inputs and targets), for memory planning."""
+
+    def parameter_groups(self, module: "torch.nn.Module") -> dict[str, int]:
+        """Parameter counts per named part, for reports; default: per top-level child."""
+        groups: dict[str, int] = {}
+        for child_name, child in module.named_children():
+            groups[child_name] = sum(p.numel() for p in child.parameters())
+        return groups
+
+    def merge(self, run_dir: Path, out_dir: Path, console: "Console") -> dict[str, Any]:
+        """Merge a run's adapter into its base and save a self-contained model in ``out_dir``."""
+        from lexiedge.errors import UsageError
+
+        raise UsageError(f"model {self.name!r} has nothing to merge (merge is for adapter-trained models)")
+
+
+# --- datasets ---------------------------------------------------------------------------------
+
+
+@dataclass
+class DataSplits:
+    """What a dataset plugin hands a trainer."""
+
+    train: "Dataset"
+    val: "Dataset | None"
+    test: "Dataset | None"
+    collate: Any = None
+    labels: list[str] | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+class DatasetPlugin(Plugin):
+    """Reads the profile's ``models.<name>.data`` section and a data path into train/val/test splits."""
+
+    tasks: ClassVar[frozenset[str]]
+
+    @abstractmethod
+    def load(
+        self,
+        settings: PluginSettings,
+        source: Path | None,
+        *,
+        built: BuiltModel,
+        model_settings: PluginSettings,
+        cache_dir: Path,
+        console: "Console",
+    ) -> DataSplits:
+        """Load (and cache) the data at ``source``; ``None`` means the plugin's default data, if any."""
+
+
+# --- trainers ---------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainJob:
+    """Everything a trainer needs for one run; built by :func:`lexiedge.pipeline.train`."""
+
+    profile: "Profile"
+    model_key: str
+    entry: "ModelEntry"
+    model_plugin: ModelPlugin
+    data_plugin: DatasetPlugin
+    data_path: Path | None
+    run_dir: Path
+    resume: bool
+    console: "Console"
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+class TrainerPlugin(Plugin):
+    """Trains a model with the shared engine (:mod:`lexiedge.train`); ``Settings`` extends EngineSettings."""
+
+    tasks: ClassVar[frozenset[str]]
+
+    @abstractmethod
+    def loss(self, built: BuiltModel, batch: dict[str, Any]) -> "torch.Tensor":
+        """The training loss of one batch (the planner measures memory through it too)."""
+
+    @abstractmethod
+    def fit(self, job: TrainJob) -> TrainResult:
+        """Train (or resume) and write the run directory."""
+
+    def trainable_parameters(self, built: BuiltModel) -> list["torch.nn.Parameter"]:
+        return [p for p in built.module.parameters() if p.requires_grad]
+
+
+# --- exporters --------------------------------------------------------------------------------
+
+
+@dataclass
+class ExportJob:
+    """One export: the source run, the target's settings and where the artifact goes."""
+
+    profile: "Profile"
+    model_key: str
+    entry: "ModelEntry"
+    model_plugin: ModelPlugin
+    run_dir: Path
+    out_dir: Path
+    settings: PluginSettings
+    console: "Console"
+
+
+class ExporterPlugin(Plugin):
+    """Turns a run into a verified artifact directory with ``manifest.json``."""
+
+    tasks: ClassVar[frozenset[str]]
+
+    @abstractmethod
+    def export(self, job: ExportJob) -> Path:
+        """Write and verify the artifact in ``job.out_dir``; return it."""

@@ -1,0 +1,525 @@
+"""The export stage: a run directory -> one verified, self-describing artifact directory per target.
+
+    lexiedge export --target onnx --run runs/cpu/emotion-av/20250101-120000
+    lexiedge export --profile cpu                 # every target each model's profile lists, newest runs
+
+Every bad input is refused before any work starts (a missing run, a run without weights, an unknown
+target, a target the model's task does not support, an existing output directory without --force).
+Each artifact is written into a temporary sibling directory and renamed into place only after it
+passed verification, so ``artifacts/<model>/<target>/`` is always either the old artifact or the
+new, complete one. An artifact that fails verification is kept for inspection at
+``<out>.failed/`` and the error names it.
+
+Exporter plugins write the model files and a partial ``manifest.json`` (signature, labels,
+preprocessing, verification numbers, their settings); this module adds what every artifact has:
+the source run, the library versions, the size and the sha256 of every file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import os
+import platform
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from lexiedge.api import ExporterPlugin, ExportJob, PluginSettings
+from lexiedge.errors import LexiedgeError, ProfileError, UsageError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from lexiedge.profile import Profile
+
+ARTIFACTS_DIR = Path("artifacts")
+MANIFEST = "manifest.json"
+MANIFEST_FORMAT = "lexiedge-artifact"
+MANIFEST_VERSION = 1
+RUN_INFO = "run.json"
+# libraries whose versions decide what an artifact contains and how it runs
+VERSIONED_PACKAGES = ("lexiedge", "torch", "transformers", "onnx", "onnxruntime", "onnxruntime-genai", "numpy")
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+
+class ExportError(LexiedgeError):
+    """An export that could not be produced (a converter failed, a model cannot be traced, ...)."""
+
+
+class VerificationError(ExportError):
+    """An artifact whose outputs do not match the source model's (optimum's ValidationError).
+
+    The message names the target, the output, what was measured against which threshold, and the
+    directory where the rejected artifact was kept (set by :func:`export_run` once it is moved).
+    """
+
+    kind = "verification failed"
+
+    def __init__(self, target: str, output: str, detail: str, *, saved_path: Path | None = None) -> None:
+        self.target = target
+        self.output = output
+        self.detail = detail
+        self.saved_path = saved_path
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        where = f"; the rejected artifact is in {self.saved_path}" if self.saved_path else ""
+        return f"{self.target} export: {self.kind} for output {self.output!r}: {self.detail}{where}"
+
+    def __str__(self) -> str:  # saved_path is set after construction
+        return self._message()
+
+
+class ShapeError(VerificationError):
+    """The artifact fails (or returns the wrong shape) at input shapes other than the trace's."""
+
+    kind = "shape check failed"
+
+
+class AtolError(VerificationError):
+    """An output differs from the source model's by more than the target's tolerance."""
+
+    kind = "values differ"
+
+
+class AgreementError(VerificationError):
+    """Top-1 (classifier) or greedy-token (LLM) agreement below the target's threshold."""
+
+    kind = "agreement too low"
+
+
+# --- what gets exported -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """What `lexiedge export` was asked for (the CLI's options, unchanged)."""
+
+    targets: tuple[str, ...] = ()  # empty: the targets each model's profile lists
+    profile: str | None = None  # newest runs of this profile; its export section wins over the run's
+    run: Path | None = None
+    model: str | None = None  # with --profile: one model of it
+    out: Path | None = None
+    force: bool = False
+    overrides: tuple[str, ...] = ()  # --set on the profile (export options included)
+    data: Path | None = None  # verification/calibration data when the run's recorded data moved
+    runs_dir: Path = Path("runs")
+    artifacts_dir: Path = ARTIFACTS_DIR
+
+
+@dataclass
+class LexiedgeExportJob(ExportJob):
+    """:class:`ExportJob` plus what our exporters also need (proposed for ``lexiedge.api``)."""
+
+    data_path: Path | None = None  # the data the run trained on (run.json), or --data
+    target: str = ""
+
+
+@dataclass(frozen=True)
+class PlannedExport:
+    """One (run, target) pair, checked and ready: nothing has been written yet."""
+
+    model_key: str
+    run_dir: Path
+    target: str
+    out_dir: Path
+    profile: "Profile"  # the run's profile, with the export section of --profile when given
+    exporter: ExporterPlugin
+    settings: PluginSettings
+
+
+@dataclass
+class ExportResult:
+    model_key: str
+    target: str
+    out_dir: Path
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+def default_artifact_dir(model_key: str, target: str, artifacts_dir: Path = ARTIFACTS_DIR) -> Path:
+    return artifacts_dir / model_key / target
+
+
+def plan_exports(request: ExportRequest) -> list[PlannedExport]:
+    """Resolve runs, targets, settings and output directories; refuse bad input before any work."""
+    from lexiedge.pipeline import load_run_profile, newest_run, newest_runs
+    from lexiedge.plugin import get_host
+
+    for target in request.targets:
+        get_host().exporters.get(target)  # an unknown target lists the known ones, before anything else
+    chosen = load_profile(request.profile, list(request.overrides)) if request.profile else None
+    runs: list[tuple[str, Path]] = []
+    if request.run is not None:
+        _, model_key = load_run_profile(request.run)
+        runs.append((model_key, request.run))
+    elif chosen is not None:
+        keys = [request.model] if request.model else list(chosen.models)
+        for key in keys:
+            chosen.model(key)  # an unknown --model lists the profile's models
+            runs.append((key, newest_run(chosen.name, key, request.runs_dir)))
+    else:  # neither --run nor --profile: the newest run of each model, whatever its profile
+        found = newest_runs(request.runs_dir)
+        if request.model is not None:
+            if request.model not in found:
+                raise UsageError(f"no run of {request.model!r} under {request.runs_dir}; train one first or pass --run")
+            found = {request.model: found[request.model]}
+        if not found:
+            raise UsageError(f"no runs under {request.runs_dir}; train one first, or pass --run RUN_DIR or --profile P")
+        runs = sorted(found.items())
+        if request.targets:  # only the models the asked targets can export
+            supported = [(key, run) for key, run in runs if _supports(request.targets, run)]
+            if not supported:
+                raise UsageError(
+                    f"no run under {request.runs_dir} of a model that {', '.join(request.targets)} can export"
+                )
+            runs = supported
+
+    planned: list[PlannedExport] = []
+    for model_key, run_dir in runs:
+        run_profile, _ = load_run_profile(run_dir)
+        if chosen is not None and model_key in chosen.models:
+            profile = _with_export_section(run_profile, model_key, chosen)
+        elif request.overrides:
+            from lexiedge.profile import apply_overrides, validate_profile
+
+            profile = validate_profile(apply_overrides(run_profile.raw, list(request.overrides)), run_profile.source)
+        else:
+            profile = run_profile
+        entry = profile.model(model_key)
+        targets = list(request.targets) or list(entry.export.targets)
+        if not targets:
+            raise UsageError(
+                f"no export target for {model_key!r}: pass --target or list targets under "
+                f"models.{model_key}.export.targets in the profile"
+            )
+        for target in targets:
+            exporter = _exporter_for(target, model_key, entry.model.plugin)
+            settings = _target_settings(profile, model_key, target, exporter)
+            planned.append(
+                PlannedExport(model_key, run_dir, target, Path(), profile, exporter, settings)  # out set below
+            )
+    outs = _output_dirs(planned, request)
+    planned = [replace(p, out_dir=out) for p, out in zip(planned, outs)]
+    for item in planned:
+        check_run_has_weights(item.run_dir, item.profile, item.model_key)
+        if item.out_dir.exists() and any(item.out_dir.iterdir()) and not request.force:
+            raise UsageError(f"{item.out_dir} exists; pass --force to replace it (or --out for another directory)")
+    return planned
+
+
+def export(request: ExportRequest, console: "Console") -> list[ExportResult]:
+    """Plan every export, then run them one by one (the first failure stops the rest)."""
+    return [export_run(item, console, force=request.force, data=request.data) for item in plan_exports(request)]
+
+
+def export_run(planned: PlannedExport, console: "Console", *, force: bool = False, data: Path | None = None) -> ExportResult:
+    """Export one run to one target: temp dir, exporter, verification, manifest, then rename."""
+    from lexiedge.plugin import get_host
+
+    out_dir = planned.out_dir
+    if out_dir.exists() and any(out_dir.iterdir()) and not force:
+        raise UsageError(f"{out_dir} exists; pass --force to replace it (or --out for another directory)")
+    entry = planned.profile.model(planned.model_key)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    job = LexiedgeExportJob(
+        profile=planned.profile,
+        model_key=planned.model_key,
+        entry=entry,
+        model_plugin=get_host().models.get(entry.model.plugin),
+        run_dir=planned.run_dir,
+        out_dir=tmp,
+        settings=planned.settings,
+        console=console,
+        data_path=data if data is not None else recorded_data_path(planned.run_dir),
+        target=planned.target,
+    )
+    console.print(f"[bold]export[/] {planned.model_key} ({planned.run_dir}) -> {planned.target}: {out_dir}")
+    try:
+        planned.exporter.export(job)
+        manifest = finalize_manifest(tmp, planned)
+    except VerificationError as exc:
+        exc.saved_path = _keep_rejected(tmp, out_dir, planned)
+        raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _publish(tmp, out_dir)
+    console.print(f"[green]exported[/] {out_dir} ({_human_size(manifest['size_bytes'])})")
+    return ExportResult(planned.model_key, planned.target, out_dir, manifest)
+
+
+# --- checks --------------------------------------------------------------------------------------
+
+
+def _exporter_for(target: str, model_key: str, model_plugin: str) -> ExporterPlugin:
+    from lexiedge.plugin import get_host
+
+    host = get_host()
+    exporter = host.exporters.get(target)  # an unknown target lists the known ones
+    task = host.models.get_class(model_plugin).task
+    if task not in exporter.tasks:
+        serving = [name for name in host.exporters.names() if task in host.exporters.get_class(name).tasks]
+        raise UsageError(
+            f"target {target!r} does not support model {model_key!r} (a {task} model); "
+            f"targets for it: {', '.join(serving) or 'none installed'}"
+        )
+    return exporter
+
+
+def _supports(targets: tuple[str, ...], run_dir: Path) -> bool:
+    """Whether every target serves the task of the run's model."""
+    from lexiedge.pipeline import load_run_profile
+    from lexiedge.plugin import get_host
+
+    host = get_host()
+    profile, key = load_run_profile(run_dir)
+    task = host.models.get_class(profile.model(key).model.plugin).task
+    return all(task in host.exporters.get_class(target).tasks for target in targets)
+
+
+def _target_settings(profile: "Profile", model_key: str, target: str, exporter: ExporterPlugin) -> PluginSettings:
+    raw = profile.model(model_key).export.options.get(target) or {}
+    prefix = f"models.{model_key}.export.options.{target}"
+    try:
+        return exporter.Settings.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join([prefix, *(str(part) for part in first["loc"])])
+        if first["type"] == "extra_forbidden":
+            known = ", ".join(exporter.Settings.model_fields)
+            raise ProfileError(profile.source, key, f"unknown key; {target} takes: {known}") from None
+        raise ProfileError(profile.source, key, f"{first['msg']}, got {first.get('input')!r}") from None
+
+
+def _with_export_section(run_profile: "Profile", model_key: str, chosen: "Profile") -> "Profile":
+    """The run's profile (what was trained) with the export section of the profile given now."""
+    from lexiedge.profile import validate_profile
+
+    raw = json.loads(json.dumps(run_profile.raw))
+    export_section = chosen.raw["models"][model_key].get("export")
+    if export_section is None:
+        raw["models"][model_key].pop("export", None)
+    else:
+        raw["models"][model_key]["export"] = export_section
+    return validate_profile(raw, run_profile.source)
+
+
+def _output_dirs(planned: list[PlannedExport], request: ExportRequest) -> list[Path]:
+    """--out is the artifact itself for one export, else the parent of <model>/<target>."""
+    if request.out is None:
+        return [default_artifact_dir(p.model_key, p.target, request.artifacts_dir) for p in planned]
+    if len(planned) == 1:
+        return [request.out]
+    return [request.out / p.model_key / p.target for p in planned]
+
+
+def find_checkpoint(run_dir: Path) -> Path | None:
+    """The weights to export: the best checkpoint if the run kept one, else the final weights."""
+    for candidate in (run_dir / "checkpoints" / "best", run_dir / "final"):
+        if (candidate / "model.safetensors").is_file():
+            return candidate
+    return None
+
+
+# adapter-trained runs: a merged model, or an adapter the model plugin's merge can fold in
+_MERGEABLE_MARKERS = ("merged/config.json", "final/adapter/adapter_config.json", "best/adapter/adapter_config.json",
+                      "checkpoints/best/adapter/adapter_config.json")
+
+
+def check_run_has_weights(run_dir: Path, profile: "Profile", model_key: str) -> None:
+    """A run without weights (training never saved, or was interrupted) cannot be exported."""
+    if find_checkpoint(run_dir) is not None:
+        return
+    from lexiedge.plugin import get_host
+
+    plugin = get_host().models.get_class(profile.model(model_key).model.plugin)
+    if plugin.supports_merge and any((run_dir / marker).is_file() for marker in _MERGEABLE_MARKERS):
+        return
+    raise UsageError(
+        f"{run_dir} has no checkpoint (checkpoints/best/model.safetensors or final/model.safetensors); "
+        "finish the training or --resume it first"
+    )
+
+
+def read_run_info(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / RUN_INFO
+    if not path.is_file():
+        return {}
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def recorded_data_path(run_dir: Path) -> Path | None:
+    """The data the run was trained on, as `lexiedge train` recorded it in run.json."""
+    info = read_run_info(run_dir)
+    for key in ("data_path", "data"):
+        value = info.get(key)
+        if isinstance(value, dict):
+            value = value.get("path") or value.get("source")
+        if isinstance(value, str) and value:
+            return Path(value)
+    return None
+
+
+# --- manifest ------------------------------------------------------------------------------------
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_table(directory: Path) -> dict[str, dict[str, Any]]:
+    """sha256 and size of every file under ``directory`` except the manifest itself."""
+    table: dict[str, dict[str, Any]] = {}
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        relative = path.relative_to(directory).as_posix()
+        if relative == MANIFEST:
+            continue
+        table[relative] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+    return table
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in VERSIONED_PACKAGES:
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    path = directory / MANIFEST
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
+    """Write ``manifest.json`` whole or not at all."""
+    tmp = directory / f".{MANIFEST}.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    os.replace(tmp, directory / MANIFEST)
+
+
+def update_manifest(directory: Path, **sections: Any) -> dict[str, Any]:
+    """Merge top-level ``sections`` into the (partial) manifest an exporter is writing."""
+    manifest = read_manifest(directory)
+    manifest.update(sections)
+    write_manifest(directory, manifest)
+    return manifest
+
+
+def finalize_manifest(directory: Path, planned: PlannedExport) -> dict[str, Any]:
+    """Add the fields every artifact has to the exporter's manifest; hash the files last."""
+    from lexiedge import __version__
+
+    exporter_part = read_manifest(directory)
+    entry = planned.profile.model(planned.model_key)
+    checkpoint = find_checkpoint(planned.run_dir)
+    source = {
+        "run": str(planned.run_dir.resolve()),
+        "profile": planned.profile.name,
+        "checkpoint": str(checkpoint.relative_to(planned.run_dir)) if checkpoint else None,
+        **exporter_part.pop("source", {}),
+    }
+    files = file_table(directory)
+    model_bytes = exporter_part.pop("model_files", None)
+    size = sum(files[name]["bytes"] for name in (model_bytes or files) if name in files)
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "format_version": MANIFEST_VERSION,
+        "model": planned.model_key,
+        "model_plugin": entry.model.plugin,
+        "task": _task_of(entry.model.plugin),
+        "target": planned.target,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "lexiedge_version": __version__,
+        "settings": planned.settings.model_dump(mode="json"),
+        **exporter_part,
+        "source": source,
+        "size_bytes": size,
+        "model_files": sorted(model_bytes) if model_bytes else sorted(files),
+        "versions": library_versions(),
+        "files": files,
+    }
+    write_manifest(directory, manifest)
+    return manifest
+
+
+def verify_files(directory: Path) -> list[str]:
+    """Files whose sha256 no longer matches the manifest (the runtime refuses such an artifact)."""
+    manifest = read_manifest(directory)
+    problems = []
+    for name, expected in manifest.get("files", {}).items():
+        path = directory / name
+        if not path.is_file():
+            problems.append(f"{name}: missing")
+        elif sha256_file(path) != expected["sha256"]:
+            problems.append(f"{name}: sha256 mismatch")
+    return problems
+
+
+def _task_of(model_plugin: str) -> str:
+    from lexiedge.plugin import get_host
+
+    return get_host().models.get_class(model_plugin).task
+
+
+# --- publishing ------------------------------------------------------------------------------------
+
+
+def _publish(tmp: Path, out_dir: Path) -> None:
+    """Swap the finished artifact in; the old one (--force) is removed only after the swap."""
+    old = None
+    if out_dir.exists():
+        old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
+        os.replace(out_dir, old)
+    try:
+        os.replace(tmp, out_dir)
+    except BaseException:
+        if old is not None:
+            os.replace(old, out_dir)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _keep_rejected(tmp: Path, out_dir: Path, planned: PlannedExport) -> Path:
+    """Move an artifact that failed verification next to the real one, for inspection."""
+    rejected = out_dir.parent / f"{out_dir.name}.failed"
+    try:
+        finalize_manifest(tmp, planned)
+    except Exception:  # the numbers in the partial manifest matter more than the hashes
+        pass
+    shutil.rmtree(rejected, ignore_errors=True)
+    os.replace(tmp, rejected)
+    return rejected
+
+
+def _human_size(size: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size} B"

@@ -1,0 +1,344 @@
+"""Hardware profiles: YAML files turned into validated, typed objects.
+
+A profile is a device budget plus, per model, the plugins that fit it and their settings::
+
+    name: rtx3050-4gb
+    device: {kind: cuda, memory_gb: 4, precision: fp16}
+    models:
+      emotion-av:
+        model: {plugin: emotion-av, audio: {dim: 128, ...}}
+        data:  {plugin: ravdess, data_fraction: 0.5}
+        train: {plugin: classifier, batch_size: 2, epochs: 50}
+        export: {targets: [onnx, onnx-int8]}
+
+Keys are addressed as ``models.<name>.<section>.<key>`` (``--set models.emotion-av.train.lr=3e-4``).
+``extends: other`` inherits from another profile (a name in ``profiles/`` or a path relative to the file):
+mappings merge key by key, everything else is replaced (and a
+section that switches to another ``plugin`` replaces the inherited section whole). Each section is validated by its plugin's
+``Settings`` model, so every error names the file, the key and what was expected.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from lexiedge.api import PluginSettings
+from lexiedge.errors import ProfileError, UnknownPluginError
+
+SECTIONS = ("model", "data", "train")
+SECTION_KINDS = {"model": "models", "data": "datasets", "train": "trainers"}
+PROFILE_SUFFIXES = (".yaml", ".yml")
+
+
+def builtin_profiles_dir() -> Path:
+    """Where the profiles shipped with lexiedge live (``$LEXIEDGE_PROFILES`` overrides)."""
+    override = os.environ.get("LEXIEDGE_PROFILES")
+    if override:
+        return Path(override)
+    return Path(__file__).resolve().parent.parent / "profiles"
+
+
+class DeviceSpec(BaseModel):
+    """The hardware budget a profile is written for."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["cpu", "cuda"]
+    memory_gb: float = Field(gt=0, description="memory the training may use (GPU memory for cuda)")
+    precision: Literal["fp32", "fp16", "bf16"] = "fp32"
+    name: str = Field("", description="the hardware this budget describes, for humans")
+    reserve_gb: float = Field(
+        0.5, ge=0, description="kept free for the CUDA context, allocator fragmentation and the OS"
+    )
+
+
+class ExportSection(BaseModel):
+    """`models.<name>.export`: the targets `lexiedge export --profile P` builds and their settings.
+
+    Targets are exporter plugins; they are looked up (and their settings validated) when exporting,
+    so a profile stays loadable on an install without the exporter plugins.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    targets: list[str] = Field(default_factory=list)
+    options: dict[str, dict[str, Any]] = Field(default_factory=dict, description="settings per target")
+
+
+@dataclass(frozen=True)
+class Section:
+    """One plugin choice: its name and its validated settings."""
+
+    plugin: str
+    settings: PluginSettings
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    model: Section
+    data: Section
+    train: Section
+    export: ExportSection
+
+    @property
+    def task(self) -> str:
+        from lexiedge.plugin import get_host
+
+        return get_host().models.get_class(self.model.plugin).task
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    source: str
+    device: DeviceSpec
+    models: dict[str, ModelEntry]
+    raw: dict[str, Any] = field(repr=False)
+
+    def model(self, key: str) -> ModelEntry:
+        try:
+            return self.models[key]
+        except KeyError:
+            known = ", ".join(sorted(self.models)) or "none"
+            raise ProfileError(self.source, "models", f"no model {key!r} in this profile; it has: {known}") from None
+
+    def to_yaml(self) -> str:
+        """The resolved profile (after `extends` and `--set`), as written into every run directory."""
+        return yaml.safe_dump(self.raw, sort_keys=False)
+
+
+# --- finding and reading files ---------------------------------------------------------------
+
+
+def list_profiles() -> list[Path]:
+    directory = builtin_profiles_dir()
+    return sorted(p for p in directory.iterdir() if p.suffix in PROFILE_SUFFIXES) if directory.is_dir() else []
+
+
+def resolve_profile_path(name_or_path: str | os.PathLike[str], relative_to: Path | None = None) -> Path:
+    """A profile name from ``profiles/`` or a path to a YAML file."""
+    text = os.fspath(name_or_path)
+    candidate = Path(text).expanduser()
+    if relative_to is not None and not candidate.is_absolute():
+        sibling = relative_to / candidate
+        if sibling.is_file():
+            return sibling
+    if candidate.is_file():
+        return candidate
+    if candidate.suffix not in PROFILE_SUFFIXES and os.sep not in text:
+        for suffix in PROFILE_SUFFIXES:
+            builtin = builtin_profiles_dir() / f"{text}{suffix}"
+            if builtin.is_file():
+                return builtin
+    known = ", ".join(p.stem for p in list_profiles()) or "none"
+    raise ProfileError(text, None, f"no such profile file or built-in profile; built-in profiles: {known}")
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ProfileError(str(path), None, f"{where}invalid YAML: {problem}") from None
+    except OSError as exc:
+        raise ProfileError(str(path), None, f"cannot read: {exc.strerror}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ProfileError(str(path), None, f"expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Mappings merge key by key; any other value (lists included) replaces the base's.
+
+    A section that names another ``plugin`` than the base's replaces it whole: the base's settings
+    belong to the other plugin and would be unknown keys to the new one.
+    """
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        base_value = merged.get(key)
+        switches_plugin = (
+            isinstance(value, dict) and isinstance(base_value, dict)
+            and "plugin" in value and value["plugin"] != base_value.get("plugin")
+        )
+        if isinstance(value, dict) and isinstance(base_value, dict) and not switches_plugin:
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _read_with_extends(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    path = path.resolve()
+    if path in chain:
+        loop = " -> ".join(p.name for p in (*chain, path))
+        raise ProfileError(str(chain[-1]), "extends", f"the extends chain loops: {loop}")
+    data = _read_yaml(path)
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str) or not parent:
+        raise ProfileError(str(path), "extends", f"expected a profile name or path, got {parent!r}")
+    try:
+        parent_path = resolve_profile_path(parent, relative_to=path.parent)
+    except ProfileError as exc:
+        raise ProfileError(str(path), "extends", f"{parent!r}: {exc.problem}") from None
+    return deep_merge(_read_with_extends(parent_path, (*chain, path)), data)
+
+
+# --- --set overrides ---------------------------------------------------------------------------
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``a.b.c=value`` -> (["a", "b", "c"], value); the value is read as YAML (``4``, ``[1, 2]``, ``null``)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ProfileError("--set", text, "expected KEY=VALUE with a dotted key, e.g. models.emotion-av.train.lr=3e-4")
+    parts = [part.strip() for part in key.strip().split(".")]
+    if any(not part for part in parts):
+        raise ProfileError("--set", key, "empty part in the dotted key")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError:
+        parsed = value
+    return parts, parsed
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    result = copy.deepcopy(data)
+    for text in overrides:
+        parts, value = parse_override(text)
+        node = result
+        for depth, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                prefix = ".".join(parts[: depth + 1])
+                raise ProfileError("--set", text, f"{prefix} is a {type(child).__name__}, not a mapping")
+            node = child
+        node[parts[-1]] = value
+    return result
+
+
+# --- validation --------------------------------------------------------------------------------
+
+
+def _describe_validation_error(error: ValidationError, prefix: str) -> tuple[str, str]:
+    """The first problem as (dotted key, what was expected); union members are folded into one line."""
+    errors = error.errors()
+    first = errors[0]
+    location = [str(part) for part in first["loc"]]
+    messages = [first["msg"].rstrip(".")]
+    # `int | Literal["auto"]` reports one error per member, located at key.<member type>
+    siblings = [e for e in errors[1:] if [str(p) for p in e["loc"]][:-1] == location[:-1] and len(location) > 1]
+    if siblings:
+        location = location[:-1]
+        messages += [e["msg"].rstrip(".") for e in siblings]
+    key = ".".join(part for part in (prefix, ".".join(location)) if part)
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        return key, "unknown key (check the spelling; `lexiedge profiles show` prints the valid keys)"
+    if kind == "missing":
+        return key, "required key is missing"
+    got = first.get("input")
+    got_text = f", got {got!r}" if got is not None and not isinstance(got, dict) else ""
+    return key, " or ".join(messages) + got_text
+
+
+def _validate_section(source: str, key: str, kind: str, raw: Any) -> Section:
+    from lexiedge.plugin import get_host
+
+    if not isinstance(raw, dict):
+        raise ProfileError(source, key, f"expected a mapping with a `plugin` key, got {type(raw).__name__}")
+    settings = dict(raw)
+    plugin_name = settings.pop("plugin", None)
+    if not isinstance(plugin_name, str):
+        raise ProfileError(source, f"{key}.plugin", "required: the name of a plugin (see `lexiedge plugins`)")
+    try:
+        plugin_class = get_host().registry(kind).get_class(plugin_name)
+    except UnknownPluginError as exc:
+        raise ProfileError(source, f"{key}.plugin", str(exc)) from None
+    try:
+        validated = plugin_class.Settings.model_validate(settings)
+    except ValidationError as exc:
+        bad_key, problem = _describe_validation_error(exc, key)
+        raise ProfileError(source, bad_key, problem) from None
+    return Section(plugin=plugin_name, settings=validated)
+
+
+class _ProfileShape(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str = ""
+    device: DeviceSpec
+    models: dict[str, dict[str, Any]] = Field(min_length=1)
+
+
+def validate_profile(data: dict[str, Any], source: str) -> Profile:
+    try:
+        shape = _ProfileShape.model_validate(data)
+    except ValidationError as exc:
+        raise ProfileError(source, *_describe_validation_error(exc, "")) from None
+    models: dict[str, ModelEntry] = {}
+    for model_key, raw_entry in shape.models.items():
+        prefix = f"models.{model_key}"
+        if not isinstance(raw_entry, dict):
+            raise ProfileError(source, prefix, "expected a mapping with model, data, train and export sections")
+        unknown = sorted(set(raw_entry) - {*SECTIONS, "export"})
+        if unknown:
+            raise ProfileError(source, f"{prefix}.{unknown[0]}", "unknown section; sections: model, data, train, export")
+        sections = {}
+        for section in SECTIONS:
+            if section not in raw_entry:
+                raise ProfileError(source, f"{prefix}.{section}", "required section is missing")
+            sections[section] = _validate_section(
+                source, f"{prefix}.{section}", SECTION_KINDS[section], raw_entry[section]
+            )
+        try:
+            export = ExportSection.model_validate(raw_entry.get("export") or {})
+        except ValidationError as exc:
+            raise ProfileError(source, *_describe_validation_error(exc, f"{prefix}.export")) from None
+        entry = ModelEntry(export=export, **sections)
+        _check_tasks(source, prefix, entry)
+        models[model_key] = entry
+    return Profile(
+        name=shape.name, description=shape.description, source=source, device=shape.device, models=models, raw=data
+    )
+
+
+def _check_tasks(source: str, prefix: str, entry: ModelEntry) -> None:
+    """The data and trainer plugins must serve the model's task."""
+    from lexiedge.plugin import get_host
+
+    host = get_host()
+    task = host.models.get_class(entry.model.plugin).task
+    for section, kind in (("data", "datasets"), ("train", "trainers")):
+        plugin_name = getattr(entry, section).plugin
+        tasks = host.registry(kind).get_class(plugin_name).tasks
+        if task not in tasks:
+            raise ProfileError(
+                source,
+                f"{prefix}.{section}.plugin",
+                f"{plugin_name!r} serves {', '.join(sorted(tasks))}, but model {entry.model.plugin!r} is {task!r}",
+            )
+
+
+def load_profile(name_or_path: str | os.PathLike[str], overrides: list[str] | tuple[str, ...] = ()) -> Profile:
+    """Load, inherit, override and validate a profile (a name in ``profiles/`` or a YAML path)."""
+    path = resolve_profile_path(name_or_path)
+    data = _read_with_extends(path)
+    data = apply_overrides(data, list(overrides))
+    return validate_profile(data, str(path))

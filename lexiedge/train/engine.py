@@ -1,0 +1,385 @@
+"""The training loop every trainer plugin shares.
+
+Read :meth:`Engine.run` top to bottom: set up, maybe resume, then epochs of optimizer steps (each
+accumulating ``grad_accum`` micro-batches), evaluating and checkpointing as the settings say, then
+the final weights, the test split on the best weights, and the task's own report. Everything
+task-specific goes through :class:`~lexiedge.train.task.TrainTask`; everything about where state
+lives on disk through :mod:`~lexiedge.train.checkpoint` and :mod:`~lexiedge.train.rundir`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from torch.nn.parallel import DistributedDataParallel
+
+import lexiedge
+from lexiedge.api import BuiltModel, DataSplits, TrainJob, TrainResult
+from lexiedge.errors import LexiedgeError
+from lexiedge.train import checkpoint as ckpt
+from lexiedge.train.batching import (
+    DeviceBatches,
+    EpochSampler,
+    batch_length,
+    eval_loader,
+    resolve_batch,
+    shrink_after_oom,
+    steps_per_epoch,
+    to_device,
+    train_drop_last,
+    train_loader,
+)
+from lexiedge.train.device import (
+    autocast,
+    deterministic_algorithms,
+    make_grad_scaler,
+    peak_memory_mb,
+    reset_peak_memory,
+    resolve_precision,
+    seed_everything,
+    select_device,
+)
+from lexiedge.train.distributed import barrier, dist_info_from_env, init_distributed, mean_across_ranks, shutdown_distributed
+from lexiedge.train.optim import Schedule, build_optimizer, set_lr
+from lexiedge.train.progress import TrainProgress, eval_line
+from lexiedge.train.rundir import FINAL_DIR, TEST_METRICS_JSON, RunFiles, plain, scalars
+from lexiedge.train.settings import EngineSettings
+from lexiedge.train.state import Meter, TrainState, restore_train_state, trainer_state_dict
+from lexiedge.train.task import TrainTask, is_better, task_hook
+
+def forward_backward(
+    task: TrainTask, built: BuiltModel, micro_batches: list[Any], device: torch.device, precision: str, scaler=None
+) -> float:
+    """Accumulate the gradients of one optimizer step; returns the step's mean loss.
+
+    Each micro-batch's loss is divided by their count, so the summed gradients are those of the mean
+    over the step (batch 4 x accum 1 == batch 2 x accum 2). Under DDP only the last backward
+    all-reduces (``no_sync``); the others would only repeat the communication.
+    """
+    module = built.module
+    total = 0.0
+    for index, batch in enumerate(micro_batches):
+        last = index == len(micro_batches) - 1
+        sync = contextlib.nullcontext() if last or not isinstance(module, DistributedDataParallel) else module.no_sync()
+        with sync:
+            with autocast(device, precision):
+                loss = task.loss(built, to_device(batch, device)) / len(micro_batches)
+            (scaler.scale(loss) if scaler is not None else loss).backward()
+        total += float(loss.detach())
+    return total
+
+
+class Engine:
+    def __init__(self, job: TrainJob, settings: EngineSettings, built: BuiltModel, splits: DataSplits, task: TrainTask) -> None:
+        self.job, self.settings, self.built, self.splits, self.task = job, settings, built, splits, task
+        spec = job.profile.device
+        self._owns_process_group = not torch.distributed.is_initialized()
+        self.dist = init_distributed(spec.kind == "cuda" and torch.cuda.is_available())
+        self.console = job.console if self.dist.is_main else Console(quiet=True)
+        self.device = select_device(spec, self.dist.local_rank, self.console)
+        self.precision = resolve_precision(settings.precision, spec, self.device, self.console)
+        self.files = RunFiles(job.run_dir, enabled=self.dist.is_main)
+        self.checkpoints = job.run_dir / ckpt.CHECKPOINTS
+
+    # --- the loop ------------------------------------------------------------------------------------
+
+    def run(self) -> TrainResult:
+        try:
+            with deterministic_algorithms(self.device):
+                return self._run()
+        except BaseException as exc:
+            if self.files.info:
+                self.files.finish("failed", error=f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            if self._owns_process_group and dist_info_from_env().distributed:
+                shutdown_distributed()
+
+    def _run(self) -> TrainResult:
+        s, task = self.settings, self.task
+        seed_everything(s.seed)
+        module = self.built.module.to(self.device).train()
+        trainable = task_hook(task, "trainable_parameters")
+        parameters = trainable(self.built) if trainable else [p for p in module.parameters() if p.requires_grad]
+        optimizer = build_optimizer(parameters, s, self.device)
+        scaler = make_grad_scaler(self.device, self.precision)
+        sampler = EpochSampler(self.splits.train, world_size=self.dist.world_size, rank=self.dist.rank, seed=s.seed)
+
+        resumed_from = self._find_resume_checkpoint()
+        if resumed_from is not None:
+            state, schedule = self._restore(resumed_from, optimizer, scaler)
+        else:
+            micro, accum = resolve_batch(s, self.dist.world_size, self._planned_micro_batch)
+            state = TrainState(micro_batch=micro, grad_accum=accum)
+            drop_last = train_drop_last(sampler.num_samples, micro)
+            per_epoch = steps_per_epoch(sampler.num_samples, micro, accum, drop_last)
+            total = per_epoch * s.epochs if s.max_steps is None else min(s.max_steps, per_epoch * s.epochs)
+            schedule = Schedule.from_settings(s, total)
+        self.files.start(self._run_info(state, schedule), resumed=self.job.resume)
+        self.files.truncate_log(state.log_lines)
+        train_built = self.built
+        if self.dist.distributed:  # the task's loss runs through the wrapper (gradient all-reduce)
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            train_built = dataclasses.replace(self.built, module=DistributedDataParallel(module, device_ids=ids))
+        self.console.print(
+            f"training on {self.device} ({self.precision}, world size {self.dist.world_size}): "
+            f"micro-batch {state.micro_batch} x grad_accum {state.grad_accum}, {schedule.total_steps} steps"
+            + (f", resumed from {resumed_from.name}" if resumed_from else "")
+        )
+
+        with TrainProgress(self.console, self.dist.is_main, schedule.total_steps, state.step, self.job.model_key) as progress:
+            self.progress = progress
+            while state.epoch < s.epochs and state.step < schedule.total_steps:
+                sampler.start_epoch(state.epoch, state.position)
+                batches = iter(self._train_loader(sampler, state))
+                reset_peak_memory(self.device)
+                while not self._epoch_exhausted(sampler, state) and state.step < schedule.total_steps:
+                    micro_batches = [batch for _, batch in zip(range(state.grad_accum), batches)]
+                    lr = schedule.lr_at(state.step)
+                    try:
+                        loss = self._optimizer_step(train_built, micro_batches, parameters, optimizer, scaler, lr)
+                    except torch.cuda.OutOfMemoryError:
+                        loss = None  # handled below, outside the except block that pins the failed tensors
+                    if loss is None:
+                        self._shrink_after_oom(optimizer, state)
+                        sampler.start_epoch(state.epoch, state.position)
+                        batches = iter(self._train_loader(sampler, state))
+                        continue
+                    samples = sum(batch_length(batch) for batch in micro_batches)
+                    state.step += 1
+                    state.position += samples
+                    state.meter.add(loss, samples * self.dist.world_size)
+                    progress.update(state.step, state.meter.samples_per_s, loss)
+                    self._log({"step": state.step, "epoch": self._epoch_float(sampler, state), "lr": lr, "train/loss": loss})
+                    if s.eval_every and state.step % s.eval_every == 0:
+                        self._evaluate(state, sampler, lr)
+                    if s.checkpoint_every and state.step % s.checkpoint_every == 0:
+                        self._checkpoint(state, optimizer, scaler, schedule)
+                if not self._epoch_exhausted(sampler, state):
+                    break  # max_steps reached mid-epoch
+                state.epoch, state.position = state.epoch + 1, 0
+                if s.eval_every is None:
+                    self._evaluate(state, sampler, schedule.lr_at(max(state.step - 1, 0)))
+                if s.checkpoint_every is None:
+                    self._checkpoint(state, optimizer, scaler, schedule)
+            if state.last_eval_step != state.step:
+                self._evaluate(state, sampler, schedule.lr_at(max(state.step - 1, 0)))
+            if state.last_checkpoint_step != state.step:  # so that --resume of a finished run has nothing left to do
+                self._checkpoint(state, optimizer, scaler, schedule)
+        return self._finish(state)
+
+    # --- one optimizer step ------------------------------------------------------------------------
+
+    def _optimizer_step(self, built, micro_batches, parameters, optimizer, scaler, lr: float) -> float:
+        set_lr(optimizer, lr)
+        loss = forward_backward(self.task, built, micro_batches, self.device, self.precision, scaler)
+        if not math.isfinite(loss) and scaler is None:  # with fp16 the scaler skips such steps itself
+            raise LexiedgeError(f"the training loss became {loss} at lr {lr:.3g}: training diverged; lower train.lr")
+        if scaler is not None:
+            scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+        if self.settings.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(parameters, self.settings.grad_clip)
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return loss
+
+    def _shrink_after_oom(self, optimizer: torch.optim.Optimizer, state: TrainState) -> None:
+        """Drop the failed step's gradients, free the cache, halve the micro-batch, accumulate twice as much."""
+        if self.dist.distributed:
+            raise LexiedgeError(
+                "CUDA out of memory under torchrun: the ranks cannot shrink their batches in step; "
+                f"lower train.batch_size (now {state.micro_batch}) and raise train.grad_accum"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        torch.cuda.empty_cache()
+        old = state.micro_batch
+        state.micro_batch, state.grad_accum = shrink_after_oom(state.micro_batch, state.grad_accum)
+        self.progress.print(
+            f"[yellow]CUDA out of memory at micro-batch {old}:[/] retrying step {state.step + 1} with "
+            f"micro-batch {state.micro_batch} x grad_accum {state.grad_accum}"
+        )
+
+    # --- evaluation, checkpoints, logs -------------------------------------------------------------
+
+    def _evaluate(self, state: TrainState, sampler: EpochSampler, lr: float) -> None:
+        """One history row: the train window, then validation on rank 0 (the others wait); the best checkpoint."""
+        row: dict[str, Any] = {
+            "epoch": self._epoch_float(sampler, state),
+            "step": state.step,
+            "lr": lr,
+            "train/loss": mean_across_ranks(state.meter.loss, self.device),
+            "samples_per_s": state.meter.samples_per_s,
+            "peak_memory_mb": peak_memory_mb(self.device),
+        }
+        train_metrics = task_hook(self.task, "train_metrics")
+        if train_metrics is not None:
+            row.update({f"train/{key}": value for key, value in train_metrics().items() if key != "loss"})
+        if self.dist.is_main and self.splits.val is not None:
+            row.update({f"val/{key}": value for key, value in self._evaluate_split(self.splits.val, "val", state).items()})
+        barrier()
+        row = plain(row)
+        state.history.append(row)
+        state.last_eval_step = state.step
+        self.files.write_history(state.history)
+        self._log({"event": "eval", **row})
+        self._update_best(state, row)
+        self.progress.print(eval_line(row))
+        state.meter = Meter()
+
+    def _evaluate_split(self, dataset, split: str, state: TrainState) -> dict[str, Any]:
+        module = self.built.module
+        module.eval()
+        pin = self.device.type == "cuda"
+        loader = eval_loader(dataset, state.micro_batch, self.splits.collate, self.settings.num_workers, pin)
+        try:
+            with torch.no_grad(), autocast(self.device, self.precision):
+                return self.task.evaluate(self.built, DeviceBatches(loader, self.device), split)
+        finally:
+            module.train()
+
+    def _update_best(self, state: TrainState, row: dict[str, Any]) -> None:
+        name, mode = self.task.best_metric
+        value = row.get(name)
+        if not isinstance(value, (int, float)) or not is_better(float(value), state.best_value, mode):
+            return
+        state.best_value, state.best_step = float(value), state.step
+        if self.dist.is_main:
+            meta = {"step": state.step, "epoch": row["epoch"], "metric": name, "mode": mode, "value": value}
+            ckpt.save_best(self.checkpoints, self.task.checkpoint_state(self.built), plain(meta))
+            self.files.update(best={"metric": name, "value": value, "step": state.step, "checkpoint": "checkpoints/best"})
+
+    def _checkpoint(self, state: TrainState, optimizer, scaler, schedule: Schedule) -> None:
+        state.last_checkpoint_step = state.step
+        state.log_lines = self.files.log_lines
+        if self.dist.is_main:
+            path = ckpt.save_checkpoint(
+                self.checkpoints,
+                state.step,
+                self.task.checkpoint_state(self.built),
+                trainer_state_dict(
+                    state,
+                    optimizer_state=optimizer.state_dict(),
+                    scaler_state=scaler.state_dict() if scaler is not None else {},
+                    schedule=schedule,
+                    best_metric=self.task.best_metric,
+                    data_seed=self.settings.seed,
+                    world_size=self.dist.world_size,
+                ),
+                plain({"step": state.step, "epoch": state.epoch, "position": state.position,
+                       "lexiedge_version": lexiedge.__version__, "last_eval": state.history[-1] if state.history else None}),
+            )
+            ckpt.prune(self.checkpoints, self.settings.keep_last)
+            self.files.update(step=state.step, epoch=state.epoch, last_checkpoint=f"{ckpt.CHECKPOINTS}/{path.name}")
+        barrier()
+
+    def _log(self, record: dict[str, Any]) -> None:
+        self.files.log(record)
+
+    # --- resume --------------------------------------------------------------------------------------
+
+    def _find_resume_checkpoint(self) -> Path | None:
+        if not self.job.resume:
+            return None
+        if self.dist.is_main:
+            ckpt.recover(self.checkpoints)
+        barrier()
+        found = ckpt.latest_checkpoint(self.checkpoints)
+        if found is None:
+            self.console.print(f"[yellow]warning:[/] no complete checkpoint in {self.checkpoints}; starting from step 0")
+        return found
+
+    def _restore(self, path: Path, optimizer, scaler) -> tuple[TrainState, Schedule]:
+        trainer_state = ckpt.load_trainer_state(path)
+        if trainer_state.get("world_size", 1) != self.dist.world_size:
+            raise LexiedgeError(
+                f"{path} was written by {trainer_state['world_size']} processes; resume it with the same "
+                f"number (torchrun --nproc-per-node {trainer_state['world_size']}), not {self.dist.world_size}"
+            )
+        self.task.load_checkpoint_state(self.built, ckpt.load_weights(path / ckpt.WEIGHTS, self.device))
+        optimizer.load_state_dict(trainer_state["optimizer"])
+        if scaler is not None and trainer_state["scaler"]:
+            scaler.load_state_dict(trainer_state["scaler"])
+        return restore_train_state(trainer_state)
+
+    # --- the end -------------------------------------------------------------------------------------
+
+    def _finish(self, state: TrainState) -> TrainResult:
+        run_dir = self.job.run_dir
+        result: dict[str, Any] = {"step": state.step, **(scalars(state.history[-1]) if state.history else {})}
+        if self.dist.is_main:
+            final = run_dir / FINAL_DIR
+            final.mkdir(parents=True, exist_ok=True)
+            tmp = final / f".{ckpt.WEIGHTS}.tmp"
+            ckpt.save_weights(tmp, self.task.checkpoint_state(self.built), metadata={"format": "pt", "step": str(state.step)})
+            tmp.replace(final / ckpt.WEIGHTS)
+            used = "final"
+            best_weights = self.checkpoints / ckpt.BEST / ckpt.WEIGHTS
+            if best_weights.is_file():
+                self.task.load_checkpoint_state(self.built, ckpt.load_weights(best_weights, self.device))
+                used = "best"
+            if self.splits.test is not None:
+                test = self._evaluate_split(self.splits.test, "test", state)
+                step = state.best_step if used == "best" else state.step
+                self.files.write_json(TEST_METRICS_JSON, {"split": "test", "checkpoint": used, "step": step, **plain(test)})
+                result.update({f"test/{key}": value for key, value in scalars(test).items()})
+            on_run_end = task_hook(self.task, "on_run_end")
+            if on_run_end is not None:
+                result.update(on_run_end(self.built, run_dir, self.splits, state.history) or {})
+            self.files.finish(
+                "completed",
+                step=state.step,
+                epoch=state.epoch,
+                final=f"{FINAL_DIR}/{ckpt.WEIGHTS}",
+                test_weights=used,
+            )
+        barrier()
+        return TrainResult(run_dir=run_dir, metrics=plain(result))
+
+    # --- small helpers -------------------------------------------------------------------------------
+
+    def _train_loader(self, sampler: EpochSampler, state: TrainState):
+        pin = self.device.type == "cuda"
+        return train_loader(self.splits.train, sampler, state.micro_batch, self.splits.collate, self.settings, pin)
+
+    @staticmethod
+    def _epoch_exhausted(sampler: EpochSampler, state: TrainState) -> bool:
+        """No micro-batch left in this epoch (a ragged last one is dropped, see train_drop_last)."""
+        remaining = sampler.num_samples - state.position
+        return remaining <= 0 or (train_drop_last(sampler.num_samples, state.micro_batch) and remaining < state.micro_batch)
+
+    @staticmethod
+    def _epoch_float(sampler: EpochSampler, state: TrainState) -> float:
+        return state.epoch + state.position / max(sampler.num_samples, 1)
+
+    def _planned_micro_batch(self) -> int:
+        from lexiedge.plan import plan_profile
+
+        return plan_profile(self.job.profile, self.job.model_key).micro_batch
+
+    def _run_info(self, state: TrainState, schedule: Schedule) -> dict[str, Any]:
+        entry = self.job.entry
+        return {
+            "model_key": self.job.model_key,
+            "profile": self.job.profile.name,
+            "plugins": {"model": entry.model.plugin, "data": entry.data.plugin, "train": entry.train.plugin},
+            "lexiedge_version": lexiedge.__version__,
+            "torch_version": torch.__version__,
+            "world_size": self.dist.world_size,
+            "device": str(self.device),
+            "precision": self.precision,
+            "micro_batch": state.micro_batch,
+            "grad_accum": state.grad_accum,
+            "total_steps": schedule.total_steps,
+            "step": state.step,
+            "data_path": str(self.job.data_path) if self.job.data_path else None,
+        }

@@ -1,0 +1,53 @@
+"""Settings every trainer shares: the `models.<name>.train` section of a profile.
+
+Trainer plugins subclass :class:`EngineSettings` to add their own keys; the profile loader
+validates the section against the trainer's class, so a misspelt key fails when the profile loads.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from lexiedge.api import PluginSettings
+
+
+class EngineSettings(PluginSettings):
+    """Optimisation, schedule, checkpointing and evaluation of the shared training engine."""
+
+    batch_size: int | Literal["auto"] = Field(
+        8, description="micro-batch per device and step; 'auto' lets `lexiedge plan` pick the largest that fits"
+    )
+    effective_batch: int | None = Field(
+        None, ge=1, description="samples per optimizer step; with batch_size auto, grad_accum is derived from it"
+    )
+    grad_accum: int = Field(1, ge=1, description="micro-batches accumulated per optimizer step")
+    epochs: int = Field(1, ge=1)
+    max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps (short runs)")
+    lr: float = Field(1e-4, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.05, ge=0, lt=1, description="share of optimizer steps spent warming up")
+    min_lr_ratio: float = Field(0.0, ge=0, le=1, description="cosine floor as a share of lr")
+    grad_clip: float | None = Field(1.0, gt=0, description="max global gradient norm; null disables clipping")
+    optimizer: Literal["adamw", "adamw-8bit"] = Field(
+        "adamw", description="adamw-8bit needs bitsandbytes and CUDA (the `gpu` extra)"
+    )
+    precision: Literal["auto", "fp32", "fp16", "bf16"] = Field(
+        "auto", description="auto follows device.precision; CPU always trains in fp32"
+    )
+    seed: int = 0
+    checkpoint_every: int | None = Field(
+        None, ge=1, description="optimizer steps between checkpoints; null = at the end of every epoch"
+    )
+    keep_last: int = Field(2, ge=1, description="periodic checkpoints kept (the best one is kept apart)")
+    eval_every: int | None = Field(None, ge=1, description="optimizer steps between evaluations; null = every epoch")
+    num_workers: int = Field(0, ge=0, description="DataLoader worker processes")
+
+    @model_validator(mode="after")
+    def _auto_needs_target(self) -> "EngineSettings":
+        if self.batch_size == "auto" and self.effective_batch is None:
+            raise ValueError("batch_size 'auto' needs effective_batch (samples per optimizer step) to keep")
+        if isinstance(self.batch_size, int) and self.batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer or 'auto', got {self.batch_size}")
+        return self

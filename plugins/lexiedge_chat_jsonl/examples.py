@@ -1,0 +1,208 @@
+"""Reading chat-format JSONL into conversations; bad lines are collected with their line numbers.
+
+Two line formats are accepted::
+
+    {"messages": [{"role": "system"|"user"|"assistant", "content": "..."}, ...]}
+    {"instruction": "...", "input": "... (optional)", "output": "..."}
+
+A bad line never stops a run: it is skipped and reported (``describe_bad_lines``), because one stray
+line in a 50k-line file should not cost a training run. A file with no usable line at all is an error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lexiedge.errors import UsageError
+
+ROLES = ("system", "user", "assistant")
+BAD_LINES_SHOWN = 5
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str
+    content: str
+
+
+@dataclass(frozen=True)
+class Example:
+    """One conversation and where it came from."""
+
+    messages: tuple[Message, ...]
+    source: str
+    line: int
+
+    def as_dicts(self) -> list[dict[str, str]]:
+        """The ``[{"role", "content"}]`` list chat templates take."""
+        return [{"role": m.role, "content": m.content} for m in self.messages]
+
+    def with_system_prompt(self, system_prompt: str | None) -> Example:
+        """This conversation with ``system_prompt`` in front when it has no system turn of its own."""
+        if system_prompt is None or self.messages[0].role == "system":
+            return self
+        return Example((Message("system", system_prompt), *self.messages), self.source, self.line)
+
+
+@dataclass(frozen=True)
+class BadLine:
+    source: str
+    line: int
+    reason: str
+
+
+class BadExampleError(ValueError):
+    """Why one line is not a usable conversation (becomes a :class:`BadLine`)."""
+
+
+def _text(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise BadExampleError(f"{what} must be a string, got {type(value).__name__}")
+    if not value.strip():
+        raise BadExampleError(f"{what} is empty")
+    return value
+
+
+def _messages_from_chat(raw_messages: Any) -> list[Message]:
+    if not isinstance(raw_messages, list) or not raw_messages:
+        raise BadExampleError('"messages" must be a non-empty list of {"role", "content"} objects')
+    messages = []
+    for index, raw in enumerate(raw_messages):
+        if not isinstance(raw, dict):
+            raise BadExampleError(f"messages[{index}] must be an object, got {type(raw).__name__}")
+        role = raw.get("role")
+        if role is None:
+            raise BadExampleError(f"messages[{index}] has no role")
+        if role not in ROLES:
+            raise BadExampleError(
+                f"messages[{index}] has unknown role {role!r}; expected one of {', '.join(ROLES)}"
+            )
+        messages.append(Message(role, _text(raw.get("content"), f"messages[{index}].content")))
+    return messages
+
+
+def _messages_from_instruction(record: dict[str, Any]) -> list[Message]:
+    instruction = _text(record.get("instruction"), '"instruction"')
+    extra = record.get("input")
+    if extra is not None and not isinstance(extra, str):
+        raise BadExampleError(f'"input" must be a string, got {type(extra).__name__}')
+    user = f"{instruction}\n\n{extra}" if extra and extra.strip() else instruction
+    return [Message("user", user), Message("assistant", _text(record.get("output"), '"output"'))]
+
+
+def parse_record(record: Any) -> tuple[Message, ...]:
+    """The conversation in one decoded JSON line; raises :class:`BadExampleError` saying what is wrong."""
+    if not isinstance(record, dict):
+        raise BadExampleError(f"expected a JSON object, got {type(record).__name__}")
+    if "messages" in record:
+        messages = _messages_from_chat(record["messages"])
+    elif "instruction" in record or "output" in record:
+        messages = _messages_from_instruction(record)
+    else:
+        raise BadExampleError('expected a "messages" list or "instruction" and "output" keys')
+    roles = [m.role for m in messages]
+    if "assistant" not in roles:
+        raise BadExampleError("no assistant turn (nothing to learn from)")
+    first_assistant = roles.index("assistant")
+    if "user" not in roles[:first_assistant]:
+        raise BadExampleError("the first assistant turn must follow a user turn")
+    # Turns after the last answer carry no loss; keeping them would only spend tokens.
+    last_assistant = len(roles) - 1 - roles[::-1].index("assistant")
+    return tuple(messages[: last_assistant + 1])
+
+
+def parse_lines(lines: Iterable[str], source: str) -> tuple[list[Example], list[BadLine]]:
+    """Examples and bad lines of JSONL text; blank lines are ignored, line numbers count from 1."""
+    examples: list[Example] = []
+    bad: list[BadLine] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            bad.append(BadLine(source, number, f"invalid JSON ({exc.msg} at column {exc.colno})"))
+            continue
+        try:
+            examples.append(Example(parse_record(record), source, number))
+        except BadExampleError as exc:
+            bad.append(BadLine(source, number, str(exc)))
+    return examples, bad
+
+
+def jsonl_files(path: Path) -> list[Path]:
+    """``path`` itself, or the ``*.jsonl`` files of a directory in name order."""
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix == ".jsonl" and p.is_file())
+        if not files:
+            raise UsageError(f"{path}: a data directory must contain .jsonl files; found none")
+        return files
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file or directory (expected a .jsonl file or a directory of them)")
+    return [path]
+
+
+def load_examples(path: str | Path) -> tuple[list[Example], list[BadLine]]:
+    """Every usable conversation in a JSONL file (or a directory of them) and every bad line.
+
+    Pure reading: no tokenizer, no error for bad lines (the caller decides; see :func:`require_examples`).
+    """
+    examples: list[Example] = []
+    bad: list[BadLine] = []
+    for file in jsonl_files(Path(path)):
+        try:
+            text = file.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise UsageError(
+                f"{file}: not UTF-8 text (byte {exc.start}); expected UTF-8 JSON lines"
+            ) from None
+        file_examples, file_bad = parse_lines(text.splitlines(), str(file))
+        examples += file_examples
+        bad += file_bad
+    return examples, bad
+
+
+def describe_bad_lines(bad: Sequence[BadLine], shown: int = BAD_LINES_SHOWN) -> list[str]:
+    """One summary line, then the first ``shown`` bad lines as ``file:line: reason``."""
+    if not bad:
+        return []
+    files = sorted({b.source for b in bad})
+    where = files[0] if len(files) == 1 else f"{len(files)} files"
+    lines = [f"skipped {len(bad)} bad line{'s' if len(bad) != 1 else ''} in {where}"]
+    lines += [f"  {b.source}:{b.line}: {b.reason}" for b in bad[:shown]]
+    if len(bad) > shown:
+        lines.append(f"  ... and {len(bad) - shown} more")
+    return lines
+
+
+def require_examples(path: Path, examples: Sequence[Example], bad: Sequence[BadLine]) -> None:
+    """A source with nothing usable is an error, not an empty run."""
+    if examples:
+        return
+    if bad:
+        first = bad[0]
+        raise UsageError(
+            f"{path}: none of its {len(bad)} non-blank lines is a usable example "
+            f"(line {first.line}: {first.reason}); expected chat JSONL lines with "
+            '{"messages": [...]} or {"instruction", "output"}'
+        )
+    raise UsageError(f"{path}: no examples (the file is empty); expected chat JSONL lines")
+
+
+def write_jsonl_atomic(records: Iterable[dict[str, Any]], out: Path) -> None:
+    """Write JSON lines to a temporary file beside ``out``, then rename it: never half a file."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as file:
+            file.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

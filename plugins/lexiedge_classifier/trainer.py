@@ -1,0 +1,123 @@
+"""The `classifier` trainer plugin: a :class:`~lexiedge.train.task.TrainTask` for class logits.
+
+The model is called positionally with the batch entries named by :attr:`ClassifierTrainer.input_keys`
+and must return logits ``(B, num_classes)``; the target is ``batch[label_key]`` (int64 class indices).
+Another classification task reuses it by subclassing and changing those two class attributes (and
+``tasks``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lexiedge.api import BuiltModel, DataSplits, TrainerPlugin, TrainJob, TrainResult
+from lexiedge.train import Engine, prepare
+from lexiedge.train.checkpoint import write_json_atomic
+from lexiedge.train.rundir import TEST_METRICS_JSON
+from lexiedge_classifier.metrics import classification_metrics, confusion_matrix
+from lexiedge_classifier.plots import plot_confusion, plot_curves
+from lexiedge_classifier.settings import ClassifierSettings
+
+CURVES_PNG = "curves.png"
+CONFUSION_PNG = "confusion.png"
+
+
+class ClassifierTrainer(TrainerPlugin):
+    name = "classifier"
+    description = "cross-entropy classifier training; UAR/WAR/macro-F1 per epoch, best by val UAR, test report + plots"
+    tasks: ClassVar[frozenset[str]] = frozenset({"av-classification"})
+    Settings = ClassifierSettings
+
+    #: batch entries passed to the model, in order (the emotion-av forward signature, see contracts)
+    input_keys: ClassVar[tuple[str, ...]] = ("waveform", "frames", "audio_mask", "video_mask")
+    label_key: ClassVar[str] = "label"
+    best_metric: ClassVar[tuple[str, str]] = ("val/uar", "max")
+
+    def __init__(self) -> None:
+        self.label_smoothing = 0.0
+        self.labels: list[str] | None = None
+        # running confusion of the training batches since the last evaluation (see train_metrics)
+        self._train_confusion: torch.Tensor | None = None
+
+    # --- TrainerPlugin ------------------------------------------------------------------------------
+
+    def fit(self, job: TrainJob) -> TrainResult:
+        settings = job.entry.train.settings
+        self.label_smoothing = getattr(settings, "label_smoothing", 0.0)
+        built, splits = prepare(job)
+        self.labels = splits.labels
+        return Engine(job, settings, built, splits, task=self).run()
+
+    def loss(self, built: BuiltModel, batch: dict[str, Any]) -> torch.Tensor:
+        logits = self.logits(built, batch)
+        labels = batch[self.label_key]
+        self._count_training_predictions(logits, labels)
+        return F.cross_entropy(logits.float(), labels, label_smoothing=self.label_smoothing)
+
+    # --- TrainTask ------------------------------------------------------------------------------------
+
+    def logits(self, built: BuiltModel, batch: dict[str, Any]) -> torch.Tensor:
+        return built.module(*(batch[key] for key in self.input_keys))
+
+    def evaluate(self, built: BuiltModel, loader: Iterable[dict[str, Any]], split: str) -> dict[str, Any]:
+        """Mean cross-entropy (hard labels, no smoothing) and the scores of the whole split."""
+        loss_sum, count = 0.0, 0
+        true: list[np.ndarray] = []
+        predicted: list[np.ndarray] = []
+        num_classes = len(self.labels) if self.labels else 0
+        for batch in loader:
+            logits = self.logits(built, batch).float()
+            labels = batch[self.label_key]
+            loss_sum += float(F.cross_entropy(logits, labels, reduction="sum"))
+            count += labels.numel()
+            num_classes = max(num_classes, logits.shape[-1])
+            true.append(labels.cpu().numpy())
+            predicted.append(logits.argmax(dim=-1).cpu().numpy())
+        y_true = np.concatenate(true) if true else np.zeros(0, dtype=np.int64)
+        y_pred = np.concatenate(predicted) if predicted else np.zeros(0, dtype=np.int64)
+        metrics = classification_metrics(confusion_matrix(y_true, y_pred, num_classes))
+        return {"loss": loss_sum / count if count else float("nan"), **metrics}
+
+    def train_metrics(self) -> dict[str, Any]:
+        """Scores of the training batches since the last call (train mode, so with dropout), then reset."""
+        if self._train_confusion is None:
+            return {}
+        metrics = classification_metrics(self._train_confusion.cpu().numpy())
+        self._train_confusion = None
+        return {key: metrics[key] for key in ("uar", "war", "macro_f1", "confusion")}
+
+    def checkpoint_state(self, built: BuiltModel) -> dict[str, torch.Tensor]:
+        return dict(built.module.state_dict())
+
+    def load_checkpoint_state(self, built: BuiltModel, state: dict[str, torch.Tensor]) -> None:
+        built.module.load_state_dict(state)
+
+    def on_run_end(self, built: BuiltModel, run_dir: Path, splits: DataSplits, history: list[dict[str, Any]]) -> dict:
+        written = {"curves_png": str(plot_curves(history, run_dir / CURVES_PNG))}
+        test_path = run_dir / TEST_METRICS_JSON
+        if test_path.is_file():
+            test = json.loads(test_path.read_text(encoding="utf-8"))
+            names = splits.labels or [str(index) for index in range(len(test["confusion"]))]
+            test["labels"] = names
+            test["recall_per_label"] = dict(zip(names, test["recall_per_class"]))
+            write_json_atomic(test_path, test)
+            title = f"test ({test['checkpoint']} weights, step {test['step']}): UAR {test['uar']:.3f}, WAR {test['war']:.3f}"
+            written["confusion_png"] = str(plot_confusion(test["confusion"], names, run_dir / CONFUSION_PNG, title))
+        return written
+
+    # --- helpers --------------------------------------------------------------------------------------
+
+    def _count_training_predictions(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        with torch.no_grad():
+            num_classes = logits.shape[-1]
+            pairs = labels.detach() * num_classes + logits.detach().argmax(-1)
+            counts = torch.bincount(pairs, minlength=num_classes**2).view(num_classes, num_classes)
+        # kept on the device: no host sync per step, only when train_metrics reads it
+        self._train_confusion = counts if self._train_confusion is None else self._train_confusion + counts

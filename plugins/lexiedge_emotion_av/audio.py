@@ -1,0 +1,101 @@
+"""The audio branch: log-mel front end, strided conv2d subsampling, Conformer blocks.
+
+Norms are LayerNorm (per time step), never BatchNorm: the seed profiles train with batch 2, and a
+sample's features must not depend on the other samples in its batch.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from lexiedge_emotion_av.frontend import LogMelFrontend
+from lexiedge_emotion_av.layers import FeedForward, SelfAttention
+from lexiedge_emotion_av.settings import EmotionAVSettings
+
+
+class ConvSubsampling(nn.Module):
+    """(B, T, n_mels) -> (B, ~T / factor, dim): stride-2 3x3 conv2d layers over (time, mel), then Linear."""
+
+    def __init__(self, n_mels: int, dim: int, factor: int) -> None:
+        super().__init__()
+        convs: list[nn.Module] = []
+        channels, mel_bins = 1, n_mels
+        for _ in range(int(math.log2(factor))):
+            convs += [nn.Conv2d(channels, dim, kernel_size=3, stride=2, padding=1), nn.SiLU()]
+            channels, mel_bins = dim, (mel_bins - 1) // 2 + 1
+        self.convs = nn.Sequential(*convs)
+        self.proj = nn.Linear(dim * mel_bins, dim)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        x = self.convs(features[:, None])  # (B, dim, T', mel')
+        return self.proj(x.permute(0, 2, 1, 3).flatten(2))
+
+
+class ConformerConvModule(nn.Module):
+    """Pointwise (2x) -> GLU -> depthwise conv in time -> LayerNorm -> SiLU -> pointwise."""
+
+    def __init__(self, dim: int, kernel: int, dropout: float) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.pointwise_in = nn.Linear(dim, 2 * dim)
+        self.glu = nn.GLU(dim=-1)
+        self.depthwise = nn.Conv1d(dim, dim, kernel, padding=kernel // 2, groups=dim)
+        self.conv_norm = nn.LayerNorm(dim)
+        self.activation = nn.SiLU()
+        self.pointwise_out = nn.Linear(dim, dim)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.glu(self.pointwise_in(self.norm(x)))
+        y = self.depthwise(y.transpose(1, 2)).transpose(1, 2)
+        y = self.activation(self.conv_norm(y))
+        return self.dropout(self.pointwise_out(y))
+
+
+class ConformerBlock(nn.Module):
+    """Macaron Conformer: half FFN, self-attention (rotary positions), conv module, half FFN, norm."""
+
+    def __init__(self, dim: int, heads: int, ffn: int, kernel: int, dropout: float) -> None:
+        super().__init__()
+        self.ffn1_norm = nn.LayerNorm(dim)
+        self.ffn1 = FeedForward(dim, ffn, dropout)
+        self.attn_norm = nn.LayerNorm(dim)
+        self.attn = SelfAttention(dim, heads, rotary=True, dropout=dropout)
+        self.attn_dropout = nn.Dropout(dropout)
+        self.conv = ConformerConvModule(dim, kernel, dropout)
+        self.ffn2_norm = nn.LayerNorm(dim)
+        self.ffn2 = FeedForward(dim, ffn, dropout)
+        self.out_norm = nn.LayerNorm(dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + 0.5 * self.ffn1(self.ffn1_norm(x))
+        x = x + self.attn_dropout(self.attn(self.attn_norm(x)))
+        x = x + self.conv(x)
+        x = x + 0.5 * self.ffn2(self.ffn2_norm(x))
+        return self.out_norm(x)
+
+
+class AudioEncoder(nn.Module):
+    """(B, S) raw waveform -> (B, Ta, dim) audio tokens, Ta ~ (1 + S // hop) / subsampling."""
+
+    def __init__(self, settings: EmotionAVSettings) -> None:
+        super().__init__()
+        audio = settings.audio
+        self.frontend = LogMelFrontend(
+            settings.sample_rate, settings.n_fft, settings.hop_length, settings.n_mels
+        )
+        self.subsampling = ConvSubsampling(settings.n_mels, audio.dim, audio.subsampling)
+        self.dropout = nn.Dropout(audio.dropout)
+        self.blocks = nn.ModuleList(
+            ConformerBlock(audio.dim, audio.heads, audio.ffn, audio.conv_kernel, audio.dropout)
+            for _ in range(audio.layers)
+        )
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        x = self.dropout(self.subsampling(self.frontend(waveform)))
+        for block in self.blocks:
+            x = block(x)
+        return x

@@ -1,0 +1,97 @@
+"""The `emotion-av` model plugin and its registration hook."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from lexiedge.api import BuiltModel, ModelPlugin, PluginSettings
+from lexiedge.errors import UsageError
+from lexiedge.plugin import hookimpl
+from lexiedge_emotion_av.settings import EmotionAVSettings
+
+if TYPE_CHECKING:
+    import torch
+
+    from lexiedge.profile import DeviceSpec
+    from lexiedge.registry import Registry
+
+# RAVDESS order: emotion code EE in the file name = index + 1 (same order as lexiedge_ravdess.labels)
+RAVDESS_EMOTIONS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
+
+# the data contract's defaults, used when the data settings do not say
+DEFAULT_SAMPLE_RATE = 16000
+DEFAULT_CLIP_SECONDS = 3.0
+DEFAULT_FRAMES = 8
+DEFAULT_IMAGE_SIZE = 64
+
+PARAMETER_GROUPS = ("audio", "visual", "fusion", "head")
+
+
+def class_labels(num_classes: int) -> list[str]:
+    """The RAVDESS names for 8 classes; generic names for any other count."""
+    if num_classes == len(RAVDESS_EMOTIONS):
+        return list(RAVDESS_EMOTIONS)
+    return [f"class_{index}" for index in range(num_classes)]
+
+
+class EmotionAVPlugin(ModelPlugin):
+    name: ClassVar[str] = "emotion-av"
+    task: ClassVar[str] = "av-classification"
+    description: ClassVar[str] = (
+        "compact audio-visual emotion classifier: raw 16 kHz audio (in-graph log-mel, Conformer) "
+        "+ face frames (GSCB CNN, temporal attention), LFM2-style fusion, 8 RAVDESS emotions"
+    )
+    Settings: ClassVar[type[PluginSettings]] = EmotionAVSettings
+
+    def build(self, settings: PluginSettings, device: DeviceSpec, *, pretrained: bool = True) -> BuiltModel:
+        """A randomly initialised model on the CPU (the trainer moves it to ``device``).
+
+        There are no published weights for this architecture, so ``pretrained`` changes nothing:
+        both values build the same random initialisation (seed it with ``torch.manual_seed``).
+        """
+        from lexiedge_emotion_av.model import EmotionAVModel
+
+        model_settings = _as_settings(settings)
+        module = EmotionAVModel(model_settings)
+        return BuiltModel(module=module, extras={"labels": class_labels(model_settings.num_classes)})
+
+    def example_batch(
+        self, built: BuiltModel, settings: PluginSettings, data_settings: PluginSettings, batch_size: int
+    ) -> dict[str, torch.Tensor]:
+        """Random inputs shaped like a collated ravdess batch (both modalities present), with labels."""
+        import torch
+
+        model_settings = _as_settings(settings)
+        sample_rate = int(getattr(data_settings, "sample_rate", DEFAULT_SAMPLE_RATE))
+        clip_seconds = float(getattr(data_settings, "clip_seconds", DEFAULT_CLIP_SECONDS))
+        frames = int(getattr(data_settings, "frames", DEFAULT_FRAMES))
+        image_size = int(getattr(data_settings, "image_size", DEFAULT_IMAGE_SIZE))
+        samples = round(clip_seconds * sample_rate)
+        device = next(built.module.parameters()).device
+        generator = torch.Generator().manual_seed(0)
+        batch: dict[str, Any] = {
+            "waveform": (torch.rand(batch_size, samples, generator=generator) * 2 - 1) * 0.1,
+            "frames": torch.rand(batch_size, frames, 3, image_size, image_size, generator=generator),
+            "audio_mask": torch.ones(batch_size),
+            "video_mask": torch.ones(batch_size),
+            "label": torch.randint(0, model_settings.num_classes, (batch_size,), generator=generator),
+        }
+        return {key: value.to(device) for key, value in batch.items()}
+
+    def parameter_groups(self, module: torch.nn.Module) -> dict[str, int]:
+        """Parameters per part: audio, visual, fusion, head (they sum to the total)."""
+        return {name: sum(p.numel() for p in getattr(module, name).parameters()) for name in PARAMETER_GROUPS}
+
+
+def _as_settings(settings: PluginSettings) -> EmotionAVSettings:
+    if not isinstance(settings, EmotionAVSettings):
+        raise UsageError(
+            f"the emotion-av model needs EmotionAVSettings, got {type(settings).__name__} "
+            "(is models.<name>.model.plugin set to emotion-av?)"
+        )
+    return settings
+
+
+@hookimpl
+def lexiedge_add_models(registry: Registry[ModelPlugin]) -> None:
+    registry.add(EmotionAVPlugin)

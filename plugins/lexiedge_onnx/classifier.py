@@ -1,0 +1,308 @@
+"""av-classification runs (emotion-av): the trained PyTorch model, its ONNX graph, and the inputs to check it on.
+
+The graph takes what the task's contract says a batch holds, raw: ``waveform`` (B, S) 16 kHz mono,
+``frames`` (B, T, 3, H, W) RGB in [0, 1], ``audio_mask`` and ``video_mask`` (B,); batch, samples and
+frames are dynamic. It returns ``logits`` and ``probabilities`` (softmax over the classes).
+
+The model plugin owns the tracing (it knows which axes are free and which ops export cleanly): a
+plugin exposes ``export_onnx(module, path, example_inputs)`` as a method or in its package's
+``onnx_export`` module. This module only adds the probabilities output.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import importlib
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lexiedge.errors import LexiedgeError, NotAvailableError
+from lexiedge.export import ExportError, find_checkpoint
+
+if TYPE_CHECKING:
+    import torch
+
+    from lexiedge.api import DataSplits, ExportJob, ModelPlugin
+
+INPUT_NAMES = ("waveform", "frames", "audio_mask", "video_mask")
+LOGITS, PROBABILITIES = "logits", "probabilities"
+TRACE_BATCH = 2  # >= 2 so that the tracer cannot specialise the batch axis to 1
+GraphWriter = Callable[["torch.nn.Module", Path, tuple], Path]
+
+
+@dataclass
+class ClassifierSource:
+    """The run's model as PyTorch, with what is needed to export and check it."""
+
+    module: "torch.nn.Module"
+    labels: list[str]
+    checkpoint: Path
+    example: tuple  # the trace inputs (waveform, frames, audio_mask, video_mask)
+    model_settings: Any
+    data_settings: Any
+    fixed_tensors: set[str] = field(default_factory=set)  # buffers: constants, not learned weights
+    job: "ExportJob | None" = None
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+
+def load_classifier(job: "ExportJob") -> ClassifierSource:
+    """Rebuild the run's architecture and load its best (else final) weights, strictly."""
+    import torch
+    from safetensors.torch import load_file
+
+    entry = job.entry
+    checkpoint = find_checkpoint(job.run_dir)
+    if checkpoint is None:
+        raise ExportError(f"{job.run_dir} has no checkpoint to export")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        built = job.model_plugin.build(entry.model.settings, job.profile.device, pretrained=False)
+    module = built.module.cpu().float()
+    state = load_file(checkpoint / "model.safetensors")
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise ExportError(
+            f"{checkpoint / 'model.safetensors'} does not fit the architecture in {job.run_dir / 'profile.yaml'}: {first}"
+        ) from None
+    module.eval()
+    example = job.model_plugin.example_batch(built, entry.model.settings, entry.data.settings, TRACE_BATCH)
+    labels = list(built.extras.get("labels") or [])
+    if not labels:
+        with torch.no_grad():
+            classes = module(*(example[name] for name in INPUT_NAMES)).shape[-1]
+        labels = [f"class_{index}" for index in range(classes)]
+    return ClassifierSource(
+        module=module,
+        labels=labels,
+        checkpoint=checkpoint,
+        example=tuple(example[name].cpu() for name in INPUT_NAMES),
+        model_settings=entry.model.settings,
+        data_settings=entry.data.settings,
+        fixed_tensors={name for name, _ in module.named_buffers()},
+        job=job,
+    )
+
+
+# --- the graph -------------------------------------------------------------------------------------
+
+
+def model_graph_writer(model_plugin: "ModelPlugin") -> GraphWriter:
+    """The model plugin's ONNX exporter: its ``export_onnx`` method, else ``<package>.onnx_export.export_onnx``."""
+    method = getattr(model_plugin, "export_onnx", None)
+    if callable(method):
+        return method
+    package = type(model_plugin).__module__.split(".")[0]
+    try:
+        module = importlib.import_module(f"{package}.onnx_export")
+    except ModuleNotFoundError:
+        module = None
+    function = getattr(module, "export_onnx", None)
+    if not callable(function):
+        raise NotAvailableError(
+            f"model plugin {model_plugin.name!r} has no ONNX exporter (an export_onnx method or {package}.onnx_export)"
+        )
+    return function
+
+
+_graph_cache_dir: Path | None = None
+
+
+def _cache_dir() -> Path:
+    """A per-process scratch directory: several targets of one `lexiedge export` reuse one trace."""
+    global _graph_cache_dir
+    if _graph_cache_dir is None:
+        _graph_cache_dir = Path(tempfile.mkdtemp(prefix="lexiedge-onnx-"))
+        atexit.register(shutil.rmtree, _graph_cache_dir, True)
+    return _graph_cache_dir
+
+
+def export_graph(source: ClassifierSource, path: Path, *, opset: int, writer: GraphWriter | None = None) -> Path:
+    """Trace the model to ``path`` (logits and probabilities out); traces are reused within a process."""
+    from lexiedge.export import sha256_file
+
+    assert source.job is not None
+    writer = writer or model_graph_writer(source.job.model_plugin)
+    key = hashlib.sha256(
+        f"{sha256_file(source.checkpoint / 'model.safetensors')}|{source.job.entry.model.settings!r}|{opset}|"
+        f"{getattr(writer, '__qualname__', writer)!r}".encode()
+    ).hexdigest()[:20]
+    cached = _cache_dir() / f"{key}.onnx"
+    if not cached.is_file():
+        traced = _cache_dir() / f"{key}.trace.onnx"
+        try:
+            writer(source.module, traced, source.example, opset=opset)
+        except LexiedgeError:
+            raise
+        except Exception as exc:  # the tracer's errors are long; the first line says what failed
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ExportError(f"torch.onnx could not export {source.job.model_key}: {first}") from exc
+        add_probabilities(traced, cached)
+    shutil.copyfile(cached, path)
+    return path
+
+
+def add_probabilities(path: Path, out: Path) -> Path:
+    """Append a Softmax over the class axis as a second output, so apps need no post-processing."""
+    import onnx
+    from onnx import helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    if LOGITS not in [o.name for o in graph.output]:
+        raise ExportError(f"the exported graph has no {LOGITS!r} output (outputs: {[o.name for o in graph.output]})")
+    if PROBABILITIES not in [o.name for o in graph.output]:
+        logits = next(o for o in graph.output if o.name == LOGITS)
+        graph.node.append(helper.make_node("Softmax", [LOGITS], [PROBABILITIES], name="probabilities_softmax", axis=-1))
+        probabilities = onnx.ValueInfoProto()
+        probabilities.CopyFrom(logits)
+        probabilities.name = PROBABILITIES
+        graph.output.append(probabilities)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(out))
+    return out
+
+
+# --- inputs to check on ----------------------------------------------------------------------------
+
+
+@dataclass
+class Batch:
+    feeds: dict[str, np.ndarray]
+    labels: np.ndarray | None = None
+    description: str = ""
+
+
+_splits_cache: dict[tuple, "DataSplits"] = {}
+
+
+def load_splits(source: ClassifierSource) -> "DataSplits":
+    """The run's dataset (the path recorded in run.json, or --data), loaded once per process."""
+    from lexiedge.plugin import get_host
+
+    job = source.job
+    assert job is not None
+    key = (str(job.run_dir.resolve()), str(getattr(job, "data_path", None)), repr(job.entry.data.settings))
+    if key not in _splits_cache:
+        data_plugin = get_host().datasets.get(job.entry.data.plugin)
+        try:
+            from lexiedge.train.rundir import cache_dir
+
+            cache = cache_dir()
+        except ImportError:  # the engine's helper; the same default location
+            cache = Path.home() / ".cache" / "lexiedge"
+        try:
+            _splits_cache[key] = data_plugin.load(
+                job.entry.data.settings,
+                getattr(job, "data_path", None),
+                built=_BuiltView(source.module),
+                model_settings=source.model_settings,
+                cache_dir=cache,
+                console=job.console,
+            )
+        except LexiedgeError as exc:
+            raise ExportError(
+                f"cannot load the run's data to verify on its validation split ({exc}); pass --data PATH"
+            ) from None
+    return _splits_cache[key]
+
+
+@dataclass
+class _BuiltView:
+    """What a dataset plugin may read from the built model (the module; no tokenizer for this task)."""
+
+    module: Any
+    tokenizer: Any = None
+    extras: dict = field(default_factory=dict)
+
+
+def _batches(dataset, collate, indices: list[int], batch_size: int, description: str) -> list[Batch]:
+    batches = []
+    for start in range(0, len(indices), batch_size):
+        items = [dataset[i] for i in indices[start : start + batch_size]]
+        collated = collate(items) if collate is not None else _stack(items)
+        feeds = {name: np.ascontiguousarray(collated[name].numpy().astype(np.float32)) for name in INPUT_NAMES}
+        labels = collated["label"].numpy() if "label" in collated else None
+        batches.append(Batch(feeds, labels, description))
+    return batches
+
+
+def _stack(items: list[dict]) -> dict:
+    import torch
+
+    return {key: torch.stack([torch.as_tensor(item[key]) for item in items]) for key in items[0]}
+
+
+def validation_batches(source: ClassifierSource, limit: int, batch_size: int = 16) -> list[Batch]:
+    splits = load_splits(source)
+    dataset = splits.val if splits.val is not None and len(splits.val) else splits.test
+    if dataset is None or not len(dataset):
+        raise ExportError("the run's data has no validation (or test) clips to verify the export on")
+    count = min(limit, len(dataset))
+    return _batches(dataset, splits.collate, list(range(count)), batch_size, "validation split")
+
+
+def calibration_batches(source: ClassifierSource, count: int, batch_size: int = 8) -> list[Batch]:
+    """Training clips spread over the split (every k-th), so calibration sees every class and actor."""
+    splits = load_splits(source)
+    dataset = splits.train
+    step = max(1, len(dataset) // count)
+    indices = list(range(0, len(dataset), step))[:count]
+    return _batches(dataset, splits.collate, indices, batch_size, "calibration clips")
+
+
+def sweep_batches(source: ClassifierSource) -> list[Batch]:
+    """Inputs at shapes the trace never saw: batch 1 and 3, shorter and longer audio, 1 and T+3 frames.
+
+    The batch of 3 also has a clip without audio and a clip without video (masks 0, zeros), as
+    the data contract allows.
+    """
+    waveform, frames, _, _ = source.example
+    samples, count, size = waveform.shape[1], frames.shape[1], frames.shape[-1]
+    rng = np.random.default_rng(1234)
+    shapes = [(1, max(2000, int(samples * 0.6)), 1), (3, int(samples * 1.45) + 123, count + 3)]
+    batches = []
+    for batch, length, frame_count in shapes:
+        feeds = {
+            "waveform": (rng.uniform(-1, 1, (batch, length)) * 0.1).astype(np.float32),
+            "frames": rng.uniform(0, 1, (batch, frame_count, 3, size, size)).astype(np.float32),
+            "audio_mask": np.ones(batch, np.float32),
+            "video_mask": np.ones(batch, np.float32),
+        }
+        if batch >= 3:
+            feeds["audio_mask"][1], feeds["waveform"][1] = 0.0, 0.0
+            feeds["video_mask"][2], feeds["frames"][2] = 0.0, 0.0
+        description = f"batch {batch}, {length} samples, {frame_count} frames"
+        batches.append(Batch(feeds, None, description))
+    return batches
+
+
+def reference_logits(source: ClassifierSource, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        return source.module(*(torch.from_numpy(feeds[name]) for name in INPUT_NAMES)).float().numpy()
+
+
+def preprocessing(source: ClassifierSource) -> dict[str, Any]:
+    """What an app must feed: the data settings the model was trained with, and the input contract."""
+    data = source.data_settings.model_dump(mode="json") if hasattr(source.data_settings, "model_dump") else {}
+    return {
+        "waveform": "mono float32 in [-1, 1] at sample_rate Hz; any length (trained on clip_seconds)",
+        "frames": "float32 RGB in [0, 1], (frames, 3, image_size, image_size), face crops; any frame count",
+        "masks": "audio_mask / video_mask: 1.0 when the modality is present, 0.0 (and zeros) when missing",
+        "output": "logits and probabilities (softmax) over labels",
+        "data_plugin": source.job.entry.data.plugin if source.job else None,
+        "data_settings": data,
+    }

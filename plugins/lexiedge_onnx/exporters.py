@@ -1,0 +1,332 @@
+"""The four ONNX export targets. Each serves a task through a method named in ``task_methods``.
+
+Every method writes the model files into ``job.out_dir`` (a temporary directory the core renames
+into place), runs verification, writes its part of ``manifest.json`` (the numbers included), and
+only then enforces the thresholds, so a rejected artifact keeps its numbers. Later targets
+(TensorRT) reuse the pieces: the classifier's fp32 graph (:func:`classifier_fp32_graph`), the
+verification (any ``runner(feeds) -> outputs``) and the manifest helpers.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, ClassVar
+
+from lexiedge.api import ExporterPlugin, ExportJob, PluginSettings
+from lexiedge.export import update_manifest
+from lexiedge_onnx import causal_lm, classifier
+from lexiedge_onnx.genai import MODEL_FILE, build_genai_model, decode_speed, genai_model_size, load_genai_model
+from lexiedge_onnx.mobile import convert_to_ort, required_operators
+from lexiedge_onnx.quantize import (
+    count_quantized,
+    nodes_to_keep_float,
+    quantize_dynamic_int8,
+    quantize_static_then_dynamic,
+)
+from lexiedge_onnx.runners import OrtRunner, dynamic_axes
+from lexiedge_onnx.settings import OnnxInt4Settings, OnnxInt8Settings, OnnxSettings, OrtMobileSettings
+from lexiedge_onnx.verify_classifier import ClassifierThresholds, enforce_classifier, verify_classifier
+from lexiedge_onnx.verify_lm import LmThresholds, enforce_lm, verify_lm
+
+CLASSIFICATION, CAUSAL_LM = "av-classification", "causal-lm"
+
+
+class _TaskExporter(ExporterPlugin):
+    """Dispatches on the model's task (a class attribute table, never a check of the model's class)."""
+
+    task_methods: ClassVar[dict[str, str]] = {}
+
+    def export(self, job: ExportJob) -> Path:
+        method = getattr(self, self.task_methods[job.model_plugin.task])
+        method(job, job.settings)
+        return job.out_dir
+
+
+# --- classifier pieces ---------------------------------------------------------------------------
+
+
+def classifier_fp32_graph(job: ExportJob, path: Path, opset: int = 18) -> classifier.ClassifierSource:
+    """Load the run's classifier and write its fp32 graph (logits + probabilities) to ``path``."""
+    source = classifier.load_classifier(job)
+    classifier.export_graph(source, path, opset=opset)
+    return source
+
+
+def classifier_int8_graph(
+    source: classifier.ClassifierSource, fp32: Path, out: Path, settings: OnnxInt8Settings, scratch: Path
+) -> dict[str, Any]:
+    """Quantize ``fp32`` into ``out`` as the settings say; returns the manifest's quantization section."""
+    keep_dynamic = nodes_to_keep_float(fp32, settings.dynamic_op_types, source.fixed_tensors, settings.exclude_modules)
+    section: dict[str, Any] = {
+        "tool": "onnxruntime.quantization",
+        "mode": settings.mode,
+        "dynamic_op_types": settings.dynamic_op_types,
+        "per_channel": settings.per_channel,
+        "weight_type": "int8",
+    }
+    if settings.mode == "dynamic":
+        quantize_dynamic_int8(fp32, out, op_types=settings.dynamic_op_types, exclude=keep_dynamic,
+                              per_channel=settings.per_channel)
+        kept = keep_dynamic
+    else:
+        keep_static = nodes_to_keep_float(fp32, settings.static_op_types, source.fixed_tensors, settings.exclude_modules)
+        calibration = classifier.calibration_batches(source, settings.calibration_clips)
+        quantize_static_then_dynamic(
+            fp32, out, scratch,
+            calibration=[batch.feeds for batch in calibration],
+            static_op_types=settings.static_op_types, dynamic_op_types=settings.dynamic_op_types,
+            exclude_static=keep_static, exclude_dynamic=keep_dynamic, per_channel=settings.per_channel,
+        )
+        kept = sorted(set(keep_dynamic) | set(keep_static))
+        section.update(
+            static_op_types=settings.static_op_types,
+            static_format="QDQ (uint8 activations, int8 weights, MinMax calibration)",
+            calibration_clips=sum(len(b.feeds["waveform"]) for b in calibration),
+            calibration_split="train",
+        )
+    section["kept_float_nodes"] = len(kept)
+    section["quantized_nodes"] = count_quantized(out)
+    return section
+
+
+def _classifier_manifest(job: ExportJob, source: classifier.ClassifierSource, runner: OrtRunner,
+                         model_files: list[str], report: dict[str, Any], **extra: Any) -> None:
+    signature = runner.signature()
+    update_manifest(
+        job.out_dir,
+        signature=signature,
+        dynamic_axes=dynamic_axes(signature),
+        labels=source.labels,
+        preprocessing=classifier.preprocessing(source),
+        runtime={"engine": "onnxruntime", "graph": model_files[0], "providers": ["CPUExecutionProvider"]},
+        model_files=model_files,
+        source={"checkpoint_file": str(source.checkpoint / "model.safetensors")},
+        verification=report,
+        **extra,
+    )
+
+
+def _check_classifier(job: ExportJob, source: classifier.ClassifierSource, graph: Path, target: str,
+                      thresholds: ClassifierThresholds, max_val_clips: int, **extra: Any) -> None:
+    runner = OrtRunner(graph)
+    report = verify_classifier(runner, source, target, thresholds, max_val_clips=max_val_clips)
+    passed = True
+    try:
+        enforce_classifier(report, target, thresholds)
+    except Exception:
+        passed = False
+        raise
+    finally:
+        report["passed"] = passed
+        _classifier_manifest(job, source, runner, [graph.name], report, **extra)
+
+
+# --- LLM pieces --------------------------------------------------------------------------------------
+
+
+def _lm_manifest(job: ExportJob, source: causal_lm.LmSource, graph: Path, runner: OrtRunner,
+                 report: dict[str, Any], **extra: Any) -> None:
+    signature = runner.signature()
+    artifact = job.out_dir
+    update_manifest(
+        artifact,
+        signature=signature,
+        dynamic_axes=dynamic_axes(signature),
+        architecture=causal_lm.architecture(source),
+        tokenizer={"files": causal_lm.tokenizer_files(artifact), "chat_template": "chat_template.jinja"
+                   if (artifact / "chat_template.jinja").exists() else None, "eos_token_ids": source.eos_ids()},
+        preprocessing={"input": "token ids from tokenizer.json after the chat template (add_generation_prompt)",
+                       "kv_cache": "past_key_values.N.key/value -> present.N.key/value, (batch, kv_heads, length, "
+                                   "head_size); attention_mask covers past + new tokens"},
+        runtime={"engine": "onnxruntime-genai", "config": "genai_config.json", "graph": graph.name,
+                 "genai": causal_lm.genai_summary(artifact)},
+        model_files=sorted(p.name for p in artifact.iterdir() if p.name.startswith(graph.name)),
+        source={"merged_model": str(source.model_dir.resolve())},
+        verification=report,
+        **extra,
+    )
+
+
+def _check_lm(job: ExportJob, source: causal_lm.LmSource, graph: Path, target: str, thresholds: LmThresholds,
+              settings: PluginSettings, **extra: Any) -> None:
+    runner = OrtRunner(graph)
+    head_size = source.config["hidden_size"] // source.config["num_attention_heads"]
+    report = verify_lm(runner, job.out_dir, source, target, prompts=settings.prompts,
+                       new_tokens=settings.new_tokens, head_size=head_size)
+    report["thresholds"] = {"atol": thresholds.atol, "min_token_agreement": thresholds.min_token_agreement,
+                            "identical_generation": thresholds.identical_generation}
+    passed = True
+    try:
+        enforce_lm(report, target, thresholds)
+    except Exception:
+        passed = False
+        raise
+    finally:
+        report["passed"] = passed
+        _lm_manifest(job, source, graph, runner, report, **extra)
+
+
+def _builder_section(precision: str, **options: Any) -> dict[str, Any]:
+    return {"tool": "onnxruntime_genai.models.builder", "precision": precision, "execution_provider": "cpu", **options}
+
+
+# --- the targets ---------------------------------------------------------------------------------------
+
+
+class OnnxExporter(_TaskExporter):
+    name: ClassVar[str] = "onnx"
+    description: ClassVar[str] = "fp32 ONNX (classifier: torch.onnx, dynamic axes; LLM: GenAI builder with KV cache)"
+    Settings: ClassVar[type[PluginSettings]] = OnnxSettings
+    tasks: ClassVar[frozenset[str]] = frozenset({CLASSIFICATION, CAUSAL_LM})
+    task_methods: ClassVar[dict[str, str]] = {CLASSIFICATION: "export_classifier", CAUSAL_LM: "export_lm"}
+
+    def export_classifier(self, job: ExportJob, settings: OnnxSettings) -> None:
+        graph = job.out_dir / MODEL_FILE
+        source = classifier_fp32_graph(job, graph, settings.opset)
+        _check_classifier(job, source, graph, self.name, ClassifierThresholds(settings.atol, settings.min_top1),
+                          settings.max_val_clips, export={"tool": "torch.onnx.export (dynamo)", "opset": settings.opset})
+
+    def export_lm(self, job: ExportJob, settings: OnnxSettings) -> None:
+        source = causal_lm.load_lm_source(job)
+        with tempfile.TemporaryDirectory(prefix="lexiedge-genai-") as scratch:
+            build_genai_model(source.model_dir, job.out_dir, precision="fp32", cache_dir=Path(scratch))
+        causal_lm.copy_tokenizer_files(source, job.out_dir)
+        thresholds = LmThresholds(settings.atol, settings.min_token_agreement, identical_generation=True)
+        _check_lm(job, source, job.out_dir / MODEL_FILE, self.name, thresholds, settings,
+                  export=_builder_section("fp32"))
+
+
+class OnnxInt8Exporter(_TaskExporter):
+    name: ClassVar[str] = "onnx-int8"
+    description: ClassVar[str] = "int8 ONNX through ONNX Runtime quantization (dynamic MatMul/Gemm, static QDQ conv)"
+    Settings: ClassVar[type[PluginSettings]] = OnnxInt8Settings
+    tasks: ClassVar[frozenset[str]] = frozenset({CLASSIFICATION, CAUSAL_LM})
+    task_methods: ClassVar[dict[str, str]] = {CLASSIFICATION: "export_classifier", CAUSAL_LM: "export_lm"}
+
+    def export_classifier(self, job: ExportJob, settings: OnnxInt8Settings) -> None:
+        graph = job.out_dir / MODEL_FILE
+        with tempfile.TemporaryDirectory(prefix="lexiedge-int8-") as scratch:
+            fp32 = Path(scratch) / "fp32.onnx"
+            source = classifier_fp32_graph(job, fp32)
+            section = classifier_int8_graph(source, fp32, graph, settings, Path(scratch))
+            section["fp32_bytes"] = fp32.stat().st_size
+        _check_classifier(job, source, graph, self.name, ClassifierThresholds(None, settings.min_top1),
+                          settings.max_val_clips, quantization=section)
+
+    def export_lm(self, job: ExportJob, settings: OnnxInt8Settings) -> None:
+        source = causal_lm.load_lm_source(job)
+        graph = job.out_dir / MODEL_FILE
+        with tempfile.TemporaryDirectory(prefix="lexiedge-genai-") as scratch:
+            if settings.llm_method == "weight-only":
+                build_genai_model(source.model_dir, job.out_dir, precision="int8", block_size=settings.block_size,
+                                  cache_dir=Path(scratch))
+                section = _builder_section("int8", block_size=settings.block_size, method="weight-only MatMulNBits")
+            else:
+                fp32_dir = Path(scratch) / "fp32"
+                build_genai_model(source.model_dir, fp32_dir, precision="fp32", cache_dir=Path(scratch) / "cache")
+                quantize_dynamic_int8(fp32_dir / MODEL_FILE, graph, op_types=settings.dynamic_op_types,
+                                      exclude=[], per_channel=settings.per_channel)
+                for path in fp32_dir.iterdir():
+                    if not path.name.startswith(MODEL_FILE) and not (job.out_dir / path.name).exists():
+                        shutil.copyfile(path, job.out_dir / path.name)
+                section = _builder_section("fp32", method="onnxruntime dynamic int8 (MatMulInteger)",
+                                           op_types=settings.dynamic_op_types)
+        section["ops"] = causal_lm.op_counts(graph)
+        causal_lm.copy_tokenizer_files(source, job.out_dir)
+        thresholds = LmThresholds(None, settings.min_token_agreement, identical_generation=False)
+        _check_lm(job, source, graph, self.name, thresholds, settings, quantization=section)
+
+
+class OnnxInt4Exporter(_TaskExporter):
+    name: ClassVar[str] = "onnx-int4"
+    description: ClassVar[str] = "weight-only int4 LLM (MatMulNBits, int4 tied LM head/embeddings) via the GenAI builder"
+    Settings: ClassVar[type[PluginSettings]] = OnnxInt4Settings
+    tasks: ClassVar[frozenset[str]] = frozenset({CAUSAL_LM})
+    task_methods: ClassVar[dict[str, str]] = {CAUSAL_LM: "export_lm"}
+
+    def export_lm(self, job: ExportJob, settings: OnnxInt4Settings) -> None:
+        source = causal_lm.load_lm_source(job)
+        graph = job.out_dir / MODEL_FILE
+        with tempfile.TemporaryDirectory(prefix="lexiedge-genai-") as scratch:
+            build_genai_model(source.model_dir, job.out_dir, precision="int4", block_size=settings.block_size,
+                              accuracy_level=settings.accuracy_level, quantize_lm_head=settings.quantize_lm_head,
+                              cache_dir=Path(scratch))
+        causal_lm.copy_tokenizer_files(source, job.out_dir)
+        section = _builder_section("int4", block_size=settings.block_size, accuracy_level=settings.accuracy_level,
+                                   lm_head="int4, shared with the embeddings" if settings.quantize_lm_head else "fp32",
+                                   ops=causal_lm.op_counts(graph), model_bytes=genai_model_size(job.out_dir))
+        extra: dict[str, Any] = {"quantization": section}
+        if settings.benchmark_tokens:
+            model = load_genai_model(job.out_dir, threads=settings.threads)
+            prompt = causal_lm.prompt_ids(source, 1)[0]
+            prompt = (prompt * (settings.benchmark_prompt_tokens // len(prompt) + 1))[: settings.benchmark_prompt_tokens]
+            extra["decode_speed"] = {**decode_speed(model, prompt, settings.benchmark_tokens),
+                                     "threads": settings.threads, "runtime": "onnxruntime-genai, greedy, CPU"}
+            del model
+        thresholds = LmThresholds(None, settings.min_token_agreement, identical_generation=False)
+        _check_lm(job, source, graph, self.name, thresholds, settings, **extra)
+
+
+class OrtMobileExporter(_TaskExporter):
+    name: ClassVar[str] = "ort-mobile"
+    description: ClassVar[str] = "ORT format (.ort) + required-operators config for a reduced ONNX Runtime Mobile build"
+    Settings: ClassVar[type[PluginSettings]] = OrtMobileSettings
+    tasks: ClassVar[frozenset[str]] = frozenset({CLASSIFICATION, CAUSAL_LM})
+    task_methods: ClassVar[dict[str, str]] = {CLASSIFICATION: "export_classifier", CAUSAL_LM: "export_lm"}
+
+    def export_classifier(self, job: ExportJob, settings: OrtMobileSettings) -> None:
+        quantized = settings.source == "onnx-int8"
+        with tempfile.TemporaryDirectory(prefix="lexiedge-ort-") as scratch:
+            onnx_path = Path(scratch) / MODEL_FILE
+            if quantized:
+                fp32 = Path(scratch) / "fp32.onnx"
+                source = classifier_fp32_graph(job, fp32)
+                int8_settings = OnnxInt8Settings.model_validate(job.entry.export.options.get("onnx-int8") or {})
+                classifier_int8_graph(source, fp32, onnx_path, int8_settings, Path(scratch))
+            else:
+                source = classifier_fp32_graph(job, onnx_path)
+            ort_path, config = convert_to_ort(onnx_path, job.out_dir, optimization_style=settings.optimization_style)
+        thresholds = ClassifierThresholds(
+            settings.atol if settings.atol is not None else (None if quantized else 1e-4),
+            settings.min_top1 if settings.min_top1 is not None else (0.99 if quantized else 1.0),
+        )
+        _check_classifier(job, source, ort_path, self.name, thresholds, settings.max_val_clips,
+                          mobile=self._mobile_section(settings, config))
+
+    def export_lm(self, job: ExportJob, settings: OrtMobileSettings) -> None:
+        source = causal_lm.load_lm_source(job)
+        precision = settings.llm_precision
+        with tempfile.TemporaryDirectory(prefix="lexiedge-ort-") as scratch:
+            built = Path(scratch) / "built"
+            build_genai_model(source.model_dir, built, precision=precision, cache_dir=Path(scratch) / "cache")
+            ort_path, config = convert_to_ort(built / MODEL_FILE, job.out_dir,
+                                              optimization_style=settings.optimization_style)
+            for path in built.iterdir():
+                if not path.name.startswith(MODEL_FILE):
+                    shutil.copyfile(path, job.out_dir / path.name)
+        causal_lm.set_genai_model_file(job.out_dir, ort_path.name)
+        causal_lm.copy_tokenizer_files(source, job.out_dir)
+        exact = precision == "fp32"
+        thresholds = LmThresholds(
+            settings.atol if settings.atol is not None else (1e-4 if exact else None),
+            settings.min_token_agreement if settings.min_token_agreement is not None else (1.0 if exact else 0.8),
+            identical_generation=exact,
+        )
+        _check_lm(job, source, ort_path, self.name, thresholds, settings,
+                  mobile=self._mobile_section(settings, config), export=_builder_section(precision))
+
+    @staticmethod
+    def _mobile_section(settings: OrtMobileSettings, config: Path) -> dict[str, Any]:
+        return {
+            "format": "ORT (flatbuffers)",
+            "source_graph": settings.source,
+            "optimization_style": settings.optimization_style,
+            "required_operators_config": config.name,
+            "required_operators": required_operators(config),
+            "reduced_build": f"./build.sh --minimal_build --include_ops_by_config {config.name}",
+        }
+
+
+EXPORTERS = (OnnxExporter, OnnxInt8Exporter, OnnxInt4Exporter, OrtMobileExporter)

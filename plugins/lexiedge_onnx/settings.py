@@ -1,0 +1,101 @@
+"""Settings of the ONNX exporters: the profile's ``models.<name>.export.options.<target>`` mappings.
+
+One class per target. A field that only one task reads says so; thresholds are what verification
+enforces (a failing export names the output, the number and the threshold).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from lexiedge.api import PluginSettings
+
+
+class VerifySettings(PluginSettings):
+    """How many inputs verification runs (fields shared by every target)."""
+
+    max_val_clips: int = Field(256, ge=1, description="classifier: validation clips compared (the first N)")
+    prompts: int = Field(4, ge=1, le=8, description="LLM: built-in tutor prompts of different lengths compared")
+    new_tokens: int = Field(24, ge=1, description="LLM: greedy tokens generated per prompt and compared")
+
+
+class OnnxSettings(VerifySettings):
+    """`onnx`: fp32 graph; the classifier through torch.onnx, the LLM through ONNX Runtime GenAI's builder."""
+
+    opset: int = Field(18, ge=17, description="classifier: ONNX opset of the torch export")
+    atol: float = Field(1e-4, gt=0, description="max |difference| of logits allowed against PyTorch")
+    min_top1: float = Field(1.0, ge=0, le=1, description="classifier: top-1 agreement with PyTorch on the val split")
+    min_token_agreement: float = Field(1.0, ge=0, le=1, description="LLM: greedy tokens equal to PyTorch's")
+
+
+class OnnxInt8Settings(VerifySettings):
+    """`onnx-int8`: ONNX Runtime int8 quantization."""
+
+    mode: Literal["dynamic", "static"] = Field(
+        "dynamic",
+        description=(
+            "classifier: dynamic = int8 weights, activations quantized at run time (MatMul/Gemm); "
+            "static = also QDQ int8 convolutions with scales calibrated on the run's training clips"
+        ),
+    )
+    static_op_types: list[str] = Field(
+        default_factory=lambda: ["Conv"], description="classifier, mode static: op types given calibrated QDQ"
+    )
+    dynamic_op_types: list[str] = Field(
+        default_factory=lambda: ["MatMul", "Gemm"], description="op types given dynamic int8 quantization"
+    )
+    exclude_modules: list[str] = Field(
+        default_factory=list,
+        description="classifier: module paths (e.g. audio.frontend) whose nodes stay fp32; fixed buffers always do",
+    )
+    per_channel: bool = Field(False, description="one scale per output channel (more accurate, slower on some CPUs)")
+    calibration_clips: int = Field(32, ge=1, description="classifier, mode static: training clips for calibration")
+    llm_method: Literal["weight-only", "dynamic"] = Field(
+        "weight-only",
+        description=(
+            "LLM: weight-only = the GenAI builder's int8 MatMulNBits (GQA graph; fast); dynamic = ORT dynamic "
+            "quantization (MatMulInteger) of the fp32 builder graph"
+        ),
+    )
+    block_size: int = Field(32, ge=16, description="LLM weight-only: quantization block size")
+    min_top1: float = Field(0.99, ge=0, le=1, description="classifier: top-1 agreement with fp32 PyTorch (val split)")
+    min_token_agreement: float = Field(
+        0.9, ge=0, le=1, description="LLM: next-token agreement with fp32 PyTorch along its greedy generations"
+    )
+
+
+class OnnxInt4Settings(VerifySettings):
+    """`onnx-int4`: weight-only int4 (MatMulNBits) through ONNX Runtime GenAI's builder (LLM only)."""
+
+    block_size: Literal[16, 32, 64, 128, 256] = Field(32, description="weights per int4 scale (smaller: more accurate)")
+    accuracy_level: Literal[1, 2, 3, 4] = Field(
+        4, description="MatMulNBits compute type on CPU: 4 = int8 activations (fastest), 1 = fp32"
+    )
+    quantize_lm_head: bool = Field(
+        True, description="int4 LM head shared with the embeddings (tied weights: stored once); false keeps it fp32"
+    )
+    min_token_agreement: float = Field(
+        0.8, ge=0, le=1, description="next-token agreement with fp32 PyTorch along its greedy generations"
+    )
+    benchmark_tokens: int = Field(32, ge=0, description="greedy tokens timed for the manifest's decode speed (0: off)")
+    benchmark_prompt_tokens: int = Field(64, ge=1, description="prompt length of the decode-speed measurement")
+    threads: int = Field(2, ge=1, description="intra-op threads of the decode-speed measurement")
+
+
+class OrtMobileSettings(VerifySettings):
+    """`ort-mobile`: the ORT format (.ort) and the operator config of a reduced ONNX Runtime Mobile build."""
+
+    source: Literal["onnx", "onnx-int8"] = Field(
+        "onnx", description="which graph to convert: the fp32 export or the int8 one (dynamic mode)"
+    )
+    optimization_style: Literal["Fixed", "Runtime"] = Field(
+        "Fixed", description="Fixed: optimized for CPU at conversion; Runtime: optimizations applied on device"
+    )
+    llm_precision: Literal["fp32", "int4"] = Field("int4", description="LLM: builder precision of the converted graph")
+    atol: float | None = Field(
+        None, description="max |logit difference| against PyTorch (default: 1e-4 for an fp32 source, unchecked for int8)"
+    )
+    min_top1: float | None = Field(None, ge=0, le=1, description="classifier (default: 1.0 fp32 source, 0.99 int8)")
+    min_token_agreement: float | None = Field(None, ge=0, le=1, description="LLM (default: 1.0 fp32, 0.8 int4)")

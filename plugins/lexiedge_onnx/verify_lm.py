@@ -1,0 +1,198 @@
+"""Verification of an LLM artifact against the merged PyTorch model (fp32).
+
+Three checks, on tutor prompts of several lengths (none of them a traced shape: the builder writes
+the graph directly, and every axis must hold):
+
+1. logits of a first pass with ONNX Runtime: batch 1, and batch 3 of different lengths (right-padded);
+2. the KV-cache path: the prompt, then PyTorch's greedy tokens fed one at a time with
+   ``past_key_values`` -> ``present``; logits and next-token agreement at every step (batch 1 and 3);
+3. greedy generation through ONNX Runtime GenAI (its own KV buffer) against ``generate`` in PyTorch.
+
+``token_agreement`` is the share of steps in (2) where the artifact's argmax is PyTorch's greedy
+token; ``generation`` counts prompts whose whole generation in (3) is identical.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lexiedge.export import AgreementError, AtolError, ShapeError
+from lexiedge_onnx.causal_lm import LmSource, padded, prompt_ids
+from lexiedge_onnx.genai import greedy_generate, load_genai_model
+from lexiedge_onnx.runners import OrtRunner
+
+LOGITS = "logits"
+
+
+@dataclass(frozen=True)
+class LmThresholds:
+    atol: float | None  # on logits; None for quantized graphs (reported only)
+    min_token_agreement: float
+    identical_generation: bool  # fp32: every greedy generation must equal PyTorch's
+
+
+class KvDecoder:
+    """A raw ONNX Runtime session over a GenAI decoder: explicit past/present KV tensors."""
+
+    def __init__(self, runner: OrtRunner) -> None:
+        self.runner = runner
+        inputs = {i.name: i for i in runner.session.get_inputs()}
+        self.past_names = sorted(n for n in inputs if n.startswith("past_key_values."))
+        if "input_ids" not in inputs or not self.past_names:
+            raise ShapeError("llm", "input_ids", f"not a decoder with a KV cache (inputs: {sorted(inputs)})")
+        shape = inputs[self.past_names[0]].shape  # (batch, kv_heads, past, head_size); head_size may be symbolic
+        self.kv_heads = shape[1]
+        self.head_size = shape[3] if isinstance(shape[3], int) else None
+        self.dtype = np.float16 if "float16" in inputs[self.past_names[0]].type else np.float32
+
+    def with_head_size(self, head_size: int) -> "KvDecoder":
+        self.head_size = self.head_size or head_size
+        return self
+
+    def empty(self, batch: int) -> dict[str, np.ndarray]:
+        return {name: np.zeros((batch, self.kv_heads, 0, self.head_size), self.dtype) for name in self.past_names}
+
+    def __call__(self, ids: np.ndarray, mask: np.ndarray, past: dict[str, np.ndarray]) -> tuple[np.ndarray, dict]:
+        outputs = self.runner({"input_ids": ids.astype(np.int64), "attention_mask": mask.astype(np.int64), **past})
+        present = {name: outputs[name.replace("past_key_values.", "present.")] for name in self.past_names}
+        return outputs[LOGITS].astype(np.float32), present
+
+
+def _reference_generation(source: LmSource, prompt: list[int], new_tokens: int) -> list[int]:
+    import torch
+
+    with torch.no_grad():
+        out = source.model.generate(
+            torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
+            max_new_tokens=new_tokens, do_sample=False, eos_token_id=source.eos_ids(),
+            pad_token_id=source.eos_ids()[0],
+        )
+    return [int(t) for t in out[0, len(prompt):]]
+
+
+def _reference_logits(source: LmSource, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        out = source.model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask), use_cache=False)
+    return out.logits.float().numpy()
+
+
+def _guard(target: str, what: str, call):
+    try:
+        return call()
+    except (ShapeError, AtolError, AgreementError):
+        raise
+    except Exception as exc:  # the runtime refusing an input shape is the failure we look for
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ShapeError(target, LOGITS, f"the graph fails on {what}: {first[:300]}") from None
+
+
+def verify_lm(runner: OrtRunner, artifact: Path, source: LmSource, target: str, *, prompts: int, new_tokens: int,
+              head_size: int, genai: bool = True) -> dict[str, Any]:
+    """Compare the artifact's graph (``runner``) and the artifact through ORT GenAI with PyTorch.
+
+    Returns the numbers; thresholds are enforced by :func:`enforce_lm` once they are saved.
+    """
+    decoder = KvDecoder(runner).with_head_size(head_size)
+    all_prompts = prompt_ids(source, max(prompts, 4))
+    pad = source.eos_ids()[0]
+    vocab = int(source.config.get("vocab_size", 0))
+
+    # 1. first pass: batch 1 and a right-padded batch 3 of three lengths
+    prefill_diff = 0.0
+    for group in ([all_prompts[0]], all_prompts[1:4]):
+        ids, mask = padded(group, pad)
+        what = f"a first pass of batch {len(group)}, lengths {[len(p) for p in group]}"
+        logits, _ = _guard(target, what, lambda: decoder(ids, mask, decoder.empty(len(group))))
+        if logits.shape[:2] != ids.shape or (vocab and logits.shape[2] != vocab):
+            raise ShapeError(target, LOGITS, f"shape {logits.shape} on {what}; expected {(*ids.shape, vocab)}")
+        reference = _reference_logits(source, ids, mask)
+        valid = mask.astype(bool)
+        prefill_diff = max(prefill_diff, float(np.abs(logits[valid] - reference[valid]).max()))
+
+    # 2. KV cache, teacher-forced with PyTorch's greedy tokens: batch 1 per prompt, then batch 3
+    generations = [_reference_generation(source, p, new_tokens) for p in all_prompts[:prompts]]
+    decode_diff, agree, steps = 0.0, 0, 0
+    groups = [[i] for i in range(prompts)] + [list(range(min(3, prompts)))]
+    for group in groups:
+        length = min(len(all_prompts[i]) for i in group)
+        rows = [all_prompts[i][:length] for i in group]
+        follow = min(len(generations[i]) for i in group) if len(group) == 1 else 4
+        if len(group) > 1:  # truncated prompts: PyTorch's greedy tokens for these exact rows
+            rows_gen = [_reference_generation(source, r, follow) for r in rows]
+            follow = min(len(g) for g in rows_gen)
+        else:
+            rows_gen = [generations[group[0]]]
+        if follow == 0:
+            continue
+        full = np.array([r + g[:follow] for r, g in zip(rows, rows_gen)], dtype=np.int64)
+        reference = _reference_logits(source, full, np.ones_like(full))
+        what = f"KV-cache decoding of batch {len(group)} after {length} prompt tokens"
+        logits, past = _guard(target, what, lambda: decoder(full[:, :length], np.ones((len(group), length)), decoder.empty(len(group))))
+        step_logits = [logits[:, -1]]
+        for step in range(follow - 1):
+            position = length + step
+            token = full[:, position : position + 1]
+            mask = np.ones((len(group), position + 1))
+            logits, past = _guard(target, what, lambda: decoder(token, mask, past))
+            step_logits.append(logits[:, -1])
+        for step, current in enumerate(step_logits):
+            expected = reference[:, length - 1 + step]
+            decode_diff = max(decode_diff, float(np.abs(current - expected).max()))
+            agree += int((current.argmax(-1) == full[:, length + step]).sum())
+            steps += len(group)
+
+    report: dict[str, Any] = {
+        "reference": f"pytorch fp32 ({source.model_dir})",
+        "prompts": prompts,
+        "prompt_lengths": [len(p) for p in all_prompts[:prompts]],
+        "batch_sizes": [1, 3],
+        "max_abs_diff": {"logits_first_pass": prefill_diff, "logits_kv_decode": decode_diff},
+        "token_agreement": agree / steps if steps else None,
+        "teacher_forced_steps": steps,
+    }
+
+    # 3. greedy generation through ONNX Runtime GenAI
+    if genai:
+        model = _guard(target, "loading with onnxruntime-genai", lambda: load_genai_model(artifact))
+        identical, positions, matches = 0, 0, 0
+        for prompt, expected in zip(all_prompts[:prompts], generations):
+            produced = greedy_generate(model, prompt, new_tokens)
+            identical += int(produced == expected)
+            positions += max(len(produced), len(expected))
+            matches += sum(a == b for a, b in zip(produced, expected))
+        report["generation"] = {
+            "runtime": "onnxruntime-genai",
+            "new_tokens": new_tokens,
+            "identical": identical,
+            "of": prompts,
+            "position_agreement": matches / positions if positions else None,
+        }
+    return report
+
+
+def enforce_lm(report: dict[str, Any], target: str, thresholds: LmThresholds) -> None:
+    if thresholds.atol is not None:
+        for key, diff in report["max_abs_diff"].items():
+            if diff > thresholds.atol:
+                raise AtolError(target, LOGITS, f"max |difference| {diff:.3g} > atol {thresholds.atol:g} ({key})")
+    agreement = report["token_agreement"]
+    if agreement is not None and agreement < thresholds.min_token_agreement:
+        raise AgreementError(
+            target, LOGITS,
+            f"next-token agreement with PyTorch's greedy tokens {agreement:.2%} < {thresholds.min_token_agreement:.2%} "
+            f"over {report['teacher_forced_steps']} KV-cache steps",
+        )
+    generation = report.get("generation")
+    if thresholds.identical_generation and generation and generation["identical"] < generation["of"]:
+        raise AgreementError(
+            target, LOGITS,
+            f"greedy generation through onnxruntime-genai differs from PyTorch's on "
+            f"{generation['of'] - generation['identical']} of {generation['of']} prompts "
+            f"(position agreement {generation['position_agreement']:.2%})",
+        )

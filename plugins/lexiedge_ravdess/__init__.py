@@ -1,0 +1,13 @@
+"""The ``ravdess`` dataset plugin: RAVDESS speech+face clips for audio-visual emotion classification.
+
+Modules: ``labels`` (EMOTIONS, file names), ``settings`` (RavdessSettings), ``splits`` (by actor),
+``decode`` (PyAV/soundfile/OpenCV), ``cache`` (on-disk features), ``dataset`` (torch datasets, collate),
+``loading`` (folder -> DataSplits), ``synth`` (a synthetic RAVDESS-layout set), ``plugin`` (hooks).
+Importing the package imports nothing heavy; torch loads with ``dataset``.
+"""
+
+from __future__ import annotations
+
+from lexiedge_ravdess.labels import EMOTIONS
+
+__all__ = ["EMOTIONS"]

@@ -1,0 +1,113 @@
+"""Torch datasets over RAVDESS clips, and the collate function that builds the contract batch.
+
+Batch (see notes/contracts.md): ``waveform`` float32 (B, S), ``frames`` float32 (B, T, 3, H, W) in [0, 1],
+``audio_mask``/``video_mask`` float32 (B,), ``label`` int64 (B,). A missing stream (an audio-only wav, a
+video-only mp4, or a modality the settings drop) is zeros with mask 0, so every batch has one shape.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from lexiedge_ravdess.cache import CachedClip, read_audio, read_video
+from lexiedge_ravdess.decode import DecodeOptions, centre_fit, decode_clip
+from lexiedge_ravdess.labels import ClipName
+from lexiedge_ravdess.settings import RavdessSettings
+
+Item = dict[str, torch.Tensor]
+BATCH_KEYS = ("waveform", "frames", "audio_mask", "video_mask", "label")
+
+
+def make_item(
+    label: int, waveform: np.ndarray | None, frames: np.ndarray | None, settings: RavdessSettings
+) -> Item:
+    """One example from decoded arrays (``frames`` uint8 (T, 3, H, W)); fills and masks what is missing."""
+    size, count = settings.image_size, settings.frames
+    if waveform is not None and settings.use_audio:
+        audio = torch.from_numpy(np.array(centre_fit(waveform, settings.num_samples), dtype=np.float32))
+        audio_mask = 1.0
+    else:
+        audio, audio_mask = torch.zeros(settings.num_samples), 0.0
+    if frames is not None and settings.use_video:
+        # uint8 on disk (4x smaller than float, and exact: the source is 8-bit); scaled here, in numpy:
+        # single-threaded, so a DataLoader in the main process does not pay torch's thread-pool wake-ups.
+        video = torch.from_numpy(np.multiply(frames, np.float32(1.0 / 255.0), dtype=np.float32))
+        video_mask = 1.0
+    else:
+        video, video_mask = torch.zeros(count, 3, size, size), 0.0
+    return {
+        "waveform": audio,
+        "frames": video,
+        "audio_mask": torch.tensor(audio_mask, dtype=torch.float32),
+        "video_mask": torch.tensor(video_mask, dtype=torch.float32),
+        "label": torch.tensor(label, dtype=torch.int64),
+    }
+
+
+def collate_batch(items: Sequence[Item]) -> dict[str, torch.Tensor]:
+    """Stack examples into the contract batch dict (a module-level function: DataLoader workers pickle it).
+
+    Stacked with numpy: torch.stack wakes torch's intra-op thread pool for every key, which costs more
+    than the copy itself when the loader runs in the training process on a busy CPU.
+    """
+    return {key: torch.from_numpy(np.stack([item[key].numpy() for item in items])) for key in BATCH_KEYS}
+
+
+class ClipDataset(Dataset):
+    """Examples of one split; subclasses say where the decoded arrays come from."""
+
+    def __init__(self, clips: Sequence[ClipName], settings: RavdessSettings) -> None:
+        self.clips = list(clips)
+        self.settings = settings
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    @property
+    def labels(self) -> list[int]:
+        """Label of every example, in order (for class weights, samplers and confusion matrices)."""
+        return [clip.emotion for clip in self.clips]
+
+    def __getitem__(self, index: int) -> Item:
+        waveform, frames = self._arrays(index)
+        return make_item(self.clips[index].emotion, waveform, frames, self.settings)
+
+    @abstractmethod
+    def _arrays(self, index: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(waveform (N,) float32 or None, frames (T, 3, H, W) uint8 or None) of example ``index``."""
+
+
+class CachedClipDataset(ClipDataset):
+    """Reads memory-mapped arrays from the feature cache: no decoding in any epoch."""
+
+    def __init__(self, entries: Sequence[CachedClip], settings: RavdessSettings) -> None:
+        super().__init__([entry.clip for entry in entries], settings)
+        self.entries = list(entries)
+        # Maps opened once per process (each DataLoader worker opens its own): parsing a .npy header costs
+        # more than reading a clip's pages. Maps hold no file descriptors and only the pages read.
+        self._opened: dict[int, tuple[np.ndarray | None, np.ndarray | None]] = {}
+
+    def _arrays(self, index: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+        if index not in self._opened:
+            entry = self.entries[index]
+            self._opened[index] = (read_audio(entry), read_video(entry))
+        return self._opened[index]
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_opened": {}}  # workers map the files themselves
+
+
+class DecodingClipDataset(ClipDataset):
+    """Decodes each clip whenever it is read: what a loader without the cache does (the benchmark's baseline).
+
+    A clip that fails to decode raises here; use the cached dataset for training.
+    """
+
+    def _arrays(self, index: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+        decoded = decode_clip(self.clips[index].path, DecodeOptions.from_settings(self.settings))
+        return decoded.waveform, decoded.frames

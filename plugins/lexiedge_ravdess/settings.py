@@ -1,0 +1,75 @@
+"""The ``models.<name>.data`` section of a profile whose data plugin is ``ravdess``."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from lexiedge.api import PluginSettings
+
+Modality = Literal["audio", "video"]
+
+
+class SplitSettings(PluginSettings):
+    """Actors per split; no actor may be in two splits (RAVDESS is split by speaker, never by clip)."""
+
+    train: list[int] = Field(min_length=1, description="actor numbers used for training")
+    val: list[int] = Field(default_factory=list, description="actor numbers for validation (may be empty)")
+    test: list[int] = Field(default_factory=list, description="actor numbers for the final test (may be empty)")
+
+    @field_validator("train", "val", "test")
+    @classmethod
+    def _positive_and_unique(cls, actors: list[int]) -> list[int]:
+        if any(actor < 1 for actor in actors):
+            raise ValueError(f"actor numbers start at 1, got {sorted(actors)}")
+        if len(set(actors)) != len(actors):
+            raise ValueError(f"an actor is listed twice: {actors}")
+        return actors
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> SplitSettings:
+        named = {"train": set(self.train), "val": set(self.val), "test": set(self.test)}
+        for first, second in (("train", "val"), ("train", "test"), ("val", "test")):
+            both = named[first] & named[second]
+            if both:
+                raise ValueError(f"actors {sorted(both)} are in both {first} and {second}; splits must not share actors")
+        return self
+
+
+class RavdessSettings(PluginSettings):
+    """How RAVDESS clips become training examples; every field but ``seed``/``split``/``data_fraction``
+    changes the preprocessed features and so keys the feature cache."""
+
+    sample_rate: int = Field(16000, ge=8000, le=96000, description="audio rate in Hz the model reads")
+    clip_seconds: float = Field(3.0, gt=0.0, le=30.0, description="audio length: centre crop or zero pad")
+    frames: int = Field(8, ge=1, le=64, description="video frames sampled uniformly over each clip")
+    image_size: int = Field(64, ge=16, le=512, description="side of the square face crop in pixels")
+    modalities: list[Modality] = Field(
+        default_factory=lambda: ["audio", "video"], min_length=1, description="drop one to train single-modality"
+    )
+    data_fraction: float = Field(1.0, gt=0.0, le=1.0, description="share of training clips kept, per class")
+    seed: int = Field(0, description="seed of the data_fraction sample and of proportional splits")
+    split: SplitSettings | None = Field(None, description="actors per split (default 1-16 / 17-20 / 21-24)")
+    include_song: bool = Field(False, description="also use sung clips (vocal channel 02)")
+    face_crop: bool = Field(True, description="crop the largest detected face (centre square when none is found)")
+
+    @field_validator("modalities")
+    @classmethod
+    def _no_repeats(cls, modalities: list[str]) -> list[str]:
+        if len(set(modalities)) != len(modalities):
+            raise ValueError(f"a modality is listed twice: {modalities}")
+        return modalities
+
+    @property
+    def num_samples(self) -> int:
+        """Waveform length S of every training example."""
+        return round(self.clip_seconds * self.sample_rate)
+
+    @property
+    def use_audio(self) -> bool:
+        return "audio" in self.modalities
+
+    @property
+    def use_video(self) -> bool:
+        return "video" in self.modalities

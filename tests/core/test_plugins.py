@@ -1,0 +1,145 @@
+"""The plugin host: registration, lookup, built-ins through entry points, an outside plugin installed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lexiedge.api import ModelPlugin, TrainerPlugin
+from lexiedge.errors import UnknownPluginError
+from lexiedge.plugin import PLUGIN_KINDS, build_host, get_host, hookimpl
+from lexiedge.registry import Registry
+
+FIXTURE_PLUGIN = Path(__file__).resolve().parent.parent / "fixtures" / "lexiedge-example-plugin"
+BUILT_INS = {
+    "models": {"emotion-av", "qwen-lora"},
+    "datasets": {"ravdess", "chat-jsonl"},
+    "trainers": {"classifier", "causal-lm-lora"},
+}
+
+
+def test_built_in_plugins_load_through_entry_points() -> None:
+    host = build_host()
+    assert host.broken == {}, f"built-in plugins failed to load: {host.broken}"
+    for kind, names in BUILT_INS.items():
+        assert names <= set(host.registry(kind).names()), kind
+        for name in names:
+            assert host.distribution_of(kind, name).startswith("lexiedge "), "registered by the lexiedge distribution"
+
+
+def test_registry_lookup_and_unknown_names() -> None:
+    host = get_host()
+    plugin = host.models.get("emotion-av")
+    assert isinstance(plugin, ModelPlugin) and plugin.task == "av-classification"
+    with pytest.raises(UnknownPluginError) as info:
+        host.trainers.get("reinforce")
+    assert "reinforce" in str(info.value) and "classifier" in str(info.value) and "causal-lm-lora" in str(info.value)
+
+
+class _Trainer(TrainerPlugin):
+    name = "classifier"
+    tasks = frozenset({"x"})
+
+    def loss(self, built, batch):  # pragma: no cover - never called
+        raise NotImplementedError
+
+    def fit(self, job):  # pragma: no cover - never called
+        raise NotImplementedError
+
+
+def test_registry_refuses_duplicates_and_non_plugins() -> None:
+    registry: Registry[TrainerPlugin] = Registry("trainer", TrainerPlugin)
+    registry.add(_Trainer)
+    registry.add(_Trainer)  # the same class twice is harmless
+
+    class Other(_Trainer):
+        pass
+
+    with pytest.raises(ValueError, match="two trainer plugins are named 'classifier'"):
+        registry.add(Other)
+    with pytest.raises(TypeError):
+        registry.add(object)  # type: ignore[arg-type]
+
+
+def test_plugins_registered_from_a_module_object() -> None:
+    class Extra:
+        @hookimpl
+        def lexiedge_add_trainers(self, registry):
+            class Named(_Trainer):
+                name = "my-trainer"
+
+            registry.add(Named)
+
+    host = build_host(Extra(), entry_points=False)
+    assert host.trainers.names() == ["my-trainer"]
+    assert host.models.names() == []
+
+
+def test_plugins_command_lists_kinds_and_names(cli) -> None:
+    result = cli("plugins")
+    assert result.exit_code == 0
+    for kind, names in BUILT_INS.items():
+        assert kind in result.stdout
+        for name in names:
+            assert name in result.stdout
+
+
+def _install(target: Path) -> dict[str, str]:
+    """pip-install the example plugin distribution into `target` (no network, no build isolation)."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
+         "--target", str(target), str(FIXTURE_PLUGIN)],
+        check=True,
+        capture_output=True,
+    )
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(target), env.get("PYTHONPATH", "")])
+    return env
+
+
+def test_an_installed_outside_plugin_shows_up_and_is_usable(tmp_path: Path) -> None:
+    env = _install(tmp_path / "site")
+    lexiedge = [sys.executable, "-m", "lexiedge.cli"]
+    listed = subprocess.run([*lexiedge, "plugins", "--json"], env=env, capture_output=True, text=True, check=True)
+    rows = {row["name"]: row for row in json.loads(listed.stdout)["plugins"]}
+    assert rows["av-baseline"]["kind"] == "models"
+    assert rows["av-baseline"]["from"] == "lexiedge-example-plugin 0.1.0"
+    assert rows["emotion-av"]["from"].startswith("lexiedge ")
+    # a user's profile can pick it like any built-in, and the planner builds and measures it
+    profile = tmp_path / "baseline.yaml"
+    profile.write_text(
+        "extends: cpu\nname: baseline\nmodels:\n  emotion-av:\n    model: {plugin: av-baseline, hidden: 16}\n"
+    )
+    shown = subprocess.run([*lexiedge, "profiles", "show", str(profile)], env=env, capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr
+    assert "av-baseline" in shown.stdout
+    planned = subprocess.run(
+        [*lexiedge, "plan", "--profile", str(profile), "--model", "emotion-av"], env=env, capture_output=True, text=True
+    )
+    assert planned.returncode == 0, planned.stderr
+    assert "fits" in planned.stdout
+
+
+def test_a_broken_outside_plugin_is_reported_not_fatal(tmp_path: Path) -> None:
+    dist = tmp_path / "broken_plugin-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[lexiedge]\nbroken = no_such_module_here.plugin\n")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    result = subprocess.run([sys.executable, "-m", "lexiedge.cli", "plugins"], env=env, capture_output=True, text=True)
+    assert result.returncode == 0
+    assert "emotion-av" in result.stdout
+    assert "'broken' failed to load" in result.stderr and "no_such_module_here" in result.stderr
+
+
+def test_every_kind_has_a_hook() -> None:
+    from lexiedge import hookspecs
+
+    for kind in PLUGIN_KINDS:
+        hook = getattr(hookspecs, f"lexiedge_add_{kind}")
+        assert hook.__doc__ and "registry.add" in hook.__doc__

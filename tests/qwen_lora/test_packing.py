@@ -1,0 +1,119 @@
+"""Packed rows: attention stays inside each example, so packed logits equal each example run alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from lexiedge_causal_lm.inputs import model_inputs
+
+CONVERSATIONS = [
+    [{"role": "user", "content": "Correct: She go to school yesterday."},
+     {"role": "assistant", "content": "She went to school yesterday."}],
+    [{"role": "user", "content": "What does 'reluctant' mean?"},
+     {"role": "assistant", "content": "Not willing to do something: 'He was reluctant to speak.'"}],
+    [{"role": "system", "content": "You are a patient English tutor."},
+     {"role": "user", "content": "Is 'informations' right?"},
+     {"role": "assistant", "content": "No: 'information' is uncountable."}],
+]
+
+
+def _encode(tokenizer) -> list[torch.Tensor]:
+    texts = [tokenizer.apply_chat_template(c, tokenize=False) for c in CONVERSATIONS]
+    return [tokenizer(t, add_special_tokens=False, return_tensors="pt").input_ids[0] for t in texts]
+
+
+def _model(tiny_dir: Path, attention: str):
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_dir, attn_implementation=attention)
+    # The saved init is near-uniform (std 0.02); stronger weights make any leak between examples visible.
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.2)
+    return model.eval()  # eval mode with use_cache=True in the config: the inputs must switch the cache off
+
+
+def _forward(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    inputs = model_inputs(batch)
+    inputs.pop("labels")
+    with torch.no_grad():
+        return model(**inputs).logits
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_packed_row_logits_equal_each_example_alone(tiny_dir: Path, attention: str) -> None:
+    from transformers import AutoTokenizer
+
+    model = _model(tiny_dir, attention)
+    examples = _encode(AutoTokenizer.from_pretrained(tiny_dir))
+    lengths = [len(e) for e in examples]
+    pad = 5
+    row = torch.cat([*examples, torch.zeros(pad, dtype=torch.long)])[None]
+    positions = torch.cat([torch.arange(n) for n in lengths] + [torch.arange(pad)])[None]
+    real = torch.cat([torch.ones(sum(lengths)), torch.zeros(pad)]).long()[None]
+    variants = {
+        "packed": {"input_ids": row[:, :-pad], "position_ids": positions[:, :-pad]},
+        "packed + padding segment": {"input_ids": row, "position_ids": positions},
+        "packed + padding + 2D mask": {"input_ids": row, "position_ids": positions, "attention_mask": real},
+    }
+    alone = [_forward(model, {"input_ids": e[None]})[0] for e in examples]
+    for name, batch in variants.items():
+        packed = _forward(model, batch)[0]
+        starts = torch.tensor([0, *lengths]).cumsum(0)
+        for index, expected in enumerate(alone):
+            got = packed[starts[index] : starts[index + 1]]
+            torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4, msg=f"{name}: example {index}")
+
+    # Without position-based separation the later examples would see the earlier ones: the check can fail.
+    leaked = _forward(model, {"input_ids": row[:, :-pad], "attention_mask": torch.ones_like(row[:, :-pad])})[0]
+    assert (leaked[lengths[0] : lengths[0] + lengths[1]] - alone[1]).abs().max() > 1e-2
+
+
+def test_packed_loss_is_the_token_weighted_mean_of_each_example(tiny_dir: Path) -> None:
+    """No example is trained to predict the next one's first token (the boundary label is dropped)."""
+    from transformers import AutoTokenizer
+
+    model = _model(tiny_dir, "sdpa")
+    examples = _encode(AutoTokenizer.from_pretrained(tiny_dir))
+    with torch.no_grad():
+        losses = [model(input_ids=e[None], labels=e[None]).loss for e in examples]
+    targets = torch.tensor([len(e) - 1 for e in examples], dtype=torch.float32)
+    expected = (torch.stack(losses) * targets).sum() / targets.sum()
+    row = torch.cat(examples)[None]
+    batch = {"input_ids": row, "labels": row.clone(), "position_ids": torch.cat([torch.arange(len(e)) for e in examples])[None]}
+    with torch.no_grad():
+        packed = model(**model_inputs(batch)).loss
+    torch.testing.assert_close(packed, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_chat_jsonl_collate_feeds_the_model_correctly(tiny_dir: Path) -> None:
+    """The dataset's batches (packed, and padded with attention_mask) give each example's own logits."""
+    packing = pytest.importorskip("lexiedge_chat_jsonl.packing")
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_dir)
+    model = _model(tiny_dir, "sdpa")
+    examples = _encode(tokenizer)
+    alone = [_forward(model, {"input_ids": e[None]})[0] for e in examples]
+    items = [{"input_ids": e, "labels": e.clone(), "position_ids": torch.arange(len(e))} for e in examples]
+    pad_id = packing.pad_id_of(tokenizer)
+
+    # Packed: examples 0+1 in one row, example 2 alone (padded to the longer row).
+    row01 = {k: torch.cat([items[0][k], items[1][k]]) for k in items[0]}
+    packed = packing.PadCollator(pad_id=pad_id, attention_mask=False)([row01, items[2]])
+    logits = _forward(model, packed)
+    n0, n1, n2 = (len(e) for e in examples)
+    torch.testing.assert_close(logits[0, :n0], alone[0], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(logits[0, n0 : n0 + n1], alone[1], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(logits[1, :n2], alone[2], rtol=1e-4, atol=1e-4)
+
+    # Unpacked: one example per row, padded, with attention_mask.
+    padded = packing.PadCollator(pad_id=pad_id, attention_mask=True)(items)
+    assert "attention_mask" in padded
+    logits = _forward(model, padded)
+    for index, expected in enumerate(alone):
+        torch.testing.assert_close(logits[index, : len(examples[index])], expected, rtol=1e-4, atol=1e-4)
