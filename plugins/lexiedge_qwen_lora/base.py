@@ -1,9 +1,10 @@
 """Finding, loading and recording the base model a LoRA adapter trains on.
 
-A base is a hub name, a local directory, or `random:<architecture>`. Training records how to get
-the same base again (`base.json` in the run directory) so `lexiedge merge` can rebuild it: local
-and hub bases by reference, the tiny random base by a copy (a few MB), the random 0.5B by its
-seed plus a fingerprint that the rebuild must match (never a multi-GB copy).
+A base is a hub name, a local directory, `random:<architecture>`, or `tiny:qwen2-tutor` (the tiny
+Qwen2 pretrained here, see :func:`lexiedge_qwen_lora.tiny.tutor_base_dir`). Training records how to
+get the same base again (`base.json` in the run directory) so `lexiedge merge` can rebuild it: local
+and hub bases by reference, the tiny bases by a copy (a few MB), the random 0.5B by its seed plus a
+fingerprint that the rebuild must match (never a multi-GB copy).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from lexiedge_qwen_lora.architectures import (
 )
 from lexiedge_qwen_lora.chat_template import ENDOFTEXT, IM_END
 from lexiedge_qwen_lora.settings import QwenLoraSettings
-from lexiedge_qwen_lora.tiny import tiny_base_dir
+from lexiedge_qwen_lora.tiny import tiny_base_dir, tutor_base_dir
 
 if TYPE_CHECKING:
     import torch
@@ -37,6 +38,9 @@ BASE_RECORD = "base.json"
 BASE_SNAPSHOT = "base"
 RANDOM_BASE_SEED = 0
 TINY = "random:qwen2-tiny"
+TUTOR = "tiny:qwen2-tutor"
+# Bases built on this machine (no download), by name: what `base: tiny:<name>` can be.
+BUILT_BASES = {TUTOR: tutor_base_dir}
 
 _DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
@@ -45,7 +49,7 @@ _DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 class BaseSource:
     """Where a base comes from. ``path`` is a local directory (for random bases: the tokenizer's)."""
 
-    kind: Literal["random", "local", "hub"]
+    kind: Literal["random", "built", "local", "hub"]
     name: str
     path: Path | None = None
     revision: str | None = None
@@ -53,12 +57,16 @@ class BaseSource:
     @property
     def location(self) -> str:
         """What to call `from_pretrained` with (a directory or a hub name)."""
-        return str(self.path) if self.kind == "local" else self.name
+        return str(self.path) if self.kind in ("local", "built") else self.name
 
 
 def resolve_base(settings: QwenLoraSettings) -> BaseSource:
     """Classify ``settings.base``; a path-like base that does not exist is an error, not a hub name."""
     base = settings.base
+    if base.startswith("tiny:"):
+        if base not in BUILT_BASES:
+            raise UsageError(f"unknown built base {base!r}; known: {', '.join(BUILT_BASES)}")
+        return BaseSource("built", base, path=BUILT_BASES[base](RANDOM_BASE_SEED))
     if base.startswith(RANDOM_PREFIX):
         random_architecture(base)  # unknown names fail here, listing the known ones
         return BaseSource("random", base, path=tiny_base_dir(RANDOM_BASE_SEED))
@@ -70,7 +78,7 @@ def resolve_base(settings: QwenLoraSettings) -> BaseSource:
     if base.startswith((".", "/", "~")) or base.count("/") != 1:
         raise UsageError(
             f"base {base!r} is neither an existing directory nor a hub name like Qwen/Qwen2.5-0.5B-Instruct "
-            f"nor {TINY}"
+            f"nor {TINY} or {TUTOR}"
         )
     return BaseSource("hub", base, revision=None if settings.revision is None else settings.revision)
 
@@ -200,7 +208,7 @@ def weights_fingerprint(model: "torch.nn.Module", elements: int = 4096) -> str:
 def base_record(source: BaseSource, settings: QwenLoraSettings, base_model: "torch.nn.Module") -> dict[str, Any]:
     """What `merge` needs to get this exact base back (JSON-able)."""
     record: dict[str, Any] = {"base": settings.base, "kind": source.kind, "revision": source.revision}
-    if source.name == TINY:
+    if source.name == TINY or source.kind == "built":
         record["snapshot"] = BASE_SNAPSHOT
         record["snapshot_from"] = str(source.path)
     elif source.kind == "random":

@@ -31,7 +31,8 @@ class QwenLoraSettings(PluginSettings):
         "Qwen/Qwen2.5-0.5B-Instruct",
         description=(
             "hub name (needs network or the HF cache), a local model directory, or a built-in random "
-            "architecture: random:qwen2-tiny (CPU tests and demos), random:qwen2.5-0.5b (planning, benchmarks)"
+            "architecture: random:qwen2-tiny (CPU tests), random:qwen2.5-0.5b (planning, benchmarks), or "
+            "tiny:qwen2-tutor (the tiny Qwen2 pretrained here on tutor chats: demos and the cpu profile)"
         ),
     )
     revision: str | None = Field(None, description="hub revision (branch, tag or commit) of a hub base")
@@ -50,5 +51,5 @@ class QwenLoraSettings(PluginSettings):
     @classmethod
     def _base_not_empty(cls, value: str) -> str:
         if not value.strip():
-            raise ValueError("base must be a hub name, a local directory or random:<architecture>")
+            raise ValueError("base must be a hub name, a local directory, random:<architecture> or tiny:qwen2-tutor")
         return value.strip()
