@@ -381,5 +381,5 @@ class Engine:
             "grad_accum": state.grad_accum,
             "total_steps": schedule.total_steps,
             "step": state.step,
-            "data_path": str(self.job.data_path) if self.job.data_path else None,
+            "data_path": str(Path(self.job.data_path).resolve()) if self.job.data_path else None,  # export may run elsewhere
         }
