@@ -7,8 +7,9 @@ Builds a model with random weights (hidden 896, 24 layers, 14 heads, 2 KV heads,
 vocab 151936, tied embeddings), saves it with ``save_pretrained`` (~2 GB fp32 in a temp dir), builds
 the int4 artifact with ONNX Runtime GenAI's model builder (exactly what ``lexiedge export --target
 onnx-int4`` runs) and measures, in one run, greedy decode tokens/s after a 64-token prompt for both.
-Decode speed is the time per token *after* the prompt (prefill is timed apart), both with the same
-thread count. Prints the ratio; the target is >= 10x.
+Decode speed is the time per token *after* the first one (prefill and time to first token are timed
+apart), both with the same thread count, loaded and warmed up first, then alternating round by round
+with `lexiedge bench`'s timing code. Prints the ratio; the target is >= 10x.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+
+from lexiedge.bench_backends import GenerationTiming, genai_generation, hf_generation
 
 QWEN2_5_0_5B = dict(
     hidden_size=896, num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2,
@@ -52,37 +55,67 @@ def build_random_qwen2(out_dir: Path, dims: dict[str, int]) -> Path:
     return out_dir
 
 
-def hf_decode_tokens_per_s(model_dir: Path, prompt: list[int], new_tokens: int, threads: int) -> dict[str, float]:
-    """Greedy decode with transformers (eager attention, fp32), KV cache on, one token per step."""
+def decode_summary(timings: list[GenerationTiming]) -> dict[str, float]:
+    """Decode tokens/s over every timed step of every round; prefill and first token: the median round."""
+    steps = [step for timing in timings for step in timing.steps_s]
+    return {"decode_tok_s": len(steps) / sum(steps), "median_step_ms": 1e3 * statistics.median(steps),
+            "prefill_s": statistics.median(t.prefill_s for t in timings),
+            "ttft_s": statistics.median(t.ttft_s for t in timings)}
+
+
+def load_hf(model_dir: Path, threads: int):
+    """transformers eager attention, fp32: the baseline the target is stated against."""
     import torch
     from transformers import AutoModelForCausalLM
 
     torch.set_num_threads(threads)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="eager").eval()
-    ids = torch.tensor([prompt])
-    with torch.inference_mode():
-        model(ids[:, :8], use_cache=True)  # warm-up (allocations, kernels)
+    return AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="eager").eval()
+
+
+def load_genai(artifact: Path, threads: int):
+    """The int4 artifact through onnxruntime-genai (GroupQueryAttention + shared KV buffer)."""
+    from lexiedge_onnx.genai import load_genai_model
+
+    return load_genai_model(artifact, threads=threads)
+
+
+def compare(hf_dir: Path, artifact: Path, prompt: list[int], new_tokens: int, threads: int,
+            rounds: int) -> dict[str, dict[str, float]]:
+    """Both loaded and warmed up, then ``rounds`` greedy generations each, alternating (the order flips
+    every round), with the same timing code as `lexiedge bench` (:mod:`lexiedge.bench_backends`)."""
+    runners = {
+        "hf": (hf_generation, load_hf(hf_dir, threads)),
+        "genai": (genai_generation, load_genai(artifact, threads)),
+    }
+    for generate, model in runners.values():
+        generate(model, prompt[:8], 4)  # warm-up: allocations, thread pools, kernels
+    timings: dict[str, list[GenerationTiming]] = {name: [] for name in runners}
+    for round_index in range(rounds):
+        order = list(runners) if round_index % 2 == 0 else list(reversed(runners))
+        for name in order:
+            time.sleep(0.05)  # the other backend's worker threads stop spinning first
+            generate, model = runners[name]
+            timings[name].append(generate(model, prompt, new_tokens))
+    return {name: decode_summary(runs) for name, runs in timings.items()}
+
+
+def prepare(work: Path, tiny: bool, block_size: int = 128) -> tuple[Path, Path]:
+    """The random HF model and its int4 artifact under ``work`` (built once, reused when present)."""
+    from lexiedge_onnx.genai import build_genai_model, genai_model_size
+
+    hf_dir = work / ("hf-tiny" if tiny else "hf")
+    if not (hf_dir / "config.json").exists():
+        build_random_qwen2(hf_dir, TINY if tiny else QWEN2_5_0_5B)
+    artifact = work / (f"int4-tiny-b{block_size}" if tiny else f"int4-b{block_size}")
+    if not (artifact / "genai_config.json").exists():
         start = time.perf_counter()
-        out = model(ids, use_cache=True)
-        prefill_s = time.perf_counter() - start
-        cache, token = out.past_key_values, out.logits[:, -1:].argmax(-1)
-        steps = []
-        for _ in range(new_tokens):
-            start = time.perf_counter()
-            out = model(token, past_key_values=cache, use_cache=True)
-            cache, token = out.past_key_values, out.logits[:, -1:].argmax(-1)
-            steps.append(time.perf_counter() - start)
-    return {"decode_tok_s": len(steps) / sum(steps), "median_step_ms": 1e3 * statistics.median(steps),
-            "prefill_s": prefill_s}
+        build_genai_model(hf_dir, artifact, precision="int4", block_size=block_size, cache_dir=work / "cache")
+        print(f"int4 artifact built in {time.perf_counter() - start:.0f} s: {genai_model_size(artifact) / 1e6:.0f} MB")
+    return hf_dir, artifact
 
 
-def genai_decode_tokens_per_s(artifact: Path, prompt: list[int], new_tokens: int, threads: int) -> dict[str, float]:
-    """Greedy decode through onnxruntime-genai (GroupQueryAttention + shared KV buffer): the exporter's own probe."""
-    from lexiedge_onnx.genai import decode_speed, load_genai_model
-
-    speed = decode_speed(load_genai_model(artifact, threads=threads), prompt, new_tokens)
-    return {"decode_tok_s": speed["decode_tokens_per_s"], "median_step_ms": speed["median_step_ms"],
-            "prefill_s": speed["prefill_s"]}
+def bench_prompt(count: int) -> list[int]:
+    return [(17 * i + 5) % 256 for i in range(count)]
 
 
 def main() -> None:
@@ -91,33 +124,22 @@ def main() -> None:
     parser.add_argument("--prompt-tokens", type=int, default=64)
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--block-size", type=int, default=32, help="int4 quantization block size")
+    parser.add_argument("--block-size", type=int, default=128, help="int4 quantization block size (the edge profiles' onnx-int4 setting)")
+    parser.add_argument("--rounds", type=int, default=3, help="timed generations per backend, alternating")
     parser.add_argument("--workdir", type=Path, default=None, help="keep the model and artifact here")
     args = parser.parse_args()
 
-    from lexiedge_onnx.genai import build_genai_model, genai_model_size
-
-    dims = TINY if args.tiny else QWEN2_5_0_5B
     with tempfile.TemporaryDirectory(prefix="lexiedge-bench-") as tmp:
-        work = args.workdir or Path(tmp)
-        hf_dir = work / "hf"
-        if not (hf_dir / "config.json").exists():
-            build_random_qwen2(hf_dir, dims)
-        artifact = work / "int4"
-        if not (artifact / "genai_config.json").exists():
-            start = time.perf_counter()
-            build_genai_model(hf_dir, artifact, precision="int4", block_size=args.block_size, cache_dir=work / "cache")
-            print(f"int4 artifact built in {time.perf_counter() - start:.0f} s: {genai_model_size(artifact) / 1e6:.0f} MB")
-        prompt = [(17 * i + 5) % 256 for i in range(args.prompt_tokens)]
-        hf = hf_decode_tokens_per_s(hf_dir, prompt, args.new_tokens, args.threads)
-        genai = genai_decode_tokens_per_s(artifact, prompt, args.new_tokens, args.threads)
+        hf_dir, artifact = prepare(args.workdir or Path(tmp), args.tiny, args.block_size)
+        prompt = bench_prompt(args.prompt_tokens)
+        results = compare(hf_dir, artifact, prompt, args.new_tokens, args.threads, args.rounds)
+        hf, genai = results["hf"], results["genai"]
     shape = "tiny" if args.tiny else "Qwen2.5-0.5B-shaped"
     print(f"{shape} model, random weights; {args.prompt_tokens}-token prompt, {args.new_tokens} greedy tokens, "
-          f"{args.threads} threads")
-    print(f"  HF transformers eager fp32 : {hf['decode_tok_s']:7.1f} tok/s  (median step {hf['median_step_ms']:.1f} ms, "
-          f"prefill {hf['prefill_s']:.2f} s)")
-    print(f"  ONNX Runtime GenAI int4    : {genai['decode_tok_s']:7.1f} tok/s  (median step "
-          f"{genai['median_step_ms']:.1f} ms, prefill {genai['prefill_s']:.2f} s)")
+          f"{args.threads} threads, {args.rounds} interleaved rounds")
+    for name, numbers in (("HF transformers eager fp32", hf), ("ONNX Runtime GenAI int4   ", genai)):
+        print(f"  {name} : {numbers['decode_tok_s']:7.1f} tok/s  (median step {numbers['median_step_ms']:.1f} ms, "
+              f"prefill {numbers['prefill_s']:.2f} s, first token {numbers['ttft_s']:.2f} s)")
     ratio = genai["decode_tok_s"] / hf["decode_tok_s"]
     print(f"  ratio int4 / eager         : {ratio:7.1f}x  (target >= 10x)")
 

@@ -126,6 +126,25 @@ class DatasetPlugin(Plugin):
     ) -> DataSplits:
         """Load (and cache) the data at ``source``; ``None`` means the plugin's default data, if any."""
 
+    def decode_for_inference(self, settings: PluginSettings | dict[str, Any], path: Path) -> dict[str, Any]:
+        """Decode one file exactly as training did, for `lexiedge infer`.
+
+        ``settings`` are the artifact's ``preprocessing.data_settings`` (this plugin's settings, as
+        exported). Returns the keyword arguments of the runtime's ``predict`` (numpy arrays, e.g.
+        ``{"waveform": ..., "frames": ...}``; a stream the file lacks is left out). A file that cannot
+        be read raises a :class:`~lexiedge.errors.LexiedgeError` naming it.
+        """
+        from lexiedge.errors import NotAvailableError
+
+        raise NotAvailableError(f"data plugin {self.name!r} cannot read files for inference")
+
+    def label_of(self, path: Path) -> str | None:
+        """The label a file carries in its name or beside it (RAVDESS names encode the emotion), if any.
+
+        `lexiedge infer` shows it next to the prediction; ``None`` (the default) when unknown.
+        """
+        return None
+
 
 # --- trainers ---------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lexiedge import __version__
-from lexiedge.errors import LexiedgeError, NotAvailableError
+from lexiedge.errors import LexiedgeError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -210,7 +210,7 @@ def export(
     lexiedge export --target onnx --run runs/cpu/emotion-av/20260101-120000;
     lexiedge export --profile cpu (every target the profile lists, newest run of each model).
     """
-    from lexiedge.export import ExportRequest
+    from lexiedge.export import ExportRequest, human_size
     from lexiedge.export import export as run_export
 
     request = ExportRequest(
@@ -222,7 +222,7 @@ def export(
     for result in results:
         verification = result.manifest.get("verification", {})
         table.add_row(result.model_key, result.target, str(result.out_dir),
-                      f"{result.manifest.get('size_bytes', 0) / 1e6:.2f} MB", _verification_summary(verification))
+                      human_size(result.manifest.get("size_bytes", 0)), _verification_summary(verification))
     console.print(table)
 
 
@@ -238,22 +238,139 @@ def _verification_summary(report: dict) -> str:
     return ", ".join(parts) or ("passed" if report.get("passed") else "-")
 
 
-@app.command("infer", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def infer(artifact: Annotated[Path, typer.Argument(help="an artifact directory")]) -> None:
-    """Run an exported artifact on files or a prompt (the embeddable runtime)."""
-    raise NotAvailableError("lexiedge infer: the runtime is not part of this version yet")
+@app.command("infer")
+def infer(
+    artifact: Annotated[Path, typer.Argument(help="an artifact directory written by `lexiedge export`")],
+    files: Annotated[
+        Optional[list[Path]], typer.Argument(help="video/audio files to classify (decoded as in training)")
+    ] = None,
+    prompt: Annotated[Optional[str], typer.Option("--prompt", help="chat with an LLM artifact: the user's message")] = None,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, help="most tokens to generate")] = 128,
+    temperature: Annotated[float, typer.Option("--temperature", min=0.0, help="0 = greedy; above 0 samples")] = 0.0,
+    top_p: Annotated[float, typer.Option("--top-p", min=0.0, max=1.0, help="nucleus sampling cut (with --temperature)")] = 1.0,
+    device: Annotated[str, typer.Option("--device", help="auto (TensorRT, CUDA, CPU), tensorrt, cuda or cpu")] = "auto",
+    threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="intra-op threads (default: ORT's)")] = None,
+    top: Annotated[int, typer.Option("--top", min=1, help="probabilities shown per file")] = 3,
+) -> None:
+    """Run an artifact with the embeddable runtime: classify FILEs, or chat with --prompt.
+
+    lexiedge infer artifacts/emotion-av/onnx clip.mp4 speech.wav;
+    lexiedge infer artifacts/qwen-lora/onnx-int4 --prompt "Correct: She go to school."
+    """
+    from lexiedge.errors import UsageError
+    from lexiedge.runtime import load, read_manifest
+
+    manifest = read_manifest(artifact)  # checks the artifact is one before the arguments are judged
+    generates = manifest.get("task") == "causal-lm"
+    if generates and (files or prompt is None):
+        raise UsageError(f"{artifact} ({manifest.get('task')}) generates text: pass --prompt TEXT, not files")
+    if not generates and (prompt is not None or not files):
+        raise UsageError(f"{artifact} ({manifest.get('task')}) classifies files: pass the FILEs to classify, not --prompt")
+    model = load(artifact, device, threads=threads)
+    if generates:
+        pieces = model.generate([{"role": "user", "content": prompt}], max_new_tokens=max_new_tokens,
+                                temperature=temperature, top_p=top_p, stream=True)
+        for piece in pieces:  # straight to stdout as tokens arrive (rich would buffer and mark them up)
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+        sys.stdout.write("\n")
+        return
+    _classify_files(model, manifest, files or [], top)
 
 
-@app.command("bench", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def bench(artifacts: Annotated[list[Path], typer.Argument(help="artifact directories")]) -> None:
-    """Latency benchmarks of artifacts across backends."""
-    raise NotAvailableError("lexiedge bench: latency benchmarks are not part of this version yet")
+def _classify_files(model, manifest: dict, files: list[Path], top: int) -> None:
+    """Decode each file through the artifact's data plugin, classify it; a bad file is one line, not the end."""
+    from rich.markup import escape
+
+    from lexiedge.errors import UsageError
+    from lexiedge.plugin import get_host
+
+    preprocessing = manifest.get("preprocessing") or {}
+    if not preprocessing.get("data_plugin"):
+        raise UsageError("the artifact's manifest names no data plugin (preprocessing.data_plugin) to decode files with")
+    data_plugin = get_host().datasets.get(preprocessing["data_plugin"])  # an unknown one lists the installed
+    table = Table("file", "label", "expected", "top probabilities")
+    table.columns[0].no_wrap = True  # file names whole (errors below name the full paths)
+    failed = 0
+    for path in files:
+        try:
+            result = model.predict(**data_plugin.decode_for_inference(preprocessing.get("data_settings") or {}, path))
+        except LexiedgeError as exc:
+            failed += 1
+            message = str(exc) if str(exc).startswith(str(path)) else f"{path}: {exc}"
+            err_console.print(f"[yellow]skipped[/] {escape(message)}", highlight=False, soft_wrap=True)
+            continue
+        ranked = ", ".join(f"{label} {p:.2f}" for label, p in result.top(top))
+        table.add_row(path.name, result.label, data_plugin.label_of(path) or "-", ranked)
+    if table.row_count:
+        console.print(table)
+    if failed:
+        raise LexiedgeError(f"{failed} of {len(files)} files could not be classified (see above)")
+
+
+@app.command("bench")
+def bench(
+    artifacts: Annotated[list[Path], typer.Argument(help="artifact directories written by `lexiedge export`")],
+    backends: Annotated[
+        Optional[list[str]],
+        typer.Option("--backends", "-b", help="comma-separated, first = baseline: torch, ort, ort-int8, ort-int4, "
+                                              "ort-mobile (default: torch, then each artifact's)"),
+    ] = None,
+    threads: Annotated[int, typer.Option("--threads", min=1, help="intra-op threads, the same for every backend")] = 2,
+    warmup: Annotated[int, typer.Option("--warmup", min=0, help="classifier: untimed calls first")] = 10,
+    iterations: Annotated[int, typer.Option("--iterations", "-n", min=1, help="classifier: timed calls")] = 50,
+    rounds: Annotated[
+        Optional[int], typer.Option("--rounds", min=1, help="classifier: interleaved rounds (10); LLM: timed generations (3)")
+    ] = None,
+    batch: Annotated[int, typer.Option("--batch", min=1, help="classifier: clips per call")] = 1,
+    prompt_tokens: Annotated[int, typer.Option("--prompt-tokens", min=1, help="LLM: prompt length")] = 64,
+    new_tokens: Annotated[int, typer.Option("--new-tokens", min=2, help="LLM: greedy tokens generated")] = 32,
+    seed: Annotated[int, typer.Option("--seed", help="seed of the random input clip")] = 0,
+    out: Annotated[Path, typer.Option("--out", "-o", help="bench.json and bench.md (and bench.png) go here")] = Path(
+        "bench-results"
+    ),
+    plot: Annotated[bool, typer.Option("--plot", help="also write bench.png (matplotlib)")] = False,
+) -> None:
+    """Latency of artifacts across backends, measured in one run on the same inputs.
+
+    lexiedge bench artifacts/emotion-av/onnx artifacts/emotion-av/onnx-int8 --plot;
+    lexiedge bench artifacts/qwen-lora/onnx-int4 --backends torch,ort-int4.
+    """
+    from lexiedge.bench import BenchSettings, command_line, run_bench
+    from lexiedge.bench_report import console_table, write_reports
+
+    wanted = [name.strip() for value in backends or [] for name in value.split(",") if name.strip()]
+    defaults = BenchSettings()
+    settings = BenchSettings(
+        threads=threads, warmup=warmup, iterations=iterations, batch=batch, seed=seed,
+        prompt_tokens=prompt_tokens, new_tokens=new_tokens,
+        rounds=rounds or defaults.rounds, llm_rounds=rounds or defaults.llm_rounds,
+    )
+    report = run_bench(artifacts, settings, wanted or None, progress=lambda line: err_console.print(f"[dim]{line}[/]"))
+    report.command = command_line(artifacts, report)
+    table = console_table(report)  # never squeezed into a narrow terminal: cut numbers would mislead
+    natural = console.measure(table, options=console.options.update_width(1000)).maximum
+    Console(width=max(console.width, natural)).print(table)
+    for path in write_reports(report, out, with_plot=plot):
+        console.print(f"wrote {path}")
 
 
 @app.command("demo")
-def demo() -> None:
-    """The whole pipeline on synthetic data, offline, on the CPU, in a few minutes."""
-    raise NotAvailableError("lexiedge demo: needs export and runtime, which are not part of this version yet")
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="where everything goes")] = Path("lexiedge-demo"),
+    quick: Annotated[bool, typer.Option("--quick", help="fewer epochs, prompts and iterations (CI); same steps")] = False,
+    force: Annotated[bool, typer.Option("--force", help="replace an existing --out directory")] = False,
+) -> None:
+    """The whole pipeline on synthetic data, offline, on the CPU, in a few minutes.
+
+    Synthesises emotion clips, trains both models with the cpu profile, merges the adapter, exports
+    onnx/int8/int4, verifies, benchmarks, runs the runtime on a clip and a prompt, and reports where
+    everything is. Every step is printed as the lexiedge command that repeats it.
+    """
+    from lexiedge.demo import render_report, run_demo
+
+    report = run_demo(out, quick=quick, force=force, console=console)
+    render_report(report, console)
 
 
 def _build_app() -> typer.Typer:

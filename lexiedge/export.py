@@ -17,7 +17,6 @@ the source run, the library versions, the size and the sha256 of every file.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import json
 import os
@@ -33,6 +32,7 @@ from pydantic import ValidationError
 
 from lexiedge.api import ExporterPlugin, ExportJob, PluginSettings
 from lexiedge.errors import LexiedgeError, ProfileError, UsageError
+from lexiedge.runtime.artifact import sha256_file  # the runtime checks these hashes: one helper for both
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -71,9 +71,14 @@ class VerificationError(ExportError):
         self.saved_path = saved_path
         super().__init__(self._message())
 
+    @property
+    def reason(self) -> str:
+        """What failed, without the target and the saved path (the manifest's ``verification.failure``)."""
+        return f"{self.kind} for output {self.output!r}: {self.detail}"
+
     def _message(self) -> str:
         where = f"; the rejected artifact is in {self.saved_path}" if self.saved_path else ""
-        return f"{self.target} export: {self.kind} for output {self.output!r}: {self.detail}{where}"
+        return f"{self.target} export: {self.reason}{where}"
 
     def __str__(self) -> str:  # saved_path is set after construction
         return self._message()
@@ -153,9 +158,12 @@ def plan_exports(request: ExportRequest) -> list[PlannedExport]:
     """Resolve runs, targets, settings and output directories; refuse bad input before any work."""
     from lexiedge.pipeline import load_run_profile, newest_run, newest_runs
     from lexiedge.plugin import get_host
+    from lexiedge.profile import load_profile
 
     for target in request.targets:
         get_host().exporters.get(target)  # an unknown target lists the known ones, before anything else
+    if request.data is not None and not request.data.exists():
+        raise UsageError(f"--data {request.data}: no such file or folder (the data to verify the export on)")
     chosen = load_profile(request.profile, list(request.overrides)) if request.profile else None
     runs: list[tuple[str, Path]] = []
     if request.run is not None:
@@ -195,7 +203,7 @@ def plan_exports(request: ExportRequest) -> list[PlannedExport]:
         else:
             profile = run_profile
         entry = profile.model(model_key)
-        targets = list(request.targets) or list(entry.export.targets)
+        targets = list(dict.fromkeys(request.targets or entry.export.targets))  # a repeated target once
         if not targets:
             raise UsageError(
                 f"no export target for {model_key!r}: pass --target or list targets under "
@@ -211,8 +219,7 @@ def plan_exports(request: ExportRequest) -> list[PlannedExport]:
     planned = [replace(p, out_dir=out) for p, out in zip(planned, outs)]
     for item in planned:
         check_run_has_weights(item.run_dir, item.profile, item.model_key)
-        if item.out_dir.exists() and any(item.out_dir.iterdir()) and not request.force:
-            raise UsageError(f"{item.out_dir} exists; pass --force to replace it (or --out for another directory)")
+        check_output_dir(item.out_dir, item.run_dir, force=request.force)
     return planned
 
 
@@ -226,8 +233,7 @@ def export_run(planned: PlannedExport, console: "Console", *, force: bool = Fals
     from lexiedge.plugin import get_host
 
     out_dir = planned.out_dir
-    if out_dir.exists() and any(out_dir.iterdir()) and not force:
-        raise UsageError(f"{out_dir} exists; pass --force to replace it (or --out for another directory)")
+    check_output_dir(out_dir, planned.run_dir, force=force)
     entry = planned.profile.model(planned.model_key)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
@@ -255,7 +261,7 @@ def export_run(planned: PlannedExport, console: "Console", *, force: bool = Fals
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     _publish(tmp, out_dir)
-    console.print(f"[green]exported[/] {out_dir} ({_human_size(manifest['size_bytes'])})")
+    console.print(f"[green]exported[/] {out_dir} ({human_size(manifest['size_bytes'])})")
     return ExportResult(planned.model_key, planned.target, out_dir, manifest)
 
 
@@ -271,7 +277,7 @@ def _exporter_for(target: str, model_key: str, model_plugin: str) -> ExporterPlu
     if task not in exporter.tasks:
         serving = [name for name in host.exporters.names() if task in host.exporters.get_class(name).tasks]
         raise UsageError(
-            f"target {target!r} does not support model {model_key!r} (a {task} model); "
+            f"target {target!r} does not support model {model_key!r} (task {task}); "
             f"targets for it: {', '.join(serving) or 'none installed'}"
         )
     return exporter
@@ -322,6 +328,17 @@ def _output_dirs(planned: list[PlannedExport], request: ExportRequest) -> list[P
     if len(planned) == 1:
         return [request.out]
     return [request.out / p.model_key / p.target for p in planned]
+
+
+def check_output_dir(out_dir: Path, run_dir: Path, *, force: bool) -> None:
+    """Refuse an output that is a file, that would replace the run it exports, or that exists without --force."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"{out_dir} is a file; the artifact needs a directory (pass another --out)")
+    resolved, run = out_dir.resolve(), run_dir.resolve()
+    if resolved == run or resolved in run.parents:
+        raise UsageError(f"{out_dir} holds the run {run_dir} being exported; pass an --out outside it")
+    if out_dir.exists() and any(out_dir.iterdir()) and not force:
+        raise UsageError(f"{out_dir} exists; pass --force to replace it (or --out for another directory)")
 
 
 def find_checkpoint(run_dir: Path) -> Path | None:
@@ -376,14 +393,6 @@ def recorded_data_path(run_dir: Path) -> Path | None:
 
 
 # --- manifest ------------------------------------------------------------------------------------
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def file_table(directory: Path) -> dict[str, dict[str, Any]]:
@@ -517,9 +526,10 @@ def _keep_rejected(tmp: Path, out_dir: Path, planned: PlannedExport) -> Path:
     return rejected
 
 
-def _human_size(size: int) -> str:
+def human_size(size: float) -> str:
+    """Decimal units (1 MB = 10^6 bytes), as the export table and the demo report print sizes."""
     for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.2f} {unit}"
+        size /= 1000
     return f"{size} B"

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
     import torch
 
-    from lexiedge.api import BuiltModel, DataSplits
+    from lexiedge.api import BuiltModel
 
 MetricMode = Literal["max", "min"]
 

@@ -124,15 +124,18 @@ class TokenRows(Dataset):
 
 @dataclass(frozen=True)
 class PadCollator:
-    """Pads rows to the longest in the batch; a plain class so DataLoader workers can pickle it."""
+    """Pads rows to the longest in the batch (or to ``pad_to``); a plain class so DataLoader workers can pickle it."""
 
     pad_id: int
     attention_mask: bool  # True when unpacked: the model then masks padding with it
+    pad_to: int | None = None  # a fixed row length (static shapes, as `padding="max_length"`); None: the longest row
 
     def __call__(self, items: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
         if not items:
             raise ValueError("cannot collate an empty batch")
         longest = max(int(item["input_ids"].shape[0]) for item in items)
+        if self.pad_to is not None:
+            longest = max(longest, self.pad_to)
         batch_size = len(items)
         input_ids = torch.full((batch_size, longest), self.pad_id, dtype=torch.long)
         labels = torch.full((batch_size, longest), IGNORE_INDEX, dtype=torch.long)

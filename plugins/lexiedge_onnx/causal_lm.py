@@ -6,8 +6,10 @@ absent): a self-contained Hugging Face directory, the PyTorch reference loaded i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,9 +55,10 @@ class LmSource:
             import torch
             from transformers import AutoModelForCausalLM
 
-            self._model = AutoModelForCausalLM.from_pretrained(
-                self.model_dir, dtype=torch.float32, attn_implementation="eager"
-            ).eval()
+            with _no_progress_bars():
+                self._model = AutoModelForCausalLM.from_pretrained(
+                    self.model_dir, dtype=torch.float32, attn_implementation="eager"
+                ).eval()
         return self._model
 
     @property
@@ -70,6 +73,20 @@ class LmSource:
         return [int(e) for e in (eos if isinstance(eos, (list, tuple)) else [eos]) if e is not None]
 
 
+@contextlib.contextmanager
+def _no_progress_bars() -> Iterator[None]:
+    """transformers draws a "Loading weights" bar per load; in `lexiedge export` it is noise between our lines."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
 def merged_model_dir(job: "ExportJob") -> Path:
     """``RUN/merged``, merging the run's adapter first (through the model plugin) when it is absent."""
     merged = job.run_dir / MERGED_DIR
@@ -78,7 +95,8 @@ def merged_model_dir(job: "ExportJob") -> Path:
     if not job.model_plugin.supports_merge:
         raise ExportError(f"{job.run_dir} has no {MERGED_DIR}/ model and {job.model_plugin.name!r} cannot merge")
     job.console.print(f"[bold]merge[/] {job.run_dir} has no {MERGED_DIR}/: merging its adapter first")
-    job.model_plugin.merge(job.run_dir, merged, job.console)
+    with _no_progress_bars():
+        job.model_plugin.merge(job.run_dir, merged, job.console)
     return merged
 
 

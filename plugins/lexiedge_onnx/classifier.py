@@ -12,11 +12,13 @@ plugin exposes ``export_onnx(module, path, example_inputs)`` as a method or in i
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import importlib
+import logging
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -117,6 +119,20 @@ def model_graph_writer(model_plugin: "ModelPlugin") -> GraphWriter:
 
 
 _graph_cache_dir: Path | None = None
+# torch.onnx's op registry warns once per process for each torchvision op it skips ("torchvision is
+# not installed"); our graphs use none of them, so the warning only confuses the user.
+_TORCH_ONNX_REGISTRY_LOGGER = "torch.onnx._internal.exporter._registration"
+
+
+@contextlib.contextmanager
+def _quiet_torch_onnx_registry() -> Iterator[None]:
+    logger = logging.getLogger(_TORCH_ONNX_REGISTRY_LOGGER)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _cache_dir() -> Path:
@@ -136,13 +152,14 @@ def export_graph(source: ClassifierSource, path: Path, *, opset: int, writer: Gr
     writer = writer or model_graph_writer(source.job.model_plugin)
     key = hashlib.sha256(
         f"{sha256_file(source.checkpoint / 'model.safetensors')}|{source.job.entry.model.settings!r}|{opset}|"
-        f"{getattr(writer, '__qualname__', writer)!r}".encode()
+        f"{getattr(writer, '__module__', '')}.{getattr(writer, '__qualname__', writer)!r}".encode()
     ).hexdigest()[:20]
     cached = _cache_dir() / f"{key}.onnx"
     if not cached.is_file():
         traced = _cache_dir() / f"{key}.trace.onnx"
         try:
-            writer(source.module, traced, source.example, opset=opset)
+            with _quiet_torch_onnx_registry():
+                writer(source.module, traced, source.example, opset=opset)
         except LexiedgeError:
             raise
         except Exception as exc:  # the tracer's errors are long; the first line says what failed
@@ -182,6 +199,15 @@ class Batch:
     feeds: dict[str, np.ndarray]
     labels: np.ndarray | None = None
     description: str = ""
+
+    @property
+    def shape(self) -> dict[str, int]:
+        """Batch size, audio samples and video frames: the axes the graph must keep dynamic."""
+        return input_shape(self.feeds["waveform"], self.feeds["frames"])
+
+
+def input_shape(waveform: Any, frames: Any) -> dict[str, int]:
+    return {"batch": int(waveform.shape[0]), "samples": int(waveform.shape[1]), "frames": int(frames.shape[1])}
 
 
 _splits_cache: dict[tuple, "DataSplits"] = {}

@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from lexiedge.api import ExporterPlugin, ExportJob, PluginSettings
-from lexiedge.export import update_manifest
+from lexiedge.export import VerificationError, update_manifest
 from lexiedge_onnx import causal_lm, classifier
 from lexiedge_onnx.genai import MODEL_FILE, build_genai_model, decode_speed, genai_model_size, load_genai_model
 from lexiedge_onnx.mobile import convert_to_ort, required_operators
+from lexiedge_onnx.optimize import optimize_graph
 from lexiedge_onnx.quantize import (
     count_quantized,
     nodes_to_keep_float,
@@ -57,8 +58,14 @@ def classifier_fp32_graph(job: ExportJob, path: Path, opset: int = 18) -> classi
 def classifier_int8_graph(
     source: classifier.ClassifierSource, fp32: Path, out: Path, settings: OnnxInt8Settings, scratch: Path
 ) -> dict[str, Any]:
-    """Quantize ``fp32`` into ``out`` as the settings say; returns the manifest's quantization section."""
+    """Quantize ``fp32`` into ``out`` as the settings say; returns the manifest's quantization section.
+
+    With ``settings.optimize`` the graph is optimised first (:mod:`lexiedge_onnx.optimize`). The nodes
+    that stay fp32 are chosen on the traced graph (its name scopes say which module a node is in),
+    plus any weightless or fixed-buffer node of the optimised graph.
+    """
     keep_dynamic = nodes_to_keep_float(fp32, settings.dynamic_op_types, source.fixed_tensors, settings.exclude_modules)
+    keep_static = nodes_to_keep_float(fp32, settings.static_op_types, source.fixed_tensors, settings.exclude_modules)
     section: dict[str, Any] = {
         "tool": "onnxruntime.quantization",
         "mode": settings.mode,
@@ -66,15 +73,22 @@ def classifier_int8_graph(
         "per_channel": settings.per_channel,
         "weight_type": "int8",
     }
+    graph = fp32
+    if settings.optimize:
+        graph = scratch / "optimized.onnx"
+        section["optimization"] = optimize_graph(fp32, graph)
+        keep_dynamic = sorted(set(keep_dynamic) | set(
+            nodes_to_keep_float(graph, settings.dynamic_op_types, source.fixed_tensors, [])))
+        keep_static = sorted(set(keep_static) | set(
+            nodes_to_keep_float(graph, settings.static_op_types, source.fixed_tensors, [])))
     if settings.mode == "dynamic":
-        quantize_dynamic_int8(fp32, out, op_types=settings.dynamic_op_types, exclude=keep_dynamic,
+        quantize_dynamic_int8(graph, out, op_types=settings.dynamic_op_types, exclude=keep_dynamic,
                               per_channel=settings.per_channel)
         kept = keep_dynamic
     else:
-        keep_static = nodes_to_keep_float(fp32, settings.static_op_types, source.fixed_tensors, settings.exclude_modules)
         calibration = classifier.calibration_batches(source, settings.calibration_clips)
         quantize_static_then_dynamic(
-            fp32, out, scratch,
+            graph, out, scratch,
             calibration=[batch.feeds for batch in calibration],
             static_op_types=settings.static_op_types, dynamic_op_types=settings.dynamic_op_types,
             exclude_static=keep_static, exclude_dynamic=keep_dynamic, per_channel=settings.per_channel,
@@ -111,16 +125,17 @@ def _classifier_manifest(job: ExportJob, source: classifier.ClassifierSource, ru
 def _check_classifier(job: ExportJob, source: classifier.ClassifierSource, graph: Path, target: str,
                       thresholds: ClassifierThresholds, max_val_clips: int, **extra: Any) -> None:
     runner = OrtRunner(graph)
-    report = verify_classifier(runner, source, target, thresholds, max_val_clips=max_val_clips)
-    passed = True
+    report: dict[str, Any] = {"thresholds": {"atol": thresholds.atol, "min_top1": thresholds.min_top1}}
     try:
+        report = verify_classifier(runner, source, target, thresholds, max_val_clips=max_val_clips)
         enforce_classifier(report, target, thresholds)
-    except Exception:
-        passed = False
+        report["passed"] = True
+    except VerificationError as exc:
+        report.update(passed=False, failure=exc.reason)
         raise
-    finally:
-        report["passed"] = passed
-        _classifier_manifest(job, source, runner, [graph.name], report, **extra)
+    finally:  # passed or rejected (not crashed): the artifact keeps every number measured
+        if "passed" in report:
+            _classifier_manifest(job, source, runner, [graph.name], report, **extra)
 
 
 # --- LLM pieces --------------------------------------------------------------------------------------
@@ -153,19 +168,21 @@ def _check_lm(job: ExportJob, source: causal_lm.LmSource, graph: Path, target: s
               settings: PluginSettings, **extra: Any) -> None:
     runner = OrtRunner(graph)
     head_size = source.config["hidden_size"] // source.config["num_attention_heads"]
-    report = verify_lm(runner, job.out_dir, source, target, prompts=settings.prompts,
-                       new_tokens=settings.new_tokens, head_size=head_size)
-    report["thresholds"] = {"atol": thresholds.atol, "min_token_agreement": thresholds.min_token_agreement,
-                            "identical_generation": thresholds.identical_generation}
-    passed = True
+    limits = {"atol": thresholds.atol, "min_token_agreement": thresholds.min_token_agreement,
+              "identical_generation": thresholds.identical_generation}
+    report: dict[str, Any] = {"thresholds": limits}
     try:
+        report = verify_lm(runner, job.out_dir, source, target, prompts=settings.prompts,
+                           new_tokens=settings.new_tokens, head_size=head_size)
+        report["thresholds"] = limits
         enforce_lm(report, target, thresholds)
-    except Exception:
-        passed = False
+        report["passed"] = True
+    except VerificationError as exc:
+        report.update(passed=False, failure=exc.reason)
         raise
-    finally:
-        report["passed"] = passed
-        _lm_manifest(job, source, graph, runner, report, **extra)
+    finally:  # passed or rejected (not crashed): the artifact keeps every number measured
+        if "passed" in report:
+            _lm_manifest(job, source, graph, runner, report, **extra)
 
 
 def _builder_section(precision: str, **options: Any) -> dict[str, Any]:
@@ -184,9 +201,17 @@ class OnnxExporter(_TaskExporter):
 
     def export_classifier(self, job: ExportJob, settings: OnnxSettings) -> None:
         graph = job.out_dir / MODEL_FILE
-        source = classifier_fp32_graph(job, graph, settings.opset)
+        extra: dict[str, Any] = {}
+        if settings.optimize:
+            with tempfile.TemporaryDirectory(prefix="lexiedge-onnx-") as scratch:
+                traced = Path(scratch) / "traced.onnx"
+                source = classifier_fp32_graph(job, traced, settings.opset)
+                extra["optimization"] = optimize_graph(traced, graph)
+        else:
+            source = classifier_fp32_graph(job, graph, settings.opset)
         _check_classifier(job, source, graph, self.name, ClassifierThresholds(settings.atol, settings.min_top1),
-                          settings.max_val_clips, export={"tool": "torch.onnx.export (dynamo)", "opset": settings.opset})
+                          settings.max_val_clips, export={"tool": "torch.onnx.export (dynamo)", "opset": settings.opset,
+                                                          "optimized": settings.optimize}, **extra)
 
     def export_lm(self, job: ExportJob, settings: OnnxSettings) -> None:
         source = causal_lm.load_lm_source(job)

@@ -10,8 +10,9 @@ Only learned weights are quantized. Nodes stay fp32 when they
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -56,16 +57,16 @@ def quantize_dynamic_int8(
 ) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    _quiet()
     try:
-        quantize_dynamic(
-            str(fp32),
-            str(out),
-            op_types_to_quantize=op_types,
-            nodes_to_exclude=exclude,
-            per_channel=per_channel,
-            weight_type=QuantType.QInt8,
-        )
+        with _quiet():
+            quantize_dynamic(
+                str(fp32),
+                str(out),
+                op_types_to_quantize=op_types,
+                nodes_to_exclude=exclude,
+                per_channel=per_channel,
+                weight_type=QuantType.QInt8,
+            )
     except Exception as exc:
         raise ExportError(f"ONNX Runtime dynamic quantization failed on {fp32.name}: {exc}") from exc
     return out
@@ -99,22 +100,22 @@ def quantize_static_then_dynamic(
     """Calibrated QDQ int8 for ``static_op_types`` (convolutions), then dynamic int8 for MatMul/Gemm."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    _quiet()
     static = scratch / "static_qdq.onnx"
     try:
-        quantize_static(
-            str(fp32),
-            str(static),
-            _Calibration(calibration),
-            quant_format=QuantFormat.QDQ,
-            op_types_to_quantize=static_op_types,
-            nodes_to_exclude=exclude_static,
-            per_channel=per_channel,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            calibrate_method=CalibrationMethod.MinMax,
-            extra_options={"ForceQuantizeNoInputCheck": False},
-        )
+        with _quiet():
+            quantize_static(
+                str(fp32),
+                str(static),
+                _Calibration(calibration),
+                quant_format=QuantFormat.QDQ,
+                op_types_to_quantize=static_op_types,
+                nodes_to_exclude=exclude_static,
+                per_channel=per_channel,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                calibrate_method=CalibrationMethod.MinMax,
+                extra_options={"ForceQuantizeNoInputCheck": False},
+            )
     except Exception as exc:
         raise ExportError(f"ONNX Runtime static quantization failed on {fp32.name}: {exc}") from exc
     if not dynamic_op_types:
@@ -137,6 +138,28 @@ def count_quantized(path: Path) -> dict[str, int]:
     return counts
 
 
-def _quiet() -> None:
-    logging.getLogger("onnxruntime.quantization").setLevel(logging.ERROR)
-    logging.getLogger().setLevel(max(logging.getLogger().level, logging.WARNING))
+class _NotFromOrtQuantization(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "onnxruntime/quantization" not in record.pathname.replace("\\", "/")
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Drop ORT quantization's advice for the call, leaving the logging setup as it was.
+
+    It logs through the root logger ("Please consider to run pre-processing", "Please check if the
+    model is already quantized"): a filter on the root drops those records; a NullHandler keeps
+    ``logging.warning`` from installing a stderr handler on a root that has none (basicConfig).
+    """
+    root = logging.getLogger()
+    only_others = _NotFromOrtQuantization()
+    guard = None if root.handlers else logging.NullHandler()
+    root.addFilter(only_others)
+    if guard is not None:
+        root.addHandler(guard)
+    try:
+        yield
+    finally:
+        root.removeFilter(only_others)
+        if guard is not None:
+            root.removeHandler(guard)

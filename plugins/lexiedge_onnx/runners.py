@@ -37,7 +37,13 @@ class OrtRunner:
         if threads:
             options.intra_op_num_threads = threads
         self.path = path
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # a graph the runtime refuses: say which file, in one line
+            from lexiedge.export import ExportError
+
+            said = " ".join(str(exc).split()) or type(exc).__name__
+            raise ExportError(f"ONNX Runtime cannot load {path.name}: {said[:300]}") from exc
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
 

@@ -28,6 +28,14 @@ class OnnxSettings(VerifySettings):
     atol: float = Field(1e-4, gt=0, description="max |difference| of logits allowed against PyTorch")
     min_top1: float = Field(1.0, ge=0, le=1, description="classifier: top-1 agreement with PyTorch on the val split")
     min_token_agreement: float = Field(1.0, ge=0, le=1, description="LLM: greedy tokens equal to PyTorch's")
+    optimize: bool = Field(
+        False,
+        description=(
+            "classifier: save the graph with ONNX Runtime's fusions applied (lexiedge_onnx.optimize: LayerNorm, "
+            "GELU, SkipLayerNorm as com.microsoft ops). Off by default: the fp32 graph stays plain ONNX for any "
+            "runtime, and ORT applies the same fusions when it loads the graph"
+        ),
+    )
 
 
 class OnnxInt8Settings(VerifySettings):
@@ -51,6 +59,13 @@ class OnnxInt8Settings(VerifySettings):
         description="classifier: module paths (e.g. audio.frontend) whose nodes stay fp32; fixed buffers always do",
     )
     per_channel: bool = Field(False, description="one scale per output channel (more accurate, slower on some CPUs)")
+    optimize: bool = Field(
+        True,
+        description=(
+            "classifier: ONNX Runtime graph optimisation and fusions before quantizing (lexiedge_onnx.optimize), "
+            "so fewer fp32 nodes sit between int8 ones; false quantizes the traced graph as is"
+        ),
+    )
     calibration_clips: int = Field(32, ge=1, description="classifier, mode static: training clips for calibration")
     llm_method: Literal["weight-only", "dynamic"] = Field(
         "weight-only",

@@ -19,6 +19,7 @@ from lexiedge_onnx.classifier import (
     PROBABILITIES,
     Batch,
     ClassifierSource,
+    input_shape,
     reference_logits,
     sweep_batches,
     validation_batches,
@@ -33,13 +34,13 @@ class ClassifierThresholds:
 
 
 def _run_checked(runner: Runner, batch: Batch, num_classes: int, target: str) -> dict[str, np.ndarray]:
-    """Run one batch; a failure or a wrong output shape at this input shape is a ShapeError."""
+    """Run one batch; a failure or a wrong output shape at this input shape is a ShapeError, NaN an AtolError."""
     count = len(next(iter(batch.feeds.values())))
     try:
         outputs = runner(batch.feeds)
     except Exception as exc:  # the runtime's message says which node refused the shape
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ShapeError(target, LOGITS, f"the graph fails on {batch.description}: {first[:300]}") from None
+        said = " ".join(str(exc).split()) or type(exc).__name__  # one line; ORT puts the shapes on later lines
+        raise ShapeError(target, LOGITS, f"the graph fails on {batch.description}: {said[:300]}") from None
     for name in (LOGITS, PROBABILITIES):
         if name not in outputs:
             raise ShapeError(target, name, f"output missing (outputs: {sorted(outputs)})")
@@ -48,8 +49,8 @@ def _run_checked(runner: Runner, batch: Batch, num_classes: int, target: str) ->
             raise ShapeError(
                 target, name, f"shape {shape} on {batch.description}; expected {(count, num_classes)}"
             )
-        if not np.isfinite(outputs[name]).all():
-            raise ShapeError(target, name, f"non-finite values on {batch.description}")
+        if not np.isfinite(outputs[name]).all():  # NaN would also slip through every "diff > atol" test
+            raise AtolError(target, name, f"non-finite values (NaN or inf) on {batch.description}")
     return outputs
 
 
@@ -88,13 +89,17 @@ def verify_classifier(
     """Compare ``runner`` with the PyTorch model; returns the numbers (never raises for thresholds)."""
     sweep = sweep_batches(source)
     sweep_report = _compare(runner, source, sweep, target)
-    val_report = _compare(runner, source, validation_batches(source, max_val_clips), target)
+    validation = validation_batches(source, max_val_clips)
+    val_report = _compare(runner, source, validation, target)
+    val_report["shapes"] = [dict(shape) for shape in sorted({tuple(b.shape.items()) for b in validation})]
     return {
         "reference": "pytorch fp32 (the run's checkpoint)",
         "thresholds": {"atol": thresholds.atol, "min_top1": thresholds.min_top1},
+        "trace_shape": input_shape(source.example[0], source.example[1]),
         "validation": val_report,
         "shape_sweep": {
             "shapes": [b.description for b in sweep],
+            "inputs": [b.shape for b in sweep],
             "max_abs_diff": sweep_report["max_abs_diff"],
             "top1_agreement": sweep_report["top1_agreement"],
         },

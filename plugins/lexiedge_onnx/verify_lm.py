@@ -88,8 +88,18 @@ def _guard(target: str, what: str, call):
     except (ShapeError, AtolError, AgreementError):
         raise
     except Exception as exc:  # the runtime refusing an input shape is the failure we look for
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ShapeError(target, LOGITS, f"the graph fails on {what}: {first[:300]}") from None
+        said = " ".join(str(exc).split()) or type(exc).__name__  # one line; ORT puts the shapes on later lines
+        raise ShapeError(target, LOGITS, f"the graph fails on {what}: {said[:300]}") from None
+
+
+def _decode(target: str, what: str, decoder: KvDecoder, ids: np.ndarray, mask: np.ndarray,
+            past: dict[str, np.ndarray]) -> tuple[np.ndarray, dict]:
+    """One decoder call; a refused input shape is a ShapeError, non-finite logits an AtolError."""
+    logits, present = _guard(target, what, lambda: decoder(ids, mask, past))
+    attended = np.asarray(mask)[:, -logits.shape[1]:].astype(bool)  # right padding may hold anything
+    if not np.isfinite(logits[attended]).all():  # NaN would also slip through every "diff > atol" test
+        raise AtolError(target, LOGITS, f"non-finite values (NaN or inf) on {what}")
+    return logits, present
 
 
 def verify_lm(runner: OrtRunner, artifact: Path, source: LmSource, target: str, *, prompts: int, new_tokens: int,
@@ -108,7 +118,7 @@ def verify_lm(runner: OrtRunner, artifact: Path, source: LmSource, target: str, 
     for group in ([all_prompts[0]], all_prompts[1:4]):
         ids, mask = padded(group, pad)
         what = f"a first pass of batch {len(group)}, lengths {[len(p) for p in group]}"
-        logits, _ = _guard(target, what, lambda: decoder(ids, mask, decoder.empty(len(group))))
+        logits, _ = _decode(target, what, decoder, ids, mask, decoder.empty(len(group)))
         if logits.shape[:2] != ids.shape or (vocab and logits.shape[2] != vocab):
             raise ShapeError(target, LOGITS, f"shape {logits.shape} on {what}; expected {(*ids.shape, vocab)}")
         reference = _reference_logits(source, ids, mask)
@@ -133,13 +143,14 @@ def verify_lm(runner: OrtRunner, artifact: Path, source: LmSource, target: str, 
         full = np.array([r + g[:follow] for r, g in zip(rows, rows_gen)], dtype=np.int64)
         reference = _reference_logits(source, full, np.ones_like(full))
         what = f"KV-cache decoding of batch {len(group)} after {length} prompt tokens"
-        logits, past = _guard(target, what, lambda: decoder(full[:, :length], np.ones((len(group), length)), decoder.empty(len(group))))
+        logits, past = _decode(target, what, decoder, full[:, :length], np.ones((len(group), length)),
+                               decoder.empty(len(group)))
         step_logits = [logits[:, -1]]
         for step in range(follow - 1):
             position = length + step
             token = full[:, position : position + 1]
             mask = np.ones((len(group), position + 1))
-            logits, past = _guard(target, what, lambda: decoder(token, mask, past))
+            logits, past = _decode(target, what, decoder, token, mask, past)
             step_logits.append(logits[:, -1])
         for step, current in enumerate(step_logits):
             expected = reference[:, length - 1 + step]

@@ -81,7 +81,6 @@ def merge_run(run_dir: Path, out_dir: Path, console: "Console") -> dict[str, Any
     copy keeps the base's own precision (Qwen ships bf16: merging must not double the size), and
     its difference from the adapter model is what ``merge.json`` records.
     """
-    import torch
     from transformers import AutoModelForCausalLM
 
     if out_dir.exists() and any(out_dir.iterdir()):

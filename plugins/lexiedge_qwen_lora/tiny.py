@@ -268,7 +268,7 @@ def pretrain_causal_lm(
         optimizer.step()
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
-        losses.append(float(loss))
+        losses.append(loss.item())
     model.eval()
     return losses
 

@@ -117,3 +117,12 @@ def test_chat_jsonl_collate_feeds_the_model_correctly(tiny_dir: Path) -> None:
     logits = _forward(model, padded)
     for index, expected in enumerate(alone):
         torch.testing.assert_close(logits[index, : len(examples[index])], expected, rtol=1e-4, atol=1e-4)
+
+    # Fixed-length rows (pad_to, as `padding="max_length"`): the same logits, padding labelled -100.
+    longest = max(len(e) for e in examples)
+    fixed = packing.PadCollator(pad_id=pad_id, attention_mask=True, pad_to=longest + 7)(items)
+    assert fixed["input_ids"].shape == (len(items), longest + 7)
+    assert bool((fixed["labels"][:, longest:] == -100).all()) and int(fixed["attention_mask"][:, longest:].sum()) == 0
+    logits = _forward(model, fixed)
+    for index, expected in enumerate(alone):
+        torch.testing.assert_close(logits[index, : len(examples[index])], expected, rtol=1e-4, atol=1e-4)

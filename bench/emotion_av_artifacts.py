@@ -1,0 +1,122 @@
+"""emotion-av artifacts at a profile's sizes, with random weights, built by the real export stage.
+
+Latency does not depend on the weights' values, so no training is needed: a run directory is made
+from the profile (its resolved ``profile.yaml``, ``run.json`` and seeded random ``final`` weights), and
+`lexiedge export` (in a child process: see :func:`export_in_child`) writes the onnx and onnx-int8
+artifacts from it, with the profile's export options (rtx3050-4gb and t4-16gb: static int8 convs, graph
+optimisation). The export still calibrates on and verifies against a small synthetic RAVDESS-layout
+set; only the int8 top-1 threshold is lifted, since random logits are near-ties that any rounding
+flips (the numbers are still recorded in the manifest).
+
+Everything is cached under ``$LEXIEDGE_BENCH_DIR`` (default ``~/.cache/lexiedge/bench``), keyed by the
+profile's model section, so the second run of a bench starts measuring at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from rich.console import Console
+
+MODEL = "emotion-av"
+PROFILES = ("rtx3050-4gb", "t4-16gb")
+TARGETS = ("onnx", "onnx-int8")
+# random weights: verification numbers are recorded, but int8 top-1 agreement on near-tied logits means nothing
+OVERRIDES = (
+    f"models.{MODEL}.export.options.onnx-int8.min_top1=0",
+    f"models.{MODEL}.export.options.onnx-int8.max_val_clips=16",
+    f"models.{MODEL}.export.options.onnx.max_val_clips=16",
+)
+
+
+def bench_dir() -> Path:
+    return Path(os.environ.get("LEXIEDGE_BENCH_DIR", Path.home() / ".cache" / "lexiedge" / "bench"))
+
+
+def synthetic_data(root: Path, seconds: float) -> Path:
+    """A small RAVDESS-layout set of real mp4 clips (6 actors), for calibration and verification."""
+    from lexiedge_ravdess.synth import SynthSpec, write_synthetic_set
+
+    data = root / f"synth-av-{seconds:g}s"
+    if not (data / ".complete").is_file():
+        write_synthetic_set(data, SynthSpec(actors=6, clips_per_emotion=2, seconds=seconds))
+        (data / ".complete").write_text("ok\n")
+    return data
+
+
+def random_run(profile_name: str, root: Path, data: Path) -> Path:
+    """A run directory of the profile's emotion-av with seeded random weights (no training)."""
+    import torch
+    from safetensors.torch import save_file
+
+    from lexiedge.pipeline import RUN_PROFILE, single_model_profile, write_text_atomic
+    from lexiedge.plugin import get_host
+    from lexiedge.profile import load_profile
+
+    profile = single_model_profile(load_profile(profile_name), MODEL)
+    entry = profile.model(MODEL)
+    key = hashlib.sha256(profile.to_yaml().encode()).hexdigest()[:12]
+    run = root / f"run-{profile_name}-{key}"
+    weights = run / "final" / "model.safetensors"
+    if weights.is_file():
+        return run
+    write_text_atomic(run / RUN_PROFILE, f"# resolved from {profile.source}\n{profile.to_yaml()}")
+    write_text_atomic(
+        run / "run.json",
+        json.dumps(
+            {
+                "model_key": MODEL,
+                "profile": profile.name,
+                "data_path": str(data),
+                "status": "random weights (bench)",
+            }
+        ),
+    )
+    torch.manual_seed(0)
+    module = (
+        get_host()
+        .models.get(entry.model.plugin)
+        .build(entry.model.settings, profile.device, pretrained=False)
+        .module
+    )
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    save_file({name: tensor.contiguous() for name, tensor in module.state_dict().items()}, str(weights))
+    return run
+
+
+def artifacts(profile_name: str, console: Console | None = None) -> dict[str, Path]:
+    """target -> artifact directory for the profile's emotion-av, exported once and cached."""
+    from lexiedge.profile import load_profile
+
+    root = bench_dir() / MODEL
+    clip_seconds = load_profile(profile_name).model(MODEL).data.settings.clip_seconds
+    run = random_run(profile_name, root, synthetic_data(root, clip_seconds))
+    console = console or Console(quiet=True)
+    built = {}
+    for target in TARGETS:
+        out = run.parent / f"{run.name}-{target}"
+        if not (out / "manifest.json").is_file():
+            export_in_child(run, target, out, console)
+        built[target] = out
+    return built
+
+
+def export_in_child(run: Path, target: str, out: Path, console: Console) -> None:
+    """`lexiedge export` in a process of its own: the export's ONNX Runtime and torch thread pools (its
+    verification sessions) must not live on in the process that measures latency next (they slowed
+    every backend there by up to 1.5x)."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "lexiedge.cli", "export", "--run", str(run), "--target", target,
+               "--out", str(out), "--force"]
+    for override in OVERRIDES:
+        command += ["--set", override]
+    console.print(f"exporting {target}: {' '.join(command[2:])}")
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"export of {run.name} to {target} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+

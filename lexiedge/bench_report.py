@@ -1,0 +1,193 @@
+"""What `lexiedge bench` writes: ``bench.json``, ``bench.md`` (a markdown table), ``bench.png`` (--plot),
+and the same table on the console.
+
+Every file is written to a temporary name and renamed into place, so a failed run leaves the
+previous results whole.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from rich.table import Table
+
+from lexiedge.bench import CAUSAL_LM, BackendResult, BenchReport
+
+JSON_FILE, MARKDOWN_FILE, PLOT_FILE = "bench.json", "bench.md", "bench.png"
+MB = 1e6
+
+Column = tuple[str, Callable[[BackendResult], str]]
+
+
+def _columns(report: BenchReport) -> list[Column]:
+    baseline = report.baseline
+    common_tail: list[Column] = [
+        ("peak memory MB", lambda r: f"{r.peak_memory_bytes / MB:.0f}"),
+        ("model MB", lambda r: f"{r.model_bytes / MB:.1f}"),
+        ("load s", lambda r: f"{r.load_s:.2f}"),
+    ]
+    if report.task == CAUSAL_LM:
+        return [
+            ("backend", lambda r: r.name),
+            ("decode tok/s", lambda r: f"{r.generation['decode_tokens_per_s']:.1f}"),
+            (f"x {baseline}", lambda r: f"{r.speedup:.2f}x"),
+            ("prefill ms", lambda r: f"{r.generation['prefill_ms']:.0f}"),
+            ("TTFT ms", lambda r: f"{r.generation['ttft_ms']:.0f}"),
+            ("step p50 ms", lambda r: f"{r.latency_ms['p50']:.1f}"),
+            ("step p90 ms", lambda r: f"{r.latency_ms['p90']:.1f}"),
+            ("step p99 ms", lambda r: f"{r.latency_ms['p99']:.1f}"),
+            *common_tail,
+        ]
+    return [
+        ("backend", lambda r: r.name),
+        ("p50 ms", lambda r: f"{r.latency_ms['p50']:.2f}"),
+        ("p90 ms", lambda r: f"{r.latency_ms['p90']:.2f}"),
+        ("p99 ms", lambda r: f"{r.latency_ms['p99']:.2f}"),
+        (f"p50 / {baseline}", lambda r: f"{r.ratio:.3f}"),
+        ("clips/s", lambda r: f"{r.throughput:.1f}"),
+        *common_tail,
+    ]
+
+
+SHORT_HEADERS = {"peak memory MB": "peak MB", "model MB": "size MB", "decode tok/s": "tok/s"}
+
+
+def console_table(report: BenchReport) -> Table:
+    """The markdown table's columns with shorter headers; backend names are never cut (tests, scripts grep them)."""
+    columns = _columns(report)
+    table = Table(title=_title(report))
+    longest = max(len(result.name) for result in report.results)
+    for index, (name, _) in enumerate(columns):
+        header = SHORT_HEADERS.get(name, name)
+        if index == 0:
+            table.add_column(header, no_wrap=True, min_width=longest)
+        else:
+            table.add_column(header, justify="right")
+    for result in report.results:
+        table.add_row(*(cell(result) for _, cell in columns))
+    return table
+
+
+def markdown(report: BenchReport) -> str:
+    columns = _columns(report)
+    lines = [
+        f"# {_title(report)}",
+        "",
+        f"`{report.command}`" if report.command else "",
+        "",
+        "| " + " | ".join(name for name, _ in columns) + " |",
+        "|" + "|".join("---" if i == 0 else "---:" for i in range(len(columns))) + "|",
+    ]
+    lines += ["| " + " | ".join(cell(result) for _, cell in columns) + " |" for result in report.results]
+    machine = report.machine
+    lines += [
+        "",
+        f"{report.settings.threads} intra-op threads for every backend; inputs {_inputs(report)}; "
+        f"{_protocol(report)}. Machine: {machine.get('processor')}, {machine.get('cpu_count')} cores, "
+        f"1-min load average {machine.get('load_average_1m')} at the start (timings from a shared machine are noisy).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _title(report: BenchReport) -> str:
+    what = "decode speed" if report.task == CAUSAL_LM else "latency"
+    return f"{report.model} {what}, {len(report.results)} backends, ratios vs {report.baseline}"
+
+
+def _inputs(report: BenchReport) -> str:
+    if report.task == CAUSAL_LM:
+        return (
+            f"{report.inputs['prompt_tokens']}-token prompt, {report.inputs['new_tokens']} greedy new tokens"
+        )
+    return ", ".join(f"{name} {tuple(shape)}" for name, shape in report.inputs.items())
+
+
+def _protocol(report: BenchReport) -> str:
+    settings = report.settings
+    if report.task == CAUSAL_LM:
+        return (
+            f"one warm-up generation, then {settings.llm_rounds} timed generations per backend, interleaved"
+        )
+    return (
+        f"{settings.warmup} warm-up calls, then {settings.iterations} timed calls per backend in "
+        f"{min(settings.rounds, settings.iterations)} interleaved rounds"
+    )
+
+
+def plot(report: BenchReport, path: Path) -> Path:
+    """Bar chart: p50 latency with p90/p99 marks (classifiers), decode tokens/s (LLMs)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    names = [result.name for result in report.results]
+    figure, axis = plt.subplots(figsize=(1.6 + 1.3 * len(names), 4.0))
+    if report.task == CAUSAL_LM:
+        values = [result.generation["decode_tokens_per_s"] for result in report.results]
+        bars = axis.bar(names, values, color="tab:green")
+        axis.set_ylabel("decode tokens/s (higher is better)")
+        labels = [f"{v:.1f}\n{r.speedup:.1f}x" for v, r in zip(values, report.results)]
+    else:
+        values = [result.latency_ms["p50"] for result in report.results]
+        bars = axis.bar(names, values, color="tab:blue", label="p50")
+        axis.scatter(
+            names,
+            [r.latency_ms["p90"] for r in report.results],
+            marker="_",
+            s=400,
+            color="black",
+            label="p90",
+        )
+        axis.scatter(
+            names,
+            [r.latency_ms["p99"] for r in report.results],
+            marker="_",
+            s=400,
+            color="tab:red",
+            label="p99",
+        )
+        axis.set_ylabel("latency per call, ms (lower is better)")
+        axis.legend(loc="upper right")
+        labels = [f"{v:.1f}\n{r.ratio:.2f}x" for v, r in zip(values, report.results)]
+    axis.bar_label(bars, labels=labels, fontsize=8)
+    if max(len(name) for name in names) > 10:  # "ort-int8:<dir>" names: slanted so they do not overlap
+        axis.tick_params(axis="x", labelrotation=20)
+        for label in axis.get_xticklabels():
+            label.set_horizontalalignment("right")
+    axis.set_title(_title(report), fontsize=9)
+    axis.margins(y=0.25)
+    figure.tight_layout()
+    _atomic(path, lambda tmp: figure.savefig(tmp, dpi=110, format="png"))
+    plt.close(figure)
+    return path
+
+
+def write_reports(report: BenchReport, out_dir: Path, *, with_plot: bool) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = [
+        _atomic(
+            out_dir / JSON_FILE, lambda tmp: tmp.write_text(json.dumps(report.to_json(), indent=2) + "\n")
+        ),
+        _atomic(out_dir / MARKDOWN_FILE, lambda tmp: tmp.write_text(markdown(report))),
+    ]
+    if with_plot:
+        written.append(plot(report, out_dir / PLOT_FILE))
+    return written
+
+
+def _atomic(path: Path, write: Callable[[Path], object]) -> Path:
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

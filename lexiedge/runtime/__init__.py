@@ -1,0 +1,114 @@
+"""The embeddable runtime: run an artifact written by `lexiedge export` with ONNX Runtime.
+
+Needs only onnxruntime, onnxruntime-genai (LLM artifacts), numpy, tokenizers and jinja2 (chat
+templates); it never imports torch, transformers, pydantic or the lexiedge plugin host. To vendor
+it, copy ``lexiedge/runtime/`` and ``lexiedge/errors.py`` (stdlib only).
+
+    from lexiedge.runtime import load
+
+    classifier = load("artifacts/emotion-av/onnx")              # device="auto": TensorRT, CUDA, CPU
+    result = classifier.predict(waveform, frames)               # (samples,), (T, 3, H, W)
+    result.label, result.probabilities                          # "happy", {"neutral": 0.01, ...}
+
+    chat = load("artifacts/qwen-lora/onnx-int4", threads=4)
+    chat.generate([{"role": "user", "content": "Correct: She go to school."}]).text
+    for piece in chat.generate("Once upon a time", max_new_tokens=32, stream=True): print(piece, end="")
+
+Stable API (the benchmarks call it; keep it compatible):
+
+* ``load(artifact_dir, device="auto", *, threads=None, providers=None) -> Classifier | TextGenerator``
+  chosen by the manifest's ``task``. Before opening any model file it checks every file's sha256
+  against ``manifest.json`` and refuses a missing or changed file (:class:`ArtifactIntegrityError`,
+  naming each file). ``device``: "auto" (TensorRT -> CUDA -> CPU among the providers onnxruntime
+  reports), "tensorrt", "cuda" or "cpu"; one that is not available raises
+  :class:`DeviceNotAvailableError` naming those that are. ``providers`` (ORT provider names or
+  ``(name, options)`` pairs) overrides ``device``. ``threads`` sets intra-op threads (None: ORT's
+  default). LLM artifacts run on ONNX Runtime GenAI: "cpu", or "cuda" with a CUDA build of it.
+* ``Classifier.predict(waveform=None, frames=None, *, sample_rate=16000)`` -> a
+  :class:`ClassificationResult` (``label``, ``probabilities`` dict label -> p, ``index``,
+  ``top(k)``) for one clip — waveform (samples,), frames (T, 3, H, W) — or a list of them for a batch —
+  (B, samples), (B, T, 3, H, W). Either modality may be left out: zeros with mask 0, as in training.
+  ``Classifier.session`` is the ``onnxruntime.InferenceSession``, ``.provider`` its provider,
+  ``.run(feeds)`` the graph on ready feeds (logits, probabilities). On CUDA/TensorRT it runs through
+  ``session.io_binding()``.
+* ``TextGenerator.generate(messages_or_prompt, max_new_tokens=128, temperature=0.0, top_p=1.0,
+  stop=None, stream=False, *, seed=None)`` -> a :class:`Generation` (``text``, ``token_ids``,
+  ``prompt_tokens``, ``finish_reason`` "eos" | "stop" | "length"), or with ``stream=True`` an
+  iterator of text pieces. Messages go through the artifact's chat template; a string is used as
+  is. ``TextGenerator.model`` is the ``onnxruntime_genai.Model`` (KV cache kept in ORT),
+  ``.tokenizer`` the :class:`~lexiedge.runtime.chat.ChatTokenizer`.
+
+* Also relied on by `lexiedge bench` (keep compatible): ``Classifier.run(feeds)``, ``Classifier.spec``
+  (:class:`~lexiedge.runtime.inputs.ClassifierSpec`, ``.from_manifest(manifest, where)``: clip_samples,
+  frame_count, image_size, channels, sample_rate), :func:`open_artifact` (hash-checked
+  :class:`Artifact`), and :class:`~lexiedge.runtime.chat.ChatTokenizer` (``encode``, ``decode``,
+  ``render``, ``prompt_ids``).
+
+Input decisions: audio at another ``sample_rate`` is resampled (FFT, numpy); integer PCM is
+refused (its scale is not guessed), uint8 frames are scaled by 1/255, float64 is converted, NaN/inf
+and out-of-range values are refused, frames must already be ``image_size`` face crops (`lexiedge
+infer` decodes and crops files as training did). Every bad input raises a subclass of
+:class:`RuntimeInputError` and leaves the loaded model usable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from lexiedge.runtime.artifact import Artifact, open_artifact, read_manifest, sha256_file
+from lexiedge.runtime.classifier import ClassificationResult, Classifier
+from lexiedge.runtime.devices import ProviderSpec, available_devices, choose_providers
+from lexiedge.runtime.errors import (
+    ArtifactError,
+    ArtifactIntegrityError,
+    DeviceNotAvailableError,
+    InferenceError,
+    InputDtypeError,
+    InputShapeError,
+    InputValueError,
+    RuntimeInputError,
+)
+from lexiedge.runtime.generator import Generation, TextGenerator, choose_genai_device
+
+CLASSIFICATION_TASKS = frozenset({"av-classification"})
+GENERATION_TASKS = frozenset({"causal-lm"})
+
+__all__ = [
+    "Artifact",
+    "ArtifactError",
+    "ArtifactIntegrityError",
+    "ClassificationResult",
+    "Classifier",
+    "DeviceNotAvailableError",
+    "Generation",
+    "InferenceError",
+    "InputDtypeError",
+    "InputShapeError",
+    "InputValueError",
+    "RuntimeInputError",
+    "TextGenerator",
+    "available_devices",
+    "load",
+    "open_artifact",
+    "read_manifest",
+    "sha256_file",
+]
+
+
+def load(
+    artifact_dir: str | Path,
+    device: str = "auto",
+    *,
+    threads: int | None = None,
+    providers: Sequence[ProviderSpec] | None = None,
+) -> Classifier | TextGenerator:
+    """Check an artifact's files against its manifest, then load it for its task (see the module doc)."""
+    artifact = open_artifact(artifact_dir)  # hashes first: nothing unchecked is ever opened
+    task = artifact.task
+    if task in CLASSIFICATION_TASKS:
+        return Classifier(artifact, choose_providers(device, providers), threads=threads)
+    if task in GENERATION_TASKS:
+        return TextGenerator(artifact, choose_genai_device(device, providers), threads=threads)
+    known = ", ".join(sorted(CLASSIFICATION_TASKS | GENERATION_TASKS))
+    raise ArtifactError(f"{artifact.directory}: task {task!r} is not one this runtime runs ({known})")

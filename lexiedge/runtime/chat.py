@@ -1,0 +1,192 @@
+"""An LLM artifact's tokenizer and chat template, without transformers.
+
+The tokenizer is ``tokenizer.json`` through the ``tokenizers`` library (the same Rust code that
+transformers runs, so ids match the training side exactly); the chat template is the artifact's
+``chat_template.jinja`` (or ``tokenizer_config.json``'s ``chat_template``) rendered with jinja2 in
+a sandbox set up like transformers' (``trim_blocks``, ``lstrip_blocks``, ``loopcontrols``,
+``raise_exception``, ``strftime_now`` and a ``tojson`` that keeps non-ASCII text). Rendered prompts
+are encoded without adding special tokens: the template already wrote them.
+
+Stop strings are cut by :class:`StopScanner`: it holds back the end of the text while it could still
+become a stop string, so a stream never shows text that a later token turns into a stop.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from lexiedge.runtime.artifact import Artifact
+from lexiedge.runtime.errors import ArtifactError, InputDtypeError, InputValueError
+
+TOKENIZER_JSON, TOKENIZER_CONFIG, TEMPLATE_FILE = "tokenizer.json", "tokenizer_config.json", "chat_template.jinja"
+SPECIAL_TOKEN_NAMES = ("bos_token", "eos_token", "unk_token", "pad_token")
+
+
+class ChatTokenizer:
+    """Encode prompts (plain text or chat messages), decode ids, stream-decode one id at a time."""
+
+    def __init__(self, artifact: Artifact) -> None:
+        from tokenizers import Tokenizer
+
+        files = artifact.manifest.get("files", {})
+        if TOKENIZER_JSON not in files:
+            raise ArtifactError(f"{artifact.directory}: no {TOKENIZER_JSON} in the artifact; re-export the run")
+        self.tokenizer = Tokenizer.from_file(str(artifact.path(TOKENIZER_JSON)))
+        config = _read_json(artifact, TOKENIZER_CONFIG) if TOKENIZER_CONFIG in files else {}
+        self.special_tokens = {name: _token_text(config.get(name)) for name in SPECIAL_TOKEN_NAMES}
+        self.template = self._template_text(artifact, config)
+        self._compiled: Any = None
+
+    # --- prompts --------------------------------------------------------------------------------
+
+    def prompt_ids(self, messages_or_prompt: str | Sequence[dict[str, str]]) -> list[int]:
+        """Token ids the model continues: a plain string as is, messages through the chat template."""
+        if isinstance(messages_or_prompt, str):
+            if not messages_or_prompt:
+                raise InputValueError("the prompt is empty; pass some text or a list of chat messages")
+            text = messages_or_prompt
+        else:
+            text = self.render(check_messages(messages_or_prompt))
+        return self.encode(text)
+
+    def render(self, messages: list[dict[str, str]], *, add_generation_prompt: bool = True) -> str:
+        """The chat template applied to ``messages``, ending with the assistant's turn opened."""
+        if self.template is None:
+            raise InputValueError(
+                "this artifact has no chat template (chat_template.jinja); "
+                "pass a plain prompt string instead of messages"
+            )
+        import jinja2
+
+        try:
+            return self._template().render(
+                messages=messages, add_generation_prompt=add_generation_prompt, tools=None, documents=None,
+                **{name: value for name, value in self.special_tokens.items() if value is not None},
+            )
+        except jinja2.TemplateError as exc:  # the template's raise_exception(): e.g. roles out of order
+            raise InputValueError(f"the chat template refused the messages: {exc}") from None
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tokenizer.encode(text, add_special_tokens=False).ids)
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
+
+    def stream(self) -> Any:
+        """A fresh incremental decoder: ``step(tokenizer, id)`` returns text once it is whole UTF-8."""
+        from tokenizers.decoders import DecodeStream
+
+        return DecodeStream(skip_special_tokens=True)
+
+    # --- template ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _template_text(artifact: Artifact, config: dict[str, Any]) -> str | None:
+        named = (artifact.manifest.get("tokenizer") or {}).get("chat_template") or TEMPLATE_FILE
+        if named in artifact.manifest.get("files", {}):
+            return artifact.path(named).read_text(encoding="utf-8")
+        template = config.get("chat_template")
+        if isinstance(template, list):  # [{"name": "default", "template": ...}, ...]
+            template = next((t.get("template") for t in template if t.get("name") == "default"), None)
+        return template if isinstance(template, str) else None
+
+    def _template(self) -> Any:
+        if self._compiled is None:
+            try:
+                import jinja2.ext
+                from jinja2.sandbox import ImmutableSandboxedEnvironment
+            except ImportError:
+                raise ArtifactError("rendering chat messages needs jinja2 (pip install jinja2)") from None
+
+            def raise_exception(message: str) -> None:
+                raise jinja2.TemplateError(message)
+
+            def tojson(value: Any, ensure_ascii: bool = False, indent: int | None = None, separators: Any = None,
+                       sort_keys: bool = False) -> str:
+                return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators,
+                                  sort_keys=sort_keys)
+
+            environment = ImmutableSandboxedEnvironment(
+                trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols]
+            )
+            environment.filters["tojson"] = tojson
+            environment.globals["raise_exception"] = raise_exception
+            environment.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
+            self._compiled = environment.from_string(self.template)
+        return self._compiled
+
+
+def check_messages(messages: Any) -> list[dict[str, str]]:
+    """A list of ``{"role", "content"}`` dicts with string values, or an error naming the bad one."""
+    if not isinstance(messages, Sequence) or isinstance(messages, (str, bytes)):
+        raise InputDtypeError(
+            f"expected a prompt string or a list of {{'role', 'content'}} messages, got {type(messages).__name__}"
+        )
+    if not messages:
+        raise InputValueError("the message list is empty; pass at least one {'role': 'user', 'content': ...}")
+    checked = []
+    for position, message in enumerate(messages):
+        if not isinstance(message, dict) or not isinstance(message.get("content"), str) \
+                or not isinstance(message.get("role"), str):
+            raise InputDtypeError(
+                f"message {position} is {message!r}; expected {{'role': 'user'|'assistant'|'system', 'content': str}}"
+            )
+        checked.append({"role": message["role"], "content": message["content"]})
+    return checked
+
+
+class StopScanner:
+    """Feeds decoded pieces, emits what is final, reports the first stop string.
+
+    ``feed(piece)`` returns ``(text_to_emit, stopped)``; after a stop, the emitted text ends right
+    before the stop string. ``flush()`` returns what was held back when generation ends otherwise.
+    """
+
+    def __init__(self, stops: Sequence[str]) -> None:
+        self.stops = [stop for stop in stops if stop]
+        self._held = ""
+
+    def feed(self, piece: str) -> tuple[str, bool]:
+        text = self._held + piece
+        hits = [index for index in (text.find(stop) for stop in self.stops) if index >= 0]
+        if hits:
+            self._held = ""
+            return text[: min(hits)], True
+        keep = max((_overlap(text, stop) for stop in self.stops), default=0)
+        self._held = text[len(text) - keep:] if keep else ""
+        return text[: len(text) - keep], False
+
+    def flush(self) -> str:
+        held, self._held = self._held, ""
+        return held
+
+
+def cut_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
+    """``text`` up to the first stop string (and whether one was found)."""
+    hits = [index for index in (text.find(stop) for stop in stops if stop) if index >= 0]
+    return (text[: min(hits)], True) if hits else (text, False)
+
+
+def _overlap(text: str, stop: str) -> int:
+    """Length of the longest end of ``text`` that is a proper beginning of ``stop``."""
+    for length in range(min(len(text), len(stop) - 1), 0, -1):
+        if text.endswith(stop[:length]):
+            return length
+    return 0
+
+
+def _token_text(value: Any) -> str | None:
+    if isinstance(value, dict):  # an AddedToken saved as {"content": ..., "lstrip": ...}
+        value = value.get("content")
+    return value if isinstance(value, str) else None
+
+
+def _read_json(artifact: Artifact, name: str) -> dict[str, Any]:
+    try:
+        data = json.loads(artifact.path(name).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"{artifact.directory / name}: unreadable ({exc})") from None
+    return data if isinstance(data, dict) else {}

@@ -1,0 +1,144 @@
+"""The audio-visual classifier: an ONNX Runtime session over an exported graph (.onnx or .ort).
+
+On CPU the session runs with plain ``session.run``. On a GPU provider (CUDA, TensorRT) inputs are
+copied to the device once and outputs are bound there through ``session.io_binding()``, so ORT does
+not allocate and copy per output behind our back; the probabilities come back to the host at the end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lexiedge.runtime.artifact import Artifact
+from lexiedge.runtime.devices import GPU_PROVIDERS, ProviderSpec, check_providers_taken, session_options
+from lexiedge.runtime.errors import ArtifactError, InferenceError
+from lexiedge.runtime.inputs import ClassifierSpec, prepare_inputs
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
+
+PROBABILITIES, LOGITS = "probabilities", "logits"
+
+
+@dataclass(frozen=True)
+class ClassificationResult:
+    """One clip's prediction: the most probable ``label`` and every label's probability."""
+
+    label: str
+    probabilities: dict[str, float]
+    index: int  # position of ``label`` in the artifact's labels
+    logits: np.ndarray = field(repr=False, compare=False, default_factory=lambda: np.zeros(0, np.float32))
+
+    @property
+    def confidence(self) -> float:
+        return self.probabilities[self.label]
+
+    def top(self, k: int = 3) -> list[tuple[str, float]]:
+        """The ``k`` most probable labels, most probable first."""
+        return sorted(self.probabilities.items(), key=lambda item: -item[1])[:k]
+
+
+class Classifier:
+    """Runs an ``av-classification`` artifact. Build it with :func:`lexiedge.runtime.load`.
+
+    Attributes: ``session`` (the ``onnxruntime.InferenceSession``), ``provider`` (the execution
+    provider running it), ``labels``, ``spec`` (what the model reads), ``manifest``, ``artifact_dir``.
+    """
+
+    def __init__(self, artifact: Artifact, providers: list[ProviderSpec], *, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        self.artifact_dir = artifact.directory
+        self.manifest = artifact.manifest
+        self.spec = ClassifierSpec.from_manifest(artifact.manifest, str(artifact.directory))
+        self.labels = list(self.spec.labels)
+        graph = artifact.path(artifact.runtime.get("graph") or "model.onnx")
+        options = session_options(threads)
+        try:
+            self.session: ort.InferenceSession = ort.InferenceSession(str(graph), options, providers=providers)
+        except Exception as exc:  # ORT raises its own exception types; one line says which file failed
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ArtifactError(f"{graph}: ONNX Runtime cannot load the graph: {first}") from None
+        check_providers_taken(self.session, providers)
+        self.provider = self.session.get_providers()[0]
+        self._inputs = [value.name for value in self.session.get_inputs()]
+        self._outputs = [value.name for value in self.session.get_outputs()]
+        expected = {"waveform", "frames", "audio_mask", "video_mask"}
+        if set(self._inputs) != expected or PROBABILITIES not in self._outputs:
+            raise ArtifactError(
+                f"{graph}: inputs {self._inputs} / outputs {self._outputs}; expected inputs {sorted(expected)} "
+                f"and a {PROBABILITIES!r} output"
+            )
+        classes = self._class_count()
+        if classes is not None and classes != len(self.labels):
+            raise ArtifactError(f"{graph}: the graph has {classes} classes but the manifest {len(self.labels)} labels")
+        self._use_io_binding = self.provider in GPU_PROVIDERS
+
+    def predict(
+        self, waveform: Any = None, frames: Any = None, *, sample_rate: int = 16000
+    ) -> ClassificationResult | list[ClassificationResult]:
+        """Classify one clip or a batch.
+
+        ``waveform``: float mono in [-1, 1], (samples,) for one clip or (batch, samples);
+        ``sample_rate``: its rate in Hz (resampled to the model's when different).
+        ``frames``: RGB face crops, (T, 3, H, W) or (batch, T, 3, H, W), float in [0, 1] or uint8,
+        H = W = the manifest's image_size. Either may be left out (zeros and mask 0 as in training).
+
+        Returns a :class:`ClassificationResult` for one clip, a list of them for a batch; raises a
+        :class:`~lexiedge.runtime.errors.RuntimeInputError` for input it cannot run on.
+        """
+        prepared = prepare_inputs(self.spec, waveform, frames, sample_rate=sample_rate)
+        logits, probabilities = self.run(prepared.feeds)
+        results = [self._result(logits[row], probabilities[row]) for row in range(prepared.batch_size)]
+        return results[0] if prepared.single else results
+
+    def run(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """The graph on ready feeds (the four inputs): (logits, probabilities), each (batch, classes)."""
+        try:
+            if self._use_io_binding:
+                outputs = self._run_bound(feeds, _device_of(self.provider))
+            else:
+                outputs = dict(zip(self._outputs, self.session.run(None, feeds)))
+        except Exception as exc:  # shapes the checks allowed but a node refused: the app's input, not a crash
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            shapes = ", ".join(f"{name} {tuple(array.shape)}" for name, array in feeds.items())
+            raise InferenceError(f"ONNX Runtime could not run the classifier on {shapes}: {first}") from None
+        probabilities = outputs[PROBABILITIES]
+        logits = outputs.get(LOGITS, np.log(np.clip(probabilities, 1e-12, None)))
+        return logits, probabilities
+
+    def _run_bound(self, feeds: dict[str, np.ndarray], device: str) -> dict[str, np.ndarray]:
+        """Inputs copied to ``device`` once, outputs left there by ORT, then copied back together."""
+        import onnxruntime as ort
+
+        binding = self.session.io_binding()
+        for name in self._inputs:
+            binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(feeds[name], device, 0))
+        for name in self._outputs:
+            binding.bind_output(name, device, 0)
+        self.session.run_with_iobinding(binding)
+        return dict(zip(self._outputs, binding.copy_outputs_to_cpu()))
+
+    def _result(self, logits: np.ndarray, probabilities: np.ndarray) -> ClassificationResult:
+        index = int(np.argmax(probabilities))
+        return ClassificationResult(
+            label=self.labels[index],
+            probabilities={label: float(p) for label, p in zip(self.labels, probabilities)},
+            index=index,
+            logits=np.asarray(logits, np.float32),
+        )
+
+    def _class_count(self) -> int | None:
+        shape = next(o.shape for o in self.session.get_outputs() if o.name == PROBABILITIES)
+        return shape[-1] if shape and isinstance(shape[-1], int) else None
+
+    def __repr__(self) -> str:
+        return f"Classifier({self.artifact_dir}, provider={self.provider}, labels={len(self.labels)})"
+
+
+def _device_of(provider: str) -> str:
+    """The OrtValue device type of a provider's memory ("cuda" for CUDA and TensorRT)."""
+    return "cuda" if provider in GPU_PROVIDERS else "cpu"

@@ -1,0 +1,70 @@
+"""What the runtime raises. Every error an app can cause is typed and says what was expected.
+
+Two families:
+
+* :class:`ArtifactError` — the artifact cannot be loaded: no manifest, a task this runtime does not
+  run, a file whose sha256 differs from the manifest (:class:`ArtifactIntegrityError`), a device that
+  is not available (:class:`DeviceNotAvailableError`).
+* :class:`RuntimeInputError` — one call got input it cannot run on (wrong dtype, rank, frame size,
+  NaN, an empty waveform, a bad generation option). The runtime and the loaded model are unharmed:
+  the app can catch it and go on with the next input.
+
+Both are :class:`lexiedge.errors.LexiedgeError`\\ s (a stdlib-only module), so `lexiedge infer` prints
+them as one line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from lexiedge.errors import LexiedgeError, NotAvailableError
+
+
+class ArtifactError(LexiedgeError):
+    """An artifact directory the runtime cannot load (names the directory and what is wrong)."""
+
+    exit_code = 2
+
+
+class ArtifactIntegrityError(ArtifactError):
+    """Files missing or changed since export: their sha256 no longer matches ``manifest.json``.
+
+    ``problems`` holds one ``"<file>: <what>"`` line per bad file; the message names them all.
+    """
+
+    def __init__(self, artifact: str, problems: Sequence[str]) -> None:
+        self.artifact = artifact
+        self.problems = list(problems)
+        super().__init__(
+            f"{artifact}: refusing to load an artifact whose files do not match manifest.json: "
+            + "; ".join(self.problems)
+            + " (re-export it, or copy the artifact again)"
+        )
+
+
+class DeviceNotAvailableError(NotAvailableError, ArtifactError):
+    """A device (execution provider) was asked for that this onnxruntime build does not offer."""
+
+    exit_code = 3
+
+
+class RuntimeInputError(LexiedgeError, ValueError):
+    """Input one call cannot run on; the message says what was given and what was expected."""
+
+    exit_code = 2
+
+
+class InputDtypeError(RuntimeInputError, TypeError):
+    """An array of a dtype the model does not read (or not an array at all)."""
+
+
+class InputShapeError(RuntimeInputError):
+    """An array of the wrong rank, channel count, frame size, or a batch size that does not match."""
+
+
+class InputValueError(RuntimeInputError):
+    """Values the model cannot read: NaN or infinite, out of range, empty, or a bad option value."""
+
+
+class InferenceError(RuntimeInputError):
+    """ONNX Runtime refused the input although it passed the checks; names the shapes it was given."""
