@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from lexiedge.errors import LexiedgeError
+from lexiedge.runtime.artifact import Artifact
 
 TORCH = "torch"
 TARGET_BACKENDS = {
@@ -171,20 +172,9 @@ class LmBackend(Backend, Protocol):
         """One greedy generation, timed."""
 
 
-@dataclass
-class ArtifactInfo:
-    """What the bench reads from one artifact's manifest."""
-
-    directory: Path
-    manifest: dict[str, Any]
-
-    @property
-    def task(self) -> str:
-        return str(self.manifest.get("task", ""))
-
-    @property
-    def target(self) -> str:
-        return str(self.manifest.get("target", ""))
+@dataclass(frozen=True)
+class ArtifactInfo(Artifact):
+    """A checked artifact (the runtime's :class:`~lexiedge.runtime.artifact.Artifact`) plus what the bench needs."""
 
     @property
     def backend(self) -> str:
