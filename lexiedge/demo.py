@@ -191,7 +191,9 @@ def render_report(report: DemoReport, console: Console) -> None:
     table.add_row("train emotion-av", f"test UAR {test['uar']:.3f}, WAR {test['war']:.3f} on {test['clips']} "
                   f"clips of an unseen actor (chance 0.125)", where(report.paths["av_run"]))
     losses = numbers["qwen-lora val loss"]
-    table.add_row("train qwen-lora", f"val loss {losses[0]:.3f} -> {losses[-1]:.3f}" if losses else "-",
+    loss_text = (f"val loss {losses[0]:.3f} -> {losses[-1]:.3f}" if len(losses) > 1
+                 else f"val loss {losses[0]:.3f} (one evaluation)" if losses else "-")
+    table.add_row("train qwen-lora", loss_text,
                   where(report.paths["lm_run"]))
     table.add_row("merge", "adapter folded into the base (merge.json)", where(report.paths["merged"]))
     for path, manifest in numbers["artifacts"].items():
@@ -207,7 +209,9 @@ def render_report(report: DemoReport, console: Console) -> None:
     table.add_row("runtime: tutor", f"{prompt['prompt']!r} -> {prompt['answer'][:120]!r} (the cpu profile's tiny "
                   "Qwen2, trained here in seconds, shows the path, not a tutor: the t4-16gb and rtx3050-4gb profiles "
                   "train Qwen2.5-0.5B-Instruct)", where(report.paths["tutor"]) if "tutor" in report.paths else "")
-    wide = Console(width=max(console.width, 140)) if console.is_terminal else console
+    # A terminal wraps the cells to its width; a pipe or file (CI logs) has none, and rich's 80-column
+    # default would squeeze the result column to a word per line.
+    wide = console if console.is_terminal else Console(file=console.file, width=max(console.width, 160))
     wide.print(table)
     total = sum(seconds for _, seconds in report.steps)
     console.print(f"{len(report.steps)} steps in {total:.0f} s; everything is under {report.out}")
