@@ -136,22 +136,9 @@ def plot(report: BenchReport, path: Path) -> Path:
     else:
         values = [result.latency_ms["p50"] for result in report.results]
         bars = axis.bar(names, values, color="tab:blue", label="p50")
-        axis.scatter(
-            names,
-            [r.latency_ms["p90"] for r in report.results],
-            marker="_",
-            s=400,
-            color="black",
-            label="p90",
-        )
-        axis.scatter(
-            names,
-            [r.latency_ms["p99"] for r in report.results],
-            marker="_",
-            s=400,
-            color="tab:red",
-            label="p99",
-        )
+        for percentile, colour in (("p90", "black"), ("p99", "tab:red")):
+            tail = [r.latency_ms[percentile] for r in report.results]
+            axis.scatter(names, tail, marker="_", s=400, color=colour, label=percentile)
         axis.set_ylabel("latency per call, ms (lower is better)")
         axis.legend(loc="upper right")
         labels = [f"{v:.1f}\n{r.ratio:.2f}x" for v, r in zip(values, report.results)]

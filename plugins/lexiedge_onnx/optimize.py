@@ -24,14 +24,13 @@ the weighted ops), so nodes chosen on the traced graph (by name) are still found
 
 from __future__ import annotations
 
-import logging
 import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from lexiedge.export import ExportError
-from lexiedge_onnx.quantize import _quiet as quiet_ort_quantization  # its root-logger advice
+from lexiedge_onnx.quantize import quiet_ort_tools
 
 TOOL = "onnxruntime quant_pre_process (ORT basic level) + onnxruntime.transformers.optimizer fusions"
 
@@ -45,8 +44,7 @@ def optimize_graph(src: Path, out: Path) -> dict[str, Any]:
 
     before = op_counts(src)
     with (
-        _quiet(),
-        quiet_ort_quantization(),
+        quiet_ort_tools(),
         tempfile.TemporaryDirectory(prefix="lexiedge-optimize-") as scratch,
     ):
         basic = Path(scratch) / "basic.onnx"
@@ -102,18 +100,3 @@ def _check_outputs(src: Path, model: Any) -> None:
             f"graph optimisation changed the signature of {src.name}: inputs {names(model.graph.input)}, "
             f"outputs {names(model.graph.output)} (expected {names(original.input)} / {names(original.output)})"
         )
-
-
-class _quiet:
-    """The transformers optimizer logs the fusions it tries at WARNING; the manifest records what it did."""
-
-    LOGGERS = ("onnxruntime.transformers", "onnx_model", "fusion_base", "onnxruntime.quantization")
-
-    def __enter__(self) -> None:
-        self._levels = {name: logging.getLogger(name).level for name in self.LOGGERS}
-        for name in self.LOGGERS:
-            logging.getLogger(name).setLevel(logging.ERROR)
-
-    def __exit__(self, *exc: object) -> None:
-        for name, level in self._levels.items():
-            logging.getLogger(name).setLevel(level)

@@ -58,7 +58,7 @@ def quantize_dynamic_int8(
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     try:
-        with _quiet():
+        with quiet_ort_tools():
             quantize_dynamic(
                 str(fp32),
                 str(out),
@@ -102,7 +102,7 @@ def quantize_static_then_dynamic(
 
     static = scratch / "static_qdq.onnx"
     try:
-        with _quiet():
+        with quiet_ort_tools():
             quantize_static(
                 str(fp32),
                 str(static),
@@ -143,23 +143,34 @@ class _NotFromOrtQuantization(logging.Filter):
         return "onnxruntime/quantization" not in record.pathname.replace("\\", "/")
 
 
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Drop ORT quantization's advice for the call, leaving the logging setup as it was.
+# ORT's python tools that log what they try at WARNING by name; the manifest records what they did.
+ORT_TOOL_LOGGERS = ("onnxruntime.transformers", "onnx_model", "fusion_base", "onnxruntime.quantization")
 
-    It logs through the root logger ("Please consider to run pre-processing", "Please check if the
-    model is already quantized"): a filter on the root drops those records; a NullHandler keeps
-    ``logging.warning`` from installing a stderr handler on a root that has none (basicConfig).
+
+@contextlib.contextmanager
+def quiet_ort_tools() -> Iterator[None]:
+    """Silence ONNX Runtime's quantization and graph-optimisation tools for the call, leaving the
+    logging setup as it was.
+
+    The quantizer logs through the root logger ("Please consider to run pre-processing", "Please check
+    if the model is already quantized"): a filter on the root drops those records; a NullHandler keeps
+    ``logging.warning`` from installing a stderr handler on a root that has none (basicConfig). The
+    transformers optimizer logs the fusions it tries through named loggers, raised to ERROR here.
     """
     root = logging.getLogger()
     only_others = _NotFromOrtQuantization()
     guard = None if root.handlers else logging.NullHandler()
+    levels = {name: logging.getLogger(name).level for name in ORT_TOOL_LOGGERS}
     root.addFilter(only_others)
     if guard is not None:
         root.addHandler(guard)
+    for name in ORT_TOOL_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
     try:
         yield
     finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
         root.removeFilter(only_others)
         if guard is not None:
             root.removeHandler(guard)
