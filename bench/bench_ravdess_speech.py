@@ -103,7 +103,7 @@ def reference_scores(profile: Any, data: Path) -> dict[str, float]:
     level: loudness and spectral tilt) and with no deep network. Seconds to fit, deterministic.
     """
     import torch
-    from lexiedge_classifier.metrics import classification_metrics, confusion_matrix
+    from lexiedge.metrics import classification_metrics, confusion_matrix
     from lexiedge_emotion_av.frontend import LOG_FLOOR, LogMelFrontend
     from lexiedge_ravdess.loading import load_splits
     from rich.console import Console

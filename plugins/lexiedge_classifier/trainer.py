@@ -21,7 +21,7 @@ from lexiedge.api import BuiltModel, DataSplits, TrainerPlugin, TrainJob, TrainR
 from lexiedge.train import Engine, prepare
 from lexiedge.train.checkpoint import write_json_atomic
 from lexiedge.train.rundir import TEST_METRICS_JSON
-from lexiedge_classifier.metrics import classification_metrics, confusion_matrix
+from lexiedge.metrics import classification_metrics, confusion_matrix
 from lexiedge_classifier.plots import plot_confusion, plot_curves
 from lexiedge_classifier.settings import ClassifierSettings
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from lexiedge_classifier.metrics import classification_metrics, confusion_matrix, macro_f1, uar, war
+from lexiedge.metrics import classification_metrics, confusion_matrix, macro_f1, uar, war
 from lexiedge_classifier.trainer import ClassifierTrainer
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader, default_collate
