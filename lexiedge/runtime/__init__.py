@@ -33,10 +33,22 @@ Stable API (the benchmarks call it; keep it compatible):
   ``session.io_binding()``.
 * ``TextGenerator.generate(messages_or_prompt, max_new_tokens=128, temperature=0.0, top_p=1.0,
   stop=None, stream=False, *, seed=None)`` -> a :class:`Generation` (``text``, ``token_ids``,
-  ``prompt_tokens``, ``finish_reason`` "eos" | "stop" | "length"), or with ``stream=True`` an
-  iterator of text pieces. Messages go through the artifact's chat template; a string is used as
-  is. ``TextGenerator.model`` is the ``onnxruntime_genai.Model`` (KV cache kept in ORT),
-  ``.tokenizer`` the :class:`~lexiedge.runtime.chat.ChatTokenizer`.
+  ``prompt_tokens``, ``finish_reason`` "eos" | "stop" | "length", ``reused_tokens`` and
+  ``prefilled_tokens``), or with ``stream=True`` an iterator of text pieces. Messages go through the
+  artifact's chat template; a string is used as is. ``TextGenerator.model`` is the
+  ``onnxruntime_genai.Model`` (KV cache kept in ORT), ``.tokenizer`` the
+  :class:`~lexiedge.runtime.chat.ChatTokenizer`.
+* Prefix reuse (text generation; keyword arguments of ``load``, ignored for a classifier unless
+  given): ``prefix_reuse=True`` keeps the last generation's KV cache and prefills only what the next
+  prompt does not share with it (greedy output unchanged, token for token); ``cache_tokens`` bounds
+  that cache (default: the context length, at most 4096; a call that does not fit runs uncached);
+  ``warm_prompt`` (messages or text, e.g. ``[{"role": "system", ...}]``) is prefilled at load so the
+  first turn pays only for the user's message. ``TextGenerator.warm(prompt)`` does that later,
+  ``.clear_cache()`` frees the cache, ``.prefilled_tokens`` / ``.reused_tokens`` count prompt tokens
+  run through the model / taken from the cache since load, and ``.generate_ids(prompt_ids, ...)``
+  yields new token ids (no template, no decoding). One TextGenerator may serve several threads: the
+  kept cache is leased to one call at a time and a call that finds it leased runs on a generator of
+  its own, so two calls never share a GenAI generator (see :class:`TextGenerator`).
 
 * Also relied on by `lexiedge bench` (keep compatible): ``Classifier.run(feeds)``, ``Classifier.spec``
   (:class:`~lexiedge.runtime.inputs.ClassifierSpec`, ``.from_manifest(manifest, where)``: clip_samples,
@@ -102,13 +114,21 @@ def load(
     *,
     threads: int | None = None,
     providers: Sequence[ProviderSpec] | None = None,
+    prefix_reuse: bool = True,
+    cache_tokens: int | None = None,
+    warm_prompt: str | Sequence[dict[str, str]] | None = None,
 ) -> Classifier | TextGenerator:
     """Check an artifact's files against its manifest, then load it for its task (see the module doc)."""
     artifact = open_artifact(artifact_dir)  # hashes first: nothing unchecked is ever opened
     task = artifact.task
     if task in CLASSIFICATION_TASKS:
+        if cache_tokens is not None or warm_prompt is not None:
+            raise InputValueError(
+                f"{artifact.directory} is a classifier: cache_tokens and warm_prompt apply to text generation"
+            )
         return Classifier(artifact, choose_providers(device, providers), threads=threads)
     if task in GENERATION_TASKS:
-        return TextGenerator(artifact, choose_genai_device(device, providers), threads=threads)
+        return TextGenerator(artifact, choose_genai_device(device, providers), threads=threads,
+                             prefix_reuse=prefix_reuse, cache_tokens=cache_tokens, warm_prompt=warm_prompt)
     known = ", ".join(sorted(CLASSIFICATION_TASKS | GENERATION_TASKS))
     raise ArtifactError(f"{artifact.directory}: task {task!r} is not one this runtime runs ({known})")

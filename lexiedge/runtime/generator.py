@@ -3,21 +3,28 @@
 GenAI keeps the KV cache in ONNX Runtime (one buffer shared between past and present, no copy per
 token) and does the search (greedy, or top-p sampling with a temperature). Tokenizing and the chat
 template are :mod:`lexiedge.runtime.chat`'s, so prompts are tokenized exactly as in training.
+
+Between calls the generator keeps the last generation's KV cache (:mod:`lexiedge.runtime.kv_cache`)
+and prefills only what a new prompt does not share with it, so a chat turn pays for the new message,
+not the whole history; the prompt's fixed beginning (the app's system prompt) can be prefilled at load.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Generator, Iterator, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
 from lexiedge.runtime.artifact import Artifact
-from lexiedge.runtime.chat import ChatTokenizer, StopScanner, cut_at_stop
+from lexiedge.runtime.chat import ChatTokenizer, StopScanner, check_messages, cut_at_stop
 from lexiedge.runtime.errors import ArtifactError, DeviceNotAvailableError, InferenceError, InputValueError
+from lexiedge.runtime.kv_cache import DEFAULT_CACHE_TOKENS, CacheSlot, KeptGenerator, SearchSettings, prefill
 
 GENAI_CONFIG = "genai_config.json"
 _PROVIDER_DEVICES = {
@@ -29,12 +36,21 @@ Prompt = str | Sequence[dict[str, str]]
 
 @dataclass
 class Generation:
-    """A finished generation: the text (stop string excluded) and how it ended."""
+    """A finished generation: the text (stop string excluded) and how it ended.
+
+    ``reused_tokens`` of the ``prompt_tokens`` came from the kept KV cache; the rest were prefilled.
+    """
 
     text: str
     token_ids: list[int] = field(default_factory=list)  # generated ids, the EOS token excluded
     prompt_tokens: int = 0
     finish_reason: FinishReason = "length"
+    reused_tokens: int = 0
+
+    @property
+    def prefilled_tokens(self) -> int:
+        """Prompt tokens this call ran through the model (the rest were already in the cache)."""
+        return self.prompt_tokens - self.reused_tokens
 
     def __str__(self) -> str:
         return self.text
@@ -48,16 +64,54 @@ class _Options:
     stops: tuple[str, ...]
     seed: int | None
 
+    @property
+    def search(self) -> SearchSettings:
+        if self.temperature == 0:
+            return SearchSettings()
+        return SearchSettings(do_sample=True, temperature=self.temperature, top_p=self.top_p)
+
+
+@dataclass
+class _Prefill:
+    """What one call's prefill did, filled in once it ran (a stream prefills at its first item)."""
+
+    reused_tokens: int = 0
+
 
 class TextGenerator:
     """Runs a ``causal-lm`` artifact. Build it with :func:`lexiedge.runtime.load`.
 
     Attributes: ``model`` (the ``onnxruntime_genai.Model``), ``tokenizer`` (a
     :class:`~lexiedge.runtime.chat.ChatTokenizer`), ``device`` ("cpu" or "cuda"), ``eos_token_ids``,
-    ``context_length``, ``manifest``, ``artifact_dir``. One generation at a time per instance.
+    ``context_length``, ``cache_tokens``, ``prefix_reuse``, ``manifest``, ``artifact_dir``, and the
+    counters ``prefilled_tokens`` / ``reused_tokens`` (prompt tokens run through the model / taken
+    from the kept cache since load, warm-ups included).
+
+    Prefix reuse (``prefix_reuse=True``, the default): the KV cache of the last generation is kept
+    (up to ``cache_tokens`` tokens; default the context length, at most 4096) and the next call
+    rewinds it to the longest token prefix it shares with the new prompt and prefills only the rest.
+    Greedy output is the one a fresh generator gives, token for token (the kept keys and values are
+    what a fresh prefill computes, up to float rounding). A call whose prompt plus ``max_new_tokens``
+    does not fit ``cache_tokens``, or that samples with a ``seed`` (a reproducible draw needs a fresh
+    random state), runs on a generator of its own and leaves the kept cache as it was. Sampling
+    without a seed reuses a cache kept by a call with the same temperature and top_p.
+
+    Threads: one instance may serve several threads (a server's requests). The kept cache is leased
+    to one call at a time; a call that finds it leased (another thread generating, or a stream of
+    this one not yet exhausted or closed) runs on a generator of its own, so two calls never share a
+    GenAI generator and never wait for each other. The counters are updated under a lock.
     """
 
-    def __init__(self, artifact: Artifact, device: str, *, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        artifact: Artifact,
+        device: str,
+        *,
+        threads: int | None = None,
+        prefix_reuse: bool = True,
+        cache_tokens: int | None = None,
+        warm_prompt: Prompt | None = None,
+    ) -> None:
         import onnxruntime_genai as og
 
         self.artifact_dir = artifact.directory
@@ -69,6 +123,9 @@ class TextGenerator:
         self.device = device
         self.context_length = int(genai_config["model"].get("context_length") or 0) or None
         self.eos_token_ids = _eos_ids(genai_config, artifact.manifest)
+        self._model_vocab = int(genai_config["model"].get("vocab_size") or 0) or None
+        self.prefix_reuse = bool(prefix_reuse)
+        self.cache_tokens = _check_cache_tokens(cache_tokens, self.context_length)
         config = og.Config(str(config_path.parent))
         config.clear_providers()  # the CPU unless a provider is appended
         if device == "cuda":
@@ -86,6 +143,12 @@ class TextGenerator:
                 f"{self.artifact_dir}: ONNX Runtime GenAI cannot load the model on {device}: {first}"
             ) from None
         self.tokenizer = ChatTokenizer(artifact)
+        self._slot = CacheSlot(self.cache_tokens)
+        self._counters = threading.Lock()
+        self.prefilled_tokens = 0
+        self.reused_tokens = 0
+        if warm_prompt is not None:
+            self.warm(warm_prompt)
 
     def generate(
         self,
@@ -109,77 +172,210 @@ class TextGenerator:
         """
         options = _check_options(max_new_tokens, temperature, top_p, stop, seed)
         prompt = self.tokenizer.prompt_ids(messages_or_prompt)
-        if self.context_length is not None and len(prompt) >= self.context_length:
-            raise InputValueError(
-                f"the prompt is {len(prompt)} tokens; this model's context holds {self.context_length} "
-                "(prompt and new tokens together): shorten it"
-            )
+        self._check_fits(prompt)
         if stream:
             return self._stream(prompt, options)
         return self._complete(prompt, options)
 
+    def generate_ids(
+        self,
+        prompt_ids: Sequence[int],
+        max_new_tokens: int = 128,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        *,
+        seed: int | None = None,
+    ) -> Iterator[int]:
+        """Continue token ids (no template, no decoding): an iterator of new ids as they are generated,
+        ending before an EOS id or after ``max_new_tokens``. Same cache, options and checks as
+        :meth:`generate`; for callers that tokenize themselves (and benchmarks timing each token)."""
+        options = _check_options(max_new_tokens, temperature, top_p, None, seed)
+        prompt = self._check_ids(prompt_ids)
+        self._check_fits(prompt)
+        return self._until_eos(prompt, options)
+
+    def warm(self, messages_or_prompt: Prompt) -> int:
+        """Prefill the beginning every prompt will share (the app's system prompt) into the kept cache,
+        so the next call prefills only what follows it. Messages are rendered without opening the
+        assistant's turn. Returns the tokens prefilled: 0 when reuse is off, the cache is leased by a
+        running call, or it already holds them."""
+        if isinstance(messages_or_prompt, str):
+            prompt = self.tokenizer.prompt_ids(messages_or_prompt)
+        else:
+            messages = check_messages(messages_or_prompt)
+            prompt = self.tokenizer.encode(self.tokenizer.render(messages, add_generation_prompt=False))
+        self._check_fits(prompt)
+        if not self.prefix_reuse or len(prompt) >= self.cache_tokens or not self._slot.try_lease():
+            return 0
+        try:
+            kept = self._kept_generator(SearchSettings(), None)
+            reused = self._prefill(kept, prompt, need_logits=False)
+        finally:
+            self._slot.release()
+        return len(prompt) - reused
+
+    def clear_cache(self) -> None:
+        """Free the kept KV cache (now, or when the call using it ends); the next call prefills all."""
+        self._slot.clear()
+
     # --- the two ways out ---------------------------------------------------------------------------
 
     def _complete(self, prompt: list[int], options: _Options) -> Generation:
-        tokens, reason = [], "length"
+        tokens, reason, prefill = [], "length", _Prefill()
         scanner, decoder = StopScanner(options.stops), self.tokenizer.stream()
-        for token in self._tokens(prompt, options):
-            if token in self.eos_token_ids:
-                reason = "eos"
-                break
-            tokens.append(token)
-            if options.stops and scanner.feed(self._step(decoder, token))[1]:
-                reason = "stop"
-                break
+        with closing(self._tokens(prompt, options, prefill)) as generated:  # closing: the lease ends here
+            for token in generated:
+                if token in self.eos_token_ids:
+                    reason = "eos"
+                    break
+                tokens.append(token)
+                if options.stops and scanner.feed(self._step(decoder, token))[1]:
+                    reason = "stop"
+                    break
         text, _ = cut_at_stop(self.tokenizer.decode(tokens), options.stops)
-        return Generation(text, tokens, len(prompt), reason)
+        return Generation(text, tokens, len(prompt), reason, prefill.reused_tokens)
 
     def _stream(self, prompt: list[int], options: _Options) -> Iterator[str]:
         scanner, decoder = StopScanner(options.stops), self.tokenizer.stream()
-        for token in self._tokens(prompt, options):
-            if token in self.eos_token_ids:
-                break
-            piece, stopped = scanner.feed(self._step(decoder, token))
-            if piece:
-                yield piece
-            if stopped:
-                return
+        with closing(self._until_eos(prompt, options)) as generated:  # a closed stream ends its lease
+            for token in generated:
+                piece, stopped = scanner.feed(self._step(decoder, token))
+                if piece:
+                    yield piece
+                if stopped:
+                    return
         rest = scanner.flush()
         if rest:
             yield rest
 
+    def _until_eos(self, prompt: list[int], options: _Options) -> Generator[int, None, None]:
+        with closing(self._tokens(prompt, options, _Prefill())) as generated:
+            for token in generated:
+                if token in self.eos_token_ids:
+                    return
+                yield token
+
     # --- the loop -------------------------------------------------------------------------------
 
-    def _tokens(self, prompt: list[int], options: _Options) -> Iterator[int]:
-        """New token ids, one per step, from GenAI's generator (the KV cache stays in ORT)."""
-        import onnxruntime_genai as og
+    def _tokens(self, prompt: list[int], options: _Options, prefill: _Prefill) -> Generator[int, None, None]:
+        """New token ids, one per step, from a GenAI generator: the kept one when this call may lease
+        it, else one of its own. The lease ends when the iterator does (exhausted, closed, collected)."""
+        if self._may_use_kept_cache(prompt, options) and self._slot.try_lease():
+            try:
+                yield from self._tokens_on_kept(prompt, options, prefill)
+            finally:
+                self._slot.release()
+        else:
+            yield from self._tokens_on_own(prompt, options)
 
+    def _may_use_kept_cache(self, prompt: list[int], options: _Options) -> bool:
+        seeded_sampling = options.temperature > 0 and options.seed is not None
+        fits = len(prompt) + options.max_new_tokens <= self.cache_tokens
+        return self.prefix_reuse and fits and not seeded_sampling
+
+    def _tokens_on_kept(self, prompt: list[int], options: _Options, prefill: _Prefill) -> Iterator[int]:
+        kept = self._kept_generator(options.search, None)
+        prefill.reused_tokens = self._prefill(kept, prompt, need_logits=True)
+        previous: int | None = None
+        with self._genai_errors(prompt, leased=True):
+            for _ in range(options.max_new_tokens):
+                if kept.generator.is_done():
+                    break
+                kept.generator.generate_next_token()
+                if previous is not None:
+                    kept.ids.append(previous)  # this step ran the model on it: its keys and values are cached
+                previous = int(kept.generator.get_next_tokens()[0])
+                yield previous
+
+    def _tokens_on_own(self, prompt: list[int], options: _Options) -> Iterator[int]:
+        """A generator used by this call alone, sized for it (no reuse, nothing kept): the behaviour
+        with ``prefix_reuse=False``, and the way round a leased or too small cache."""
         max_length = len(prompt) + options.max_new_tokens
         if self.context_length is not None:
             max_length = min(max_length, self.context_length)
-        search: dict[str, Any] = {"max_length": max_length, "do_sample": options.temperature > 0}
-        if options.temperature > 0:
-            # top_k = 0 would leave GenAI's default (50) in force; the whole vocabulary makes top_p the only cut
-            search.update(temperature=options.temperature, top_p=options.top_p, top_k=self._vocab_size())
-            if options.seed is not None:
-                search["random_seed"] = options.seed
-        try:
-            params = og.GeneratorParams(self.model)
-            params.set_search_options(**search)
-            generator = og.Generator(self.model, params)
+        with self._genai_errors(prompt, leased=False):
+            generator = self._new_genai_generator(options.search, options.seed, max_length)
             generator.append_tokens(np.asarray([prompt], dtype=np.int32))
+            self._count(prefilled=len(prompt), reused=0)
             while not generator.is_done():
                 generator.generate_next_token()
                 yield int(generator.get_next_tokens()[0])
+
+    def _kept_generator(self, search: SearchSettings, seed: int | None) -> KeptGenerator:
+        """The slot's generator (the caller holds the lease), replaced when its settings differ."""
+        kept = self._slot.kept
+        if kept is None or kept.settings != search:
+            self._slot.kept = None  # free the old buffer before allocating the new one
+            with self._genai_errors([], leased=True):
+                generator = self._new_genai_generator(search, seed, self._slot.capacity)
+            kept = self._slot.kept = KeptGenerator(generator, search)
+        return kept
+
+    def _prefill(self, kept: KeptGenerator, prompt: list[int], *, need_logits: bool) -> int:
+        with self._genai_errors(prompt, leased=True):
+            reused = prefill(kept, prompt, need_logits=need_logits)
+        self._count(prefilled=len(prompt) - reused, reused=reused)
+        return reused
+
+    def _new_genai_generator(self, search: SearchSettings, seed: int | None, max_length: int) -> Any:
+        import onnxruntime_genai as og
+
+        options: dict[str, Any] = {"max_length": max_length, "do_sample": search.do_sample}
+        if search.do_sample:
+            # top_k = 0 would leave GenAI's default (50) in force; the whole vocabulary: top_p is the only cut
+            options.update(temperature=search.temperature, top_p=search.top_p, top_k=self._vocab_size())
+            if seed is not None:
+                options["random_seed"] = seed
+        params = og.GeneratorParams(self.model)
+        params.set_search_options(**options)
+        return og.Generator(self.model, params)
+
+    @contextmanager
+    def _genai_errors(self, prompt: Sequence[int], *, leased: bool) -> Iterator[None]:
+        """GenAI's RuntimeError as one line. A call holding the lease drops the kept generator: after a
+        failure its state is unknown."""
+        try:
+            yield
         except RuntimeError as exc:
+            if leased:
+                self._slot.kept = None
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise InferenceError(f"ONNX Runtime GenAI failed on a {len(prompt)}-token prompt: {first}") from None
+
+    def _count(self, *, prefilled: int, reused: int) -> None:
+        with self._counters:
+            self.prefilled_tokens += prefilled
+            self.reused_tokens += reused
+
+    # --- checks -----------------------------------------------------------------------------------
+
+    def _check_fits(self, prompt: list[int]) -> None:
+        if self.context_length is not None and len(prompt) >= self.context_length:
+            raise InputValueError(
+                f"the prompt is {len(prompt)} tokens; this model's context holds {self.context_length} "
+                "(prompt and new tokens together): shorten it or drop the conversation's oldest turns"
+            )
+
+    def _check_ids(self, prompt_ids: Any) -> list[int]:
+        if isinstance(prompt_ids, (str, bytes)) or not isinstance(prompt_ids, (Sequence, np.ndarray)):
+            kind = type(prompt_ids).__name__
+            raise InputValueError(f"prompt_ids must be a sequence of token ids, got {kind}")
+        ids = list(prompt_ids)
+        if not ids:
+            raise InputValueError("prompt_ids is empty; pass at least one token id")
+        vocab = self._vocab_size()
+        bad = next((i for i in ids if isinstance(i, bool) or not isinstance(i, (int, np.integer))
+                    or not 0 <= i < vocab), None)
+        if bad is not None:
+            raise InputValueError(f"prompt_ids holds {bad!r}; token ids are whole numbers in [0, {vocab})")
+        return [int(i) for i in ids]
 
     def _step(self, decoder: Any, token: int) -> str:
         return decoder.step(self.tokenizer.tokenizer, token) or ""
 
     def _vocab_size(self) -> int:
-        declared = (self.manifest.get("architecture") or {}).get("vocab_size")
+        """The model's vocabulary (its logits' width), which may exceed the tokenizer's."""
+        declared = self._model_vocab or (self.manifest.get("architecture") or {}).get("vocab_size")
         return int(declared or self.tokenizer.tokenizer.get_vocab_size())
 
     def __repr__(self) -> str:
@@ -233,6 +429,19 @@ def _check_options(max_new_tokens: Any, temperature: Any, top_p: Any, stop: Any,
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
         raise InputValueError(f"seed must be a whole number >= 0, got {seed!r}")
     return _Options(int(max_new_tokens), float(temperature), float(top_p), stops, None if seed is None else int(seed))
+
+
+def _check_cache_tokens(cache_tokens: Any, context_length: int | None) -> int:
+    """The kept cache's size in tokens: asked for, else the context length capped at the default."""
+    if cache_tokens is None:
+        return min(context_length or DEFAULT_CACHE_TOKENS, DEFAULT_CACHE_TOKENS)
+    if isinstance(cache_tokens, bool) or not isinstance(cache_tokens, (int, np.integer)) or cache_tokens < 2:
+        raise InputValueError(f"cache_tokens must be a whole number of tokens >= 2, got {cache_tokens!r}")
+    if context_length is not None and cache_tokens > context_length:
+        raise InputValueError(
+            f"cache_tokens={cache_tokens} exceeds this model's context of {context_length} tokens"
+        )
+    return int(cache_tokens)
 
 
 def _is_number(value: Any) -> bool:
