@@ -147,9 +147,16 @@ def train(
     ] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="run directory (default runs/<profile>/<model>/<time>)")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="continue the newest run (or --out) from its last checkpoint")] = False,
+    allow_changes: Annotated[
+        bool, typer.Option("--allow-changes", help="with --resume: continue with changed settings or data (recorded)")
+    ] = False,
     set_: SetOpt = None,
 ) -> None:
-    """Train the profile's models (or one with --model) and write run directories."""
+    """Train the profile's models (or one with --model) and write run directories.
+
+    --resume continues a run with the settings and data it recorded; more epochs
+    (--set models.M.train.epochs=N) extend it; any other change needs --allow-changes.
+    """
     from lexiedge import pipeline
     from lexiedge.profile import load_profile
 
@@ -163,7 +170,12 @@ def train(
         data=pipeline.parse_data_args(data or [], keys),
         out=out,
         resume=resume,
+        allow_changes=allow_changes,
     )
+    if allow_changes and not resume:
+        from lexiedge.errors import UsageError
+
+        raise UsageError("--allow-changes only applies to --resume (a new run records whatever it is given)")
     for result in pipeline.train(request, console):
         console.print(f"[green]done[/] {result.run_dir}")
 
@@ -177,9 +189,13 @@ def merge(
     from lexiedge.pipeline import load_run_profile
     from lexiedge.plugin import get_host
 
+    from lexiedge.train.rundir import run_lock
+
+    _check_out_dir(out)
     profile, key = load_run_profile(run)
     plugin = get_host().models.get(profile.model(key).model.plugin)
-    report = plugin.merge(run, out or run / "merged", console)
+    with run_lock(run):  # not while a training process is still writing the adapter being merged
+        report = plugin.merge(run, out or run / "merged", console)
     console.print_json(data=report)
 
 
@@ -251,14 +267,20 @@ def infer(
     device: Annotated[str, typer.Option("--device", help="auto (TensorRT, CUDA, CPU), tensorrt, cuda or cpu")] = "auto",
     threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="intra-op threads (default: ORT's)")] = None,
     top: Annotated[int, typer.Option("--top", min=1, help="probabilities shown per file")] = 3,
+    allow_unverified: Annotated[
+        bool, typer.Option("--allow-unverified", help="load an artifact whose export verification failed (warns)")
+    ] = False,
 ) -> None:
     """Run an artifact with the embeddable runtime: classify FILEs, or chat with --prompt.
 
     lexiedge infer artifacts/emotion-av/onnx clip.mp4 speech.wav;
     lexiedge infer artifacts/qwen-lora/onnx-int4 --prompt "Correct: She go to school."
     """
+    import warnings
+
     from lexiedge.errors import UsageError
-    from lexiedge.runtime import load, read_manifest
+    from lexiedge.runtime import RuntimeInputError, UnverifiedArtifactWarning, load, read_manifest
+    from lexiedge.runtime.chat import check_text
 
     manifest = read_manifest(artifact)  # checks the artifact is one before the arguments are judged
     generates = manifest.get("task") == "causal-lm"
@@ -266,7 +288,16 @@ def infer(
         raise UsageError(f"{artifact} ({manifest.get('task')}) generates text: pass --prompt TEXT, not files")
     if not generates and (prompt is not None or not files):
         raise UsageError(f"{artifact} ({manifest.get('task')}) classifies files: pass the FILEs to classify, not --prompt")
-    model = load(artifact, device, threads=threads)
+    if prompt is not None:
+        try:  # before the model loads: an empty prompt or undecodable bytes are the command line's problem
+            check_text(prompt, "--prompt")
+        except RuntimeInputError as exc:
+            raise UsageError(str(exc)) from None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UnverifiedArtifactWarning)
+        model = load(artifact, device, threads=threads, allow_unverified=allow_unverified)
+    for warning in caught:  # one yellow line each, not Python's two-line warning format
+        err_console.print(f"[yellow]warning:[/] {_escape(str(warning.message))}", highlight=False, soft_wrap=True)
     if generates:
         pieces = model.generate([{"role": "user", "content": prompt}], max_new_tokens=max_new_tokens,
                                 temperature=temperature, top_p=top_p, stream=True)
@@ -276,6 +307,20 @@ def infer(
         sys.stdout.write("\n")
         return
     _classify_files(model, manifest, files or [], top)
+
+
+def _check_out_dir(out: Path | None, option: str = "--out") -> None:
+    """An output folder that is an existing file is refused in one line (not a FileExistsError later)."""
+    if out is not None and out.exists() and not out.is_dir():
+        from lexiedge.errors import UsageError
+
+        raise UsageError(f"{option} {out} is a file; pass a folder (it is created if missing)")
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
 
 
 def _classify_files(model, manifest: dict, files: list[Path], top: int) -> None:
@@ -294,6 +339,8 @@ def _classify_files(model, manifest: dict, files: list[Path], top: int) -> None:
     failed = 0
     for path in files:
         try:
+            if path.is_dir():  # the data plugin would only say "no such file"
+                raise UsageError(f"{path} is a directory; pass the video/audio files in it (e.g. {path}/*.mp4)")
             result = model.predict(**data_plugin.decode_for_inference(preprocessing.get("data_settings") or {}, path))
         except LexiedgeError as exc:
             failed += 1
@@ -339,6 +386,7 @@ def bench(
     from lexiedge.bench import BenchSettings, command_line, run_bench
     from lexiedge.bench_report import console_table, write_reports
 
+    _check_out_dir(out)
     wanted = [name.strip() for value in backends or [] for name in value.split(",") if name.strip()]
     defaults = BenchSettings()
     settings = BenchSettings(
@@ -369,6 +417,7 @@ def demo(
     """
     from lexiedge.demo import render_report, run_demo
 
+    _check_out_dir(out)
     report = run_demo(out, quick=quick, force=force, console=console)
     render_report(report, console)
 
@@ -382,23 +431,36 @@ def _build_app() -> typer.Typer:
 
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: one line per user error, exit 2 for bad input."""
+    from rich.markup import escape
+
+    from lexiedge.errors import describe_os_error
+
     try:
         _build_app()(args=argv, standalone_mode=False)
-    except LexiedgeError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    except LexiedgeError as exc:  # escaped: a message quoting "[...]" must not be read as rich markup
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return exc.exit_code
     except typer.Exit as exc:
         return exc.exit_code
     except typer.Abort:
         err_console.print("aborted")
         return 130
-    except Exception as exc:  # click's usage errors arrive here with standalone_mode=False
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
-        raise
+    except typer.TyperException as exc:
+        # With standalone_mode=False, usage errors (no such command or option, a missing --profile, a bare
+        # `lexiedge`) arrive here as the click exceptions typer bundles (typer._click, a subclass of
+        # TyperException since typer 0.2x; pinned in pyproject.toml): click's own usage message, exit 2.
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            err_console.print(f"error: {escape(exc.format_message())}", highlight=False, soft_wrap=True)
+        return exc.exit_code
+    except OSError as exc:
+        message = describe_os_error(exc)  # a full disk, a read-only or forbidden folder: the machine, not a bug
+        if message is None:
+            raise
+        err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+        return 1
     return 0
 
 

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from lexiedge.api import ExporterPlugin, ExportJob, PluginSettings
-from lexiedge.errors import LexiedgeError, ProfileError, UsageError
+from lexiedge.errors import DiskFullError, LexiedgeError, ProfileError, UsageError, is_disk_full
 from lexiedge.runtime.artifact import sha256_file  # the runtime checks these hashes: one helper for both
 
 if TYPE_CHECKING:
@@ -235,9 +235,12 @@ def export_run(planned: PlannedExport, console: "Console", *, force: bool = Fals
     out_dir = planned.out_dir
     check_output_dir(out_dir, planned.run_dir, force=force)
     entry = planned.profile.model(planned.model_key)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+    except OSError as exc:
+        raise _as_disk_full(exc, planned, out_dir) or exc
     job = LexiedgeExportJob(
         profile=planned.profile,
         model_key=planned.model_key,
@@ -257,12 +260,26 @@ def export_run(planned: PlannedExport, console: "Console", *, force: bool = Fals
     except VerificationError as exc:
         exc.saved_path = _keep_rejected(tmp, out_dir, planned)
         raise
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)  # nothing half-written stays, whatever stopped the export
+        disk_full = _as_disk_full(exc, planned, out_dir) if isinstance(exc, Exception) else None
+        if disk_full is not None:
+            raise disk_full from exc
         raise
     _publish(tmp, out_dir)
     console.print(f"[green]exported[/] {out_dir} ({human_size(manifest['size_bytes'])})")
     return ExportResult(planned.model_key, planned.target, out_dir, manifest)
+
+
+def _as_disk_full(exc: Exception, planned: PlannedExport, out_dir: Path) -> DiskFullError | None:
+    """One line for an export that ran out of space (an OSError, or a converter's RuntimeError); else None."""
+    if not is_disk_full(exc):
+        return None
+    kept = f"; {out_dir} is unchanged" if out_dir.exists() else ""
+    return DiskFullError(
+        f"no space left on the disk while exporting {planned.model_key} to {planned.target} ({out_dir}): the "
+        f"partial artifact was removed{kept}; free some space (the temp folder's disk too) and export again"
+    )
 
 
 # --- checks --------------------------------------------------------------------------------------
@@ -355,8 +372,11 @@ _MERGEABLE_MARKERS = ("merged/config.json", "final/adapter/adapter_config.json",
 
 
 def check_run_has_weights(run_dir: Path, profile: "Profile", model_key: str) -> None:
-    """A run without weights (training never saved, or was interrupted) cannot be exported."""
-    if find_checkpoint(run_dir) is not None:
+    """A run without weights (training never saved, or was interrupted) cannot be exported; nor can
+    weights that no longer match the checksum training recorded for them."""
+    checkpoint = find_checkpoint(run_dir)
+    if checkpoint is not None:
+        _check_checksums(checkpoint)
         return
     from lexiedge.plugin import get_host
 
@@ -367,6 +387,20 @@ def check_run_has_weights(run_dir: Path, profile: "Profile", model_key: str) -> 
         f"{run_dir} has no checkpoint (checkpoints/best/model.safetensors or final/model.safetensors); "
         "finish the training or --resume it first"
     )
+
+
+def _check_checksums(checkpoint: Path) -> None:
+    """Refuse weights whose ``checksums.json`` says they changed (runs without one predate checksums)."""
+    from lexiedge.train.checkpoint import CHECKSUMS, checkpoint_problems
+
+    if not (checkpoint / CHECKSUMS).is_file():
+        return
+    problems = checkpoint_problems(checkpoint)
+    if problems:
+        raise UsageError(
+            f"{checkpoint} is damaged ({'; '.join(problems)}); refusing to export it: restore the file or "
+            "train the run again"
+        )
 
 
 def read_run_info(run_dir: Path) -> dict[str, Any]:
@@ -396,9 +430,20 @@ def recorded_data_path(run_dir: Path) -> Path | None:
 
 
 def file_table(directory: Path) -> dict[str, dict[str, Any]]:
-    """sha256 and size of every file under ``directory`` except the manifest itself."""
+    """sha256 and size of every file under ``directory`` except the manifest itself.
+
+    A symbolic link is refused: the runtime refuses artifacts with links (they could point anywhere).
+    """
     table: dict[str, dict[str, Any]] = {}
-    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+    found: list[Path] = []
+    for root, folders, names in os.walk(directory, followlinks=False):
+        for name in [*folders, *names]:
+            if os.path.islink(os.path.join(root, name)):
+                link = Path(root, name).relative_to(directory).as_posix()
+                raise ExportError(f"the exporter left a symbolic link {link!r} in {directory}; artifacts hold "
+                                  "regular files only (the runtime refuses links)")
+        found += [Path(root, name) for name in names]
+    for path in sorted(found):
         relative = path.relative_to(directory).as_posix()
         if relative == MANIFEST:
             continue

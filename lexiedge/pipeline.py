@@ -50,6 +50,8 @@ def single_model_profile(profile: Profile, model_key: str) -> Profile:
 def load_run_profile(run_dir: Path) -> tuple[Profile, str]:
     """The profile a run was trained with, and its model key."""
     path = run_dir / RUN_PROFILE
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UsageError(f"{run_dir} is a file, not a run directory written by `lexiedge train`")
     if not run_dir.is_dir():
         raise UsageError(f"{run_dir}: no such run directory")
     if not path.is_file():
@@ -85,6 +87,7 @@ class TrainRequest:
     data: dict[str, Path | None]
     out: Path | None
     resume: bool
+    allow_changes: bool = False  # with resume: continue with settings or data other than the recorded ones
 
 
 def parse_data_args(values: list[str], model_keys: list[str]) -> dict[str, Path | None]:
@@ -128,30 +131,86 @@ def _run_stamp() -> str:
 
 
 def train(request: TrainRequest, console: Console) -> list[TrainResult]:
+    """Train each requested model into its run directory, holding the directory's lock throughout.
+
+    A run that --resume finds already finished is reported ("already finished at step N") and left
+    alone: it is not in the returned list.
+    """
+    from lexiedge.train.rundir import LOCK_FILE, run_lock  # torch: imported when training, not with this module
+
     host = get_host()
     results = []
     for model_key in request.model_keys:
         run_dir = run_dir_for(request, model_key)
         if request.resume:
-            profile, _ = load_run_profile(run_dir)
-        else:
-            profile = single_model_profile(request.profile, model_key)
-            if _rank() == 0:  # under torchrun, rank 0 owns the run directory
-                if run_dir.exists() and any(run_dir.iterdir()):
-                    raise UsageError(f"{run_dir} exists and is not empty; use --resume to continue it or another --out")
-                write_text_atomic(run_dir / RUN_PROFILE, f"# resolved from {profile.source}\n{profile.to_yaml()}")
-        entry = profile.model(model_key)
-        job = TrainJob(
-            profile=profile,
-            model_key=model_key,
-            entry=entry,
-            model_plugin=host.models.get(entry.model.plugin),
-            data_plugin=host.datasets.get(entry.data.plugin),
-            data_path=request.data.get(model_key),
-            run_dir=run_dir,
-            resume=request.resume,
-            console=console,
-        )
-        console.print(f"[bold]train[/] {model_key} with profile {profile.name} -> {run_dir}")
-        results.append(host.trainers.get(entry.train.plugin).fit(job))
+            load_run_profile(run_dir)  # a missing run is refused before the lock would create its directory
+        with run_lock(run_dir, enabled=_rank() == 0):  # under torchrun, rank 0 owns the run directory
+            if request.resume:
+                profile, data_path = _resume_settings(request, model_key, run_dir, console)
+                if profile is None:
+                    continue
+            else:
+                profile, data_path = single_model_profile(request.profile, model_key), request.data.get(model_key)
+                if _rank() == 0:
+                    if any(path.name != LOCK_FILE for path in run_dir.iterdir()):
+                        raise UsageError(
+                            f"{run_dir} exists and is not empty; use --resume to continue it or another --out"
+                        )
+                    write_text_atomic(run_dir / RUN_PROFILE, f"# resolved from {profile.source}\n{profile.to_yaml()}")
+            entry = profile.model(model_key)
+            job = TrainJob(
+                profile=profile,
+                model_key=model_key,
+                entry=entry,
+                model_plugin=host.models.get(entry.model.plugin),
+                data_plugin=host.datasets.get(entry.data.plugin),
+                data_path=data_path,
+                run_dir=run_dir,
+                resume=request.resume,
+                console=console,
+            )
+            console.print(f"[bold]train[/] {model_key} with profile {profile.name} -> {run_dir}")
+            results.append(host.trainers.get(entry.train.plugin).fit(job))
     return results
+
+
+def _resume_settings(
+    request: TrainRequest, model_key: str, run_dir: Path, console: Console
+) -> tuple[Profile | None, Path | None]:
+    """The profile and data a resume trains with (None when the run is already finished).
+
+    Refuses what the run was not trained with unless --allow-changes (see :mod:`lexiedge.train.resume`);
+    an allowed change (or more epochs) replaces profile.yaml and is recorded in run.json.
+    """
+    from lexiedge.train.resume import DATA_KEY, compare, plan_resume
+    from lexiedge.train.rundir import CHANGES, RunFiles, now_iso
+
+    recorded, _ = load_run_profile(run_dir)
+    requested = single_model_profile(request.profile, model_key)
+    files = RunFiles(run_dir, enabled=_rank() == 0)
+    info = files.read_run_json()
+    recorded_data = info.get("data_path") if isinstance(info.get("data_path"), str) else None
+    changes = compare(recorded, requested, model_key, recorded_data, request.data.get(model_key))
+    plan = plan_resume(run_dir, model_key, changes, info, requested, allow_changes=request.allow_changes)
+    if plan.finished_at_step is not None:
+        epochs = requested.model(model_key).train.settings
+        console.print(
+            f"{model_key}: {run_dir} already finished at step {plan.finished_at_step}; nothing to resume "
+            f"(to train longer: --resume --set models.{model_key}.train.epochs=N with N above {epochs.epochs})",
+            markup=False, highlight=False, soft_wrap=True,
+        )
+        return None, None
+    changed_data = next((c.new for c in plan.changes if c.key == DATA_KEY), None)
+    data_path = Path(changed_data) if changed_data else (Path(recorded_data) if recorded_data else None)
+    if plan.changes and _rank() == 0:
+        write_text_atomic(run_dir / RUN_PROFILE, f"# resolved from {requested.source}\n{requested.to_yaml()}")
+        # at_step: the step training goes on from, which only the engine knows (the newest *intact*
+        # checkpoint); RunFiles.start fills it in
+        change = {"at_step": None, "time": now_iso(), "changes": plan.record}
+        files.info = {**info, CHANGES: [*(info.get(CHANGES) or []), change]}
+        files.write_run_json()
+        for line in (c.describe() for c in plan.changes):
+            console.print(f"resuming with a change: {line}", style="yellow", markup=False, highlight=False,
+                          soft_wrap=True)
+        return requested, data_path
+    return (requested if plan.changes else recorded), data_path

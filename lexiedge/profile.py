@@ -150,6 +150,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ProfileError(str(path), None, f"{where}invalid YAML: {problem}") from None
+    except UnicodeDecodeError as exc:
+        raise ProfileError(str(path), None, f"not UTF-8 text (byte {exc.start}); save the profile as UTF-8 YAML") from None
     except OSError as exc:
         raise ProfileError(str(path), None, f"cannot read: {exc.strerror}") from None
     if data is None:

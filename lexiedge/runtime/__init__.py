@@ -16,10 +16,14 @@ it, copy ``lexiedge/runtime/`` and ``lexiedge/errors.py`` (stdlib only).
 
 Stable API (the benchmarks call it; keep it compatible):
 
-* ``load(artifact_dir, device="auto", *, threads=None, providers=None) -> Classifier | TextGenerator``
-  chosen by the manifest's ``task``. Before opening any model file it checks every file's sha256
-  against ``manifest.json`` and refuses a missing or changed file (:class:`ArtifactIntegrityError`,
-  naming each file). ``device``: "auto" (TensorRT -> CUDA -> CPU among the providers onnxruntime
+* ``load(artifact_dir, device="auto", *, threads=None, providers=None, allow_unverified=False)
+  -> Classifier | TextGenerator`` chosen by the manifest's ``task``. Before opening any model file it
+  validates the manifest (every path relative and inside the directory, values of the right type:
+  :class:`ManifestError`), refuses an artifact whose export verification failed
+  (:class:`UnverifiedArtifactError`; ``allow_unverified=True`` loads it with an
+  :class:`UnverifiedArtifactWarning`), and checks every file's sha256 against ``manifest.json``,
+  refusing a missing, changed or symlinked file (:class:`ArtifactIntegrityError`, naming each file).
+  ``device``: "auto" (TensorRT -> CUDA -> CPU among the providers onnxruntime
   reports), "tensorrt", "cuda" or "cpu"; one that is not available raises
   :class:`DeviceNotAvailableError` naming those that are. ``providers`` (ORT provider names or
   ``(name, options)`` pairs) overrides ``device``. ``threads`` sets intra-op threads (None: ORT's
@@ -58,8 +62,10 @@ Stable API (the benchmarks call it; keep it compatible):
 
 Input decisions: audio at another ``sample_rate`` is resampled (FFT, numpy); integer PCM is
 refused (its scale is not guessed), uint8 frames are scaled by 1/255, float64 is converted, NaN/inf
-and out-of-range values are refused, frames must already be ``image_size`` face crops (`lexiedge
-infer` decodes and crops files as training did). Every bad input raises a subclass of
+and out-of-range values are refused, audio longer than ``preprocessing.max_input_seconds`` and more
+frames than ``preprocessing.max_frames`` (10x the training clip) are refused (window long recordings),
+frames must already be ``image_size`` face crops (`lexiedge infer` decodes and crops files as
+training did). Every bad input raises a subclass of
 :class:`RuntimeInputError` and leaves the loaded model usable.
 """
 
@@ -80,8 +86,11 @@ from lexiedge.runtime.errors import (
     InputShapeError,
     InputValueError,
     RuntimeInputError,
+    UnverifiedArtifactError,
+    UnverifiedArtifactWarning,
 )
 from lexiedge.runtime.generator import Generation, TextGenerator, choose_genai_device
+from lexiedge.runtime.manifest import ManifestError
 
 CLASSIFICATION_TASKS = frozenset({"av-classification"})
 GENERATION_TASKS = frozenset({"causal-lm"})
@@ -98,8 +107,11 @@ __all__ = [
     "InputDtypeError",
     "InputShapeError",
     "InputValueError",
+    "ManifestError",
     "RuntimeInputError",
     "TextGenerator",
+    "UnverifiedArtifactError",
+    "UnverifiedArtifactWarning",
     "available_devices",
     "load",
     "open_artifact",
@@ -114,12 +126,13 @@ def load(
     *,
     threads: int | None = None,
     providers: Sequence[ProviderSpec] | None = None,
+    allow_unverified: bool = False,
     prefix_reuse: bool = True,
     cache_tokens: int | None = None,
     warm_prompt: str | Sequence[dict[str, str]] | None = None,
 ) -> Classifier | TextGenerator:
-    """Check an artifact's files against its manifest, then load it for its task (see the module doc)."""
-    artifact = open_artifact(artifact_dir)  # hashes first: nothing unchecked is ever opened
+    """Check an artifact's manifest, verification and files, then load it for its task (see the module doc)."""
+    artifact = open_artifact(artifact_dir, allow_unverified=allow_unverified)  # nothing unchecked is ever opened
     task = artifact.task
     if task in CLASSIFICATION_TASKS:
         if cache_tokens is not None or warm_prompt is not None:

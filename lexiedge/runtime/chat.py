@@ -23,6 +23,8 @@ from lexiedge.runtime.errors import ArtifactError, InputDtypeError, InputValueEr
 
 TOKENIZER_JSON, TOKENIZER_CONFIG, TEMPLATE_FILE = "tokenizer.json", "tokenizer_config.json", "chat_template.jinja"
 SPECIAL_TOKEN_NAMES = ("bos_token", "eos_token", "unk_token", "pad_token")
+ROLES = ("system", "user", "assistant")  # what the chat templates of our models render
+_MESSAGE_SHAPE = "{'role': 'system'|'user'|'assistant', 'content': str}"
 
 
 class ChatTokenizer:
@@ -45,15 +47,14 @@ class ChatTokenizer:
     def prompt_ids(self, messages_or_prompt: str | Sequence[dict[str, str]]) -> list[int]:
         """Token ids the model continues: a plain string as is, messages through the chat template."""
         if isinstance(messages_or_prompt, str):
-            if not messages_or_prompt:
-                raise InputValueError("the prompt is empty; pass some text or a list of chat messages")
-            text = messages_or_prompt
+            text = check_text(messages_or_prompt, "the prompt")
         else:
-            text = self.render(check_messages(messages_or_prompt))
+            text = self.render(messages_or_prompt)
         return self.encode(text)
 
-    def render(self, messages: list[dict[str, str]], *, add_generation_prompt: bool = True) -> str:
+    def render(self, messages: Sequence[dict[str, str]], *, add_generation_prompt: bool = True) -> str:
         """The chat template applied to ``messages``, ending with the assistant's turn opened."""
+        messages = check_messages(messages)  # here, so that every way to a prompt is checked
         if self.template is None:
             raise InputValueError(
                 "this artifact has no chat template (chat_template.jinja); "
@@ -70,7 +71,7 @@ class ChatTokenizer:
             raise InputValueError(f"the chat template refused the messages: {exc}") from None
 
     def encode(self, text: str) -> list[int]:
-        return list(self.tokenizer.encode(text, add_special_tokens=False).ids)
+        return list(self.tokenizer.encode(check_utf8(text, "the text"), add_special_tokens=False).ids)
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
@@ -120,7 +121,8 @@ class ChatTokenizer:
 
 
 def check_messages(messages: Any) -> list[dict[str, str]]:
-    """A list of ``{"role", "content"}`` dicts with string values, or an error naming the bad one."""
+    """A list of ``{"role", "content"}`` dicts, each role one of :data:`ROLES`, each content valid
+    UTF-8 and each user turn not blank; or an error naming the first bad message."""
     if not isinstance(messages, Sequence) or isinstance(messages, (str, bytes)):
         raise InputDtypeError(
             f"expected a prompt string or a list of {{'role', 'content'}} messages, got {type(messages).__name__}"
@@ -131,11 +133,35 @@ def check_messages(messages: Any) -> list[dict[str, str]]:
     for position, message in enumerate(messages):
         if not isinstance(message, dict) or not isinstance(message.get("content"), str) \
                 or not isinstance(message.get("role"), str):
-            raise InputDtypeError(
-                f"message {position} is {message!r}; expected {{'role': 'user'|'assistant'|'system', 'content': str}}"
-            )
-        checked.append({"role": message["role"], "content": message["content"]})
+            raise InputDtypeError(f"message {position} is {message!r}"[:200] + f"; expected {_MESSAGE_SHAPE}")
+        role = message["role"]
+        if role not in ROLES:
+            raise InputValueError(f"message {position} has role {role!r}"[:200] + f"; expected {_MESSAGE_SHAPE}")
+        what = f"message {position} ({role})"
+        # a user turn with nothing in it asks nothing; an empty assistant reply or system prompt can be history
+        content = check_text(message["content"], what) if role == "user" else check_utf8(message["content"], what)
+        checked.append({"role": role, "content": content})
     return checked
+
+
+def check_text(text: str, what: str) -> str:
+    """``text`` if it holds something to respond to and is valid UTF-8; else an :class:`InputValueError`."""
+    if not text.strip():
+        raise InputValueError(f"{what} is {'empty' if not text else 'only whitespace'}; expected some text")
+    return check_utf8(text, what)
+
+
+def check_utf8(text: str, what: str) -> str:
+    """``text`` if it encodes as UTF-8. A lone surrogate (what Python makes of invalid UTF-8 bytes in a
+    command-line argument, or of half an emoji cut from UTF-16) would reach the tokenizer as a TypeError."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputValueError(
+            f"{what} is not valid UTF-8 text (an undecodable character at position {exc.start}); "
+            "pass UTF-8 (check the terminal's or the file's encoding)"
+        ) from None
+    return text
 
 
 class StopScanner:

@@ -2,9 +2,11 @@
 
 Two families:
 
-* :class:`ArtifactError` — the artifact cannot be loaded: no manifest, a task this runtime does not
-  run, a file whose sha256 differs from the manifest (:class:`ArtifactIntegrityError`), a device that
-  is not available (:class:`DeviceNotAvailableError`).
+* :class:`ArtifactError` — the artifact cannot be loaded: no manifest, a manifest value of the wrong
+  type or a path leaving the directory (:class:`~lexiedge.runtime.manifest.ManifestError`), a task
+  this runtime does not run, a file whose sha256 differs from the manifest or that is a symbolic
+  link (:class:`ArtifactIntegrityError`), an export that failed verification
+  (:class:`UnverifiedArtifactError`), a device that is not available (:class:`DeviceNotAvailableError`).
 * :class:`RuntimeInputError` — one call got input it cannot run on (wrong dtype, rank, frame size,
   NaN, an empty waveform, a bad generation option). The runtime and the loaded model are unharmed:
   the app can catch it and go on with the next input.
@@ -40,6 +42,15 @@ class ArtifactIntegrityError(ArtifactError):
             + "; ".join(self.problems)
             + " (re-export it, or copy the artifact again)"
         )
+
+
+class UnverifiedArtifactError(ArtifactError):
+    """An artifact whose export verification failed (``verification.passed: false``, e.g. ``<out>.failed/``)
+    or was never recorded; load it anyway only with ``allow_unverified=True``."""
+
+
+class UnverifiedArtifactWarning(UserWarning):
+    """Issued when an unverified artifact is loaded because the caller asked for it."""
 
 
 class DeviceNotAvailableError(NotAvailableError, ArtifactError):

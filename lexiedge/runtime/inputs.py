@@ -20,16 +20,23 @@ was given and what was expected.
 
 from __future__ import annotations
 
+import math
+import sys
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from lexiedge.runtime.errors import ArtifactError, InputDtypeError, InputShapeError, InputValueError
+from lexiedge.runtime.manifest import ManifestError
 
 # Out-of-range tolerance: float rounding in an app's own scaling must not be refused.
 RANGE_SLACK = 1e-3
 MIN_AUDIO_SECONDS = 0.1  # shorter clips carry no emotion and do not fill the STFT windows
+MAX_INPUT_FACTOR = 10  # inputs up to this many training clips long are accepted (see input_limits)
+# Sanity bounds on manifest values: wider than any real model, narrow enough to refuse nonsense.
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 384_000
+MAX_FRAMES, MAX_IMAGE_SIZE, MAX_SECONDS = 10_000, 4096, 3600.0
 
 
 @dataclass(frozen=True)
@@ -44,26 +51,70 @@ class ClassifierSpec:
     uses_audio: bool
     uses_video: bool
     channels: int = 3
+    max_input_seconds: float = math.inf  # longer audio is refused: windowing long recordings is the app's job
+    max_frames: int = sys.maxsize
 
     @classmethod
     def from_manifest(cls, manifest: dict[str, Any], where: str) -> ClassifierSpec:
-        data = (manifest.get("preprocessing") or {}).get("data_settings") or {}
+        """The spec, or an :class:`ArtifactError` naming the first missing or out-of-range value."""
+        preprocessing = manifest.get("preprocessing") or {}
+        data = preprocessing.get("data_settings") or {}
         labels = manifest.get("labels") or []
         missing = [key for key in ("sample_rate", "clip_seconds", "frames", "image_size") if key not in data]
         if missing or not labels:
             what = ", ".join([f"preprocessing.data_settings.{key}" for key in missing] + ([] if labels else ["labels"]))
             raise ArtifactError(f"{where}: the manifest lacks {what}; re-export the run with this lexiedge version")
+        rate = _whole(data, "sample_rate", where, low=MIN_SAMPLE_RATE, high=MAX_SAMPLE_RATE)
+        clip_seconds = _seconds(data, "clip_seconds", where, "preprocessing.data_settings")
+        frames = _whole(data, "frames", where, low=1, high=MAX_FRAMES)
+        image_size = _whole(data, "image_size", where, low=1, high=MAX_IMAGE_SIZE)
         modalities = data.get("modalities") or ["audio", "video"]
-        rate = int(data["sample_rate"])
+        if not isinstance(modalities, list) or not modalities or not set(modalities) <= {"audio", "video"}:
+            raise ManifestError(where, "preprocessing.data_settings.modalities",
+                                f"expected a non-empty list of \"audio\" and \"video\", got {modalities!r}")
+        limits = input_limits(clip_seconds, frames)
+        if "max_input_seconds" in preprocessing:
+            limits["max_input_seconds"] = _seconds(preprocessing, "max_input_seconds", where, "preprocessing")
+        if "max_frames" in preprocessing:
+            limits["max_frames"] = _whole(preprocessing, "max_frames", where, low=1, high=MAX_FRAMES,
+                                          prefix="preprocessing")
         return cls(
             labels=tuple(str(label) for label in labels),
             sample_rate=rate,
-            clip_samples=round(float(data["clip_seconds"]) * rate),
-            frame_count=int(data["frames"]),
-            image_size=int(data["image_size"]),
+            clip_samples=round(clip_seconds * rate),
+            frame_count=frames,
+            image_size=image_size,
             uses_audio="audio" in modalities,
             uses_video="video" in modalities,
+            max_input_seconds=float(limits["max_input_seconds"]),
+            max_frames=int(limits["max_frames"]),
         )
+
+
+def input_limits(clip_seconds: float, frames: int) -> dict[str, float | int]:
+    """The longest input a classifier artifact accepts: ``MAX_INPUT_FACTOR`` training clips.
+
+    The exporter writes these into the manifest's ``preprocessing``; an artifact exported before they
+    existed gets the same limits from its clip length. Attention cost grows with the square of the
+    length (10 minutes of audio took 4 GB and 17 s), so an app splits long recordings into windows.
+    """
+    return {"max_input_seconds": round(clip_seconds * MAX_INPUT_FACTOR, 3), "max_frames": frames * MAX_INPUT_FACTOR}
+
+
+def _whole(values: dict[str, Any], key: str, where: str, *, low: int, high: int,
+           prefix: str = "preprocessing.data_settings") -> int:
+    value = values[key]
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ManifestError(where, f"{prefix}.{key}", f"expected a whole number from {low} to {high}, got {value!r}")
+    return value
+
+
+def _seconds(values: dict[str, Any], key: str, where: str, prefix: str) -> float:
+    value = values[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not 0 < value <= MAX_SECONDS:
+        raise ManifestError(where, f"{prefix}.{key}", f"expected seconds in (0, {MAX_SECONDS:g}], got {value!r}")
+    return float(value)
 
 
 @dataclass
@@ -140,6 +191,13 @@ def _waveform(spec: ClassifierSpec, waveform: Any, sample_rate: Any) -> _AudioIn
             f"waveform clips have {array.shape[1]} samples; expected at least {shortest} "
             f"({MIN_AUDIO_SECONDS} s at {sample_rate} Hz){stereo}"
         )
+    seconds = array.shape[1] / sample_rate
+    if seconds > spec.max_input_seconds:  # before any copy: the check must not cost what it prevents
+        raise InputShapeError(
+            f"waveform clips are {seconds:.1f} s long; this model takes at most {spec.max_input_seconds:g} s "
+            f"(preprocessing.max_input_seconds, {MAX_INPUT_FACTOR}x its training clips): split long audio "
+            "into windows and classify each"
+        )
     array = array.astype(np.float32, copy=False)
     _check_finite("waveform", array)
     peak = float(np.abs(array).max())
@@ -172,6 +230,11 @@ def _frames(spec: ClassifierSpec, frames: Any) -> _VideoIn:
         raise InputValueError("frames are an empty batch (batch size 0); pass at least one clip")
     if count == 0:
         raise InputValueError(f"frames hold 0 frames; expected {expected} with at least one frame")
+    if count > spec.max_frames:
+        raise InputShapeError(
+            f"frames hold {count} frames; this model takes at most {spec.max_frames} "
+            f"(preprocessing.max_frames, {MAX_INPUT_FACTOR}x its training clips): split long video into windows"
+        )
     if got_channels != channels:
         hint = " (channels-last? transpose (T, H, W, 3) to (T, 3, H, W))" if width == channels else ""
         raise InputShapeError(

@@ -30,7 +30,6 @@ from lexiedge.train.batching import (
     eval_loader,
     resolve_batch,
     shrink_after_oom,
-    steps_per_epoch,
     to_device,
     train_drop_last,
     train_loader,
@@ -50,7 +49,7 @@ from lexiedge.train.optim import Schedule, build_optimizer, set_lr
 from lexiedge.train.progress import TrainProgress, eval_line
 from lexiedge.train.rundir import FINAL_DIR, TEST_METRICS_JSON, RunFiles, plain, scalars
 from lexiedge.train.settings import EngineSettings
-from lexiedge.train.state import Meter, TrainState, restore_train_state, trainer_state_dict
+from lexiedge.train.state import Meter, TrainState, planned_schedule, restore_train_state, trainer_state_dict
 from lexiedge.train.task import TrainTask, is_better, task_hook
 
 def forward_backward(
@@ -111,16 +110,15 @@ class Engine:
         scaler = make_grad_scaler(self.device, self.precision)
         sampler = EpochSampler(self.splits.train, world_size=self.dist.world_size, rank=self.dist.rank, seed=s.seed)
 
-        resumed_from = self._find_resume_checkpoint()
-        if resumed_from is not None:
-            state, schedule = self._restore(resumed_from, optimizer, scaler)
+        resumed = self._find_resume_checkpoint()
+        resumed_from = resumed[0] if resumed is not None else None
+        if resumed is not None:
+            state = self._restore(*resumed, optimizer, scaler)
         else:
             micro, accum = resolve_batch(s, self.dist.world_size, self._planned_micro_batch)
             state = TrainState(micro_batch=micro, grad_accum=accum)
-            drop_last = train_drop_last(sampler.num_samples, micro)
-            per_epoch = steps_per_epoch(sampler.num_samples, micro, accum, drop_last)
-            total = per_epoch * s.epochs if s.max_steps is None else min(s.max_steps, per_epoch * s.epochs)
-            schedule = Schedule.from_settings(s, total)
+        # from the settings on a resume too: more epochs (or an allowed change of lr) move the schedule
+        schedule = planned_schedule(s, sampler.num_samples, state.micro_batch, state.grad_accum)
         self.files.start(self._run_info(state, schedule), resumed=self.job.resume)
         self.files.truncate_log(state.log_lines)
         train_built = self.built
@@ -287,19 +285,23 @@ class Engine:
 
     # --- resume --------------------------------------------------------------------------------------
 
-    def _find_resume_checkpoint(self) -> Path | None:
+    def _find_resume_checkpoint(self) -> tuple[Path, dict[str, Any]] | None:
+        """The newest checkpoint whose files match their checksums, and its trainer state (damaged ones are
+        skipped with a warning each)."""
         if not self.job.resume:
             return None
         if self.dist.is_main:
             ckpt.recover(self.checkpoints)
         barrier()
-        found = ckpt.latest_checkpoint(self.checkpoints)
+        found = ckpt.latest_intact_checkpoint(self.checkpoints, warn=self._warn)
         if found is None:
-            self.console.print(f"[yellow]warning:[/] no complete checkpoint in {self.checkpoints}; starting from step 0")
+            self._warn(f"warning: no intact checkpoint in {self.checkpoints}; starting from step 0")
         return found
 
-    def _restore(self, path: Path, optimizer, scaler) -> tuple[TrainState, Schedule]:
-        trainer_state = ckpt.load_trainer_state(path)
+    def _warn(self, line: str) -> None:
+        self.console.print(line, style="yellow", markup=False, highlight=False, soft_wrap=True)
+
+    def _restore(self, path: Path, trainer_state: dict[str, Any], optimizer, scaler) -> TrainState:
         if trainer_state.get("world_size", 1) != self.dist.world_size:
             raise LexiedgeError(
                 f"{path} was written by {trainer_state['world_size']} processes; resume it with the same "
@@ -309,7 +311,8 @@ class Engine:
         optimizer.load_state_dict(trainer_state["optimizer"])
         if scaler is not None and trainer_state["scaler"]:
             scaler.load_state_dict(trainer_state["scaler"])
-        return restore_train_state(trainer_state)
+        state, _ = restore_train_state(trainer_state)  # the schedule is rebuilt from the settings
+        return state
 
     # --- the end -------------------------------------------------------------------------------------
 
@@ -317,14 +320,11 @@ class Engine:
         run_dir = self.job.run_dir
         result: dict[str, Any] = {"step": state.step, **(scalars(state.history[-1]) if state.history else {})}
         if self.dist.is_main:
-            final = run_dir / FINAL_DIR
-            final.mkdir(parents=True, exist_ok=True)
-            tmp = final / f".{ckpt.WEIGHTS}.tmp"
-            ckpt.save_weights(tmp, self.task.checkpoint_state(self.built), metadata={"format": "pt", "step": str(state.step)})
-            tmp.replace(final / ckpt.WEIGHTS)
+            ckpt.save_final(run_dir / FINAL_DIR, self.task.checkpoint_state(self.built),
+                            metadata={"format": "pt", "step": str(state.step)})
             used = "final"
-            best_weights = self.checkpoints / ckpt.BEST / ckpt.WEIGHTS
-            if best_weights.is_file():
+            best_weights = ckpt.intact_best(self.checkpoints, warn=self._warn)
+            if best_weights is not None:
                 self.task.load_checkpoint_state(self.built, ckpt.load_weights(best_weights, self.device))
                 used = "best"
             if self.splits.test is not None:

@@ -1,29 +1,77 @@
 """The files a training run writes beside its checkpoints (rank 0 only).
 
-    run.json        what ran (model, plugins, versions, world size) and how far it got (status, step, best)
+    run.json        what ran (model, plugins, versions, world size) and how far it got (status, step, best);
+                    ``changes``: settings a resume changed (see :mod:`lexiedge.train.resume`)
     history.json    one row per evaluation: train loss and metrics, val metrics, lr, samples/s, peak memory
     metrics.jsonl   one JSON line per logged optimizer step and per evaluation, appended as training goes
     final/model.safetensors   the last weights (what the task's checkpoint_state returns)
+    run.lock        the pid of the process writing the run; held with an OS lock (:func:`run_lock`)
 
 ``profile.yaml`` is written before training by :func:`lexiedge.pipeline.train`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from lexiedge.errors import UsageError
 from lexiedge.train.checkpoint import write_json_atomic
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; runs there are not locked (documented in the README)
+    fcntl = None  # type: ignore[assignment]
 
 RUN_JSON = "run.json"
 HISTORY_JSON = "history.json"
 METRICS_JSONL = "metrics.jsonl"
 FINAL_DIR = "final"
 TEST_METRICS_JSON = "test_metrics.json"
+LOCK_FILE = "run.lock"  # not a dot file: it is no temp file, and says what it is
+CHANGES = "changes"  # run.json's list of {"at_step", "time", "changes": {key: [old, new]}}
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path, *, enabled: bool = True) -> Iterator[None]:
+    """Hold an exclusive lock on ``run_dir`` (created if needed) while the block runs.
+
+    ``fcntl.flock`` on ``run_dir/run.lock``: the kernel drops it when the process ends, however it ends,
+    so a kill -9 never leaves a stale lock behind and nothing has to be cleaned up. The file stays
+    (removing it would let a third process lock a new file while a second still holds the old one)
+    and holds the holder's pid, which a refused writer names. ``enabled=False`` (torchrun ranks other
+    than 0, which never write the run's files) holds nothing.
+    """
+    if not enabled or fcntl is None:
+        yield
+        return
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UsageError(f"{run_dir} is a file; a run needs a directory (pass another --out)")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    except (NotADirectoryError, FileExistsError) as exc:
+        raise UsageError(f"cannot create the run directory {run_dir}: {exc.strerror} ({exc.filename})") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            raise UsageError(
+                f"{run_dir} is being written by another lexiedge process (pid {holder}); wait for it to end "
+                "or stop it: one run directory has one writer"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def cache_dir() -> Path:
@@ -73,6 +121,9 @@ class RunFiles:
             return
         previous = self.read_run_json() if resumed else {}
         self.info = {**previous, **info}
+        for change in self.info.get(CHANGES) or []:  # recorded by the pipeline before it knew the step
+            if isinstance(change, dict) and change.get("at_step") is None:
+                change["at_step"] = info.get("step")
         self.info.setdefault("started", now_iso())
         if resumed:
             self.info["resumed"] = [*previous.get("resumed", []), now_iso()]
@@ -103,15 +154,30 @@ class RunFiles:
 
     # metrics.jsonl
     def truncate_log(self, lines: int) -> None:
-        """Forget lines logged after the checkpoint a run resumes from (they will be logged again)."""
+        """Forget lines logged after the checkpoint a run resumes from (they will be logged again),
+        then log the settings changes made at or after it (see :meth:`_log_changes`)."""
         self.log_lines = lines
         path = self.run_dir / METRICS_JSONL
-        if not self.enabled or not path.is_file():
+        if self.enabled and path.is_file():
+            kept = path.read_text(encoding="utf-8").splitlines(keepends=True)[:lines]
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_text("".join(kept), encoding="utf-8")
+            os.replace(tmp, path)
+        self._log_changes()
+
+    def _log_changes(self) -> None:
+        """One ``{"event": "changes"}`` line per change recorded in run.json at or after the resumed step.
+
+        A change made when resuming from step s is logged right after step s's lines; truncating back
+        to a checkpoint at or before s removes that line, so it is logged again here: every change
+        appears once in metrics.jsonl, right where training went on with it.
+        """
+        resumed_step = self.info.get("step")
+        if not isinstance(resumed_step, int):
             return
-        kept = path.read_text(encoding="utf-8").splitlines(keepends=True)[:lines]
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text("".join(kept), encoding="utf-8")
-        os.replace(tmp, path)
+        for change in self.info.get(CHANGES) or []:
+            if isinstance(change, dict) and isinstance(change.get("at_step"), int) and change["at_step"] >= resumed_step:
+                self.log({"event": "changes", "step": resumed_step, "changes": change.get("changes", {})})
 
     def log(self, record: dict[str, Any]) -> None:
         self.log_lines += 1

@@ -10,9 +10,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from lexiedge.train.batching import steps_per_epoch, train_drop_last
 from lexiedge.train.device import rng_state, set_rng_state
 from lexiedge.train.optim import Schedule
 from lexiedge.train.rundir import plain
+from lexiedge.train.settings import EngineSettings
 
 STATE_FORMAT = 1
 
@@ -110,3 +112,16 @@ def restore_train_state(saved: dict[str, Any]) -> tuple[TrainState, Schedule]:
         meter=Meter(loss_sum=saved["meter"]["loss_sum"], steps=saved["meter"]["steps"]),
     )
     return state, schedule
+
+
+def planned_schedule(settings: EngineSettings, samples_per_rank: int, micro_batch: int, grad_accum: int) -> Schedule:
+    """The learning-rate schedule of ``settings.epochs`` epochs (capped at ``max_steps``) at this batch layout.
+
+    A resumed run rebuilds it from its settings too, so the same settings give the same schedule
+    (a resume is bit-identical) and more epochs give the longer one: the cosine is then laid over
+    the new total, as if the run had been planned that long (what Hugging Face's Trainer does).
+    """
+    drop_last = train_drop_last(samples_per_rank, micro_batch)
+    per_epoch = steps_per_epoch(samples_per_rank, micro_batch, grad_accum, drop_last)
+    total = per_epoch * settings.epochs if settings.max_steps is None else min(settings.max_steps, per_epoch * settings.epochs)
+    return Schedule.from_settings(settings, total)

@@ -96,7 +96,7 @@ def stats_command(
     seq_len = seq_len or profile_seq_len or DEFAULT_SEQ_LEN
 
     path = data or SAMPLE_PATH
-    examples, bad = load_examples(path)
+    examples, bad = load_examples(path, data_settings.max_line_bytes)
     for line in describe_bad_lines(bad):
         console.print(line, style="yellow", markup=False, highlight=False)
     require_examples(path, examples, bad)

@@ -92,7 +92,7 @@ class ChatJsonlDataset(DatasetPlugin):
         seq_len = model_seq_len(model_settings)
         path = SAMPLE_PATH if source is None else Path(source)
 
-        examples, bad = load_examples(path)
+        examples, bad = load_examples(path, settings.max_line_bytes)
         for line in describe_bad_lines(bad):
             console.print(line, style="yellow", markup=False, highlight=False)
         require_examples(path, examples, bad)

@@ -7,6 +7,10 @@ Two line formats are accepted::
 
 A bad line never stops a run: it is skipped and reported (``describe_bad_lines``), because one stray
 line in a 50k-line file should not cost a training run. A file with no usable line at all is an error.
+
+Files are read line by line (``\n``-separated, as JSONL is) in pieces of at most ``max_line_bytes``:
+a line longer than that (a stray 5 MB blob) is a bad line, reported by its number and skipped without
+ever being held in memory whole. A line that is not UTF-8 is a bad line too.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +27,8 @@ from lexiedge.errors import UsageError
 
 ROLES = ("system", "user", "assistant")
 BAD_LINES_SHOWN = 5
+DEFAULT_MAX_LINE_BYTES = 1 << 20  # 1 MiB: a chat example that fits a 512-token row is a few KB
+_SKIP_PIECE = 1 << 16  # how much of an oversize line is read at a time while skipping it
 
 
 @dataclass(frozen=True)
@@ -119,9 +125,19 @@ def parse_record(record: Any) -> tuple[Message, ...]:
 
 def parse_lines(lines: Iterable[str], source: str) -> tuple[list[Example], list[BadLine]]:
     """Examples and bad lines of JSONL text; blank lines are ignored, line numbers count from 1."""
+    return _parse_numbered(((number, line, None) for number, line in enumerate(lines, start=1)), source)
+
+
+def _parse_numbered(
+    lines: Iterable[tuple[int, str | None, str | None]], source: str
+) -> tuple[list[Example], list[BadLine]]:
+    """Examples and bad lines from ``(number, text, problem)``: a problem (from reading) makes a bad line."""
     examples: list[Example] = []
     bad: list[BadLine] = []
-    for number, line in enumerate(lines, start=1):
+    for number, line, problem in lines:
+        if problem is not None or line is None:
+            bad.append(BadLine(source, number, problem or "unreadable"))
+            continue
         if not line.strip():
             continue
         try:
@@ -129,11 +145,37 @@ def parse_lines(lines: Iterable[str], source: str) -> tuple[list[Example], list[
         except json.JSONDecodeError as exc:
             bad.append(BadLine(source, number, f"invalid JSON ({exc.msg} at column {exc.colno})"))
             continue
+        except RecursionError:
+            bad.append(BadLine(source, number, "invalid JSON (nested too deeply)"))
+            continue
         try:
             examples.append(Example(parse_record(record), source, number))
         except BadExampleError as exc:
             bad.append(BadLine(source, number, str(exc)))
     return examples, bad
+
+
+def read_lines(file: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[tuple[int, str | None, str | None]]:
+    """``(number, text, problem)`` for each ``\n``-separated line of ``file``, never more than
+    ``max_line_bytes`` (+1) of it in memory: an oversize line is skipped in pieces and reported."""
+    with open(file, "rb") as handle:
+        number = 0
+        while piece := handle.readline(max_line_bytes + 1):
+            number += 1
+            if len(piece) > max_line_bytes and not piece.endswith(b"\n"):
+                size = len(piece)
+                while piece and not piece.endswith(b"\n"):  # the rest of the line, a piece at a time
+                    piece = handle.readline(_SKIP_PIECE)
+                    size += len(piece)
+                yield number, None, (f"line of {size:,} bytes is over the {max_line_bytes:,}-byte limit "
+                                     "(data.max_line_bytes); not read")
+                continue
+            try:  # utf-8-sig on the first line: a BOM an editor added is not part of the JSON
+                text = piece.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                yield number, None, f"not UTF-8 text (byte {exc.start + 1} of the line); expected UTF-8 JSON"
+                continue
+            yield number, text.rstrip("\r\n"), None
 
 
 def jsonl_files(path: Path) -> list[Path]:
@@ -148,21 +190,21 @@ def jsonl_files(path: Path) -> list[Path]:
     return [path]
 
 
-def load_examples(path: str | Path) -> tuple[list[Example], list[BadLine]]:
+def load_examples(
+    path: str | Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+) -> tuple[list[Example], list[BadLine]]:
     """Every usable conversation in a JSONL file (or a directory of them) and every bad line.
 
     Pure reading: no tokenizer, no error for bad lines (the caller decides; see :func:`require_examples`).
+    Lines longer than ``max_line_bytes`` are bad lines, never read whole.
     """
     examples: list[Example] = []
     bad: list[BadLine] = []
     for file in jsonl_files(Path(path)):
         try:
-            text = file.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            raise UsageError(
-                f"{file}: not UTF-8 text (byte {exc.start}); expected UTF-8 JSON lines"
-            ) from None
-        file_examples, file_bad = parse_lines(text.splitlines(), str(file))
+            file_examples, file_bad = _parse_numbered(read_lines(file, max_line_bytes), str(file))
+        except OSError as exc:
+            raise UsageError(f"{file}: cannot read ({exc.strerror or type(exc).__name__})") from None
         examples += file_examples
         bad += file_bad
     return examples, bad

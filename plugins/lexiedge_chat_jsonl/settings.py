@@ -27,6 +27,11 @@ class ChatJsonlSettings(PluginSettings):
         description="prepended to conversations without a system turn (None: the chat template's default)",
     )
     max_examples: int | None = Field(None, ge=1, description="use at most this many examples (quick runs)")
+    max_line_bytes: int = Field(
+        1 << 20,
+        ge=1024,
+        description="longest JSONL line read (bytes); a longer one is reported by number and skipped unread",
+    )
     truncate: bool = Field(
         True,
         description="cut examples longer than seq_len (counted in the summary); false drops them instead",

@@ -323,10 +323,15 @@ def reference_logits(source: ClassifierSource, feeds: dict[str, np.ndarray]) -> 
 
 def preprocessing(source: ClassifierSource) -> dict[str, Any]:
     """What an app must feed: the data settings the model was trained with, and the input contract."""
+    from lexiedge.runtime.inputs import input_limits
+
     data = source.data_settings.model_dump(mode="json") if hasattr(source.data_settings, "model_dump") else {}
+    # the runtime refuses longer input: a length the model was never meant for costs memory quadratically
+    limits = input_limits(data["clip_seconds"], data["frames"]) if {"clip_seconds", "frames"} <= data.keys() else {}
     return {
-        "waveform": "mono float32 in [-1, 1] at sample_rate Hz; any length (trained on clip_seconds)",
-        "frames": "float32 RGB in [0, 1], (frames, 3, image_size, image_size), face crops; any frame count",
+        "waveform": "mono float32 in [-1, 1] at sample_rate Hz; up to max_input_seconds (trained on clip_seconds)",
+        "frames": "float32 RGB in [0, 1], (frames, 3, image_size, image_size), face crops; up to max_frames frames",
+        **limits,
         "masks": "audio_mask / video_mask: 1.0 when the modality is present, 0.0 (and zeros) when missing",
         "output": "logits and probabilities (softmax) over labels",
         "data_plugin": source.job.entry.data.plugin if source.job else None,

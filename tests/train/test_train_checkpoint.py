@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from lexiedge.errors import DiskFullError
 from lexiedge.train import checkpoint as ckpt
 
 
@@ -48,10 +49,10 @@ def test_a_failure_while_writing_leaves_no_partial_checkpoint(tmp_path: Path, mo
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(ckpt.torch, "save", disk_full)  # fails after model.safetensors was written
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(DiskFullError, match="no space left .* step-00000020: the partial checkpoint was removed"):
         ckpt.save_checkpoint(root, 20, _weights(2.0), _state(20), {"step": 20})
     monkeypatch.setattr(ckpt, "_fsync_file", disk_full)  # best/ has no trainer state: fail its fsync instead
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(DiskFullError, match="no space left"):
         ckpt.save_best(root, _weights(2.0), {"step": 20})
     monkeypatch.undo()
     assert [p.name for p in root.iterdir()] == ["step-00000010"]  # no step-20, no best, no temp directory
