@@ -152,9 +152,26 @@ def file_problems(directory: Path, manifest: dict[str, Any]) -> list[str]:
     return problems
 
 
+def unlisted_links(directory: Path, manifest: dict[str, Any]) -> list[str]:
+    """One line per symbolic link anywhere inside the artifact that the manifest does not list.
+
+    A graph names its external data files itself (``model.onnx.data``); an unlisted link beside it
+    could make ONNX Runtime read whatever it points at, so none is allowed, listed or not.
+    """
+    listed = set(manifest["files"])
+    problems = []
+    for root, folders, names in os.walk(directory, followlinks=False):
+        for name in sorted([*folders, *names]):
+            path = Path(root, name)
+            relative = path.relative_to(directory).as_posix()
+            if path.is_symlink() and relative not in listed:
+                problems.append(f"{relative}: a symbolic link inside the artifact, refused (remove it)")
+    return problems
+
+
 def integrity_problems(directory: Path, manifest: dict[str, Any]) -> list[str]:
-    """:func:`file_problems`, or else one line per file whose sha256 differs from the manifest."""
-    problems = file_problems(directory, manifest)
+    """:func:`file_problems` and :func:`unlisted_links`, or else one line per file whose sha256 differs."""
+    problems = file_problems(directory, manifest) + unlisted_links(directory, manifest)
     if problems:  # nothing is hashed while any entry is suspect
         return problems
     for name, expected in sorted(manifest["files"].items()):

@@ -116,6 +116,14 @@ def test_a_symlinked_folder_on_the_way_to_a_file_is_refused(artifact_copy, tmp_p
         load(artifact_copy, "cpu")
 
 
+def test_an_unlisted_link_inside_the_artifact_is_refused_too(artifact_copy, tmp_path):
+    """A graph names its external data files itself; a link beside it must not lead ONNX Runtime outside."""
+    (artifact_copy / "model.onnx.data").symlink_to(_outside_file(tmp_path))
+    with pytest.raises(ArtifactIntegrityError) as caught:
+        load(artifact_copy, "cpu")
+    assert caught.value.problems == ["model.onnx.data: a symbolic link inside the artifact, refused (remove it)"]
+
+
 def test_the_artifact_directory_itself_may_be_a_link(artifact, tmp_path):
     """artifacts/current -> v3 is how apps switch versions; only what is inside must be real files."""
     (tmp_path / "current").symlink_to(artifact, target_is_directory=True)
