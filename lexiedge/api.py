@@ -86,6 +86,14 @@ class ModelPlugin(Plugin):
             groups[child_name] = sum(p.numel() for p in child.parameters())
         return groups
 
+    def fit_to_data(self, built: BuiltModel, splits: "DataSplits", console: "Console") -> dict[str, Any] | None:
+        """What the model measures on its training data before the first step of a new run (not on a
+        resume: the checkpoint holds it), such as input normalisation statistics kept in buffers.
+
+        Returns a JSON-able summary recorded in ``run.json`` (``fitted_to_data``); ``None``: nothing.
+        """
+        return None
+
     def merge(self, run_dir: Path, out_dir: Path, console: "Console") -> dict[str, Any]:
         """Merge a run's adapter into its base and save a self-contained model in ``out_dir``."""
         from lexiedge.errors import UsageError
@@ -212,3 +220,50 @@ class ExporterPlugin(Plugin):
     @abstractmethod
     def export(self, job: ExportJob) -> Path:
         """Write and verify the artifact in ``job.out_dir``; return it."""
+
+
+# --- evaluators -------------------------------------------------------------------------------
+
+
+@dataclass
+class EvalRequest:
+    """What `lexiedge eval` asks of an evaluator for one run or artifact."""
+
+    path: Path  # a run directory or an artifact directory
+    data: Path | None  # --data; None: the data the run recorded (or the evaluator's default)
+    split: str  # "test", "val", "train" (classifiers) or the data set's own split name ("test", "dev")
+    out_dir: Path  # where this target's files (plots, per-sample results) go
+    console: "Console"
+    limit: int | None = None  # evaluate only the first N samples (quick checks)
+
+
+@dataclass
+class EvalResult:
+    """One row of `lexiedge eval`'s table: the task's scalar scores, and everything else it measured."""
+
+    name: str  # how the row is labelled: "pytorch (checkpoints/best)", "onnx-int8", ...
+    kind: str  # "run" or "artifact"
+    metrics: dict[str, float]  # the table's columns, the same keys for a run and for its artifacts
+    details: dict[str, Any] = field(default_factory=dict)  # per-class recall, confusion, per-sample results
+    files: dict[str, str] = field(default_factory=dict)  # what was written, by role (confusion_png, ...)
+
+
+class EvaluatorPlugin(Plugin):
+    """Scores a task on labelled data, from a run's PyTorch weights and from any exported artifact.
+
+    Both paths of one evaluator return the same metric keys, so a run and its artifacts line up in
+    one table and the task-metric cost of each export is visible. An evaluator serves the ``tasks``
+    of the models it knows; `lexiedge eval` picks it by the run's or the manifest's task.
+    """
+
+    tasks: ClassVar[frozenset[str]]
+    #: the metric the table sorts its reader's eye to (shown first)
+    primary_metric: ClassVar[str]
+
+    @abstractmethod
+    def evaluate_run(self, request: EvalRequest) -> EvalResult:
+        """Score the run's best (else final) weights in PyTorch."""
+
+    @abstractmethod
+    def evaluate_artifact(self, request: EvalRequest) -> EvalResult:
+        """Score an artifact through :mod:`lexiedge.runtime`, as an app would run it."""

@@ -226,7 +226,7 @@ def export(
     lexiedge export --target onnx --run runs/cpu/emotion-av/20260101-120000;
     lexiedge export --profile cpu (every target the profile lists, newest run of each model).
     """
-    from lexiedge.export import ExportRequest, human_size
+    from lexiedge.export import ExportRequest, human_size, verification_summary
     from lexiedge.export import export as run_export
 
     request = ExportRequest(
@@ -238,20 +238,8 @@ def export(
     for result in results:
         verification = result.manifest.get("verification", {})
         table.add_row(result.model_key, result.target, str(result.out_dir),
-                      human_size(result.manifest.get("size_bytes", 0)), _verification_summary(verification))
+                      human_size(result.manifest.get("size_bytes", 0)), verification_summary(verification))
     console.print(table)
-
-
-def _verification_summary(report: dict) -> str:
-    """One cell: the numbers that decided the export (max |logit diff|, top-1 or token agreement)."""
-    numbers = report.get("validation", report)  # classifiers report per split; LLMs at the top
-    diffs = numbers.get("max_abs_diff") or {}
-    worst = max((v for v in diffs.values() if isinstance(v, (int, float))), default=None)
-    parts = [] if worst is None else [f"max|diff| {worst:.2g}"]
-    for key, label in (("top1_agreement", "top-1"), ("token_agreement", "tokens")):
-        if isinstance(numbers.get(key), (int, float)):
-            parts.append(f"{label} {numbers[key]:.1%}")
-    return ", ".join(parts) or ("passed" if report.get("passed") else "-")
 
 
 @app.command("infer")
@@ -401,6 +389,30 @@ def bench(
     Console(width=max(console.width, natural)).print(table)
     for path in write_reports(report, out, with_plot=plot):
         console.print(f"wrote {path}")
+
+
+@app.command("eval")
+def evaluate(
+    paths: Annotated[list[Path], typer.Argument(help="run directories (PyTorch) and/or artifact directories (runtime)")],
+    data: Annotated[
+        Optional[Path],
+        typer.Option("--data", "-d", help="labelled data (default: the run's recorded data; tutor: the JFLEG folder)"),
+    ] = None,
+    split: Annotated[str, typer.Option("--split", help="classifier: train, val or test; JFLEG: dev or test")] = "test",
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="eval.json and plots go here (default: evals/<time>)")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="score only the first N samples")] = None,
+) -> None:
+    """The task metric of runs and artifacts in one table: what each export costs.
+
+    lexiedge eval runs/cpu/emotion-av/<time> artifacts/emotion-av/onnx artifacts/emotion-av/onnx-int8;
+    lexiedge eval runs/cpu/qwen-lora/<time> artifacts/qwen-lora/onnx-int4 --data jfleg/ --split test.
+    """
+    from lexiedge.evaluate import evaluate as run_eval
+    from lexiedge.evaluate import print_table
+
+    report = run_eval(paths, data=data, split=split, out=out, limit=limit, console=console)
+    print_table(report.results, report.primary_metric, console)
+    console.print(f"wrote {report.path}", highlight=False)
 
 
 @app.command("demo")

@@ -177,7 +177,7 @@ def _collect(report: DemoReport, av_run: Path, lm_run: Path, artifacts: list[Pat
 
 def render_report(report: DemoReport, console: Console) -> None:
     """The short report: what was built, how good it is, how fast it runs, and where it all is."""
-    from lexiedge.export import human_size
+    from lexiedge.export import human_size, verification_summary
 
     numbers = report.numbers
     console.rule("[bold]lexiedge demo: report", align="left")
@@ -198,7 +198,7 @@ def render_report(report: DemoReport, console: Console) -> None:
     table.add_row("merge", "adapter folded into the base (merge.json)", where(report.paths["merged"]))
     for path, manifest in numbers["artifacts"].items():
         table.add_row(f"export {manifest['model']} {manifest['target']}",
-                      f"{human_size(manifest['size_bytes'])}; {_verification(manifest.get('verification', {}))}", where(Path(path)))
+                      f"{human_size(manifest['size_bytes'])}; {verification_summary(manifest.get('verification', {}))}", where(Path(path)))
     for model, bench in numbers["bench"].items():
         table.add_row(f"bench {model}", _bench_summary(bench), where(report.paths["bench"] / model / "bench.md"))
     clips = numbers["runtime clips"]
@@ -215,19 +215,6 @@ def render_report(report: DemoReport, console: Console) -> None:
     wide.print(table)
     total = sum(seconds for _, seconds in report.steps)
     console.print(f"{len(report.steps)} steps in {total:.0f} s; everything is under {report.out}")
-
-
-def _verification(report: dict[str, Any]) -> str:
-    numbers = report.get("validation", report)
-    parts = []
-    if isinstance(numbers.get("top1_agreement"), (int, float)):
-        parts.append(f"top-1 agreement with PyTorch {numbers['top1_agreement']:.1%}")
-    if isinstance(numbers.get("token_agreement"), (int, float)):
-        parts.append(f"token agreement with PyTorch {numbers['token_agreement']:.1%}")
-    diffs = [v for v in (numbers.get("max_abs_diff") or {}).values() if isinstance(v, (int, float))]
-    if diffs:
-        parts.append(f"max |logit diff| {max(diffs):.2g}")
-    return ", ".join(parts) or "verified"
 
 
 def _bench_summary(bench: dict[str, Any]) -> str:

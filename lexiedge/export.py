@@ -426,6 +426,25 @@ def recorded_data_path(run_dir: Path) -> Path | None:
     return None
 
 
+def verification_summary(report: dict[str, Any]) -> str:
+    """One line of the numbers that decided an export: max |logit diff|, agreement on the decisive
+    samples (near-ties apart) and the task metric before and after, from the manifest's verification."""
+    numbers = report.get("validation", report)  # classifiers report per split; LLMs at the top
+    parts = []
+    diffs = [v for v in (numbers.get("max_abs_diff") or {}).values() if isinstance(v, (int, float))]
+    if diffs:
+        parts.append(f"max |logit diff| {max(diffs):.2g}")
+    decisive, near_ties = numbers.get("decisive") or {}, numbers.get("near_ties") or {}
+    if isinstance(decisive.get("agreement"), (int, float)):
+        what = "top-1" if "validation" in report else "tokens"
+        parts.append(f"{what} {decisive['agreement']:.1%} on {decisive['samples']} decisive "
+                     f"({near_ties.get('samples', 0)} near-ties, {near_ties.get('flips', 0)} flipped)")
+    metric = numbers.get("task_metric") or {}
+    if isinstance(metric.get("artifact"), (int, float)):
+        parts.append(f"{metric['name'].upper()} {metric['pytorch']:.3f} -> {metric['artifact']:.3f}")
+    return ", ".join(parts) or ("passed" if report.get("passed") else "-")
+
+
 # --- manifest ------------------------------------------------------------------------------------
 
 

@@ -17,7 +17,7 @@ import pluggy
 if TYPE_CHECKING:
     import typer
 
-    from lexiedge.api import DatasetPlugin, ExporterPlugin, ModelPlugin, TrainerPlugin
+    from lexiedge.api import DatasetPlugin, EvaluatorPlugin, ExporterPlugin, ModelPlugin, TrainerPlugin
     from lexiedge.registry import Registry
 
 hookspec = pluggy.HookspecMarker("lexiedge")
@@ -53,6 +53,14 @@ def lexiedge_add_exporters(registry: "Registry[ExporterPlugin]") -> None:
 
     An exporter plugin is an export target (``lexiedge export --target NAME``): it writes and
     verifies an artifact directory.
+    """
+
+
+@hookspec
+def lexiedge_add_evaluators(registry: "Registry[EvaluatorPlugin]") -> None:
+    """Register evaluator plugins (:class:`~lexiedge.api.EvaluatorPlugin` subclasses) with ``registry.add``.
+
+    An evaluator scores a task (``lexiedge eval``) from a run's weights and from its exported artifacts.
     """
 
 

@@ -19,14 +19,14 @@ from functools import lru_cache
 import pluggy
 
 from lexiedge import hookspecs
-from lexiedge.api import DatasetPlugin, ExporterPlugin, ModelPlugin, TrainerPlugin
+from lexiedge.api import DatasetPlugin, EvaluatorPlugin, ExporterPlugin, ModelPlugin, TrainerPlugin
 from lexiedge.registry import Registry
 
 NAME = "lexiedge"
 ENTRY_POINT_GROUP = "lexiedge"
 hookimpl = pluggy.HookimplMarker(NAME)
 
-PLUGIN_KINDS = ("models", "datasets", "trainers", "exporters")
+PLUGIN_KINDS = ("models", "datasets", "trainers", "exporters", "evaluators")
 
 
 @dataclass
@@ -38,6 +38,7 @@ class PluginHost:
     datasets: Registry[DatasetPlugin]
     trainers: Registry[TrainerPlugin]
     exporters: Registry[ExporterPlugin]
+    evaluators: Registry[EvaluatorPlugin]
     # entry points that failed to import: name -> "module: error" (shown by `lexiedge plugins`)
     broken: dict[str, str] = field(default_factory=dict)
     # top-level module of a plugin -> "distribution version" that installed it
@@ -73,6 +74,7 @@ def build_host(*extra_plugins: object, entry_points: bool = True) -> PluginHost:
         datasets=Registry("dataset", DatasetPlugin),
         trainers=Registry("trainer", TrainerPlugin),
         exporters=Registry("exporter", ExporterPlugin),
+        evaluators=Registry("evaluator", EvaluatorPlugin),
         broken=broken,
         distributions=distributions,
     )
@@ -80,6 +82,7 @@ def build_host(*extra_plugins: object, entry_points: bool = True) -> PluginHost:
     manager.hook.lexiedge_add_datasets(registry=host.datasets)
     manager.hook.lexiedge_add_trainers(registry=host.trainers)
     manager.hook.lexiedge_add_exporters(registry=host.exporters)
+    manager.hook.lexiedge_add_evaluators(registry=host.evaluators)
     return host
 
 

@@ -118,7 +118,7 @@ class JflegConversion:
     errors: int
 
 
-def _read_lines(path: Path) -> list[str]:
+def read_lines(path: Path) -> list[str]:
     if not path.is_file():
         raise UsageError(f"{path}: missing; expected JFLEG's <split>.src and <split>.ref0..ref3 files")
     return path.read_text(encoding="utf-8").splitlines()
@@ -128,8 +128,8 @@ def jfleg_conversations(src_dir: Path, split: str) -> list[dict]:
     """Chat examples (``{"messages": [...]}``) for one JFLEG split."""
     if split not in JFLEG_SPLITS:
         raise UsageError(f"unknown JFLEG split {split!r}; expected one of {', '.join(JFLEG_SPLITS)}")
-    sources = _read_lines(src_dir / f"{split}.src")
-    references = [_read_lines(src_dir / f"{split}.ref{k}") for k in range(REFERENCES)]
+    sources = read_lines(src_dir / f"{split}.src")
+    references = [read_lines(src_dir / f"{split}.ref{k}") for k in range(REFERENCES)]
     for k, refs in enumerate(references):
         if len(refs) != len(sources):
             raise UsageError(

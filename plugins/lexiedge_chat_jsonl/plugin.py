@@ -21,6 +21,13 @@ def lexiedge_add_datasets(registry: Registry[DatasetPlugin]) -> None:
 
 
 @hookimpl
+def lexiedge_add_evaluators(registry) -> None:
+    from lexiedge_chat_jsonl.evaluate import TutorJflegEvaluator
+
+    registry.add(TutorJflegEvaluator)
+
+
+@hookimpl
 def lexiedge_add_data_commands(app: typer.Typer) -> None:
     from lexiedge_chat_jsonl.commands import add_commands
 

@@ -125,7 +125,7 @@ def _classifier_manifest(job: ExportJob, source: classifier.ClassifierSource, ru
 def _check_classifier(job: ExportJob, source: classifier.ClassifierSource, graph: Path, target: str,
                       thresholds: ClassifierThresholds, max_val_clips: int, **extra: Any) -> None:
     runner = OrtRunner(graph)
-    report: dict[str, Any] = {"thresholds": {"atol": thresholds.atol, "min_top1": thresholds.min_top1}}
+    report: dict[str, Any] = {"thresholds": thresholds.report()}
     try:
         report = verify_classifier(runner, source, target, thresholds, max_val_clips=max_val_clips)
         enforce_classifier(report, target, thresholds)
@@ -168,8 +168,7 @@ def _check_lm(job: ExportJob, source: causal_lm.LmSource, graph: Path, target: s
               settings: PluginSettings, **extra: Any) -> None:
     runner = OrtRunner(graph)
     head_size = source.config["hidden_size"] // source.config["num_attention_heads"]
-    limits = {"atol": thresholds.atol, "min_token_agreement": thresholds.min_token_agreement,
-              "identical_generation": thresholds.identical_generation}
+    limits = thresholds.report()
     report: dict[str, Any] = {"thresholds": limits}
     try:
         report = verify_lm(runner, job.out_dir, source, target, prompts=settings.prompts,
@@ -209,16 +208,19 @@ class OnnxExporter(_TaskExporter):
                 extra["optimization"] = optimize_graph(traced, graph)
         else:
             source = classifier_fp32_graph(job, graph, settings.opset)
-        _check_classifier(job, source, graph, self.name, ClassifierThresholds(settings.atol, settings.min_top1),
-                          settings.max_val_clips, export={"tool": "torch.onnx.export (dynamo)", "opset": settings.opset,
-                                                          "optimized": settings.optimize}, **extra)
+        thresholds = ClassifierThresholds(
+            settings.atol, settings.min_top1, settings.max_uar_drop, settings.min_decisive_share
+        )
+        export = {"tool": "torch.onnx.export (dynamo)", "opset": settings.opset, "optimized": settings.optimize}
+        _check_classifier(job, source, graph, self.name, thresholds, settings.max_val_clips, export=export, **extra)
 
     def export_lm(self, job: ExportJob, settings: OnnxSettings) -> None:
         source = causal_lm.load_lm_source(job)
         with tempfile.TemporaryDirectory(prefix="lexiedge-genai-") as scratch:
             build_genai_model(source.model_dir, job.out_dir, precision="fp32", cache_dir=Path(scratch))
         causal_lm.copy_tokenizer_files(source, job.out_dir)
-        thresholds = LmThresholds(settings.atol, settings.min_token_agreement, identical_generation=True)
+        thresholds = LmThresholds(settings.atol, settings.min_token_agreement, identical_generation=True,
+                                  min_decisive_share=settings.min_decisive_share)
         _check_lm(job, source, job.out_dir / MODEL_FILE, self.name, thresholds, settings,
                   export=_builder_section("fp32"))
 
@@ -237,8 +239,10 @@ class OnnxInt8Exporter(_TaskExporter):
             source = classifier_fp32_graph(job, fp32)
             section = classifier_int8_graph(source, fp32, graph, settings, Path(scratch))
             section["fp32_bytes"] = fp32.stat().st_size
-        _check_classifier(job, source, graph, self.name, ClassifierThresholds(None, settings.min_top1),
-                          settings.max_val_clips, quantization=section)
+        thresholds = ClassifierThresholds(
+            None, settings.min_top1, settings.max_uar_drop, settings.min_decisive_share
+        )
+        _check_classifier(job, source, graph, self.name, thresholds, settings.max_val_clips, quantization=section)
 
     def export_lm(self, job: ExportJob, settings: OnnxInt8Settings) -> None:
         source = causal_lm.load_lm_source(job)
@@ -260,7 +264,8 @@ class OnnxInt8Exporter(_TaskExporter):
                                            op_types=settings.dynamic_op_types)
         section["ops"] = causal_lm.op_counts(graph)
         causal_lm.copy_tokenizer_files(source, job.out_dir)
-        thresholds = LmThresholds(None, settings.min_token_agreement, identical_generation=False)
+        thresholds = LmThresholds(None, settings.min_token_agreement, identical_generation=False,
+                                  min_decisive_share=settings.min_decisive_share)
         _check_lm(job, source, graph, self.name, thresholds, settings, quantization=section)
 
 
@@ -290,7 +295,8 @@ class OnnxInt4Exporter(_TaskExporter):
             extra["decode_speed"] = {**decode_speed(model, prompt, settings.benchmark_tokens),
                                      "threads": settings.threads, "runtime": "onnxruntime-genai, greedy, CPU"}
             del model
-        thresholds = LmThresholds(None, settings.min_token_agreement, identical_generation=False)
+        thresholds = LmThresholds(None, settings.min_token_agreement, identical_generation=False,
+                                  min_decisive_share=settings.min_decisive_share)
         _check_lm(job, source, graph, self.name, thresholds, settings, **extra)
 
 
@@ -316,6 +322,8 @@ class OrtMobileExporter(_TaskExporter):
         thresholds = ClassifierThresholds(
             settings.atol if settings.atol is not None else (None if quantized else 1e-4),
             settings.min_top1 if settings.min_top1 is not None else (0.99 if quantized else 1.0),
+            settings.max_uar_drop if settings.max_uar_drop is not None else (0.03 if quantized else 0.01),
+            settings.min_decisive_share,
         )
         _check_classifier(job, source, ort_path, self.name, thresholds, settings.max_val_clips,
                           mobile=self._mobile_section(settings, config))
@@ -338,6 +346,7 @@ class OrtMobileExporter(_TaskExporter):
             settings.atol if settings.atol is not None else (1e-4 if exact else None),
             settings.min_token_agreement if settings.min_token_agreement is not None else (1.0 if exact else 0.8),
             identical_generation=exact,
+            min_decisive_share=settings.min_decisive_share,
         )
         _check_lm(job, source, ort_path, self.name, thresholds, settings,
                   mobile=self._mobile_section(settings, config), export=_builder_section(precision))

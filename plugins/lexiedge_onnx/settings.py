@@ -19,6 +19,16 @@ class VerifySettings(PluginSettings):
     max_val_clips: int = Field(256, ge=1, description="classifier: validation clips compared (the first N)")
     prompts: int = Field(4, ge=1, le=8, description="LLM: built-in tutor prompts of different lengths compared")
     new_tokens: int = Field(24, ge=1, description="LLM: greedy tokens generated per prompt and compared")
+    min_decisive_share: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description=(
+            "share of the validation clips (LLM: greedy steps) whose PyTorch top-2 margin must exceed twice the "
+            "export's logit noise; fewer means the export's noise is as large as the model's decisions (a trained "
+            "classifier's int8 export has ~90%, a lightly trained tiny LLM's int4 ~40%, a broken graph ~0-5%)"
+        ),
+    )
 
 
 class OnnxSettings(VerifySettings):
@@ -26,8 +36,13 @@ class OnnxSettings(VerifySettings):
 
     opset: int = Field(18, ge=17, description="classifier: ONNX opset of the torch export")
     atol: float = Field(1e-4, gt=0, description="max |difference| of logits allowed against PyTorch")
-    min_top1: float = Field(1.0, ge=0, le=1, description="classifier: top-1 agreement with PyTorch on the val split")
-    min_token_agreement: float = Field(1.0, ge=0, le=1, description="LLM: greedy tokens equal to PyTorch's")
+    min_top1: float = Field(
+        1.0, ge=0, le=1, description="classifier: top-1 agreement with PyTorch on the decisive validation clips"
+    )
+    max_uar_drop: float = Field(0.01, ge=0, le=1, description="classifier: validation UAR lost against PyTorch")
+    min_token_agreement: float = Field(
+        1.0, ge=0, le=1, description="LLM: greedy tokens equal to PyTorch's on the decisive steps"
+    )
     optimize: bool = Field(
         False,
         description=(
@@ -75,9 +90,18 @@ class OnnxInt8Settings(VerifySettings):
         ),
     )
     block_size: int = Field(32, ge=16, description="LLM weight-only: quantization block size")
-    min_top1: float = Field(0.99, ge=0, le=1, description="classifier: top-1 agreement with fp32 PyTorch (val split)")
+    min_top1: float = Field(
+        0.99,
+        ge=0,
+        le=1,
+        description=(
+            "classifier: top-1 agreement with fp32 PyTorch on the decisive validation clips (fp32 top-2 margin above "
+            "twice the export's logit noise); near-ties are reported apart (lexiedge_onnx.agreement)"
+        ),
+    )
+    max_uar_drop: float = Field(0.03, ge=0, le=1, description="classifier: validation UAR lost against fp32 PyTorch")
     min_token_agreement: float = Field(
-        0.9, ge=0, le=1, description="LLM: next-token agreement with fp32 PyTorch along its greedy generations"
+        0.9, ge=0, le=1, description="LLM: next-token agreement with fp32 PyTorch on the decisive greedy steps"
     )
 
 
@@ -92,7 +116,7 @@ class OnnxInt4Settings(VerifySettings):
         True, description="int4 LM head shared with the embeddings (tied weights: stored once); false keeps it fp32"
     )
     min_token_agreement: float = Field(
-        0.8, ge=0, le=1, description="next-token agreement with fp32 PyTorch along its greedy generations"
+        0.8, ge=0, le=1, description="next-token agreement with fp32 PyTorch on the decisive greedy steps"
     )
     benchmark_tokens: int = Field(32, ge=0, description="greedy tokens timed for the manifest's decode speed (0: off)")
     benchmark_prompt_tokens: int = Field(64, ge=1, description="prompt length of the decode-speed measurement")
@@ -112,5 +136,10 @@ class OrtMobileSettings(VerifySettings):
     atol: float | None = Field(
         None, description="max |logit difference| against PyTorch (default: 1e-4 for an fp32 source, unchecked for int8)"
     )
-    min_top1: float | None = Field(None, ge=0, le=1, description="classifier (default: 1.0 fp32 source, 0.99 int8)")
+    min_top1: float | None = Field(
+        None, ge=0, le=1, description="classifier, on decisive clips (default: 1.0 fp32 source, 0.99 int8)"
+    )
+    max_uar_drop: float | None = Field(
+        None, ge=0, le=1, description="classifier: validation UAR lost (default: 0.01 fp32 source, 0.03 int8)"
+    )
     min_token_agreement: float | None = Field(None, ge=0, le=1, description="LLM (default: 1.0 fp32, 0.8 int4)")

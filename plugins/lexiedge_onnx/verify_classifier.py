@@ -1,9 +1,11 @@
 """Verification of a classifier artifact against the PyTorch model it came from.
 
 Two kinds of inputs, neither of them the trace's: the validation split (real clips: max |logit
-difference|, top-1 agreement, accuracy of both), and a shape sweep (batch 1 and 3, other audio
-lengths and frame counts, missing modalities) that catches graphs specialised to the trace shape.
-Every number goes into the report (and so into the manifest) before a threshold is enforced.
+difference|, top-1 agreement on decisive clips with near-ties apart, see
+:mod:`lexiedge_onnx.agreement`, and the task metric of both), and a shape sweep (batch 1 and 3,
+other audio lengths and frame counts, missing modalities) that catches graphs specialised to the
+trace shape. Every number goes into the report (and so into the manifest) before a threshold is
+enforced.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from typing import Any
 import numpy as np
 
 from lexiedge.export import AgreementError, AtolError, ShapeError
+from lexiedge.metrics import classification_metrics, confusion_matrix
+from lexiedge_onnx.agreement import measure_agreement
 from lexiedge_onnx.classifier import (
     LOGITS,
     PROBABILITIES,
@@ -30,7 +34,13 @@ from lexiedge_onnx.runners import Runner, softmax
 @dataclass(frozen=True)
 class ClassifierThresholds:
     atol: float | None  # on logits; None: reported, not enforced (quantized graphs)
-    min_top1: float
+    min_top1: float  # top-1 agreement on decisive clips (near-ties are reported, not enforced)
+    max_uar_drop: float  # validation UAR of PyTorch minus the artifact's
+    min_decisive_share: float = 0.2  # fewer decisive clips: the export's noise is as large as the decisions
+
+    def report(self) -> dict[str, Any]:
+        return {"atol": self.atol, "min_top1": self.min_top1, "min_top1_on": "decisive clips",
+                "max_uar_drop": self.max_uar_drop, "min_decisive_share": self.min_decisive_share}
 
 
 def _run_checked(runner: Runner, batch: Batch, num_classes: int, target: str) -> dict[str, np.ndarray]:
@@ -56,25 +66,36 @@ def _run_checked(runner: Runner, batch: Batch, num_classes: int, target: str) ->
 
 def _compare(runner: Runner, source: ClassifierSource, batches: list[Batch], target: str) -> dict[str, Any]:
     logit_diff = prob_diff = 0.0
-    agree = total = correct_artifact = correct_reference = 0
+    artifact_logits: list[np.ndarray] = []
+    reference_all: list[np.ndarray] = []
+    labels: list[np.ndarray] = []
     for batch in batches:
         outputs = _run_checked(runner, batch, source.num_classes, target)
         reference = reference_logits(source, batch.feeds)
         logit_diff = max(logit_diff, float(np.abs(outputs[LOGITS] - reference).max()))
         prob_diff = max(prob_diff, float(np.abs(outputs[PROBABILITIES] - softmax(reference)).max()))
-        predicted, expected = outputs[LOGITS].argmax(-1), reference.argmax(-1)
-        agree += int((predicted == expected).sum())
-        total += len(predicted)
+        artifact_logits.append(outputs[LOGITS])
+        reference_all.append(reference)
         if batch.labels is not None:
-            correct_artifact += int((predicted == batch.labels).sum())
-            correct_reference += int((expected == batch.labels).sum())
-    report: dict[str, Any] = {
-        "clips": total,
-        "max_abs_diff": {LOGITS: logit_diff, PROBABILITIES: prob_diff},
-        "top1_agreement": agree / total if total else None,
-    }
-    if batches and batches[0].labels is not None:
-        report["accuracy"] = {"artifact": correct_artifact / total, "pytorch": correct_reference / total}
+            labels.append(batch.labels)
+    report: dict[str, Any] = {"clips": 0, "max_abs_diff": {LOGITS: logit_diff, PROBABILITIES: prob_diff},
+                              "top1_agreement": None}
+    if not batches:
+        return report
+    artifact, reference = np.concatenate(artifact_logits), np.concatenate(reference_all)
+    agreement = measure_agreement(reference, artifact)
+    report.update(clips=agreement.samples, top1_agreement=agreement.overall, **agreement.report())
+    if len(labels) == len(batches):
+        truth = np.concatenate(labels)
+        scores = {name: classification_metrics(confusion_matrix(truth, logits.argmax(-1), source.num_classes))
+                  for name, logits in (("pytorch", reference), ("artifact", artifact))}
+        report["accuracy"] = {name: scores[name]["war"] for name in scores}
+        report["task_metric"] = {
+            "name": "uar",
+            "pytorch": scores["pytorch"]["uar"],
+            "artifact": scores["artifact"]["uar"],
+            "delta": scores["artifact"]["uar"] - scores["pytorch"]["uar"],
+        }
     return report
 
 
@@ -94,7 +115,7 @@ def verify_classifier(
     val_report["shapes"] = [dict(shape) for shape in sorted({tuple(b.shape.items()) for b in validation})]
     return {
         "reference": "pytorch fp32 (the run's checkpoint)",
-        "thresholds": {"atol": thresholds.atol, "min_top1": thresholds.min_top1},
+        "thresholds": thresholds.report(),
         "trace_shape": input_shape(source.example[0], source.example[1]),
         "validation": val_report,
         "shape_sweep": {
@@ -115,10 +136,29 @@ def enforce_classifier(report: dict[str, Any], target: str, thresholds: Classifi
             diff = numbers["max_abs_diff"][LOGITS]
             if diff > thresholds.atol:
                 raise AtolError(target, LOGITS, f"max |difference| {diff:.3g} > atol {thresholds.atol:g} on the {where}")
-    agreement = val["top1_agreement"]
-    if agreement is not None and agreement < thresholds.min_top1:
+    share = val["decisive"]["share"]
+    if val["clips"] and share < thresholds.min_decisive_share:
         raise AgreementError(
             target,
             LOGITS,
-            f"top-1 agreement with PyTorch {agreement:.2%} < {thresholds.min_top1:.2%} on {val['clips']} validation clips",
+            f"only {share:.0%} of {val['clips']} validation clips are decisive (< {thresholds.min_decisive_share:.0%}): "
+            f"the export's logit noise (p99 {val['noise_logit_p99']:.3g}) is as large as PyTorch's top-2 margins",
+        )
+    agreement = val["decisive"]["agreement"]
+    if agreement is not None and agreement < thresholds.min_top1:
+        decisive = val["decisive"]["samples"]
+        raise AgreementError(
+            target,
+            LOGITS,
+            f"top-1 agreement with PyTorch {agreement:.2%} < {thresholds.min_top1:.2%} on the {decisive} decisive "
+            f"validation clips (fp32 margin above {val['tie_margin']:.3g}; {val['near_ties']['samples']} near-ties "
+            "not counted)",
+        )
+    metric = val.get("task_metric")
+    if metric is not None and -metric["delta"] > thresholds.max_uar_drop:
+        raise AgreementError(
+            target,
+            LOGITS,
+            f"validation UAR drops from {metric['pytorch']:.3f} (PyTorch) to {metric['artifact']:.3f}: "
+            f"{-metric['delta']:.3f} > max_uar_drop {thresholds.max_uar_drop:g}",
         )

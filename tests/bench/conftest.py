@@ -19,14 +19,16 @@ AV_EXPORT = {
     "onnx-int8": [
         "--set",
         "models.emotion-av.export.options.onnx-int8.max_val_clips=4",
-        "--set",
-        "models.emotion-av.export.options.onnx-int8.min_top1=0",  # two steps of training: near-tied logits
+        # two steps of training: near-tied logits, so the int8 noise is as large as the decisions
+        *("--set", "models.emotion-av.export.options.onnx-int8.min_top1=0"),
+        *("--set", "models.emotion-av.export.options.onnx-int8.min_decisive_share=0"),
+        *("--set", "models.emotion-av.export.options.onnx-int8.max_uar_drop=1"),
     ],
 }
 LM_TRAIN = ["--set", "models.qwen-lora.train.max_steps=2"]
 LM_EXPORT = [
     f"models.qwen-lora.export.options.onnx-int4.{option}"
-    for option in ("prompts=1", "new_tokens=4", "min_token_agreement=0", "benchmark_tokens=0")
+    for option in ("prompts=1", "new_tokens=4", "min_token_agreement=0", "min_decisive_share=0", "benchmark_tokens=0")
 ]
 
 

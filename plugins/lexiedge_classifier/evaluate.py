@@ -1,0 +1,151 @@
+"""The `classification` evaluator: UAR, WAR, macro-F1, per-class recall and a confusion matrix.
+
+A run is scored in PyTorch from its best (else final) weights; an artifact through the runtime's
+``Classifier.run``, as an app runs it. Both read the same clips: the data plugin the model was trained
+with (the run's profile, or the manifest's ``preprocessing``) loads ``--data`` (default: the data the
+run recorded) with the same settings, split included, so the rows of one table are comparable.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from lexiedge.api import DataSplits, EvalRequest, EvalResult, EvaluatorPlugin
+from lexiedge.errors import UsageError
+from lexiedge.metrics import classification_metrics, confusion_matrix
+from lexiedge_classifier.plots import plot_confusion
+from lexiedge_classifier.trainer import ClassifierTrainer
+
+SPLITS = ("train", "val", "test")
+BATCH = 16
+CONFUSION_PNG, CONFUSION_JSON = "confusion.png", "confusion.json"
+TABLE_METRICS = ("uar", "war", "macro_f1")
+
+
+@dataclass
+class _DataView:
+    """What a dataset plugin may read from the built model: nothing model-specific for classification."""
+
+    module: Any = None
+    tokenizer: Any = None
+    extras: dict = field(default_factory=dict)
+
+
+class ClassificationEvaluator(EvaluatorPlugin):
+    name: ClassVar[str] = "classification"
+    description: ClassVar[str] = "UAR / WAR / macro-F1, per-class recall and confusion (PNG + JSON) of runs and artifacts"
+    tasks: ClassVar[frozenset[str]] = ClassifierTrainer.tasks
+    primary_metric: ClassVar[str] = "uar"
+
+    def evaluate_run(self, request: EvalRequest) -> EvalResult:
+        import torch
+        from safetensors.torch import load_file
+
+        from lexiedge.export import find_checkpoint, recorded_data_path
+        from lexiedge.pipeline import load_run_profile
+        from lexiedge.plugin import get_host
+
+        profile, model_key = load_run_profile(request.path)
+        entry = profile.model(model_key)
+        checkpoint = find_checkpoint(request.path)
+        if checkpoint is None:
+            raise UsageError(f"{request.path} has no weights (checkpoints/best or final); finish or --resume the run")
+        host = get_host()
+        with torch.random.fork_rng(devices=[]):
+            built = host.models.get(entry.model.plugin).build(entry.model.settings, profile.device, pretrained=False)
+        module = built.module.cpu().float().eval()
+        module.load_state_dict(load_file(checkpoint / "model.safetensors"), strict=True)
+        data = request.data or recorded_data_path(request.path)
+        splits = host.datasets.get(entry.data.plugin).load(
+            entry.data.settings, data, built=built, model_settings=entry.model.settings,
+            cache_dir=_cache_dir(), console=request.console,
+        )
+
+        def logits_of(feeds: dict[str, np.ndarray]) -> np.ndarray:
+            with torch.no_grad():
+                return module(*(torch.from_numpy(feeds[key]) for key in ClassifierTrainer.input_keys)).float().numpy()
+
+        name = f"pytorch ({checkpoint.relative_to(request.path)})"
+        return self._score(name, "run", splits, request, logits_of)
+
+    def evaluate_artifact(self, request: EvalRequest) -> EvalResult:
+        from lexiedge.export import recorded_data_path
+        from lexiedge.plugin import get_host
+        from lexiedge.runtime import Classifier, load
+
+        model = load(request.path, "cpu")
+        if not isinstance(model, Classifier):  # resolve_target matched the task; a guard for hand-made manifests
+            raise UsageError(f"{request.path}: not a classifier artifact")
+        preprocessing = model.manifest.get("preprocessing") or {}
+        plugin_name = preprocessing.get("data_plugin")
+        if not plugin_name:
+            raise UsageError(f"{request.path}: the manifest names no data plugin (preprocessing.data_plugin)")
+        plugin = get_host().datasets.get(plugin_name)
+        settings = plugin.Settings.model_validate(preprocessing.get("data_settings") or {})
+        data = request.data
+        if data is None:
+            run = (model.manifest.get("source") or {}).get("run")
+            data = recorded_data_path(Path(run)) if run else None
+        if data is None:
+            raise UsageError(f"{request.path}: pass --data PATH (the labelled data to score the artifact on)")
+        splits = plugin.load(settings, data, built=_DataView(), model_settings=None, cache_dir=_cache_dir(),
+                             console=request.console)
+
+        def logits_of(feeds: dict[str, np.ndarray]) -> np.ndarray:
+            logits, _ = model.run(feeds)
+            return logits
+
+        return self._score(model.manifest.get("target") or request.path.name, "artifact", splits, request, logits_of)
+
+    # --- shared ------------------------------------------------------------------------------------------
+
+    def _score(self, name: str, kind: str, splits: DataSplits, request: EvalRequest, logits_of) -> EvalResult:
+        dataset = _split(splits, request.split)
+        labels = list(splits.labels or [])
+        truth, predicted = [], []
+        count = len(dataset) if request.limit is None else min(request.limit, len(dataset))
+        for feeds, batch_labels in _batches(dataset, splits.collate, count):
+            logits = logits_of(feeds)
+            predicted.append(logits.argmax(-1))
+            truth.append(batch_labels)
+        num_classes = len(labels) or int(max(np.concatenate(truth).max(), np.concatenate(predicted).max()) + 1)
+        scores = classification_metrics(confusion_matrix(np.concatenate(truth), np.concatenate(predicted), num_classes))
+        names = labels or [str(index) for index in range(num_classes)]
+        scores["labels"] = names
+        scores["recall_per_label"] = dict(zip(names, scores["recall_per_class"]))
+        json_path = request.out_dir / CONFUSION_JSON
+        json_path.write_text(json.dumps(scores, indent=2) + "\n", encoding="utf-8")
+        title = f"{name}, {request.split}: UAR {scores['uar']:.3f}, WAR {scores['war']:.3f}"
+        png = plot_confusion(scores["confusion"], names, request.out_dir / CONFUSION_PNG, title)
+        metrics = {key: float(scores[key]) for key in TABLE_METRICS}
+        metrics["samples"] = scores["samples"]
+        return EvalResult(name, kind, metrics, details=scores,
+                          files={"confusion_png": str(png), "confusion_json": str(json_path)})
+
+
+def _split(splits: DataSplits, split: str):
+    if split not in SPLITS:
+        raise UsageError(f"--split {split!r}: a classifier is scored on one of {', '.join(SPLITS)}")
+    dataset = getattr(splits, split)
+    if dataset is None or not len(dataset):
+        raise UsageError(f"the data has no {split} clips with these split settings; pass another --split")
+    return dataset
+
+
+def _batches(dataset, collate, count: int) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
+    for start in range(0, count, BATCH):
+        batch = collate([dataset[index] for index in range(start, min(start + BATCH, count))])
+        feeds = {key: np.ascontiguousarray(batch[key].numpy().astype(np.float32)) for key in ClassifierTrainer.input_keys}
+        yield feeds, batch[ClassifierTrainer.label_key].numpy()
+
+
+def _cache_dir() -> Path:
+    from lexiedge.train.rundir import cache_dir
+
+    return cache_dir()
