@@ -17,7 +17,8 @@ import pytest
 
 from lexiedge.runtime import Generation, RuntimeInputError, TextGenerator, load
 
-SYSTEM = {"role": "system", "content": "You are a patient English tutor. Correct the learner's grammar and explain briefly."}
+SYSTEM = {"role": "system",
+          "content": "You are a patient English tutor. Correct the learner's grammar and explain briefly."}
 OTHER_SYSTEM = {"role": "system", "content": "You are a strict examiner. Answer in one word."}
 USER_TURNS = (
     "Please correct this sentence: She go to school yesterday.",
@@ -56,7 +57,8 @@ def _cached_after(prompt: list[int], result: Generation) -> list[int]:
 
 
 def _expected_reuse(cached: list[int], prompt: list[int]) -> int:
-    return min(_common_prefix(cached, prompt), len(prompt) - 1)  # the last prompt token always runs: its logits
+    # the last prompt token always runs again: its logits give the first new token
+    return min(_common_prefix(cached, prompt), len(prompt) - 1)
 
 
 class Conversation:
@@ -73,9 +75,11 @@ class Conversation:
         got = self.reusing.generate(messages, max_new_tokens=NEW_TOKENS, **options)
         want = self.fresh.generate(messages, max_new_tokens=NEW_TOKENS, **options)
         assert got.token_ids == want.token_ids, f"reuse changed the answer to {messages!r}"
-        assert (got.text, got.finish_reason, got.prompt_tokens) == (want.text, want.finish_reason, want.prompt_tokens)
+        assert (got.text, got.finish_reason) == (want.text, want.finish_reason)
+        assert got.prompt_tokens == want.prompt_tokens == len(prompt)
         assert got.reused_tokens == _expected_reuse(self.cached, prompt)
-        assert self.reusing.prefilled_tokens - before == got.prefilled_tokens == len(prompt) - got.reused_tokens
+        assert got.prefilled_tokens == len(prompt) - got.reused_tokens
+        assert self.reusing.prefilled_tokens - before == got.prefilled_tokens, "the counter saw the same"
         assert want.reused_tokens == 0
         self.cached = _cached_after(prompt, got)
         return got
@@ -91,12 +95,18 @@ def _exchange(conversation: Conversation, system: dict[str, str], turns: Sequenc
 
 
 def test_a_multi_turn_exchange_with_reuse_equals_fresh_generation_and_prefills_only_the_new_turn(pair):
-    conversation = Conversation(*pair)
+    reusing, fresh = pair
+    conversation = Conversation(reusing, fresh)
+    before = (reusing.prefilled_tokens, reusing.reused_tokens, fresh.prefilled_tokens)
     messages = _exchange(conversation, SYSTEM, USER_TURNS)
-    # every turn after the first found its history in the cache: it prefilled far less than it read
-    prompt_tokens = len(pair[0].tokenizer.prompt_ids(messages[:-1]))
-    assert conversation.reusing.reused_tokens > prompt_tokens, "the history of each turn was taken from the cache"
-    assert conversation.reusing.prefilled_tokens < conversation.fresh.prefilled_tokens / 2
+    prefilled = reusing.prefilled_tokens - before[0]
+    reused = reusing.reused_tokens - before[1]
+    fresh_prefilled = fresh.prefilled_tokens - before[2]
+    # each turn after the first found its history in the cache: far less prefilled than read
+    assert prefilled + reused == fresh_prefilled, "both read the same prompts"
+    last_prompt = len(reusing.tokenizer.prompt_ids(messages[:-1]))
+    assert reused > last_prompt, "the history of every turn came from the cache"
+    assert prefilled < fresh_prefilled / 2
 
 
 def test_editing_an_earlier_message_reuses_only_what_comes_before_the_edit(pair):
@@ -105,8 +115,9 @@ def test_editing_an_earlier_message_reuses_only_what_comes_before_the_edit(pair)
     edited = [dict(m) for m in messages[:-1]]
     edited[1]["content"] = "Please correct this sentence: She goes to school every day."
     result = conversation.ask(edited)  # asserts equality with fresh generation and the predicted reuse
-    before_edit = len(pair[0].tokenizer.encode(pair[0].tokenizer.render(messages[:1], add_generation_prompt=False)))
-    assert before_edit - 1 <= result.reused_tokens < len(pair[0].tokenizer.prompt_ids(edited)) // 2
+    tokenizer = pair[0].tokenizer
+    before_edit = len(tokenizer.encode(tokenizer.render(messages[:1], add_generation_prompt=False)))
+    assert before_edit - 1 <= result.reused_tokens < len(tokenizer.prompt_ids(edited)) // 2
     # and the conversation goes on from the edited history
     _exchange(conversation, SYSTEM, ["Thank you. Is 'childs' a word?"])
 
@@ -131,7 +142,8 @@ def test_a_stop_string_ends_a_turn_and_the_next_turn_still_agrees(pair):
     stopped = conversation.ask(messages, stop=stop)
     assert stopped.finish_reason == "stop" and len(stopped.token_ids) < len(whole.token_ids)
     messages += [{"role": "assistant", "content": stopped.text}, {"role": "user", "content": USER_TURNS[1]}]
-    assert conversation.ask(messages).reused_tokens >= stopped.prompt_tokens, "the first turn came from the cache"
+    next_turn = conversation.ask(messages)
+    assert next_turn.reused_tokens >= stopped.prompt_tokens, "the first turn came from the cache"
 
 
 def test_a_stream_cancelled_mid_way_leaves_a_cache_the_next_turn_reuses_correctly(pair):
@@ -189,13 +201,14 @@ def test_a_leased_cache_is_never_shared_a_second_call_runs_on_its_own_generator(
 def test_threads_on_one_model_each_get_the_fresh_answers(pair):
     reusing, fresh = pair
     chats = [[SYSTEM, {"role": "user", "content": text}] for text in USER_TURNS[:3]]
-    expected = [[fresh.generate(chat, max_new_tokens=NEW_TOKENS).token_ids for _ in range(3)] for chat in chats]
+    expected = [[fresh.generate(chat, max_new_tokens=NEW_TOKENS).token_ids] * 3 for chat in chats]
     results: dict[int, list[list[int]]] = {}
     errors: list[BaseException] = []
 
     def talk(index: int) -> None:
         try:
-            results[index] = [reusing.generate(chats[index], max_new_tokens=NEW_TOKENS).token_ids for _ in range(3)]
+            results[index] = [reusing.generate(chats[index], max_new_tokens=NEW_TOKENS).token_ids
+                              for _ in range(3)]
         except BaseException as exc:  # reported below: an exception in a thread would otherwise vanish
             errors.append(exc)
 
