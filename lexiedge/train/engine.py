@@ -85,6 +85,7 @@ class Engine:
         self.precision = resolve_precision(settings.precision, spec, self.device, self.console)
         self.files = RunFiles(job.run_dir, enabled=self.dist.is_main)
         self.checkpoints = job.run_dir / ckpt.CHECKPOINTS
+        self._learning_checked = False  # the learns-nothing check runs once per process (see _check_learning)
 
     # --- the loop ------------------------------------------------------------------------------------
 
@@ -119,7 +120,10 @@ class Engine:
             state = TrainState(micro_batch=micro, grad_accum=accum)
         # from the settings on a resume too: more epochs (or an allowed change of lr) move the schedule
         schedule = planned_schedule(s, sampler.num_samples, state.micro_batch, state.grad_accum)
+        fitted = None if resumed_from is not None else self.job.model_plugin.fit_to_data(self.built, self.splits, self.console)
         self.files.start(self._run_info(state, schedule), resumed=self.job.resume)
+        if fitted is not None:
+            self.files.update(fitted_to_data=plain(fitted))
         self.files.truncate_log(state.log_lines)
         train_built = self.built
         if self.dist.distributed:  # the task's loss runs through the wrapper (gradient all-reduce)
@@ -232,6 +236,7 @@ class Engine:
         self._log({"event": "eval", **row})
         self._update_best(state, row)
         self.progress.print(eval_line(row))
+        self._check_learning(state, row["epoch"])
         state.meter = Meter()
 
     def _evaluate_split(self, dataset, split: str, state: TrainState) -> dict[str, Any]:
@@ -244,6 +249,33 @@ class Engine:
                 return self.task.evaluate(self.built, DeviceBatches(loader, self.device), split)
         finally:
             module.train()
+
+    def _check_learning(self, state: TrainState, epoch: float) -> None:
+        """Once ``learning_check`` of the epochs are done: say so if the best score is still about chance.
+
+        A run that learns nothing (labels that do not match the inputs, a rate that diverges or
+        stalls, features that hide the signal) otherwise runs to the end and looks like any other.
+        """
+        s = self.settings
+        chance_level = task_hook(self.task, "chance_level")
+        chance = chance_level() if chance_level is not None else None
+        if (s.learning_check is None or chance is None or state.best_value is None or self._learning_checked
+                or epoch < s.learning_check * s.epochs):
+            return
+        self._learning_checked = True
+        name, mode = self.task.best_metric
+        gain = state.best_value - chance if mode == "max" else chance - state.best_value
+        learning = gain > s.learning_margin
+        record = {"epoch": epoch, "step": state.step, "metric": name, "best": state.best_value, "chance": chance,
+                  "margin": s.learning_margin, "learning": learning}
+        self.files.update(learning_check=plain(record))
+        self._log({"event": "learning_check", **record})
+        if not learning:
+            self.progress.print(
+                f"[yellow]warning:[/] after {epoch:g} of {s.epochs} epochs the best {name} is {state.best_value:.3f}, "
+                f"within {s.learning_margin:g} of chance ({chance:.3f}): the model is not learning; check that the "
+                "labels match the inputs, the learning rate (train.lr) and the data's preprocessing"
+            )
 
     def _update_best(self, state: TrainState, row: dict[str, Any]) -> None:
         name, mode = self.task.best_metric

@@ -51,9 +51,10 @@ class TrainProgress:
             self._progress.update(self._task, total=total_steps)
 
     def print(self, message: str) -> None:
-        """A line above the bar (evaluations, warnings), on rank 0 only."""
+        """A line above the bar (evaluations, warnings), on rank 0 only; never wrapped by rich, so a log
+        or a pipe keeps each message on one line (a terminal still wraps it on screen)."""
         if self.enabled:
-            self._progress.console.print(message)
+            self._progress.console.print(message, soft_wrap=True)
 
 
 def eval_line(row: dict[str, Any]) -> str:

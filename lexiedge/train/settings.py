@@ -43,6 +43,18 @@ class EngineSettings(PluginSettings):
     keep_last: int = Field(2, ge=1, description="periodic checkpoints kept (the best one is kept apart)")
     eval_every: int | None = Field(None, ge=1, description="optimizer steps between evaluations; null = every epoch")
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes")
+    learning_check: float | None = Field(
+        0.3,
+        gt=0,
+        le=1,
+        description=(
+            "share of the epochs after which a best validation score still within learning_margin of chance "
+            "prints a warning and is recorded in run.json (learning_check); null: no check"
+        ),
+    )
+    learning_margin: float = Field(
+        0.05, ge=0, description="how close to chance (in the best metric's units) counts as learning nothing"
+    )
 
     @model_validator(mode="after")
     def _auto_needs_target(self) -> "EngineSettings":

@@ -31,6 +31,9 @@ class TrainTask(Protocol):
       as ``train/<key>`` next to the train loss it tracks itself. Under DDP, rank 0's share only.
     - ``trainable_parameters(built) -> list[Parameter]``: what the optimizer updates (default: every
       parameter with ``requires_grad``); :class:`lexiedge.api.TrainerPlugin` already has it.
+    - ``chance_level() -> float | None``: the value of :attr:`best_metric` that guessing scores (1/classes
+      for UAR); with it the engine warns once when a run is still about there after ``learning_check``
+      of its epochs (see :class:`~lexiedge.train.settings.EngineSettings`).
     - ``on_run_end(built, run_dir, splits, history) -> dict``: called once on rank 0 after training,
       after ``test_metrics.json`` was written, with ``built`` holding the best weights (the final
       ones when there was no validation split); its dict is merged into the run's result metrics

@@ -40,8 +40,14 @@ class ClassifierTrainer(TrainerPlugin):
     label_key: ClassVar[str] = "label"
     best_metric: ClassVar[tuple[str, str]] = ("val/uar", "max")
 
+    #: batch entries blended by mixup (the inputs that carry signal; masks are combined with max)
+    mixed_keys: ClassVar[tuple[str, ...]] = ("waveform", "frames")
+    mask_keys: ClassVar[tuple[str, ...]] = ("audio_mask", "video_mask")
+
     def __init__(self) -> None:
         self.label_smoothing = 0.0
+        self.mixup = 0.0
+        self.class_weight: torch.Tensor | None = None
         self.labels: list[str] | None = None
         # running confusion of the training batches since the last evaluation (see train_metrics)
         self._train_confusion: torch.Tensor | None = None
@@ -51,15 +57,36 @@ class ClassifierTrainer(TrainerPlugin):
     def fit(self, job: TrainJob) -> TrainResult:
         settings = job.entry.train.settings
         self.label_smoothing = getattr(settings, "label_smoothing", 0.0)
+        self.mixup = getattr(settings, "mixup", 0.0)
         built, splits = prepare(job)
         self.labels = splits.labels
+        if getattr(settings, "class_weights", "none") == "balanced":
+            self.class_weight = balanced_class_weights(splits.train, len(self.labels or []) or None, self.label_key)
+            job.console.print("classifier: class weights " + ", ".join(f"{w:.2f}" for w in self.class_weight.tolist()),
+                              highlight=False)
         return Engine(job, settings, built, splits, task=self).run()
 
     def loss(self, built: BuiltModel, batch: dict[str, Any]) -> torch.Tensor:
-        logits = self.logits(built, batch)
         labels = batch[self.label_key]
+        weight = self.class_weight.to(labels.device) if self.class_weight is not None else None
+        if self.mixup > 0 and built.module.training:
+            # mixup (Zhang et al., 2018): one Beta(a, a) weight per batch, a shuffled partner for each sample;
+            # drawn from torch's generator, so a seeded (or resumed) run draws the same blends
+            blend = float(torch.distributions.Beta(self.mixup, self.mixup).sample())
+            partner = torch.randperm(labels.shape[0], device=labels.device)
+            mixed = dict(batch)
+            for key in self.mixed_keys:
+                mixed[key] = blend * batch[key] + (1.0 - blend) * batch[key][partner]
+            for key in self.mask_keys:
+                mixed[key] = torch.maximum(batch[key], batch[key][partner])
+            logits = self.logits(built, mixed).float()
+            self._count_training_predictions(logits, labels)
+            return blend * F.cross_entropy(logits, labels, weight=weight, label_smoothing=self.label_smoothing) + (
+                1.0 - blend
+            ) * F.cross_entropy(logits, labels[partner], weight=weight, label_smoothing=self.label_smoothing)
+        logits = self.logits(built, batch)
         self._count_training_predictions(logits, labels)
-        return F.cross_entropy(logits.float(), labels, label_smoothing=self.label_smoothing)
+        return F.cross_entropy(logits.float(), labels, weight=weight, label_smoothing=self.label_smoothing)
 
     # --- TrainTask ------------------------------------------------------------------------------------
 
@@ -93,6 +120,10 @@ class ClassifierTrainer(TrainerPlugin):
         self._train_confusion = None
         return {key: metrics[key] for key in ("uar", "war", "macro_f1", "confusion")}
 
+    def chance_level(self) -> float | None:
+        """UAR of a model that guesses (or always says one class): 1 / classes."""
+        return 1.0 / len(self.labels) if self.labels else None
+
     def checkpoint_state(self, built: BuiltModel) -> dict[str, torch.Tensor]:
         return dict(built.module.state_dict())
 
@@ -121,3 +152,18 @@ class ClassifierTrainer(TrainerPlugin):
             counts = torch.bincount(pairs, minlength=num_classes**2).view(num_classes, num_classes)
         # kept on the device: no host sync per step, only when train_metrics reads it
         self._train_confusion = counts if self._train_confusion is None else self._train_confusion + counts
+
+
+def balanced_class_weights(dataset: Any, num_classes: int | None, label_key: str) -> torch.Tensor:
+    """n / (classes x n_class) per class of ``dataset`` (its ``labels`` list, else every item's label).
+
+    A class the split lacks gets weight 0 (it contributes no loss anyway); weights average 1 over samples.
+    """
+    labels = getattr(dataset, "labels", None)
+    if labels is None:
+        labels = [int(dataset[index][label_key]) for index in range(len(dataset))]
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes or 0).astype(np.float64)
+    present = counts > 0
+    weights = np.zeros_like(counts)
+    weights[present] = counts.sum() / (present.sum() * counts[present])
+    return torch.tensor(weights, dtype=torch.float32)

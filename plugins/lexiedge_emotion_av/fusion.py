@@ -19,6 +19,8 @@ from torch import nn
 from lexiedge_emotion_av.layers import RMSNorm, SelfAttention, SwiGLU, key_bias, swiglu_hidden
 from lexiedge_emotion_av.settings import FusionSettings
 
+STD_EPS = 1e-5
+
 
 class GatedShortConv(nn.Module):
     """LFM2's double-gated short conv: (b, c, h) = in_proj(x); out_proj(c * conv(b * h)).
@@ -79,7 +81,8 @@ class LFM2Fusion(nn.Module):
             FusionBlock(settings, use_attention=i % 2 == 1) for i in range(settings.layers)
         )
         self.out_norm = RMSNorm(settings.hidden)
-        self.out_proj = nn.Linear(settings.hidden, settings.out)
+        self.with_std = settings.pooling == "mean_std"
+        self.out_proj = nn.Linear(settings.hidden * (2 if self.with_std else 1), settings.out)
 
     def forward(
         self, audio: torch.Tensor, visual: torch.Tensor, audio_mask: torch.Tensor, video_mask: torch.Tensor
@@ -97,16 +100,24 @@ class LFM2Fusion(nn.Module):
         x = self.out_norm(x)
         return self.out_proj(self._pool(x, audio.shape[1], audio_mask.to(x.dtype), video_mask.to(x.dtype)))
 
-    @staticmethod
     def _pool(
-        x: torch.Tensor, audio_tokens: int | torch.SymInt, audio_mask: torch.Tensor, video_mask: torch.Tensor
+        self, x: torch.Tensor, audio_tokens: int | torch.SymInt, audio_mask: torch.Tensor, video_mask: torch.Tensor
     ) -> torch.Tensor:
-        """Mean of each modality's tokens, then the mean over the modalities present.
+        """Statistics of each modality's tokens (mean, and std with ``pooling: mean_std``), then their mean
+        over the modalities present.
 
         Pooling per modality first keeps the ~10x more numerous audio tokens from outweighing the
         frames; the denominator is clamped so that an input with no modality gives zeros, not NaN.
         """
-        audio_mean = x[:, :audio_tokens].mean(dim=1)
-        visual_mean = x[:, audio_tokens:].mean(dim=1)
+        audio_vector = self._statistics(x[:, :audio_tokens])
+        visual_vector = self._statistics(x[:, audio_tokens:])
         present = (audio_mask + video_mask).clamp(min=1.0)[:, None]
-        return (audio_mean * audio_mask[:, None] + visual_mean * video_mask[:, None]) / present
+        return (audio_vector * audio_mask[:, None] + visual_vector * video_mask[:, None]) / present
+
+    def _statistics(self, tokens: torch.Tensor) -> torch.Tensor:
+        mean = tokens.mean(dim=1)
+        if not self.with_std:
+            return mean
+        centred = tokens - mean[:, None]
+        std = torch.sqrt((centred * centred).mean(dim=1) + STD_EPS)  # eps: a single frame has no spread
+        return torch.cat([mean, std], dim=-1)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from lexiedge.api import BuiltModel, ModelPlugin, PluginSettings
+from lexiedge.api import BuiltModel, DataSplits, ModelPlugin, PluginSettings
 from lexiedge.errors import UsageError
 from lexiedge.plugin import hookimpl
 from lexiedge_emotion_av.settings import EmotionAVSettings
 
 if TYPE_CHECKING:
     import torch
+    from rich.console import Console
 
     from lexiedge.profile import DeviceSpec
     from lexiedge.registry import Registry
@@ -25,6 +26,7 @@ DEFAULT_FRAMES = 8
 DEFAULT_IMAGE_SIZE = 64
 
 PARAMETER_GROUPS = ("audio", "visual", "fusion", "head")
+STATISTICS_BATCH = 32  # training clips per batch while measuring the feature statistics
 
 
 def class_labels(num_classes: int) -> list[str]:
@@ -77,6 +79,35 @@ class EmotionAVPlugin(ModelPlugin):
             "label": torch.randint(0, model_settings.num_classes, (batch_size,), generator=generator),
         }
         return {key: value.to(device) for key, value in batch.items()}
+
+    def fit_to_data(self, built: BuiltModel, splits: DataSplits, console: Console) -> dict[str, Any] | None:
+        """Global feature normalisation: the per-band log-mel mean and std of the training clips' audio.
+
+        Clips without audio (mask 0, zeros) are left out; with ``feature_norm: utterance`` nothing is measured.
+        """
+        from torch.utils.data import default_collate
+
+        settings = built.module.settings
+        if settings.feature_norm != "global":
+            return None
+        frontend = built.module.audio.frontend
+        collate = splits.collate or default_collate
+        clips = 0
+
+        def audio_batches():
+            nonlocal clips
+            train = splits.train
+            for start in range(0, len(train), STATISTICS_BATCH):
+                batch = collate([train[i] for i in range(start, min(start + STATISTICS_BATCH, len(train)))])
+                present = batch["audio_mask"] > 0
+                clips += int(present.sum())
+                if present.any():
+                    yield batch["waveform"][present]
+
+        summary = frontend.fit_statistics(audio_batches())
+        console.print(f"emotion-av: feature normalisation measured on {clips} training clips "
+                      f"({summary['frames']} log-mel frames)", highlight=False)
+        return {"feature_norm": "global", "clips": clips, **summary}
 
     def parameter_groups(self, module: torch.nn.Module) -> dict[str, int]:
         """Parameters per part: audio, visual, fusion, head (they sum to the total)."""

@@ -6,6 +6,7 @@ section forbids unknown keys (it is a :class:`PluginSettings`), so a misspelt ke
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -33,14 +34,31 @@ class AudioSettings(PluginSettings):
     conv_kernel: int = Field(
         15, ge=3, description="depthwise conv kernel in time (odd); 15 tokens = 0.6 s at 4x"
     )
-    subsampling: Literal[2, 4, 8] = Field(
-        4, description="time reduction of the strided conv2d front (2 per conv)"
+    subsampling: Literal[2, 4, 8] = Field(4, description="time reduction of the stem (2 per block or conv)")
+    stem: Literal["vgg", "strided"] = Field(
+        "vgg",
+        description=(
+            "vgg: 3x3 conv + BatchNorm + max-pool blocks, mean over the mel bands (shift-invariant in frequency); "
+            "strided: ESPnet's two stride-2 convs with every band flattened into one Linear"
+        ),
+    )
+    stem_channels: list[int] = Field(
+        default_factory=lambda: [16, 32, 64, 64],
+        min_length=1,
+        description="vgg stem: channels of each block; the first log2(subsampling) blocks also halve time",
     )
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
 
     @model_validator(mode="after")
     def _check(self) -> AudioSettings:
         _check_heads("audio", self.dim, self.heads)
+        if self.stem == "vgg" and len(self.stem_channels) < math.log2(self.subsampling):
+            raise ValueError(
+                f"audio.stem_channels has {len(self.stem_channels)} blocks; subsampling {self.subsampling} needs "
+                f"at least {int(math.log2(self.subsampling))} (each halves time once)"
+            )
+        if any(width < 1 for width in self.stem_channels):
+            raise ValueError(f"audio.stem_channels must be positive, got {self.stem_channels}")
         if self.conv_kernel % 2 == 0:
             raise ValueError(f"audio.conv_kernel ({self.conv_kernel}) must be odd (centred 'same' padding)")
         return self
@@ -74,6 +92,13 @@ class FusionSettings(PluginSettings):
     heads: int = Field(4, ge=1, description="query heads; hidden must be divisible by heads")
     kv_heads: int = Field(2, ge=1, description="key/value heads (grouped-query attention); must divide heads")
     conv_kernel: int = Field(3, ge=1, description="short depthwise conv kernel (odd, centred: non-causal)")
+    pooling: Literal["mean", "mean_std"] = Field(
+        "mean",
+        description=(
+            "how each modality's tokens become one vector: their mean, or their mean and standard deviation "
+            "(statistics pooling, as in x-vectors: how much a clip varies over time is a cue of emotion)"
+        ),
+    )
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
 
     @model_validator(mode="after")
@@ -84,6 +109,15 @@ class FusionSettings(PluginSettings):
         if self.conv_kernel % 2 == 0:
             raise ValueError(f"fusion.conv_kernel ({self.conv_kernel}) must be odd (centred 'same' padding)")
         return self
+
+
+class SpecAugmentSettings(PluginSettings):
+    """SpecAugment's masking of the log-mel features while training (never at inference)."""
+
+    freq_masks: int = Field(2, ge=0, description="frequency masks per clip")
+    freq_width: float = Field(0.15, ge=0.0, le=1.0, description="largest share of the mel bands one mask covers")
+    time_masks: int = Field(2, ge=0, description="time masks per clip")
+    time_width: float = Field(0.1, ge=0.0, le=1.0, description="largest share of the frames one mask covers")
 
 
 class HeadSettings(PluginSettings):
@@ -110,6 +144,16 @@ class EmotionAVSettings(PluginSettings):
     n_fft: int = Field(400, ge=16, description="STFT window in samples (400 = 25 ms at 16 kHz)")
     hop_length: int = Field(160, ge=1, description="STFT hop in samples (160 = 10 ms at 16 kHz)")
     n_mels: int = Field(64, ge=8, description="mel bands")
+    feature_norm: Literal["global", "utterance"] = Field(
+        "global",
+        description=(
+            "global: per-band mean/std measured on the training clips before training and saved with the weights "
+            "(keeps loudness and spectral tilt); utterance: each clip's own per-band statistics"
+        ),
+    )
+    spec_augment: SpecAugmentSettings | None = Field(
+        default_factory=SpecAugmentSettings, description="time/frequency masking while training; null: off"
+    )
     audio: AudioSettings = Field(default_factory=AudioSettings)
     visual: VisualSettings = Field(default_factory=VisualSettings)
     fusion: FusionSettings = Field(default_factory=FusionSettings)

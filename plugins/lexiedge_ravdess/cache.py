@@ -29,7 +29,7 @@ from lexiedge_ravdess.decode import DecodedClip, DecodeError, DecodeOptions, dec
 from lexiedge_ravdess.faces import face_detector
 from lexiedge_ravdess.labels import ClipName
 
-CACHE_VERSION = 2  # bump when decoding changes in a way the options do not show
+CACHE_VERSION = 3  # bump when decoding changes in a way the options do not show
 MIN_CLIPS_PER_WORKER = 8  # below this, starting worker processes costs more than it saves
 
 

@@ -49,6 +49,18 @@ def make_item(
     }
 
 
+def change_speed(waveform: np.ndarray, factor: float) -> np.ndarray:
+    """The clip played ``factor`` times faster (pitch up with it), band-limited: scipy's polyphase resampler."""
+    if factor == 1.0:
+        return waveform
+    from fractions import Fraction
+
+    from scipy.signal import resample_poly
+
+    ratio = Fraction(factor).limit_denominator(50)  # 1.1 -> 11/10: keep 10 samples of every 11
+    return resample_poly(np.asarray(waveform, dtype=np.float32), ratio.denominator, ratio.numerator).astype(np.float32)
+
+
 def collate_batch(items: Sequence[Item]) -> dict[str, torch.Tensor]:
     """Stack examples into the contract batch dict (a module-level function: DataLoader workers pickle it).
 
@@ -59,11 +71,18 @@ def collate_batch(items: Sequence[Item]) -> dict[str, torch.Tensor]:
 
 
 class ClipDataset(Dataset):
-    """Examples of one split; subclasses say where the decoded arrays come from."""
+    """Examples of one split; subclasses say where the decoded arrays come from.
 
-    def __init__(self, clips: Sequence[ClipName], settings: RavdessSettings) -> None:
+    ``train`` (the training split) turns on the augmentations the settings ask for, drawn from torch's
+    generator (seeded by the trainer, so a run is repeatable): ``speed_perturb`` plays the audio at a
+    random listed speed, ``random_crop`` takes a random ``clip_seconds`` window of the stored audio.
+    Other splits (and inference) read the centre window, unchanged.
+    """
+
+    def __init__(self, clips: Sequence[ClipName], settings: RavdessSettings, *, train: bool = False) -> None:
         self.clips = list(clips)
         self.settings = settings
+        self.train = train
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -75,6 +94,13 @@ class ClipDataset(Dataset):
 
     def __getitem__(self, index: int) -> Item:
         waveform, frames = self._arrays(index)
+        if self.train and waveform is not None and self.settings.speed_perturb:
+            factors = self.settings.speed_perturb
+            waveform = change_speed(waveform, factors[int(torch.randint(0, len(factors), ()))])
+        if (self.train and self.settings.random_crop and waveform is not None
+                and waveform.shape[0] > self.settings.num_samples):
+            start = int(torch.randint(0, waveform.shape[0] - self.settings.num_samples + 1, ()))
+            waveform = waveform[start : start + self.settings.num_samples]
         return make_item(self.clips[index].emotion, waveform, frames, self.settings)
 
     @abstractmethod
@@ -85,8 +111,8 @@ class ClipDataset(Dataset):
 class CachedClipDataset(ClipDataset):
     """Reads memory-mapped arrays from the feature cache: no decoding in any epoch."""
 
-    def __init__(self, entries: Sequence[CachedClip], settings: RavdessSettings) -> None:
-        super().__init__([entry.clip for entry in entries], settings)
+    def __init__(self, entries: Sequence[CachedClip], settings: RavdessSettings, *, train: bool = False) -> None:
+        super().__init__([entry.clip for entry in entries], settings, train=train)
         self.entries = list(entries)
         # Maps opened once per process (each DataLoader worker opens its own): parsing a .npy header costs
         # more than reading a clip's pages. Maps hold no file descriptors and only the pages read.

@@ -27,7 +27,7 @@ class DecodeOptions:
     """What decoding produces; every field changes the output and so keys the feature cache."""
 
     sample_rate: int
-    clip_seconds: float
+    clip_seconds: float  # audio kept: the centre window of this length (the clip's, or more for random crops)
     frames: int
     image_size: int
     face_crop: bool
@@ -38,7 +38,7 @@ class DecodeOptions:
     def from_settings(cls, settings: Any) -> DecodeOptions:
         return cls(
             sample_rate=settings.sample_rate,
-            clip_seconds=settings.clip_seconds,
+            clip_seconds=settings.kept_seconds,
             frames=settings.frames,
             image_size=settings.image_size,
             face_crop=settings.face_crop,
@@ -52,7 +52,7 @@ class DecodeOptions:
 
 @dataclass
 class DecodedClip:
-    """``waveform``: float32 (N,) in [-1, 1] at the target rate, at most clip_seconds (centre part);
+    """``waveform``: float32 (N,) in [-1, 1] at the target rate, at most clip_seconds of the options (centre part);
     ``frames``: uint8 (T, 3, size, size) RGB, channels first as the model reads them. None where the clip has
     no such stream or it was not asked for."""
 

@@ -66,7 +66,11 @@ def load_splits(
     kept = {name: [by_clip[c] for c in chosen[name] if c in by_clip] for name in SPLIT_NAMES}
     if not kept["train"]:
         raise UsageError(f"{root}: none of the {len(chosen['train'])} training clips could be decoded")
-    datasets = {name: CachedClipDataset(kept[name], settings) if kept[name] else None for name in SPLIT_NAMES}
+    datasets = {
+        name: CachedClipDataset(kept[name], settings, train=name == "train")
+        if kept[name] else None
+        for name in SPLIT_NAMES
+    }
     summary = _summary(root, settings, actors, kept, invalid, failed, songs, mute, cache)
     return DataSplits(
         train=datasets["train"],

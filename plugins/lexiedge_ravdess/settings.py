@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 from lexiedge.api import PluginSettings
 
 Modality = Literal["audio", "video"]
+CROP_ROOM = 2.0  # with random_crop, the cache keeps this many clip lengths of audio around the centre
 
 
 class SplitSettings(PluginSettings):
@@ -53,6 +54,27 @@ class RavdessSettings(PluginSettings):
     split: SplitSettings | None = Field(None, description="actors per split (default 1-16 / 17-20 / 21-24)")
     include_song: bool = Field(False, description="also use sung clips (vocal channel 02)")
     face_crop: bool = Field(True, description="crop the largest detected face (centre square when none is found)")
+    speed_perturb: list[float] = Field(
+        default_factory=list,
+        description=(
+            "training clips: each read plays the audio at a speed drawn from this list (Kaldi's [0.9, 1.0, 1.1]): "
+            "faster and higher, or slower and lower, as another speaker would say it; empty: off"
+        ),
+    )
+    random_crop: bool = Field(
+        True,
+        description=(
+            "training clips: a random clip_seconds window of the recording each time it is read (validation, "
+            "test and inference: the centre window); the cache keeps up to 2 x clip_seconds around the centre"
+        ),
+    )
+
+    @field_validator("speed_perturb")
+    @classmethod
+    def _sane_speeds(cls, factors: list[float]) -> list[float]:
+        if any(not 0.5 <= factor <= 2.0 for factor in factors):
+            raise ValueError(f"speed factors must lie in [0.5, 2.0], got {factors}")
+        return factors
 
     @field_validator("modalities")
     @classmethod
@@ -60,6 +82,11 @@ class RavdessSettings(PluginSettings):
         if len(set(modalities)) != len(modalities):
             raise ValueError(f"a modality is listed twice: {modalities}")
         return modalities
+
+    @property
+    def kept_seconds(self) -> float:
+        """Audio kept per clip in the feature cache: room for random crops around the centre window."""
+        return self.clip_seconds * (CROP_ROOM if self.random_crop else 1.0)
 
     @property
     def num_samples(self) -> int:

@@ -1,4 +1,5 @@
-"""The in-graph log-mel front end: matches torch.stft, puts tones in the right band, normalises per clip."""
+"""The in-graph log-mel front end: matches torch.stft, puts tones in the right band, normalises globally
+(statistics of the training clips, kept with the weights) or per clip, and masks only while training."""
 
 from __future__ import annotations
 
@@ -8,14 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from lexiedge_emotion_av.frontend import LogMelFrontend, hz_to_mel, mel_filterbank, mel_to_hz
+from lexiedge_emotion_av.frontend import LogMelFrontend, SpecAugment, hz_to_mel, mel_filterbank, mel_to_hz
 
 SR, N_FFT, HOP, N_MELS = 16000, 400, 160, 64
 
 
 @pytest.fixture(scope="module")
 def frontend() -> LogMelFrontend:
-    return LogMelFrontend(SR, N_FFT, HOP, N_MELS)
+    return LogMelFrontend(SR, N_FFT, HOP, N_MELS, normalization="utterance")
 
 
 def tone(frequency: float, seconds: float = 1.0, amplitude: float = 0.5) -> torch.Tensor:
@@ -75,6 +76,49 @@ def test_features_are_normalised_per_clip_and_ignore_loudness(frontend: LogMelFr
     # difference (visible in the weakest band's quietest frames)
     assert (quieter - features).abs().max() < 0.05
     assert (quieter - features).abs().mean() < 1e-3
+
+
+def _speechlike(seed: int, pitch: float, level: float) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(1, SR, generator=generator) * 0.02 * level + tone(pitch, amplitude=0.3 * level)
+
+
+def test_global_statistics_are_fitted_on_the_training_clips_and_keep_loudness() -> None:
+    frontend = LogMelFrontend(SR, N_FFT, HOP, N_MELS, normalization="global")
+    clips = [_speechlike(seed, pitch, level) for seed, (pitch, level) in enumerate(
+        [(220.0, 1.0), (180.0, 0.3), (300.0, 0.6), (250.0, 1.2)])]
+    summary = frontend.fit_statistics(iter([torch.cat(clips[:2]), torch.cat(clips[2:])]))
+    assert summary["frames"] == 4 * (1 + SR // HOP)
+    features = torch.cat([frontend(clip) for clip in clips], dim=1)  # every frame of the fitted clips
+    assert features.mean(dim=1).abs().max() < 1e-4
+    assert (features.std(dim=1, unbiased=False) - 1).abs().max() < 1e-3
+    # unlike per-clip normalisation, a 12 dB quieter clip has lower features: loudness is a cue of emotion
+    loud, quiet = frontend(clips[0]), frontend(clips[0] * 0.25)
+    assert (loud - quiet).mean() > 0.5
+    # the statistics are buffers of the state dict: they travel with the weights (and into the ONNX graph)
+    state = frontend.state_dict()
+    assert set(state) == {"feature_mean", "feature_std"}
+    restored = LogMelFrontend(SR, N_FFT, HOP, N_MELS)
+    restored.load_state_dict(state)
+    assert torch.equal(restored(clips[1]), frontend(clips[1]))
+
+
+def test_spec_augment_masks_stripes_while_training_and_is_the_identity_otherwise() -> None:
+    features = torch.randn(4, 300, N_MELS) + 5.0  # no feature is 0 before masking
+    augment = SpecAugment(freq_masks=2, freq_width=0.2, time_masks=2, time_width=0.1)
+    augment.eval()
+    assert torch.equal(augment(features), features)
+    augment.train()
+    torch.manual_seed(0)
+    masked = augment(features)
+    zero = masked == 0
+    assert zero.any(dim=(1, 2)).all(), "every clip gets masks"
+    bands_zeroed = zero.all(dim=1).sum(dim=1)  # whole bands
+    frames_zeroed = zero.all(dim=2).sum(dim=1)  # whole frames
+    assert (bands_zeroed <= 2 * int(0.2 * N_MELS) + 2).all() and (frames_zeroed <= 2 * 30 + 2).all()
+    assert torch.equal(masked[~zero], features[~zero]), "what is not masked is untouched"
+    torch.manual_seed(0)
+    assert torch.equal(augment(features), masked), "seeded: the same masks"
 
 
 @pytest.mark.parametrize("samples", [N_FFT, 8000, 48000 + 37])

@@ -99,6 +99,23 @@ def test_a_samples_logits_do_not_depend_on_its_batch(tiny_model, inputs) -> None
     assert (together[0] - together[3]).abs().max() > 1e-3  # different clips, different logits
 
 
+def test_a_batch_without_video_skips_the_visual_branch_with_the_same_logits(tiny_model, inputs) -> None:
+    waveform, frames, ones, _ = inputs(3, 9600, 2, seed=5)
+    no_video = torch.zeros(3)
+    one_video = torch.tensor([0.0, 0.0, 1.0])  # one clip with video: the branch runs for the whole batch
+    calls = []
+    hook = tiny_model.visual.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        with torch.no_grad():
+            skipped = tiny_model(waveform, frames, ones, no_video)
+            assert not calls, "no clip has video: the visual branch is not run"
+            computed = tiny_model(waveform, frames, ones, one_video)
+            assert calls
+    finally:
+        hook.remove()
+    torch.testing.assert_close(skipped[:2], computed[:2], atol=1e-6, rtol=0)
+
+
 def test_a_few_optimiser_steps_fit_a_fixed_batch(tiny_settings, inputs) -> None:
     torch.manual_seed(0)
     model = EmotionAVModel(tiny_settings(dropout=0.0)).train()

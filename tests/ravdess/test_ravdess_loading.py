@@ -127,6 +127,7 @@ def test_invalid_names_are_warned_about_and_skipped(synth_root: Path, tmp_path: 
 
 
 def _arrays(dataset) -> list[tuple[np.ndarray, ...]]:
+    torch.manual_seed(0)  # the training split's random crops come from torch's generator
     return [tuple(item[key].numpy() for key in ("waveform", "frames", "label")) for item in items_of(dataset)]
 
 
@@ -217,3 +218,59 @@ def test_a_split_without_present_training_actors_is_a_usage_error(synth_root: Pa
     settings = small_settings(split=SplitSettings(train=[20, 21], val=[1]))
     with pytest.raises(UsageError, match=r"no training clips: train actors \[\]; actors present: \[1, 2, 3, 4, 5, 6\]"):
         load_splits(settings, synth_root, cache_dir=tmp_path, console=console)
+
+
+def test_training_clips_are_random_windows_and_the_others_the_centre_window(
+    synth_root: Path, tmp_path: Path, console, small_settings
+) -> None:
+    from lexiedge_ravdess.decode import centre_fit
+    from lexiedge_ravdess.plugin import RavdessPlugin
+
+    data = tmp_path / "data"
+    copy_subset(synth_root, data, [1, 2, 3, 4, 5, 6], modalities=("03",))  # audio-only wavs of 1.2 s
+    settings = small_settings(clip_seconds=0.5)  # windows of 0.5 s: room to move inside each recording
+    splits = load_splits(settings, data, cache_dir=tmp_path / "cache", console=console, workers=0)
+    torch.manual_seed(1)
+    reads = [splits.train[0]["waveform"].numpy() for _ in range(4)]
+    assert all(read.shape == (settings.num_samples,) for read in reads)
+    assert len({read.tobytes() for read in reads}) > 1, "each read of a training clip is another window"
+    stored = splits.train.entries[0]
+    recording = np.load(stored.audio)
+    assert recording.shape[0] == round(settings.kept_seconds * settings.sample_rate), "2 x the clip kept around the centre"
+    assert all(any(np.array_equal(read, recording[s : s + len(read)]) for s in range(len(recording) - len(read) + 1))
+               for read in reads), "every window is a piece of the recording"
+    clip = splits.val.clips[0]
+    expected = RavdessPlugin().decode_for_inference(settings, clip.path)["waveform"]
+    np.testing.assert_array_equal(splits.val[0]["waveform"].numpy(), expected)
+    np.testing.assert_array_equal(expected, centre_fit(np.load(splits.val.entries[0].audio), settings.num_samples))
+
+
+def test_speed_perturbation_plays_a_clip_faster_and_higher() -> None:
+    from lexiedge_ravdess.dataset import change_speed
+
+    rate = 16000
+    t = np.arange(rate) / rate
+    tone = np.sin(2 * np.pi * 1000.0 * t).astype(np.float32)
+    faster = change_speed(tone, 1.25)
+    assert faster.dtype == np.float32 and len(faster) == round(rate / 1.25)
+    spectrum = np.abs(np.fft.rfft(faster * np.hanning(len(faster))))
+    peak_hz = np.argmax(spectrum) * rate / len(faster)
+    assert abs(peak_hz - 1250.0) < 5.0, "a quarter faster is a quarter higher"
+    assert change_speed(tone, 1.0) is tone
+
+
+def test_training_reads_with_speed_perturbation_vary_in_length_before_the_crop(
+    synth_root: Path, tmp_path: Path, console, small_settings
+) -> None:
+    data = tmp_path / "data"
+    copy_subset(synth_root, data, [1, 2, 3, 4, 5, 6], modalities=("03",))
+    settings = small_settings(clip_seconds=2.0, speed_perturb=[0.8, 1.25], random_crop=False)  # longer than the clips
+    splits = load_splits(settings, data, cache_dir=tmp_path / "cache", console=console, workers=0)
+    torch.manual_seed(3)
+    reads = [splits.train[0]["waveform"].numpy() for _ in range(8)]
+    # every read is padded to clip_seconds; the sped-up ones end earlier (more trailing zeros)
+    voiced = {int(np.flatnonzero(np.abs(read) > 0)[-1]) for read in reads}
+    assert len(voiced) == 2, "two speeds, two lengths"
+    first = splits.val[0]["waveform"].numpy()
+    torch.manual_seed(4)
+    np.testing.assert_array_equal(splits.val[0]["waveform"].numpy(), first)  # validation is never augmented

@@ -80,6 +80,7 @@ class ClustersSettings(PluginSettings):
     separation: float = 0.4  # scale of the class centres (noise 1): learnable in an epoch or two, not at init
     noise: float = 1.0
     seed: int = 0
+    shuffle_train_labels: bool = False  # a set whose training labels say nothing about the inputs
 
 
 class ClusterSet(Dataset):
@@ -134,6 +135,8 @@ class ClustersPlugin(DatasetPlugin):
             settings.separation * torch.randn(settings.num_classes, *FRAMES, generator=generator),
         )
         train = ClusterSet(settings.train, centres, settings.noise, settings.seed + 1)
+        if settings.shuffle_train_labels:
+            train.labels = train.labels[torch.randperm(len(train.labels), generator=torch.Generator().manual_seed(7))]
         stop = os.environ.get("TINY_STOP_AFTER_CHECKPOINT")  # "SAMPLES:RUN_DIR"
         if stop:
             after, run_dir = stop.split(":", 1)
