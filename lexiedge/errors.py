@@ -10,11 +10,20 @@ from __future__ import annotations
 import errno
 from collections.abc import Iterable
 
+# The base classes live in the runtime distribution (its lowest layer, which apps install alone), so a
+# runtime error is a LexiedgeError here too: one class each, re-exported.
+from lexiedge_runtime.errors import LexiedgeError, NotAvailableError
 
-class LexiedgeError(Exception):
-    """An error caused by the user's input; its message is one line saying what was expected."""
-
-    exit_code: int = 1
+__all__ = [
+    "DiskFullError",
+    "LexiedgeError",
+    "NotAvailableError",
+    "ProfileError",
+    "UnknownPluginError",
+    "UsageError",
+    "describe_os_error",
+    "is_disk_full",
+]
 
 
 class ProfileError(LexiedgeError):
@@ -47,12 +56,6 @@ class UsageError(LexiedgeError):
     """A command used in a way it does not support (missing run, existing output, ...)."""
 
     exit_code = 2
-
-
-class NotAvailableError(LexiedgeError):
-    """A command or option whose implementation is not installed or not possible on this machine."""
-
-    exit_code = 3
 
 
 # The errors of the machine rather than of lexiedge's code: a full disk or quota, a read-only or

@@ -1,147 +1,33 @@
-"""The embeddable runtime: run an artifact written by `lexiedge export` with ONNX Runtime.
+"""``lexiedge.runtime``: the toolkit's name for :mod:`lexiedge_runtime`, kept for existing code.
 
-Needs only onnxruntime, onnxruntime-genai (LLM artifacts), numpy, tokenizers and jinja2 (chat
-templates); it never imports torch, transformers, pydantic or the lexiedge plugin host. To vendor
-it, copy ``lexiedge/runtime/`` and ``lexiedge/errors.py`` (stdlib only).
-
-    from lexiedge.runtime import load
-
-    classifier = load("artifacts/emotion-av/onnx")              # device="auto": TensorRT, CUDA, CPU
-    result = classifier.predict(waveform, frames)               # (samples,), (T, 3, H, W)
-    result.label, result.probabilities                          # "happy", {"neutral": 0.01, ...}
-
-    chat = load("artifacts/qwen-lora/onnx-int4", threads=4)
-    chat.generate([{"role": "user", "content": "Correct: She go to school."}]).text
-    for piece in chat.generate("Once upon a time", max_new_tokens=32, stream=True): print(piece, end="")
-
-Stable API (the benchmarks call it; keep it compatible):
-
-* ``load(artifact_dir, device="auto", *, threads=None, providers=None, allow_unverified=False)
-  -> Classifier | TextGenerator`` chosen by the manifest's ``task``. Before opening any model file it
-  validates the manifest (every path relative and inside the directory, values of the right type:
-  :class:`ManifestError`), refuses an artifact whose export verification failed
-  (:class:`UnverifiedArtifactError`; ``allow_unverified=True`` loads it with an
-  :class:`UnverifiedArtifactWarning`), and checks every file's sha256 against ``manifest.json``,
-  refusing a missing, changed or symlinked file (:class:`ArtifactIntegrityError`, naming each file).
-  ``device``: "auto" (TensorRT -> CUDA -> CPU among the providers onnxruntime
-  reports), "tensorrt", "cuda" or "cpu"; one that is not available raises
-  :class:`DeviceNotAvailableError` naming those that are. ``providers`` (ORT provider names or
-  ``(name, options)`` pairs) overrides ``device``. ``threads`` sets intra-op threads (None: ORT's
-  default). LLM artifacts run on ONNX Runtime GenAI: "cpu", or "cuda" with a CUDA build of it.
-* ``Classifier.predict(waveform=None, frames=None, *, sample_rate=16000)`` -> a
-  :class:`ClassificationResult` (``label``, ``probabilities`` dict label -> p, ``index``,
-  ``top(k)``) for one clip — waveform (samples,), frames (T, 3, H, W) — or a list of them for a batch —
-  (B, samples), (B, T, 3, H, W). Either modality may be left out: zeros with mask 0, as in training.
-  ``Classifier.session`` is the ``onnxruntime.InferenceSession``, ``.provider`` its provider,
-  ``.run(feeds)`` the graph on ready feeds (logits, probabilities). On CUDA/TensorRT it runs through
-  ``session.io_binding()``.
-* ``TextGenerator.generate(messages_or_prompt, max_new_tokens=128, temperature=0.0, top_p=1.0,
-  stop=None, stream=False, *, seed=None)`` -> a :class:`Generation` (``text``, ``token_ids``,
-  ``prompt_tokens``, ``finish_reason`` "eos" | "stop" | "length", ``reused_tokens`` and
-  ``prefilled_tokens``), or with ``stream=True`` an iterator of text pieces. Messages go through the
-  artifact's chat template; a string is used as is. ``TextGenerator.model`` is the
-  ``onnxruntime_genai.Model`` (KV cache kept in ORT), ``.tokenizer`` the
-  :class:`~lexiedge.runtime.chat.ChatTokenizer`.
-* Prefix reuse (text generation; keyword arguments of ``load``, ignored for a classifier unless
-  given): ``prefix_reuse=True`` keeps the last generation's KV cache and prefills only what the next
-  prompt does not share with it (greedy output unchanged, token for token); ``cache_tokens`` bounds
-  that cache (default: the context length, at most 4096; a call that does not fit runs uncached);
-  ``warm_prompt`` (messages or text, e.g. ``[{"role": "system", ...}]``) is prefilled at load so the
-  first turn pays only for the user's message. ``TextGenerator.warm(prompt)`` does that later,
-  ``.clear_cache()`` frees the cache, ``.prefilled_tokens`` / ``.reused_tokens`` count prompt tokens
-  run through the model / taken from the cache since load, and ``.generate_ids(prompt_ids, ...)``
-  yields new token ids (no template, no decoding). One TextGenerator may serve several threads: the
-  kept cache is leased to one call at a time and a call that finds it leased runs on a generator of
-  its own, so two calls never share a GenAI generator (see :class:`TextGenerator`).
-
-* Also relied on by `lexiedge bench` (keep compatible): ``Classifier.run(feeds)``, ``Classifier.spec``
-  (:class:`~lexiedge.runtime.inputs.ClassifierSpec`, ``.from_manifest(manifest, where)``: clip_samples,
-  frame_count, image_size, channels, sample_rate), :func:`open_artifact` (hash-checked
-  :class:`Artifact`), and :class:`~lexiedge.runtime.chat.ChatTokenizer` (``encode``, ``decode``,
-  ``render``, ``prompt_ids``).
-
-Input decisions: audio at another ``sample_rate`` is resampled (FFT, numpy); integer PCM is
-refused (its scale is not guessed), uint8 frames are scaled by 1/255, float64 is converted, NaN/inf
-and out-of-range values are refused, audio longer than ``preprocessing.max_input_seconds`` and more
-frames than ``preprocessing.max_frames`` (10x the training clip) are refused (window long recordings),
-frames must already be ``image_size`` face crops (`lexiedge infer` decodes and crops files as
-training did). Every bad input raises a subclass of
-:class:`RuntimeInputError` and leaves the loaded model usable.
+The runtime is its own distribution, ``lexiedge-runtime`` (``runtime/`` in this repository), which
+apps install without the toolkit and import as ``lexiedge_runtime``. The toolkit depends on it, and
+this package makes ``import lexiedge.runtime`` and ``from lexiedge.runtime.chat import ...`` give the
+very same module objects (one class per error, one ``load``): each submodule that existed under this
+name is registered as an alias, nothing is copied. New code imports ``lexiedge_runtime``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
+import sys
 
-from lexiedge.runtime.artifact import Artifact, open_artifact, read_manifest, sha256_file
-from lexiedge.runtime.classifier import ClassificationResult, Classifier
-from lexiedge.runtime.devices import ProviderSpec, available_devices, choose_providers
-from lexiedge.runtime.errors import (
-    ArtifactError,
-    ArtifactIntegrityError,
-    DeviceNotAvailableError,
-    InferenceError,
-    InputDtypeError,
-    InputShapeError,
-    InputValueError,
-    RuntimeInputError,
-    UnverifiedArtifactError,
-    UnverifiedArtifactWarning,
+import lexiedge_runtime
+from lexiedge_runtime import *  # noqa: F403  (the public API, as listed in lexiedge_runtime.__all__)
+from lexiedge_runtime import (
+    artifact,
+    chat,
+    classifier,
+    devices,
+    errors,
+    generator,
+    inputs,
+    kv_cache,
+    manifest,
 )
-from lexiedge.runtime.generator import Generation, TextGenerator, choose_genai_device
-from lexiedge.runtime.manifest import ManifestError
 
-CLASSIFICATION_TASKS = frozenset({"av-classification"})
-GENERATION_TASKS = frozenset({"causal-lm"})
+__all__ = list(lexiedge_runtime.__all__)
+__version__ = lexiedge_runtime.__version__
+__path__: list[str] = []  # nothing is loaded from here: a submodule is one of the aliases below or nothing
 
-__all__ = [
-    "Artifact",
-    "ArtifactError",
-    "ArtifactIntegrityError",
-    "ClassificationResult",
-    "Classifier",
-    "DeviceNotAvailableError",
-    "Generation",
-    "InferenceError",
-    "InputDtypeError",
-    "InputShapeError",
-    "InputValueError",
-    "ManifestError",
-    "RuntimeInputError",
-    "TextGenerator",
-    "UnverifiedArtifactError",
-    "UnverifiedArtifactWarning",
-    "available_devices",
-    "load",
-    "open_artifact",
-    "read_manifest",
-    "sha256_file",
-]
-
-
-def load(
-    artifact_dir: str | Path,
-    device: str = "auto",
-    *,
-    threads: int | None = None,
-    providers: Sequence[ProviderSpec] | None = None,
-    allow_unverified: bool = False,
-    prefix_reuse: bool = True,
-    cache_tokens: int | None = None,
-    warm_prompt: str | Sequence[dict[str, str]] | None = None,
-) -> Classifier | TextGenerator:
-    """Check an artifact's manifest, verification and files, then load it for its task (see the module doc)."""
-    artifact = open_artifact(artifact_dir, allow_unverified=allow_unverified)  # nothing unchecked is ever opened
-    task = artifact.task
-    if task in CLASSIFICATION_TASKS:
-        if cache_tokens is not None or warm_prompt is not None:
-            raise InputValueError(
-                f"{artifact.directory} is a classifier: cache_tokens and warm_prompt apply to text generation"
-            )
-        return Classifier(artifact, choose_providers(device, providers), threads=threads)
-    if task in GENERATION_TASKS:
-        return TextGenerator(artifact, choose_genai_device(device, providers), threads=threads,
-                             prefix_reuse=prefix_reuse, cache_tokens=cache_tokens, warm_prompt=warm_prompt)
-    known = ", ".join(sorted(CLASSIFICATION_TASKS | GENERATION_TASKS))
-    raise ArtifactError(f"{artifact.directory}: task {task!r} is not one this runtime runs ({known})")
+for _module in (artifact, chat, classifier, devices, errors, generator, inputs, kv_cache, manifest):
+    sys.modules[f"{__name__}.{_module.__name__.rsplit('.', 1)[1]}"] = _module

@@ -58,13 +58,26 @@ def test_an_app_runs_both_artifact_kinds_without_torch_or_transformers(av_artifa
     assert loaded == [], f"the runtime imported {loaded}"
 
 
-def test_the_runtime_package_imports_no_other_lexiedge_module_but_errors():
-    """Vendoring the runtime means copying lexiedge/runtime/ and lexiedge/errors.py: nothing else."""
-    runtime = Path(__file__).resolve().parents[2] / "lexiedge" / "runtime"
+def test_the_runtime_distribution_imports_nothing_of_the_toolkit():
+    """lexiedge-runtime installs alone: its package imports only itself (and never the name lexiedge)."""
+    import lexiedge_runtime
+
+    package = Path(lexiedge_runtime.__file__).parent
     imported = set()
-    for path in runtime.glob("*.py"):
+    for path in package.rglob("*.py"):
         for line in path.read_text().splitlines():
             words = line.strip().split()
             if len(words) >= 2 and words[0] in ("from", "import") and words[1].startswith("lexiedge"):
-                imported.add(words[1])
-    assert {name for name in imported if not name.startswith("lexiedge.runtime")} == {"lexiedge.errors"}
+                imported.add(words[1].split(".")[0])
+    assert imported == {"lexiedge_runtime"}
+
+
+def test_the_toolkits_old_name_is_the_same_modules():
+    """`lexiedge.runtime` (and each submodule it had) is the runtime distribution's module, not a copy."""
+    import lexiedge.runtime.chat
+    import lexiedge_runtime.chat
+    from lexiedge.errors import LexiedgeError
+    from lexiedge.runtime import ArtifactError, load
+
+    assert lexiedge.runtime.chat is lexiedge_runtime.chat
+    assert load is lexiedge_runtime.load and issubclass(ArtifactError, LexiedgeError)

@@ -5,7 +5,7 @@ What the graph reads (the artifact's ``preprocessing`` section): ``waveform`` fl
 ``image_size``, and ``audio_mask``/``video_mask`` (B,), 1.0 where the modality is present. A missing
 modality is zeros of the training shape with mask 0, exactly as the training batches had it.
 
-Decisions (documented in :mod:`lexiedge.runtime`):
+Decisions (documented in :mod:`lexiedge_runtime`):
 
 * audio at another rate is resampled here (band-limited FFT resampling, numpy only); int PCM is
   refused, since guessing its scale would silently change what the model hears;
@@ -14,7 +14,7 @@ Decisions (documented in :mod:`lexiedge.runtime`):
 * float64/float16 arrays are converted to float32; NaN/inf and out-of-range values are refused;
 * a modality the model was not trained on (``data_settings.modalities``) is dropped, as in training.
 
-Every problem is a :class:`~lexiedge.runtime.errors.RuntimeInputError` naming the argument, what
+Every problem is a :class:`~lexiedge_runtime.errors.RuntimeInputError` naming the argument, what
 was given and what was expected.
 """
 
@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from lexiedge.runtime.errors import ArtifactError, InputDtypeError, InputShapeError, InputValueError
-from lexiedge.runtime.manifest import ManifestError
+from lexiedge_runtime.errors import ArtifactError, InputDtypeError, InputShapeError, InputValueError
+from lexiedge_runtime.manifest import ManifestError
 
 # Out-of-range tolerance: float rounding in an app's own scaling must not be refused.
 RANGE_SLACK = 1e-3

@@ -10,7 +10,7 @@ JSON before any file the manifest names is opened, and they check only what the 
 * ``labels``, ``verification.passed``, ``size_bytes``, ``signature`` and the tokenizer's ids have
   the types the runtime, the bench and `lexiedge infer` use; a classifier's numbers (sample rate,
   clip length, frame count, image size) are checked by
-  :meth:`lexiedge.runtime.inputs.ClassifierSpec.from_manifest`.
+  :meth:`lexiedge_runtime.inputs.ClassifierSpec.from_manifest`.
 
 Keys this runtime does not read are left alone: exporters may add verification numbers and
 sections freely. ``source`` paths (the run an artifact came from) are provenance for humans and
@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import PureWindowsPath
 from typing import Any
 
-from lexiedge.runtime.errors import ArtifactError
+from lexiedge_runtime.errors import ArtifactError
 
 MANIFEST = "manifest.json"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -184,7 +184,7 @@ def _is_positive_int(value: Any) -> bool:
 
 
 def _classifier_check(manifest: dict[str, Any], where: str) -> None:
-    from lexiedge.runtime.inputs import ClassifierSpec
+    from lexiedge_runtime.inputs import ClassifierSpec
 
     ClassifierSpec.from_manifest(manifest, where)
 

@@ -2,9 +2,9 @@
 
 GenAI keeps the KV cache in ONNX Runtime (one buffer shared between past and present, no copy per
 token) and does the search (greedy, or top-p sampling with a temperature). Tokenizing and the chat
-template are :mod:`lexiedge.runtime.chat`'s, so prompts are tokenized exactly as in training.
+template are :mod:`lexiedge_runtime.chat`'s, so prompts are tokenized exactly as in training.
 
-Between calls the generator keeps the last generation's KV cache (:mod:`lexiedge.runtime.kv_cache`)
+Between calls the generator keeps the last generation's KV cache (:mod:`lexiedge_runtime.kv_cache`)
 and prefills only what a new prompt does not share with it, so a chat turn pays for the new message,
 not the whole history; the prompt's fixed beginning (the app's system prompt) can be prefilled at load.
 """
@@ -21,10 +21,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from lexiedge.runtime.artifact import Artifact
-from lexiedge.runtime.chat import ChatTokenizer, StopScanner, check_messages, cut_at_stop
-from lexiedge.runtime.errors import ArtifactError, DeviceNotAvailableError, InferenceError, InputValueError
-from lexiedge.runtime.kv_cache import DEFAULT_CACHE_TOKENS, CacheSlot, KeptGenerator, SearchSettings, prefill
+from lexiedge_runtime.artifact import Artifact
+from lexiedge_runtime.chat import ChatTokenizer, StopScanner, check_messages, cut_at_stop
+from lexiedge_runtime.errors import ArtifactError, DeviceNotAvailableError, InferenceError, InputValueError
+from lexiedge_runtime.kv_cache import DEFAULT_CACHE_TOKENS, CacheSlot, KeptGenerator, SearchSettings, prefill
 
 GENAI_CONFIG = "genai_config.json"
 _PROVIDER_DEVICES = {
@@ -79,10 +79,10 @@ class _Prefill:
 
 
 class TextGenerator:
-    """Runs a ``causal-lm`` artifact. Build it with :func:`lexiedge.runtime.load`.
+    """Runs a ``causal-lm`` artifact. Build it with :func:`lexiedge_runtime.load`.
 
     Attributes: ``model`` (the ``onnxruntime_genai.Model``), ``tokenizer`` (a
-    :class:`~lexiedge.runtime.chat.ChatTokenizer`), ``device`` ("cpu" or "cuda"), ``eos_token_ids``,
+    :class:`~lexiedge_runtime.chat.ChatTokenizer`), ``device`` ("cpu" or "cuda"), ``eos_token_ids``,
     ``context_length``, ``cache_tokens``, ``prefix_reuse``, ``manifest``, ``artifact_dir``, and the
     counters ``prefilled_tokens`` / ``reused_tokens`` (prompt tokens run through the model / taken
     from the kept cache since load, warm-ups included).
@@ -172,7 +172,7 @@ class TextGenerator:
         ends at an EOS token, at ``max_new_tokens``, or at the first ``stop`` string (cut from the text).
         ``stream=True`` returns an iterator of text pieces as tokens arrive (their concatenation is the
         non-streamed text); otherwise a :class:`Generation`. Arguments are checked before anything
-        runs: a bad one raises :class:`~lexiedge.runtime.errors.RuntimeInputError`.
+        runs: a bad one raises :class:`~lexiedge_runtime.errors.RuntimeInputError`.
         """
         options = _check_options(max_new_tokens, temperature, top_p, stop, seed)
         prompt = self.tokenizer.prompt_ids(messages_or_prompt)

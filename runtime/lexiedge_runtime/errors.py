@@ -3,7 +3,7 @@
 Two families:
 
 * :class:`ArtifactError` — the artifact cannot be loaded: no manifest, a manifest value of the wrong
-  type or a path leaving the directory (:class:`~lexiedge.runtime.manifest.ManifestError`), a task
+  type or a path leaving the directory (:class:`~lexiedge_runtime.manifest.ManifestError`), a task
   this runtime does not run, a file whose sha256 differs from the manifest or that is a symbolic
   link (:class:`ArtifactIntegrityError`), an export that failed verification
   (:class:`UnverifiedArtifactError`), a device that is not available (:class:`DeviceNotAvailableError`).
@@ -11,15 +11,35 @@ Two families:
   NaN, an empty waveform, a bad generation option). The runtime and the loaded model are unharmed:
   the app can catch it and go on with the next input.
 
-Both are :class:`lexiedge.errors.LexiedgeError`\\ s (a stdlib-only module), so `lexiedge infer` prints
-them as one line.
+Both are :class:`LexiedgeError`\\ s. That base of every user-facing lexiedge error lives here, in
+the lowest layer: the toolkit's :mod:`lexiedge.errors` re-exports it, so `lexiedge infer` and
+`lexiedge serve` print any of them as one line, and an app catches all of them with one ``except``.
+
+A missing optional dependency is a :class:`MissingExtraError` naming the extra that installs it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from lexiedge.errors import LexiedgeError, NotAvailableError
+
+class LexiedgeError(Exception):
+    """An error caused by the user's input; its message is one line saying what was expected.
+
+    ``exit_code`` is what the command line exits with (1 unless a subclass says otherwise).
+    """
+
+    exit_code: int = 1
+
+
+class NotAvailableError(LexiedgeError):
+    """A command or option whose implementation is not installed or not possible on this machine."""
+
+    exit_code = 3
+
+
+class MissingExtraError(NotAvailableError):
+    """An optional dependency of the runtime is not installed; the message names the extra to install."""
 
 
 class ArtifactError(LexiedgeError):

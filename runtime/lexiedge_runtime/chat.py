@@ -18,8 +18,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from lexiedge.runtime.artifact import Artifact
-from lexiedge.runtime.errors import ArtifactError, InputDtypeError, InputValueError
+from lexiedge_runtime.artifact import Artifact
+from lexiedge_runtime.errors import ArtifactError, InputDtypeError, InputValueError
+from lexiedge_runtime.extras import require
 
 TOKENIZER_JSON, TOKENIZER_CONFIG, TEMPLATE_FILE = "tokenizer.json", "tokenizer_config.json", "chat_template.jinja"
 SPECIAL_TOKEN_NAMES = ("bos_token", "eos_token", "unk_token", "pad_token")
@@ -31,6 +32,7 @@ class ChatTokenizer:
     """Encode prompts (plain text or chat messages), decode ids, stream-decode one id at a time."""
 
     def __init__(self, artifact: Artifact) -> None:
+        require("llm", "an LLM artifact's tokenizer and chat template")
         from tokenizers import Tokenizer
 
         files = artifact.manifest.get("files", {})
@@ -96,11 +98,8 @@ class ChatTokenizer:
 
     def _template(self) -> Any:
         if self._compiled is None:
-            try:
-                import jinja2.ext
-                from jinja2.sandbox import ImmutableSandboxedEnvironment
-            except ImportError:
-                raise ArtifactError("rendering chat messages needs jinja2 (pip install jinja2)") from None
+            import jinja2.ext  # checked with the [llm] extra when the tokenizer was built
+            from jinja2.sandbox import ImmutableSandboxedEnvironment
 
             def raise_exception(message: str) -> None:
                 raise jinja2.TemplateError(message)

@@ -1,4 +1,4 @@
-"""The KV cache a :class:`~lexiedge.runtime.generator.TextGenerator` keeps between calls.
+"""The KV cache a :class:`~lexiedge_runtime.generator.TextGenerator` keeps between calls.
 
 A chat re-sends the system prompt and the whole history every turn. ONNX Runtime GenAI's
 ``Generator`` holds its keys and values in ORT and ``rewind_to(n)`` drops everything after the first

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from lexiedge.runtime.errors import DeviceNotAvailableError, InputValueError
+from lexiedge_runtime.errors import DeviceNotAvailableError, InputValueError
 
 if TYPE_CHECKING:
     import onnxruntime as ort

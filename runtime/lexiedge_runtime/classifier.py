@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lexiedge.runtime.artifact import Artifact
-from lexiedge.runtime.devices import GPU_PROVIDERS, ProviderSpec, check_providers_taken, session_options
-from lexiedge.runtime.errors import ArtifactError, InferenceError
-from lexiedge.runtime.inputs import ClassifierSpec, prepare_inputs
+from lexiedge_runtime.artifact import Artifact
+from lexiedge_runtime.devices import GPU_PROVIDERS, ProviderSpec, check_providers_taken, session_options
+from lexiedge_runtime.errors import ArtifactError, InferenceError
+from lexiedge_runtime.inputs import ClassifierSpec, prepare_inputs
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -42,7 +42,7 @@ class ClassificationResult:
 
 
 class Classifier:
-    """Runs an ``av-classification`` artifact. Build it with :func:`lexiedge.runtime.load`.
+    """Runs an ``av-classification`` artifact. Build it with :func:`lexiedge_runtime.load`.
 
     Attributes: ``session`` (the ``onnxruntime.InferenceSession``), ``provider`` (the execution
     provider running it), ``labels``, ``spec`` (what the model reads), ``manifest``, ``artifact_dir``.
@@ -88,7 +88,7 @@ class Classifier:
         H = W = the manifest's image_size. Either may be left out (zeros and mask 0 as in training).
 
         Returns a :class:`ClassificationResult` for one clip, a list of them for a batch; raises a
-        :class:`~lexiedge.runtime.errors.RuntimeInputError` for input it cannot run on.
+        :class:`~lexiedge_runtime.errors.RuntimeInputError` for input it cannot run on.
         """
         prepared = prepare_inputs(self.spec, waveform, frames, sample_rate=sample_rate)
         logits, probabilities = self.run(prepared.feeds)

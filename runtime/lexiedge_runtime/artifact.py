@@ -2,7 +2,7 @@
 
 Nothing an artifact names is opened before it passed three checks, in this order:
 
-1. the manifest's values and paths (:func:`lexiedge.runtime.manifest.validate_manifest`): every path
+1. the manifest's values and paths (:func:`lexiedge_runtime.manifest.validate_manifest`): every path
    relative, normalised, inside the directory; hashes well formed;
 2. the export's verification passed (``verification.passed: true``), unless the caller asks for an
    unverified artifact with ``allow_unverified=True`` (then with an :class:`UnverifiedArtifactWarning`);
@@ -25,13 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lexiedge.runtime.errors import (
+from lexiedge_runtime.errors import (
     ArtifactError,
     ArtifactIntegrityError,
     UnverifiedArtifactError,
     UnverifiedArtifactWarning,
 )
-from lexiedge.runtime.manifest import MANIFEST, validate_manifest
+from lexiedge_runtime.manifest import MANIFEST, validate_manifest
 
 MANIFEST_FORMAT = "lexiedge-artifact"
 SUPPORTED_FORMAT_VERSIONS = (1,)
