@@ -22,11 +22,11 @@ from rich.console import Console
 from torch.utils.data import DataLoader, Dataset
 
 from lexiedge_ravdess.dataset import DecodingClipDataset, collate_batch
-from lexiedge_ravdess.faces import face_detector
 from lexiedge_ravdess.labels import find_clips
 from lexiedge_ravdess.loading import load_splits
 from lexiedge_ravdess.settings import RavdessSettings, SplitSettings
 from lexiedge_ravdess.synth import SynthSpec, write_synthetic_set
+from lexiedge_runtime.media.faces import face_detector
 
 BATCH_SIZE = 2
 

@@ -146,6 +146,16 @@ class DatasetPlugin(Plugin):
 
         raise NotAvailableError(f"data plugin {self.name!r} cannot read files for inference")
 
+    def media_preprocessing(self, settings: PluginSettings | dict[str, Any]) -> dict[str, Any] | None:
+        """How the runtime decodes a file as this plugin's evaluation data: the artifact's ``preprocessing.media``.
+
+        The exporter records it, and the runtime's ``Classifier.predict_file`` (and `lexiedge infer`,
+        `lexiedge serve`) decode with it, without this plugin: a
+        :class:`lexiedge_runtime.media.spec.MediaSpec` ``.to_manifest()``. ``None`` (the default): the
+        runtime cannot decode this plugin's files, and `lexiedge infer` asks :meth:`decode_for_inference`.
+        """
+        return None
+
     def label_of(self, path: Path) -> str | None:
         """The label a file carries in its name or beside it (RAVDESS names encode the emotion), if any.
 

@@ -312,7 +312,8 @@ def _escape(text: str) -> str:
 
 
 def _classify_files(model, manifest: dict, files: list[Path], top: int) -> None:
-    """Decode each file through the artifact's data plugin, classify it; a bad file is one line, not the end."""
+    """Decode each file as the artifact's manifest records (else through its data plugin), classify it; a bad
+    file is one line, not the end."""
     from rich.markup import escape
 
     from lexiedge.errors import UsageError
@@ -322,6 +323,9 @@ def _classify_files(model, manifest: dict, files: list[Path], top: int) -> None:
     if not preprocessing.get("data_plugin"):
         raise UsageError("the artifact's manifest names no data plugin (preprocessing.data_plugin) to decode files with")
     data_plugin = get_host().datasets.get(preprocessing["data_plugin"])  # an unknown one lists the installed
+    # the runtime's own decoder when the manifest records it (what an app's predict_file runs); the data
+    # plugin's for artifacts that predate the record or plugins whose files the runtime cannot decode
+    recorded = preprocessing.get("media") is not None
     table = Table("file", "label", "expected", "top probabilities")
     table.columns[0].no_wrap = True  # file names whole (errors below name the full paths)
     failed = 0
@@ -329,7 +333,10 @@ def _classify_files(model, manifest: dict, files: list[Path], top: int) -> None:
         try:
             if path.is_dir():  # the data plugin would only say "no such file"
                 raise UsageError(f"{path} is a directory; pass the video/audio files in it (e.g. {path}/*.mp4)")
-            result = model.predict(**data_plugin.decode_for_inference(preprocessing.get("data_settings") or {}, path))
+            if recorded:
+                result = model.predict_file(path)
+            else:
+                result = model.predict(**data_plugin.decode_for_inference(preprocessing.get("data_settings") or {}, path))
         except LexiedgeError as exc:
             failed += 1
             message = str(exc) if str(exc).startswith(str(path)) else f"{path}: {exc}"

@@ -162,7 +162,7 @@ def _collect(report: DemoReport, av_run: Path, lm_run: Path, artifacts: list[Pat
     clips = sorted(clip.parent.glob("*.mp4"))
     correct, example = 0, None
     for path in clips:
-        result = classifier.predict(**data_plugin.decode_for_inference(preprocessing["data_settings"], path))
+        result = classifier.predict_file(path)  # decoded as the evaluation data was (the manifest's record)
         expected = data_plugin.label_of(path)
         correct += int(result.label == expected)
         if path == clip:

@@ -45,3 +45,51 @@ def cli(capsys: pytest.CaptureFixture[str]):
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+# --- small real artifacts, for tests that need ones that load and run (not ones that are good) ---------
+# Built once per session, on first use, through the commands a user types: `lexiedge data synth-av`,
+# `lexiedge train --profile cpu` for two optimizer steps, `lexiedge merge`, `lexiedge export` with its
+# verification trimmed (the export tests own the thresholds). The cpu profile's emotion-av reads 1.5 s
+# of audio and 4 face crops of 48x48, and caches 3 s around the centre (room for random crops).
+SMALL_AV_TRAIN = ["--set", "models.emotion-av.train.max_steps=2"]
+SMALL_AV_EXPORT = ["--set", "models.emotion-av.export.options.onnx.max_val_clips=4"]
+SMALL_LM_TRAIN = ["--set", "models.qwen-lora.train.max_steps=2"]
+SMALL_LM_EXPORT = [
+    f"models.qwen-lora.export.options.onnx-int4.{option}"
+    for option in ("prompts=1", "new_tokens=4", "min_token_agreement=0", "min_decisive_share=0", "benchmark_tokens=0")
+]
+
+
+def lexiedge_ok(*args: str) -> None:
+    """`lexiedge ARGS...` in-process; the test fails if it does not exit 0."""
+    from lexiedge.cli import main
+
+    code = main([str(arg) for arg in args])
+    assert code == 0, f"lexiedge {' '.join(map(str, args))} exited {code}"
+
+
+@pytest.fixture(scope="session")
+def small_artifacts_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("small-artifacts")
+
+
+@pytest.fixture(scope="session")
+def small_av_artifact(small_artifacts_root: Path) -> Path:
+    """An emotion-av onnx artifact of the cpu profile (its manifest records preprocessing.media)."""
+    data, run, artifact = (small_artifacts_root / name for name in ("synth", "run-av", "emotion-av-onnx"))
+    lexiedge_ok("data", "synth-av", "--out", data, "--actors", "6")
+    lexiedge_ok("train", "--profile", "cpu", "--model", "emotion-av", "--data", data, "--out", run, *SMALL_AV_TRAIN)
+    lexiedge_ok("export", "--run", run, "--target", "onnx", "--out", artifact, *SMALL_AV_EXPORT)
+    return artifact
+
+
+@pytest.fixture(scope="session")
+def small_lm_artifact(small_artifacts_root: Path) -> Path:
+    """A qwen-lora onnx-int4 artifact (the tiny tutor Qwen2 of the cpu profile, LoRA merged)."""
+    run, artifact = small_artifacts_root / "run-lm", small_artifacts_root / "qwen-lora-onnx-int4"
+    lexiedge_ok("train", "--profile", "cpu", "--model", "qwen-lora", "--out", run, *SMALL_LM_TRAIN)
+    lexiedge_ok("merge", run)
+    sets = [item for option in SMALL_LM_EXPORT for item in ("--set", option)]
+    lexiedge_ok("export", "--run", run, "--target", "onnx-int4", "--out", artifact, *sets)
+    return artifact

@@ -328,12 +328,20 @@ def preprocessing(source: ClassifierSource) -> dict[str, Any]:
     data = source.data_settings.model_dump(mode="json") if hasattr(source.data_settings, "model_dump") else {}
     # the runtime refuses longer input: a length the model was never meant for costs memory quadratically
     limits = input_limits(data["clip_seconds"], data["frames"]) if {"clip_seconds", "frames"} <= data.keys() else {}
-    return {
+    data_plugin = source.job.entry.data.plugin if source.job else None
+    section = {
         "waveform": "mono float32 in [-1, 1] at sample_rate Hz; up to max_input_seconds (trained on clip_seconds)",
         "frames": "float32 RGB in [0, 1], (frames, 3, image_size, image_size), face crops; up to max_frames frames",
         **limits,
         "masks": "audio_mask / video_mask: 1.0 when the modality is present, 0.0 (and zeros) when missing",
         "output": "logits and probabilities (softmax) over labels",
-        "data_plugin": source.job.entry.data.plugin if source.job else None,
+        "data_plugin": data_plugin,
         "data_settings": data,
     }
+    if data_plugin is not None:  # how the runtime decodes files as this run's evaluation data (predict_file)
+        from lexiedge.plugin import get_host
+
+        media = get_host().datasets.get(data_plugin).media_preprocessing(source.data_settings)
+        if media is not None:
+            section["media"] = media
+    return section

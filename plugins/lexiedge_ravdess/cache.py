@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from lexiedge_ravdess.decode import DecodedClip, DecodeError, DecodeOptions, decode_clip
-from lexiedge_ravdess.faces import face_detector
 from lexiedge_ravdess.labels import ClipName
+from lexiedge_runtime.media.decode import DecodedClip, DecodeError, DecodeOptions, decode_clip
+from lexiedge_runtime.media.faces import face_detector
 
 CACHE_VERSION = 3  # bump when decoding changes in a way the options do not show
 MIN_CLIPS_PER_WORKER = 8  # below this, starting worker processes costs more than it saves

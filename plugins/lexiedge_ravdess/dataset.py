@@ -15,9 +15,11 @@ import torch
 from torch.utils.data import Dataset
 
 from lexiedge_ravdess.cache import CachedClip, read_audio, read_video
-from lexiedge_ravdess.decode import DecodeOptions, centre_fit, decode_clip
 from lexiedge_ravdess.labels import ClipName
+from lexiedge_ravdess.preprocessing import decode_options
 from lexiedge_ravdess.settings import RavdessSettings
+from lexiedge_runtime.inputs import scale_frames
+from lexiedge_runtime.media.decode import centre_fit, decode_clip
 
 Item = dict[str, torch.Tensor]
 BATCH_KEYS = ("waveform", "frames", "audio_mask", "video_mask", "label")
@@ -34,9 +36,9 @@ def make_item(
     else:
         audio, audio_mask = torch.zeros(settings.num_samples), 0.0
     if frames is not None and settings.use_video:
-        # uint8 on disk (4x smaller than float, and exact: the source is 8-bit); scaled here, in numpy:
-        # single-threaded, so a DataLoader in the main process does not pay torch's thread-pool wake-ups.
-        video = torch.from_numpy(np.multiply(frames, np.float32(1.0 / 255.0), dtype=np.float32))
+        # uint8 on disk (4x smaller than float, and exact: the source is 8-bit); scaled here by the runtime's
+        # own normalisation (numpy, so a DataLoader in the main process does not wake torch's thread pool).
+        video = torch.from_numpy(scale_frames(frames))
         video_mask = 1.0
     else:
         video, video_mask = torch.zeros(count, 3, size, size), 0.0
@@ -135,5 +137,5 @@ class DecodingClipDataset(ClipDataset):
     """
 
     def _arrays(self, index: int) -> tuple[np.ndarray | None, np.ndarray | None]:
-        decoded = decode_clip(self.clips[index].path, DecodeOptions.from_settings(self.settings))
+        decoded = decode_clip(self.clips[index].path, decode_options(self.settings))
         return decoded.waveform, decoded.frames

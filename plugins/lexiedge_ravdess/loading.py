@@ -11,11 +11,11 @@ from lexiedge.api import DataSplits
 from lexiedge.errors import UsageError
 from lexiedge_ravdess.cache import CachedClip, FailedClip, FeatureCache
 from lexiedge_ravdess.dataset import CachedClipDataset, collate_batch
-from lexiedge_ravdess.decode import DecodeOptions
-from lexiedge_ravdess.faces import face_detector
 from lexiedge_ravdess.labels import EMOTIONS, ClipName, find_clips
+from lexiedge_ravdess.preprocessing import decode_options
 from lexiedge_ravdess.settings import RavdessSettings
 from lexiedge_ravdess.splits import SPLIT_NAMES, ActorSplit, assign_actors, sample_per_class
+from lexiedge_runtime.media.faces import face_detector
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -56,7 +56,7 @@ def load_splits(
         present = sorted({c.actor for c in usable})
         raise UsageError(f"{root}: no training clips: train actors {list(actors.train)}; actors present: {present}")
 
-    cache = FeatureCache(cache_dir, DecodeOptions.from_settings(settings))
+    cache = FeatureCache(cache_dir, decode_options(settings))
     needed = sorted({clip for split_clips in chosen.values() for clip in split_clips})
     entries, failed = _build_cache(cache, needed, console, workers)
     for failure in failed:

@@ -49,26 +49,18 @@ class RavdessPlugin(DatasetPlugin):
         return load_splits(settings, source, cache_dir=cache_dir, console=console)
 
     def decode_for_inference(self, settings: PluginSettings | dict, path: Path) -> dict:
-        """One .mp4/.wav decoded as the training loader does: audio centre-fit to clip_seconds at the
-        model's rate, face-cropped uint8 frames (the runtime scales them by 1/255, as training did)."""
-        from lexiedge_ravdess.decode import DecodeError, DecodeOptions, centre_fit, decode_clip
+        """One .mp4/.wav decoded as evaluation data is: the runtime's decoder with :meth:`media_preprocessing`'s
+        options (audio centre-fit to clip_seconds at the model's rate, face-cropped uint8 frames, which
+        the runtime scales by 1/255 as training did). For artifacts whose manifest lacks that record."""
+        from lexiedge_ravdess.preprocessing import media_spec
+        from lexiedge_runtime.media.decode import decode_file
 
-        if not isinstance(settings, RavdessSettings):
-            settings = RavdessSettings.model_validate(settings if isinstance(settings, dict) else settings.model_dump())
-        if not path.is_file():
-            raise UsageError(f"{path}: no such file")
-        try:
-            clip = decode_clip(path, DecodeOptions.from_settings(settings))
-        except DecodeError as exc:
-            raise UsageError(f"{path}: cannot decode: {exc}") from None
-        arrays: dict = {"sample_rate": settings.sample_rate}
-        if clip.waveform is not None:
-            arrays["waveform"] = centre_fit(clip.waveform, settings.num_samples)
-        if clip.frames is not None:
-            arrays["frames"] = clip.frames
-        if len(arrays) == 1:
-            raise UsageError(f"{path}: no audio or video stream this model reads (modalities {settings.modalities})")
-        return arrays
+        return decode_file(path, media_spec(_ours(settings)))
+
+    def media_preprocessing(self, settings: PluginSettings | dict) -> dict:
+        from lexiedge_ravdess.preprocessing import media_spec
+
+        return media_spec(_ours(settings)).to_manifest()
 
     def label_of(self, path: Path) -> str | None:
         """The emotion a RAVDESS-named file carries (``MM-VV-EE-...``: EE); None for any other name."""
@@ -78,6 +70,13 @@ class RavdessPlugin(DatasetPlugin):
             return parse_name(path).emotion_name
         except InvalidName:
             return None
+
+
+def _ours(settings: PluginSettings | dict) -> RavdessSettings:
+    """An artifact's recorded data_settings (a dict) or another plugin's settings, validated as ours."""
+    if isinstance(settings, RavdessSettings):
+        return settings
+    return RavdessSettings.model_validate(settings if isinstance(settings, dict) else settings.model_dump())
 
 
 @hookimpl

@@ -23,8 +23,8 @@ import cv2
 import numpy as np
 import soundfile
 
-from lexiedge_ravdess.decode import resample
 from lexiedge_ravdess.labels import AUDIO_ONLY, AUDIO_VIDEO, EMOTIONS, SPEECH, VIDEO_ONLY
+from lexiedge_runtime.media.decode import resample
 
 VIDEO_ENCODERS = ("libx264", "h264", "mpeg4")  # first one this PyAV build can encode with is used
 AUDIO_RATE = 48000

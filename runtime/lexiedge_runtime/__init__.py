@@ -43,6 +43,12 @@ Stable API (the benchmarks call it; keep it compatible):
   ``Classifier.session`` is the ``onnxruntime.InferenceSession``, ``.provider`` its provider,
   ``.run(feeds)`` the graph on ready feeds (logits, probabilities). On CUDA/TensorRT it runs through
   ``session.io_binding()``.
+* ``Classifier.predict_file(path)`` (``[media]``) -> a :class:`ClassificationResult` for a .wav or
+  .mp4 file decoded as the model's evaluation data was: the decoder and options the manifest records
+  (``preprocessing.media``: :mod:`lexiedge_runtime.media`, the code training's data loader runs), the
+  centre ``clip_samples`` of the audio, face crops scaled by 1/255. ``.decode_file(path)`` gives
+  ``predict``'s arguments, ``.file_feeds(path)`` the graph's feeds. An artifact exported before the
+  manifest recorded its decoding refuses with an :class:`ArtifactError` (decode and call ``predict``).
 * ``TextGenerator.generate(messages_or_prompt, max_new_tokens=128, temperature=0.0, top_p=1.0,
   stop=None, stream=False, *, seed=None)`` -> a :class:`Generation` (``text``, ``token_ids``,
   ``prompt_tokens``, ``finish_reason`` "eos" | "stop" | "length", ``reused_tokens`` and
@@ -72,7 +78,7 @@ Input decisions: audio at another ``sample_rate`` is resampled (FFT, numpy); int
 refused (its scale is not guessed), uint8 frames are scaled by 1/255, float64 is converted, NaN/inf
 and out-of-range values are refused, audio longer than ``preprocessing.max_input_seconds`` and more
 frames than ``preprocessing.max_frames`` (10x the training clip) are refused (window long recordings),
-frames must already be ``image_size`` face crops (`lexiedge infer` decodes and crops files as
+frames must already be ``image_size`` face crops (``predict_file`` decodes and crops files as
 training did). Every bad input raises a subclass of
 :class:`RuntimeInputError` and leaves the loaded model usable.
 """

@@ -8,6 +8,7 @@ not allocate and copy per output behind our back; the probabilities come back to
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -15,7 +16,9 @@ import numpy as np
 from lexiedge_runtime.artifact import Artifact
 from lexiedge_runtime.devices import GPU_PROVIDERS, ProviderSpec, check_providers_taken, session_options
 from lexiedge_runtime.errors import ArtifactError, InferenceError
+from lexiedge_runtime.extras import require
 from lexiedge_runtime.inputs import ClassifierSpec, prepare_inputs
+from lexiedge_runtime.media.spec import MediaSpec
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -45,7 +48,9 @@ class Classifier:
     """Runs an ``av-classification`` artifact. Build it with :func:`lexiedge_runtime.load`.
 
     Attributes: ``session`` (the ``onnxruntime.InferenceSession``), ``provider`` (the execution
-    provider running it), ``labels``, ``spec`` (what the model reads), ``manifest``, ``artifact_dir``.
+    provider running it), ``labels``, ``spec`` (what the model reads), ``media`` (how training decoded
+    files, :class:`~lexiedge_runtime.media.spec.MediaSpec`, or None when the manifest records none),
+    ``manifest``, ``artifact_dir``.
     """
 
     def __init__(self, artifact: Artifact, providers: list[ProviderSpec], *, threads: int | None = None) -> None:
@@ -55,6 +60,7 @@ class Classifier:
         self.manifest = artifact.manifest
         self.spec = ClassifierSpec.from_manifest(artifact.manifest, str(artifact.directory))
         self.labels = list(self.spec.labels)
+        self.media = MediaSpec.from_manifest(artifact.manifest, str(artifact.directory))
         graph = artifact.path(artifact.runtime.get("graph") or "model.onnx")
         options = session_options(threads)
         try:
@@ -94,6 +100,32 @@ class Classifier:
         logits, probabilities = self.run(prepared.feeds)
         results = [self._result(logits[row], probabilities[row]) for row in range(prepared.batch_size)]
         return results[0] if prepared.single else results
+
+    def predict_file(self, path: str | Path) -> ClassificationResult:
+        """Classify a .wav or .mp4 file, decoded exactly as the model's evaluation data was (needs ``[media]``).
+
+        Raises :class:`~lexiedge_runtime.errors.InputValueError` naming a file that is missing, cannot
+        be decoded or holds no stream the model reads; the model stays usable.
+        """
+        result = self.predict(**self.decode_file(path))
+        assert isinstance(result, ClassificationResult)  # one clip in, one result out
+        return result
+
+    def decode_file(self, path: str | Path) -> dict[str, Any]:
+        """``predict``'s keyword arguments for a file: the recorded decoder (``preprocessing.media``) run on it."""
+        if self.media is None:
+            raise ArtifactError(
+                f"{self.artifact_dir}: the manifest records no decoding (preprocessing.media), so files cannot be "
+                "decoded as in training: re-export the run with this lexiedge, or decode the file and call predict()"
+            )
+        require("media", "decoding audio and video files (predict_file)")
+        from lexiedge_runtime.media.decode import decode_file
+
+        return decode_file(path, self.media)
+
+    def file_feeds(self, path: str | Path) -> dict[str, np.ndarray]:
+        """The graph's four feeds for a file, batch of one: exactly what ``predict_file`` runs the model on."""
+        return prepare_inputs(self.spec, **self.decode_file(path)).feeds
 
     def run(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """The graph on ready feeds (the four inputs): (logits, probabilities), each (batch, classes)."""

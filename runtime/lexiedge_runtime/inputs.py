@@ -246,7 +246,7 @@ def _frames(spec: ClassifierSpec, frames: Any) -> _VideoIn:
             f"(preprocessing.data_settings.image_size); expected {expected}"
         )
     if scaled:
-        return _VideoIn(np.multiply(array, np.float32(1.0 / 255.0), dtype=np.float32), single)
+        return _VideoIn(scale_frames(array), single)
     array = array.astype(np.float32, copy=False)
     _check_finite("frames", array)
     low, high = float(array.min()), float(array.max())
@@ -254,6 +254,16 @@ def _frames(spec: ClassifierSpec, frames: Any) -> _VideoIn:
         hint = " (0-255 pixel values? divide by 255 or pass uint8)" if high > 1.0 + RANGE_SLACK else ""
         raise InputValueError(f"float frames must lie in [0, 1]; got values in [{low:.4g}, {high:.4g}]{hint}")
     return _VideoIn(array, single)
+
+
+def scale_frames(frames: np.ndarray) -> np.ndarray:
+    """uint8 RGB frames -> float32 in [0, 1]: the normalisation the model was trained with.
+
+    The one place it happens: the training data loader calls this too. Multiplying by the float32
+    reciprocal (not dividing) is what training did, so the values match bit for bit; numpy, not torch,
+    so a loader in the training process does not wake torch's thread pool.
+    """
+    return np.multiply(frames, np.float32(1.0 / 255.0), dtype=np.float32)
 
 
 # --- helpers ----------------------------------------------------------------------------------------

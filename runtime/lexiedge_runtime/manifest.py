@@ -10,7 +10,8 @@ JSON before any file the manifest names is opened, and they check only what the 
 * ``labels``, ``verification.passed``, ``size_bytes``, ``signature`` and the tokenizer's ids have
   the types the runtime, the bench and `lexiedge infer` use; a classifier's numbers (sample rate,
   clip length, frame count, image size) are checked by
-  :meth:`lexiedge_runtime.inputs.ClassifierSpec.from_manifest`.
+  :meth:`lexiedge_runtime.inputs.ClassifierSpec.from_manifest`, and its recorded decoding
+  (``preprocessing.media``) by :meth:`lexiedge_runtime.media.spec.MediaSpec.from_manifest`.
 
 Keys this runtime does not read are left alone: exporters may add verification numbers and
 sections freely. ``source`` paths (the run an artifact came from) are provenance for humans and
@@ -185,8 +186,18 @@ def _is_positive_int(value: Any) -> bool:
 
 def _classifier_check(manifest: dict[str, Any], where: str) -> None:
     from lexiedge_runtime.inputs import ClassifierSpec
+    from lexiedge_runtime.media.spec import MediaSpec
 
-    ClassifierSpec.from_manifest(manifest, where)
+    spec = ClassifierSpec.from_manifest(manifest, where)
+    media = MediaSpec.from_manifest(manifest, where)
+    if media is not None:  # decoding must hand the model what the graph's contract says it reads
+        for key, recorded, expected in (("sample_rate", media.options.sample_rate, spec.sample_rate),
+                                        ("clip_samples", media.clip_samples, spec.clip_samples),
+                                        ("frames", media.options.frames, spec.frame_count),
+                                        ("image_size", media.options.image_size, spec.image_size)):
+            if recorded != expected:
+                raise ManifestError(where, f"preprocessing.media.{key}",
+                                    f"{recorded} disagrees with preprocessing.data_settings ({expected})")
 
 
 # Per-task checks of the values a task's runner reads (a table, not a check of the runner's class).

@@ -223,7 +223,7 @@ def test_a_split_without_present_training_actors_is_a_usage_error(synth_root: Pa
 def test_training_clips_are_random_windows_and_the_others_the_centre_window(
     synth_root: Path, tmp_path: Path, console, small_settings
 ) -> None:
-    from lexiedge_ravdess.decode import centre_fit
+    from lexiedge_runtime.media.decode import centre_fit
     from lexiedge_ravdess.plugin import RavdessPlugin
 
     data = tmp_path / "data"

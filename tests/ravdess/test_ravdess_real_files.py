@@ -11,10 +11,10 @@ import pytest
 import soundfile
 from rich.console import Console
 
-from lexiedge_ravdess.decode import DecodeOptions, decode_clip
-from lexiedge_ravdess.faces import face_detector
 from lexiedge_ravdess.loading import load_splits
 from lexiedge_ravdess.settings import RavdessSettings, SplitSettings
+from lexiedge_runtime.media.decode import DecodeOptions, decode_clip
+from lexiedge_runtime.media.faces import face_detector
 
 pytestmark = pytest.mark.shared_data
 

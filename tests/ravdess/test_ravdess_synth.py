@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import soundfile
 
-from lexiedge_ravdess.decode import DecodeOptions, decode_clip
 from lexiedge_ravdess.labels import EMOTIONS, find_clips
 from lexiedge_ravdess.loading import load_splits
 from lexiedge_ravdess.synth import VIDEO_ENCODERS
+from lexiedge_runtime.media.decode import DecodeOptions, decode_clip
 
 
 def test_synth_av_command_writes_the_layout_deterministically(cli, tmp_path: Path) -> None:

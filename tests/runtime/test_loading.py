@@ -142,7 +142,7 @@ def test_resampling_keeps_a_tone_at_its_frequency():
 
 def test_the_runtime_resampler_matches_ffmpeg_s_on_speech_like_audio():
     """The data plugin resamples with FFmpeg (swresample); ours agrees to within filter differences."""
-    from lexiedge_ravdess.decode import resample as ffmpeg_resample
+    from lexiedge_runtime.media.decode import resample as ffmpeg_resample
 
     from lexiedge.runtime.inputs import resample
 

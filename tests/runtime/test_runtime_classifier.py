@@ -185,6 +185,6 @@ def _centre(waveform: np.ndarray, length: int) -> np.ndarray:
 
 def _uncropped_16k(path: Path, classifier: Classifier) -> np.ndarray:
     """The whole file at the model's rate through the data plugin's own reader (FFmpeg's resampler)."""
-    from lexiedge_ravdess.decode import read_wav
+    from lexiedge_runtime.media.decode import read_wav
 
     return read_wav(path, classifier.spec.sample_rate)

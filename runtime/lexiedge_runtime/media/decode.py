@@ -1,13 +1,19 @@
-"""Decoding one RAVDESS clip into model-ready arrays: mono audio at the target rate, face-cropped frames.
+"""Decoding one clip into model-ready arrays: mono audio at the target rate, face-cropped frames.
 
 mp4 goes through PyAV (video frames and, when the file has one, the audio stream); wav through soundfile.
 Both audio paths end in the same downmix and resampler, so a 48 kHz stereo wav and the AAC track of an
 mp4 come out alike. Nothing here imports torch: preprocessing runs in worker processes.
+
+This is the one decoder of the project: the ravdess data plugin's feature cache calls it for training
+and evaluation, and the runtime's ``Classifier.predict_file`` for apps, with the options the
+artifact's manifest recorded (:mod:`lexiedge_runtime.media.spec`). A change to what it outputs for the
+same options bumps :data:`DECODER_VERSION` (artifacts record it; the runtime refuses another).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,39 +21,16 @@ import av
 import numpy as np
 import soundfile
 
-from lexiedge_ravdess.faces import crop_and_resize, crop_box, detect_face
+from lexiedge_runtime.errors import InputValueError
+from lexiedge_runtime.media.faces import crop_and_resize, crop_box, detect_face, face_detector
+from lexiedge_runtime.media.spec import DECODER_VERSION, DecodeOptions, MediaSpec
+
+__all__ = ["DECODER_VERSION", "DecodeError", "DecodeOptions", "DecodedClip", "centre_fit", "decode_clip",
+           "decode_file", "read_wav", "resample", "to_mono_rate", "uniform_indices"]
 
 
 class DecodeError(Exception):
     """A clip that cannot be decoded; the message is one line saying why."""
-
-
-@dataclass(frozen=True)
-class DecodeOptions:
-    """What decoding produces; every field changes the output and so keys the feature cache."""
-
-    sample_rate: int
-    clip_seconds: float  # audio kept: the centre window of this length (the clip's, or more for random crops)
-    frames: int
-    image_size: int
-    face_crop: bool
-    audio: bool
-    video: bool
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> DecodeOptions:
-        return cls(
-            sample_rate=settings.sample_rate,
-            clip_seconds=settings.kept_seconds,
-            frames=settings.frames,
-            image_size=settings.image_size,
-            face_crop=settings.face_crop,
-            audio=settings.use_audio,
-            video=settings.use_video,
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
@@ -76,6 +59,44 @@ def decode_clip(path: Path, options: DecodeOptions) -> DecodedClip:
     if clip.waveform is not None:
         clip.waveform = centre_fit(clip.waveform, round(options.clip_seconds * options.sample_rate), pad=False)
     return clip
+
+
+def decode_file(path: Path | str, spec: MediaSpec) -> dict[str, Any]:
+    """A file as the model's evaluation data saw it: ``predict``'s keyword arguments.
+
+    ``waveform``: the centre ``spec.clip_samples`` of the decoded audio, zero-padded (float32);
+    ``frames``: uint8 (T, 3, size, size) face crops (``predict`` scales them by 1/255, as training
+    did); ``sample_rate``. A stream the file lacks is left out. A missing or undecodable file, or one
+    with no stream the model reads, raises :class:`~lexiedge_runtime.errors.InputValueError` naming it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputValueError(f"{path}: no such file" if not path.is_dir() else f"{path} is a directory, not a file")
+    _check_detector(spec)
+    try:
+        clip = decode_clip(path, spec.options)
+    except DecodeError as exc:
+        raise InputValueError(f"{path}: cannot decode: {exc}") from None
+    arrays: dict[str, Any] = {"sample_rate": spec.options.sample_rate}
+    if clip.waveform is not None:
+        arrays["waveform"] = centre_fit(clip.waveform, spec.clip_samples)
+    if clip.frames is not None:
+        arrays["frames"] = clip.frames
+    if len(arrays) == 1:
+        streams = [name for name, used in (("audio", spec.options.audio), ("video", spec.options.video)) if used]
+        raise InputValueError(f"{path}: no audio or video stream this model reads (it reads {' and '.join(streams)})")
+    return arrays
+
+
+def _check_detector(spec: MediaSpec) -> None:
+    """Warn when this OpenCV crops faces differently from the one training used (a Haar cascade or none)."""
+    if not (spec.options.face_crop and spec.options.video and spec.face_detector):
+        return
+    ours = face_detector().name
+    if ours.split(" ")[0] != spec.face_detector.split(" ")[0]:  # "haar (...)" vs "none: ..."
+        warnings.warn(f"the model was trained with face detector {spec.face_detector!r} but this runtime has "
+                      f"{ours!r}: its face crops may differ from training's (install opencv-python-headless < 5)",
+                      UserWarning, stacklevel=3)
 
 
 # --- audio -------------------------------------------------------------------------------------
