@@ -441,10 +441,27 @@ def demo(
     render_report(report, console)
 
 
-def _build_app() -> typer.Typer:
+@app.command(
+    "serve",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,  # --help is the server's own (its options live in the runtime distribution)
+)
+def serve(ctx: typer.Context) -> None:
+    """Serve artifacts over HTTP: OpenAI-compatible chat, emotion, health (`lexiedge serve --help`).
+
+    lexiedge serve artifacts/qwen-lora/onnx-int4 artifacts/emotion-av/onnx-int8 [--host 127.0.0.1]
+    [--port 8000] [--api-key KEY]; then any OpenAI client with base_url http://127.0.0.1:8000/v1.
+    """
+    from lexiedge_runtime.serve.cli import main as serve_main
+
+    raise typer.Exit(serve_main(ctx.args, prog="lexiedge serve"))
+
+
+def _build_app(args: list[str]) -> typer.Typer:
     from lexiedge.plugin import get_host
 
-    get_host().add_data_commands(data_app)
+    if args[:1] != ["serve"]:  # the server runs on the runtime alone: no plugin (and so no torch) is imported
+        get_host().add_data_commands(data_app)
     return app
 
 
@@ -455,7 +472,10 @@ def main(argv: list[str] | None = None) -> int:
     from lexiedge.errors import describe_os_error
 
     try:
-        _build_app()(args=argv, standalone_mode=False)
+        args = list(sys.argv[1:] if argv is None else argv)
+        code = _build_app(args)(args=args, standalone_mode=False)
+        if isinstance(code, int) and code:  # click returns typer.Exit(code)'s code when not standalone
+            return code
     except LexiedgeError as exc:  # escaped: a message quoting "[...]" must not be read as rich markup
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return exc.exit_code

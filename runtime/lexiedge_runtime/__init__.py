@@ -52,7 +52,8 @@ Stable API (the benchmarks call it; keep it compatible):
 * ``TextGenerator.generate(messages_or_prompt, max_new_tokens=128, temperature=0.0, top_p=1.0,
   stop=None, stream=False, *, seed=None)`` -> a :class:`Generation` (``text``, ``token_ids``,
   ``prompt_tokens``, ``finish_reason`` "eos" | "stop" | "length", ``reused_tokens`` and
-  ``prefilled_tokens``), or with ``stream=True`` an iterator of text pieces. Messages go through the
+  ``prefilled_tokens``), or with ``stream=True`` a :class:`TextStream`: an iterator of text pieces
+  that counts ``completion_tokens`` and ends with a ``finish_reason`` (``close()`` stops it early). Messages go through the
   artifact's chat template; a string is used as is. ``TextGenerator.model`` is the
   ``onnxruntime_genai.Model`` (KV cache kept in ORT), ``.tokenizer`` the
   :class:`~lexiedge_runtime.chat.ChatTokenizer`.
@@ -106,7 +107,7 @@ from lexiedge_runtime.errors import (
     UnverifiedArtifactWarning,
 )
 from lexiedge_runtime.extras import require
-from lexiedge_runtime.generator import Generation, TextGenerator, choose_genai_device
+from lexiedge_runtime.generator import Generation, TextGenerator, TextStream, choose_genai_device
 from lexiedge_runtime.manifest import ManifestError
 
 __version__ = "0.1.0"  # released with the lexiedge toolkit of the same version, which pins it
@@ -131,6 +132,7 @@ __all__ = [
     "MissingExtraError",
     "RuntimeInputError",
     "TextGenerator",
+    "TextStream",
     "UnverifiedArtifactError",
     "UnverifiedArtifactWarning",
     "available_devices",

@@ -56,6 +56,30 @@ class Generation:
         return self.text
 
 
+class TextStream(Iterator[str]):
+    """The text pieces of a streamed generation (``generate(..., stream=True)``) as tokens arrive.
+
+    Iterate it like any iterator of strings; while and after it runs it tells how far it got:
+    ``prompt_tokens``, ``completion_tokens`` (generated ids so far, EOS excluded, as in
+    :class:`Generation`), ``reused_tokens``, and once it ended ``finish_reason`` ("eos", "stop" or
+    "length"; None while running or when closed early). ``close()`` ends it early and frees the
+    kept cache's lease at once (a server calls it when the client goes away).
+    """
+
+    def __init__(self, prompt_tokens: int) -> None:
+        self.prompt_tokens = prompt_tokens
+        self.completion_tokens = 0
+        self.reused_tokens = 0
+        self.finish_reason: FinishReason | None = None
+        self._pieces: Generator[str, None, None] = iter(())  # type: ignore[assignment]
+
+    def __next__(self) -> str:
+        return next(self._pieces)
+
+    def close(self) -> None:
+        self._pieces.close()
+
+
 @dataclass(frozen=True)
 class _Options:
     max_new_tokens: int
@@ -164,14 +188,15 @@ class TextGenerator:
         stream: bool = False,
         *,
         seed: int | None = None,
-    ) -> Generation | Iterator[str]:
+    ) -> Generation | TextStream:
         """Continue a prompt: a list of ``{"role", "content"}`` messages (through the chat template,
         the assistant's turn opened) or a plain string (tokenized as is).
 
         ``temperature`` 0 is greedy; above 0 samples with ``top_p`` (nucleus) and ``seed``. Generation
         ends at an EOS token, at ``max_new_tokens``, or at the first ``stop`` string (cut from the text).
-        ``stream=True`` returns an iterator of text pieces as tokens arrive (their concatenation is the
-        non-streamed text); otherwise a :class:`Generation`. Arguments are checked before anything
+        ``stream=True`` returns a :class:`TextStream`, an iterator of text pieces as tokens arrive (their
+        concatenation is the non-streamed text) that also counts tokens and says how it ended;
+        otherwise a :class:`Generation`. Arguments are checked before anything
         runs: a bad one raises :class:`~lexiedge_runtime.errors.RuntimeInputError`.
         """
         options = _check_options(max_new_tokens, temperature, top_p, stop, seed)
@@ -239,15 +264,28 @@ class TextGenerator:
         text, _ = cut_at_stop(self.tokenizer.decode(tokens), options.stops)
         return Generation(text, tokens, len(prompt), reason, prefill.reused_tokens)
 
-    def _stream(self, prompt: list[int], options: _Options) -> Iterator[str]:
-        scanner, decoder = StopScanner(options.stops), self.tokenizer.stream()
-        with closing(self._until_eos(prompt, options)) as generated:  # a closed stream ends its lease
+    def _stream(self, prompt: list[int], options: _Options) -> TextStream:
+        stream = TextStream(len(prompt))
+        stream._pieces = self._stream_pieces(prompt, options, stream)
+        return stream
+
+    def _stream_pieces(self, prompt: list[int], options: _Options, stream: TextStream) -> Generator[str, None, None]:
+        scanner, decoder, prefill = StopScanner(options.stops), self.tokenizer.stream(), _Prefill()
+        with closing(self._tokens(prompt, options, prefill)) as generated:  # a closed stream ends its lease
             for token in generated:
+                stream.reused_tokens = prefill.reused_tokens
+                if token in self.eos_token_ids:
+                    stream.finish_reason = "eos"
+                    break
+                stream.completion_tokens += 1
                 piece, stopped = scanner.feed(self._step(decoder, token))
                 if piece:
                     yield piece
                 if stopped:
+                    stream.finish_reason = "stop"
                     return
+            else:
+                stream.finish_reason = "length"
         rest = scanner.flush()
         if rest:
             yield rest

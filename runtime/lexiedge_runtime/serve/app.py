@@ -1,0 +1,400 @@
+"""The HTTP API: a Starlette app over loaded models (see :mod:`lexiedge_runtime.serve`).
+
+Every refusal is OpenAI's error object with a 4xx/5xx status, and no request can stop the server:
+the runtime's typed errors become 400s, a full queue a 503, anything unforeseen a 500 (logged with
+its traceback). A streamed completion whose client goes away is closed at the next token, which
+frees the model's worker and its kept KV cache for the next request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import re
+import tempfile
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from starlette.applications import Starlette
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from lexiedge_runtime import Classifier, TextGenerator, TextStream
+from lexiedge_runtime.errors import ArtifactError, MissingExtraError, RuntimeInputError
+from lexiedge_runtime.serve.metrics import Metrics
+from lexiedge_runtime.serve.models import ServedModel
+from lexiedge_runtime.serve.protocol import (
+    DEFAULT_MAX_BODY_BYTES,
+    ApiError,
+    ChatRequest,
+    Completion,
+    bad_request,
+    parse_json_object,
+    sse,
+)
+
+ROUTES = ("/health", "/metrics", "/v1/models", "/v1/chat/completions", "/v1/emotion")
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def create_app(models: dict[str, ServedModel], *, api_key: str | None = None,
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> Starlette:
+    """The ASGI app serving ``models`` (loaded once, by :func:`~lexiedge_runtime.serve.models.load_models`)."""
+    metrics = Metrics()
+    api = _Api(models, metrics)
+    app = Starlette(
+        routes=[
+            Route("/health", api.health, methods=["GET"]),
+            Route("/metrics", api.metrics, methods=["GET"]),
+            Route("/v1/models", api.list_models, methods=["GET"]),
+            Route("/v1/chat/completions", api.chat, methods=["POST"]),
+            Route("/v1/emotion", api.emotion, methods=["POST"]),
+        ],
+        middleware=[
+            Middleware(_Observed, metrics=metrics),
+            Middleware(_Guard, api_key=api_key, max_body_bytes=max_body_bytes),
+        ],
+        exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _internal_error},
+        lifespan=_lifespan,
+    )
+    app.state.models = models
+    return app
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: Starlette) -> AsyncIterator[None]:
+    yield
+    for served in app.state.models.values():  # waiting requests are dropped, running ones finish on their own
+        served.close()
+
+
+class _Api:
+    def __init__(self, models: dict[str, ServedModel], metrics: Metrics) -> None:
+        self.models = models
+        self.telemetry = metrics
+
+    async def health(self, request: Request) -> Response:
+        models = [{"id": m.name, "task": m.task, "pending": m.pending} for m in self.models.values()]
+        return JSONResponse({"status": "ok", "models": models})
+
+    async def metrics(self, request: Request) -> Response:
+        body, content_type = self.telemetry.exposition()
+        return Response(body, media_type=content_type)
+
+    async def list_models(self, request: Request) -> Response:
+        data = [{"id": m.name, "object": "model", "created": m.created, "owned_by": "lexiedge", "task": m.task}
+                for m in self.models.values()]
+        return JSONResponse({"object": "list", "data": data})
+
+    # --- chat ---------------------------------------------------------------------------------------
+
+    async def chat(self, request: Request) -> Response:
+        chat = ChatRequest.parse(parse_json_object(await request.body()))
+        served = self._model(chat.model, generates=True)
+        generator = served.model
+        assert isinstance(generator, TextGenerator)
+        options = {"max_new_tokens": chat.max_tokens, "temperature": chat.temperature, "top_p": chat.top_p,
+                   "stop": chat.stop or None, "seed": chat.seed}
+        completion = Completion(served.name)
+        if not chat.stream:
+            answer = await served.run(_runtime_errors(lambda: generator.generate(chat.messages, **options)))
+            self.telemetry.tokens(served.name, len(answer.token_ids))
+            return JSONResponse(completion.response(answer.text, answer.finish_reason, answer.prompt_tokens,
+                                                    len(answer.token_ids)))
+        events = _StreamEvents(served, lambda: generator.generate(chat.messages, stream=True, **options),
+                               on_end=lambda stream: self.telemetry.tokens(served.name, stream.completion_tokens))
+        await events.started()  # a refused prompt is a 400 here, before any header is sent
+        return StreamingResponse(self._chunks(events, completion, chat.include_usage), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    async def _chunks(self, events: _StreamEvents, completion: Completion, include_usage: bool) -> AsyncIterator[bytes]:
+        try:
+            yield sse(completion.chunk({"role": "assistant", "content": ""}))
+            async for piece in events.pieces():
+                yield sse(completion.chunk({"content": piece}))
+            stream = events.stream
+            assert stream is not None and stream.finish_reason is not None
+            yield sse(completion.chunk({}, stream.finish_reason))
+            if include_usage:
+                yield sse(completion.usage_chunk(stream.prompt_tokens, stream.completion_tokens))
+            yield sse("[DONE]")
+        except ApiError as exc:  # the status line is sent: the error goes in the stream, as OpenAI's does
+            yield sse(exc.body())
+        finally:
+            events.cancel()  # the client went away (or the stream ended): the worker stops at the next token
+
+    # --- emotion ------------------------------------------------------------------------------------
+
+    async def emotion(self, request: Request) -> Response:
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith("multipart/form-data"):
+            async with request.form(max_files=1, max_fields=4) as form:
+                upload, model = form.get("file"), form.get("model")
+                if not isinstance(upload, UploadFile):
+                    raise bad_request("a multipart upload needs the clip in a 'file' part (wav or mp4)", "file")
+                if model is not None and not isinstance(model, str):
+                    raise bad_request("'model' must be a text field", "model")
+                data, filename = await upload.read(), upload.filename or "upload"
+            served = self._classifier(model)
+            work = _runtime_errors(lambda: _classify_file(served.model, data, filename))
+        elif content_type.startswith("application/json"):
+            body = parse_json_object(await request.body())
+            served = self._classifier(body.get("model"))
+            waveform, rate = _samples(body)
+            work = _runtime_errors(lambda: _classify_samples(served.model, waveform, rate))
+        else:
+            raise ApiError(415, "send a wav/mp4 as multipart/form-data (part 'file') or JSON {\"samples\": [...], "
+                                "\"sample_rate\": 16000}", code="unsupported_media_type")
+        answer = await served.run(work)
+        return JSONResponse({"object": "emotion", "model": served.name, **answer})
+
+    # --- models -------------------------------------------------------------------------------------
+
+    def _model(self, name: Any, *, generates: bool) -> ServedModel:
+        if not isinstance(name, str) or name not in self.models:
+            known = ", ".join(m.name for m in self.models.values() if m.generates == generates) or "none"
+            raise ApiError(404, f"the model {name!r} is not served here; served: {known}", param="model",
+                           code="model_not_found")
+        served = self.models[name]
+        if served.generates != generates:
+            where = "POST /v1/chat/completions" if served.generates else "POST /v1/emotion"
+            raise bad_request(f"the model {name!r} is a {served.task} model: use {where}", "model")
+        return served
+
+    def _classifier(self, name: Any) -> ServedModel:
+        if name is None:
+            classifiers = [m for m in self.models.values() if not m.generates]
+            if len(classifiers) != 1:
+                names = ", ".join(m.name for m in classifiers) or "none"
+                raise bad_request(f"name the classifier in 'model' (served: {names})", "model")
+            return classifiers[0]
+        return self._model(name, generates=False)
+
+
+class _StreamEvents:
+    """A streamed generation run on the model's worker, its pieces handed to the event loop as they come."""
+
+    def __init__(self, served: ServedModel, start: Callable[[], TextStream],
+                 on_end: Callable[[TextStream], None]) -> None:
+        self.served, self.start, self.on_end = served, start, on_end
+        self.stream: TextStream | None = None
+        self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self._cancelled = threading.Event()
+        self._loop = asyncio.get_running_loop()
+
+    async def started(self) -> None:
+        self.served.submit(self._work)
+        kind, value = await self._queue.get()
+        if kind == "error":
+            raise _as_api_error(value)
+        self.stream = value
+
+    async def pieces(self) -> AsyncIterator[str]:
+        while True:
+            kind, value = await self._queue.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise _as_api_error(value)
+            yield value
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+
+    def _work(self) -> None:
+        """On the model's worker thread: start, then pass each piece on until the end or a cancel."""
+        if self._cancelled.is_set():
+            return
+        try:
+            stream = self.start()
+        except Exception as exc:  # a refused prompt, reported to the waiting request
+            self._put("error", exc)
+            return
+        self._put("start", stream)
+        try:
+            for piece in stream:
+                if self._cancelled.is_set():
+                    break
+                self._put("piece", piece)
+        except Exception as exc:
+            self._put("error", exc)
+            return
+        finally:
+            stream.close()  # ends the kept cache's lease now, not when the stream is collected
+            self.on_end(stream)  # tokens generated, however it ended
+        self._put("end", None)
+
+    def _put(self, kind: str, value: Any) -> None:
+        try:
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, (kind, value))
+        except RuntimeError:  # the loop closed: the server is shutting down, no one is listening
+            pass
+
+
+def _classify_file(model: Classifier | TextGenerator, data: bytes, filename: str) -> dict[str, Any]:
+    """An uploaded clip through ``predict_file``'s decoding; messages name the upload, not the temp file."""
+    assert isinstance(model, Classifier)
+    name = _SAFE_NAME.sub("_", Path(filename).name)[-100:] or "upload"
+    is_wav = data[:4] == b"RIFF" and data[8:12] == b"WAVE"
+    if is_wav != name.lower().endswith(".wav"):  # the decoder picks soundfile (wav) or PyAV (the rest) by suffix
+        name = f"{name}.wav" if is_wav else f"{name}.media"
+    with tempfile.TemporaryDirectory(prefix="lexiedge-upload-") as folder:
+        path = Path(folder) / name
+        path.write_bytes(data)
+        try:
+            started = time.perf_counter()
+            arrays = model.decode_file(path)
+            decoded = time.perf_counter()
+            result = model.predict(**arrays)
+            done = time.perf_counter()
+        except RuntimeInputError as exc:
+            raise bad_request(str(exc).replace(str(path), filename)) from None
+    return _answer(result, decode_ms=(decoded - started) * 1000, inference_ms=(done - decoded) * 1000)
+
+
+def _classify_samples(model: Classifier | TextGenerator, waveform: np.ndarray, rate: int) -> dict[str, Any]:
+    assert isinstance(model, Classifier)
+    started = time.perf_counter()
+    result = model.predict(waveform=waveform, sample_rate=rate)
+    return _answer(result, decode_ms=0.0, inference_ms=(time.perf_counter() - started) * 1000)
+
+
+def _answer(result: Any, *, decode_ms: float, inference_ms: float) -> dict[str, Any]:
+    return {"label": result.label, "probabilities": result.probabilities,
+            "timing": {"decode_ms": round(decode_ms, 3), "inference_ms": round(inference_ms, 3)}}
+
+
+def _samples(body: dict[str, Any]) -> tuple[np.ndarray, int]:
+    samples, rate = body.get("samples"), body.get("sample_rate", 16000)
+    if not isinstance(samples, list) or not samples:
+        raise bad_request("'samples' must be a non-empty list of mono audio samples in [-1, 1]", "samples")
+    if isinstance(rate, bool) or not isinstance(rate, int) or rate <= 0:
+        raise bad_request(f"'sample_rate' must be a positive whole number of Hz, got {json.dumps(rate)[:40]}",
+                          "sample_rate")
+    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in samples):
+        raise bad_request("'samples' must hold numbers only (one mono channel)", "samples")
+    return np.asarray(samples, dtype=np.float32), rate
+
+
+def _runtime_errors(work: Callable[[], Any]) -> Callable[[], Any]:
+    """``work`` with the runtime's refusals turned into API errors (it runs on a worker thread)."""
+    def run() -> Any:
+        try:
+            return work()
+        except Exception as exc:
+            raise _as_api_error(exc) from None
+    return run
+
+
+def _as_api_error(exc: BaseException) -> BaseException:
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, MissingExtraError):  # the server's installation, not the request
+        return ApiError(501, str(exc), kind="server_error", code="not_installed")
+    if isinstance(exc, (RuntimeInputError, ArtifactError)):
+        return bad_request(str(exc))
+    return exc  # a bug: the 500 handler logs it
+
+
+# --- middleware and error handlers -------------------------------------------------------------------
+
+
+class _Guard:
+    """Bearer auth (when a key is set) and the body size limit, before any route runs."""
+
+    def __init__(self, app: ASGIApp, *, api_key: str | None, max_body_bytes: int) -> None:
+        self.app, self.api_key, self.limit = app, api_key, max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
+        if self.api_key is not None and not _authorised(headers.get("authorization", ""), self.api_key):
+            error = ApiError(401, "a valid API key is required: send 'Authorization: Bearer <key>'",
+                             code="invalid_api_key")
+            return await _api_error_response(error, {"WWW-Authenticate": "Bearer"})(scope, receive, send)
+        length = headers.get("content-length", "")
+        if length.isdigit() and int(length) > self.limit:
+            return await _api_error_response(self._too_large())(scope, receive, send)
+        received = 0
+
+        async def limited() -> Message:  # chunked bodies have no Content-Length: count what arrives
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise self._too_large()
+            return message
+
+        await self.app(scope, limited, send)
+
+    def _too_large(self) -> ApiError:
+        return ApiError(413, f"the request body is over the server's limit of {self.limit} bytes "
+                             "(lexiedge serve --max-body-mb)", code="request_too_large")
+
+
+def _authorised(header: str, key: str) -> bool:
+    scheme, _, token = header.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), key.encode())
+
+
+class _Observed:
+    """Prometheus counters of every request (route, status, latency); a client gone mid-stream is not an error."""
+
+    def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        route = scope["path"] if scope["path"] in ROUTES else "other"
+        status, started = 500, time.perf_counter()
+
+        async def observed(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed)
+        except (ClientDisconnect, OSError):
+            status = 499  # nginx's "client closed request": the response was cut, the server is fine
+        finally:
+            self.metrics.request(route, status, time.perf_counter() - started)
+
+
+def _api_error_response(error: ApiError, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse(error.body(), status_code=error.status, headers=headers)
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return _api_error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (no such route, wrong method, a malformed multipart body) in OpenAI's shape."""
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+    message = exc.detail if exc.status_code not in (404, 405) else \
+        f"{request.method} {request.url.path}: {'no such route' if exc.status_code == 404 else 'method not allowed'}"
+    error = ApiError(exc.status_code, str(message), code=code)
+    return _api_error_response(error, dict(exc.headers or {}))
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    return _api_error_response(ApiError(500, f"internal error ({type(exc).__name__}); the server logged it",
+                                        kind="server_error", code="internal_error"))
