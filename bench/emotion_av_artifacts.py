@@ -100,10 +100,19 @@ def artifacts(profile_name: str, console: Console | None = None) -> dict[str, Pa
     built = {}
     for target in TARGETS:
         out = run.parent / f"{run.name}-{target}"
-        if not (out / "manifest.json").is_file():
+        if not _current(out):
             export_in_child(run, target, out, console)
         built[target] = out
     return built
+
+
+def _current(artifact: Path) -> bool:
+    """Exported, and by a lexiedge whose manifests record the decoding (predict_file and the server need it)."""
+    try:
+        manifest = json.loads((artifact / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return "media" in (manifest.get("preprocessing") or {})
 
 
 def export_in_child(run: Path, target: str, out: Path, console: Console) -> None:

@@ -1,4 +1,5 @@
-"""`lexiedge infer`: files decoded through the artifact's data plugin, and --prompt streamed to stdout."""
+"""`lexiedge infer`: files decoded as the artifact's manifest records (the decoder training used), and
+--prompt streamed to stdout."""
 
 from __future__ import annotations
 
