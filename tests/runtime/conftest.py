@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-# 20 epochs at a higher rate than the profile's: the fewest (~3.5 CPU-minutes) after which the tiny
-# model tells emotions apart on the held-out actor (measured: test UAR 0.50, chance 0.125).
+# 20 epochs at a higher rate than the profile's: few CPU-minutes after which the tiny model tells
+# emotions apart on the held-out actor (bench/bench_learning_sweep.py with these overrides: see
+# SYNTH_CLIPS_PER_EMOTION for the seeds x threads it was measured over).
 AV_TRAIN = [
     "--set", "models.emotion-av.train.epochs=20",
     "--set", "models.emotion-av.train.lr=3e-3",
@@ -37,6 +38,9 @@ LM_EXPORT = {
     "onnx-int4": [f"models.qwen-lora.export.options.onnx-int4.{o}" for o in (*_LM_VERIFY, "benchmark_tokens=0")],
 }
 TEST_ACTOR = 6  # synth-av with 6 actors: actors 1-4 train, 5 validation, 6 test
+# 4 clips per actor and emotion: the held-out actor has 32 clips, so one clip moves accuracy by 0.03,
+# not 0.06, and the learning floor is not decided by a single near-tie on whichever CPU runs the suite.
+SYNTH_CLIPS_PER_EMOTION = 4
 
 
 def _lexiedge(*args: str) -> None:
@@ -54,7 +58,8 @@ def runtime_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def synth_data(runtime_root: Path) -> Path:
     out = runtime_root / "synth"
-    _lexiedge("data", "synth-av", "--out", str(out), "--actors", "6")
+    _lexiedge("data", "synth-av", "--out", str(out), "--actors", "6",
+              "--clips-per-emotion", str(SYNTH_CLIPS_PER_EMOTION))
     return out
 
 
@@ -108,5 +113,5 @@ def test_clips(av_artifacts: dict[str, Path], synth_data: Path) -> list[Clip]:
     settings = manifest["preprocessing"]["data_settings"]
     clips, _ = find_clips(synth_data)
     chosen = sorted((c for c in clips if c.actor == TEST_ACTOR), key=lambda c: c.path.name)
-    assert len(chosen) == 16, "6 actors x 8 emotions x 2 clips: actor 6 has 16"
+    assert len(chosen) == 8 * SYNTH_CLIPS_PER_EMOTION, "the held-out actor has every emotion's clips"
     return [Clip(c.path, EMOTIONS[c.emotion], plugin.decode_for_inference(settings, c.path)) for c in chosen]
