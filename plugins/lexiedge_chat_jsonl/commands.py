@@ -41,7 +41,11 @@ def _profile_choices(
     if need_tokenizer:
         # The model plugin alone knows where its tokenizer comes from (hub, local folder, built here).
         model_plugin = get_host().models.get(entry.model.plugin)
-        tokenizer = model_plugin.build(entry.model.settings, profile.device, pretrained=True).tokenizer
+        tokenizer_of = getattr(model_plugin, "tokenizer", None)  # the tokenizer alone, when the plugin can
+        if callable(tokenizer_of):
+            tokenizer = tokenizer_of(entry.model.settings)
+        else:
+            tokenizer = model_plugin.build(entry.model.settings, profile.device, pretrained=True).tokenizer
     data_settings = entry.data.settings if isinstance(entry.data.settings, ChatJsonlSettings) else None
     return tokenizer, getattr(entry.model.settings, "seq_len", None), data_settings
 

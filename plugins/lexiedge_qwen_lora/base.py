@@ -97,23 +97,46 @@ def load_tokenizer(source: BaseSource, *, pretrained: bool = True):
     from transformers import AutoTokenizer
 
     if source.kind == "hub":
-        try:
-            return AutoTokenizer.from_pretrained(
-                source.name, revision=source.revision, local_files_only=not pretrained
-            )
-        except OSError as error:
-            if pretrained:
-                raise _hub_error(source, error) from None
-            # Planning offline: token ids only need to be valid, sizes come from the model config.
-            return AutoTokenizer.from_pretrained(tiny_base_dir(RANDOM_BASE_SEED))
+        if not pretrained:
+            try:  # planning: the cached tokenizer if there is one, never the network
+                return AutoTokenizer.from_pretrained(source.name, revision=source.revision, local_files_only=True)
+            except OSError:
+                # Planning offline: token ids only need to be valid, sizes come from the model config.
+                return AutoTokenizer.from_pretrained(tiny_base_dir(RANDOM_BASE_SEED))
+        return from_hub(
+            source,
+            lambda local: AutoTokenizer.from_pretrained(
+                source.name, revision=source.revision, local_files_only=local
+            ),
+            "tokenizer",
+        )
     return AutoTokenizer.from_pretrained(source.path)
+
+
+WAYS_OUT = (
+    "or set the model's base to a local model directory (--set models.<model>.model.base=DIR), "
+    f"or to {TINY} / {TUTOR} (built here, for planning and tests)"
+)
+
+
+def from_hub(source: BaseSource, load, part: str = "weights"):
+    """``load(local_files_only)`` of a hub base: the cache first, one short probe, else one line (lexiedge.hub)."""
+    from lexiedge.hub import load_from_hub
+
+    try:
+        return load_from_hub(
+            load, source.name, revision=source.revision,
+            what=f"base {source.name!r} ({part})", ways_out=WAYS_OUT,
+        )
+    except OSError as error:  # the hub answered but would not serve it (missing, gated, bad revision)
+        raise _hub_error(source, error) from None
 
 
 def _hub_error(source: BaseSource, error: Exception) -> LexiedgeError:
     first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return NotAvailableError(
         f"cannot load base {source.name!r} from the Hugging Face hub or its cache ({first_line}); "
-        f"connect once to download it, or set base to a local model directory or {TINY}"
+        f"set base to a local model directory or {TINY}"
     )
 
 
@@ -146,10 +169,13 @@ def random_config(source: BaseSource, tokenizer) -> Any:
     elif source.kind == "hub" and source.name in HUB_ARCHITECTURES:
         dims = HUB_ARCHITECTURES[source.name]
     else:
-        try:
-            return AutoConfig.from_pretrained(source.location, revision=source.revision)
-        except OSError as error:
-            raise _hub_error(source, error) from None
+        if source.kind != "hub":
+            return AutoConfig.from_pretrained(source.location)
+        return from_hub(
+            source,
+            lambda local: AutoConfig.from_pretrained(source.name, revision=source.revision, local_files_only=local),
+            "config",
+        )
     eot, im_end = tokenizer.convert_tokens_to_ids([ENDOFTEXT, IM_END])
     return qwen2_config(dims, vocab_size=len(tokenizer), bos_id=eot, eos_id=im_end, pad_id=eot)
 
@@ -175,10 +201,14 @@ def load_base_model(
     if source.name == TINY and pretrained:
         return AutoModelForCausalLM.from_pretrained(source.path, **common)
     if source.kind != "random" and pretrained:
-        try:
-            return AutoModelForCausalLM.from_pretrained(source.location, revision=source.revision, **common)
-        except OSError as error:
-            raise _hub_error(source, error) from None
+        if source.kind != "hub":
+            return AutoModelForCausalLM.from_pretrained(source.location, **common)
+        return from_hub(
+            source,
+            lambda local: AutoModelForCausalLM.from_pretrained(
+                source.name, revision=source.revision, local_files_only=local, **common
+            ),
+        )
     config = random_config(source, tokenizer)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(RANDOM_BASE_SEED)
@@ -257,10 +287,12 @@ def load_recorded_base(run_dir: Path) -> "torch.nn.Module":
         return AutoModelForCausalLM.from_pretrained(record["path"], dtype="auto")
     if record["kind"] == "hub":
         source = BaseSource("hub", record["base"], revision=record.get("revision"))
-        try:
-            return AutoModelForCausalLM.from_pretrained(source.name, revision=source.revision, dtype="auto")
-        except OSError as error:
-            raise _hub_error(source, error) from None
+        return from_hub(
+            source,
+            lambda local: AutoModelForCausalLM.from_pretrained(
+                source.name, revision=source.revision, dtype="auto", local_files_only=local
+            ),
+        )
     # Special-token ids in the config come from the tokenizer; the weights depend on the seed alone.
     source = BaseSource("random", record["base"], path=tiny_base_dir(RANDOM_BASE_SEED))
     with torch.random.fork_rng(devices=[]):

@@ -108,6 +108,11 @@ class QwenLoraPlugin(ModelPlugin):
             },
         )
 
+    def tokenizer(self, settings: PluginSettings) -> Any:
+        """The base's tokenizer alone (what `lexiedge data stats` needs): no weights are loaded."""
+        assert isinstance(settings, QwenLoraSettings)
+        return load_tokenizer(resolve_base(settings), pretrained=True)
+
     def example_batch(
         self, built: BuiltModel, settings: PluginSettings, data_settings: PluginSettings, batch_size: int
     ) -> dict[str, "torch.Tensor"]:
