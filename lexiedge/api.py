@@ -134,6 +134,11 @@ class DatasetPlugin(Plugin):
     ) -> DataSplits:
         """Load (and cache) the data at ``source``; ``None`` means the plugin's default data, if any."""
 
+    def check_source(self, settings: PluginSettings, source: Path | None) -> None:
+        """Cheap checks of the data at ``source`` before anything heavy is built (the trainer calls it before
+        the model): a missing file, nothing usable in it. Raise a :class:`~lexiedge.errors.LexiedgeError`
+        naming it; the default checks nothing (``load`` reports its own errors later)."""
+
     def decode_for_inference(self, settings: PluginSettings | dict[str, Any], path: Path) -> dict[str, Any]:
         """Decode one file exactly as training did, for `lexiedge infer`.
 

@@ -144,6 +144,8 @@ def train(request: TrainRequest, console: Console) -> list[TrainResult]:
         run_dir = run_dir_for(request, model_key)
         if request.resume:
             load_run_profile(run_dir)  # a missing run is refused before the lock would create its directory
+        else:  # bad data is refused before the run directory exists and before any model loads
+            _check_data(host, request.profile.model(model_key), request.data.get(model_key))
         with run_lock(run_dir, enabled=_rank() == 0):  # under torchrun, rank 0 owns the run directory
             if request.resume:
                 profile, data_path = _resume_settings(request, model_key, run_dir, console)
@@ -158,6 +160,8 @@ def train(request: TrainRequest, console: Console) -> list[TrainResult]:
                         )
                     write_text_atomic(run_dir / RUN_PROFILE, f"# resolved from {profile.source}\n{profile.to_yaml()}")
             entry = profile.model(model_key)
+            if request.resume:
+                _check_data(host, entry, data_path)
             job = TrainJob(
                 profile=profile,
                 model_key=model_key,
@@ -172,6 +176,11 @@ def train(request: TrainRequest, console: Console) -> list[TrainResult]:
             console.print(f"[bold]train[/] {model_key} with profile {profile.name} -> {run_dir}")
             results.append(host.trainers.get(entry.train.plugin).fit(job))
     return results
+
+
+def _check_data(host, entry, data_path: Path | None) -> None:
+    """The data plugin's cheap checks of the data (it exists, something in it is usable), before the model."""
+    host.datasets.get(entry.data.plugin).check_source(entry.data.settings, data_path)
 
 
 def _resume_settings(

@@ -88,6 +88,8 @@ def stats_command(
             "lexiedge data stats needs a tokenizer: --tokenizer DIR (a local tokenizer directory) "
             f"or --profile P (the tokenizer of the profile's {model!r} model)"
         )
+    if data is not None and not data.exists():  # before any tokenizer (or hub access)
+        raise UsageError(f"--data {data}: no such file or folder (expected a chat .jsonl file or a folder of them)")
     console = Console()
     tokenizer, profile_seq_len, data_settings = None, None, None
     if profile is not None:

@@ -68,6 +68,15 @@ class ChatJsonlDataset(DatasetPlugin):
     tasks: ClassVar[frozenset[str]] = frozenset({"causal-lm"})
     Settings = ChatJsonlSettings
 
+    def check_source(self, settings: PluginSettings, source: Path | None) -> None:
+        """The file (or folder) exists and holds usable examples: read before the base model loads."""
+        path = SAMPLE_PATH if source is None else Path(source)
+        if not path.exists():
+            raise UsageError(f"--data {path}: no such file or folder (expected chat JSONL)")
+        max_line_bytes = getattr(settings, "max_line_bytes", None) or ChatJsonlSettings().max_line_bytes
+        examples, bad = load_examples(path, max_line_bytes)
+        require_examples(path, examples, bad)
+
     def load(
         self,
         settings: PluginSettings,
