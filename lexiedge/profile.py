@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from lexiedge.api import PluginSettings
 from lexiedge.errors import ProfileError, UnknownPluginError
@@ -57,6 +57,21 @@ class DeviceSpec(BaseModel):
     reserve_gb: float = Field(
         0.5, ge=0, description="kept free for the CUDA context, allocator fragmentation and the OS"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_name(cls, data: Any) -> Any:
+        """No name (or an inherited one dropped as stale): say what the budget is, e.g. "cpu, 8 GB"."""
+        if isinstance(data, dict) and not data.get("name") and data.get("kind") in ("cpu", "cuda"):
+            data = {**data, "name": derived_device_name(data)}
+        return data
+
+
+def derived_device_name(device: dict[str, Any]) -> str:
+    """A name from what a device section says: "CPU, 8 GB", "CUDA GPU, 4 GB"."""
+    kind = {"cpu": "CPU", "cuda": "CUDA GPU"}.get(str(device.get("kind")), str(device.get("kind", "?")))
+    memory = device.get("memory_gb")
+    return kind + (f", {memory:g} GB" if isinstance(memory, (int, float)) and not isinstance(memory, bool) else "")
 
 
 class ExportSection(BaseModel):
@@ -196,7 +211,25 @@ def _read_with_extends(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, An
         parent_path = resolve_profile_path(parent, relative_to=path.parent)
     except ProfileError as exc:
         raise ProfileError(str(path), "extends", f"{parent!r}: {exc.problem}") from None
-    return deep_merge(_read_with_extends(parent_path, (*chain, path)), data)
+    parent_data = _read_with_extends(parent_path, (*chain, path))
+    merged = deep_merge(parent_data, data)
+    return _without_stale_device_name(parent_data, merged, data.get("device"))
+
+
+# What a device's name describes: a profile that changes either without naming the device anew does not
+# inherit the old name (a cpu child of rtx3050-4gb is no "NVIDIA GeForce RTX 3050"): it gets a derived one.
+_NAMED_BY = ("kind", "memory_gb")
+
+
+def _without_stale_device_name(before: dict[str, Any], after: dict[str, Any], changed: Any) -> dict[str, Any]:
+    """``after`` with the inherited ``device.name`` replaced by a derived one when ``changed`` (the child's
+    device section or the --set keys) alters the kind or memory without setting a name itself."""
+    old, new = before.get("device"), after.get("device")
+    if not isinstance(old, dict) or not isinstance(new, dict) or not isinstance(changed, dict) or "name" in changed:
+        return after
+    if "name" in old and any(key in changed and new.get(key) != old.get(key) for key in _NAMED_BY):
+        after = {**after, "device": {**new, "name": derived_device_name(new)}}
+    return after
 
 
 # --- --set overrides ---------------------------------------------------------------------------
@@ -342,5 +375,13 @@ def load_profile(name_or_path: str | os.PathLike[str], overrides: list[str] | tu
     """Load, inherit, override and validate a profile (a name in ``profiles/`` or a YAML path)."""
     path = resolve_profile_path(name_or_path)
     data = _read_with_extends(path)
-    data = apply_overrides(data, list(overrides))
-    return validate_profile(data, str(path))
+    overridden = apply_overrides(data, list(overrides))
+    device_set: dict[str, Any] = {}  # what --set gave device.*: a new kind or memory drops the inherited name
+    for text in overrides:
+        parts, value = parse_override(text)
+        if parts[0] == "device" and len(parts) == 2:
+            device_set[parts[1]] = value
+        elif parts == ["device"] and isinstance(value, dict):
+            device_set.update(value)
+    overridden = _without_stale_device_name(data, overridden, device_set)
+    return validate_profile(overridden, str(path))

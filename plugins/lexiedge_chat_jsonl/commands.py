@@ -28,14 +28,14 @@ def _local_tokenizer(directory: Path) -> Any:
 
 
 def _profile_choices(
-    profile_name: str, model_key: str, *, need_tokenizer: bool
+    profile_name: str, model_key: str, *, need_tokenizer: bool, overrides: list[str] | None = None
 ) -> tuple[Any, int | None, Any]:
     """The tokenizer the profile's model builds (when needed), its seq_len, and the chat-jsonl settings."""
     from lexiedge.plugin import get_host
     from lexiedge.profile import load_profile
     from lexiedge_chat_jsonl.settings import ChatJsonlSettings
 
-    profile = load_profile(profile_name)
+    profile = load_profile(profile_name, overrides or [])
     entry = profile.model(model_key)
     tokenizer = None
     if need_tokenizer:
@@ -72,6 +72,10 @@ def stats_command(
         Optional[Path],
         typer.Option("--tokenizer", help="a local tokenizer directory (offline; overrides the profile's)"),
     ] = None,
+    set_: Annotated[
+        Optional[list[str]],
+        typer.Option("--set", help="override a profile key: models.qwen-lora.model.base=DIR (repeatable)"),
+    ] = None,
 ) -> None:
     """Token lengths of a chat dataset (count, mean, p50-p99, max) and what a seq_len would truncate."""
     from rich.console import Console
@@ -83,6 +87,8 @@ def stats_command(
     from lexiedge_chat_jsonl.settings import ChatJsonlSettings
     from lexiedge_chat_jsonl.stats import length_stats, stats_tables
 
+    if set_ and profile is None:
+        raise UsageError("--set overrides a profile's keys: pass --profile P with it")
     if tokenizer_dir is None and profile is None:
         raise UsageError(
             "lexiedge data stats needs a tokenizer: --tokenizer DIR (a local tokenizer directory) "
@@ -94,7 +100,7 @@ def stats_command(
     tokenizer, profile_seq_len, data_settings = None, None, None
     if profile is not None:
         tokenizer, profile_seq_len, data_settings = _profile_choices(
-            profile, model, need_tokenizer=tokenizer_dir is None
+            profile, model, need_tokenizer=tokenizer_dir is None, overrides=set_
         )
     if tokenizer_dir is not None:
         tokenizer = _local_tokenizer(tokenizer_dir)
