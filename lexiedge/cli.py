@@ -15,10 +15,8 @@ from rich.console import Console
 from rich.table import Table
 
 from lexiedge import __version__
+from lexiedge.console import console, err_console
 from lexiedge.errors import LexiedgeError
-
-console = Console()
-err_console = Console(stderr=True)
 
 app = typer.Typer(
     name="lexiedge",
@@ -51,8 +49,25 @@ def _root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit")
     ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="print errors and warnings only (stderr); nothing on stdout")
+    ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option("--verbose", "-v", help="also show third-party logs, warnings and progress bars (transformers, torch, hub)"),
+    ] = False,
 ) -> None:
-    """lexiedge: train -> merge -> quantize -> export -> verify -> benchmark -> runtime, driven by profiles."""
+    """lexiedge: train -> merge -> quantize -> export -> verify -> benchmark -> runtime, driven by profiles.
+
+    Options before the command apply to every command: lexiedge --quiet export --profile cpu.
+    """
+    from lexiedge.console import configure
+
+    if quiet and verbose:
+        from lexiedge.errors import UsageError
+
+        raise UsageError("--quiet and --verbose contradict each other; pass one")
+    configure(quiet=quiet, verbose=verbose)
 
 
 # --- profiles and plugins ----------------------------------------------------------------------

@@ -78,7 +78,6 @@ def stats_command(
     ] = None,
 ) -> None:
     """Token lengths of a chat dataset (count, mean, p50-p99, max) and what a seq_len would truncate."""
-    from rich.console import Console
     from rich.markup import escape
 
     from lexiedge_chat_jsonl.dataset import SAMPLE_PATH
@@ -96,7 +95,8 @@ def stats_command(
         )
     if data is not None and not data.exists():  # before any tokenizer (or hub access)
         raise UsageError(f"--data {data}: no such file or folder (expected a chat .jsonl file or a folder of them)")
-    console = Console()
+    from lexiedge.console import console
+
     tokenizer, profile_seq_len, data_settings = None, None, None
     if profile is not None:
         tokenizer, profile_seq_len, data_settings = _profile_choices(
@@ -131,8 +131,6 @@ def jfleg_command(
     force: Annotated[bool, typer.Option("--force", help="overwrite OUT if it exists")] = False,
 ) -> None:
     """Convert JFLEG (CC BY-NC-SA: never bundle it) to grammar-correction chat JSONL in the tutor's format."""
-    from rich.console import Console
-
     from lexiedge_chat_jsonl.jfleg import convert_jfleg
 
     if out.exists() and not force:
@@ -142,7 +140,9 @@ def jfleg_command(
             f"--src {src}: not a directory (expected the JFLEG folder with {split}.src and {split}.ref0..3)"
         )
     result = convert_jfleg(src, split, out)
-    Console().print(
+    from lexiedge.console import console
+
+    console.print(
         f"wrote {result.examples} grammar examples to {out} ({result.errors} corrections, "
         f"{result.unchanged} sentences left unchanged); JFLEG is CC BY-NC-SA 4.0: do not redistribute",
         markup=False,

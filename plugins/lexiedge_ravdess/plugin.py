@@ -101,8 +101,7 @@ def synth_av(
     force: Annotated[bool, typer.Option("--force", help="write into a folder that already has files")] = False,
 ) -> None:
     """Write a small synthetic RAVDESS-layout set (real mp4 files) whose emotions a model can learn."""
-    from rich.console import Console
-
+    from lexiedge.console import console
     from lexiedge_ravdess.synth import FPS, HEIGHT, WIDTH, SynthSpec, write_synthetic_set
 
     if out.exists() and not out.is_dir():
@@ -111,10 +110,10 @@ def synth_av(
         raise UsageError(f"{out}: folder is not empty; pass --force to write into it")
     spec = SynthSpec(actors, clips_per_emotion, seconds, seed, audio_only, video_only)
     report = write_synthetic_set(out, spec)
-    Console().print(
+    console.print(
         f"wrote {len(report.files)} clips to {out} ({actors} actors x 8 emotions; video {report.video_encoder} "
         f"{WIDTH}x{HEIGHT} at {FPS} fps, audio {report.audio_encoder} 48 kHz); "
-        f"train with: lexiedge train --profile cpu --data {out}",
+        f"train with: lexiedge train --profile cpu --model emotion-av --data {out}",
         highlight=False,
         soft_wrap=True,
     )
