@@ -94,7 +94,8 @@ def is_verbose() -> bool:
 def configure(*, quiet: bool = False, verbose: bool = False) -> None:
     """Apply --quiet / --verbose: lexiedge's consoles, third-party loggers, progress bars and warnings."""
     _state.update(quiet=quiet, verbose=verbose)
-    console.quiet = quiet
+    # under torchrun every rank runs the command; rank 0 speaks for the run (errors still show on any rank)
+    console.quiet = quiet or os.environ.get("RANK", "0") not in ("", "0")
     if verbose:
         return
     # the libraries' own switches, read when they are imported (most are imported later, lazily)
