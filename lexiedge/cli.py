@@ -50,7 +50,7 @@ def _root(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit")
     ] = False,
     quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="print errors and warnings only (stderr); nothing on stdout")
+        bool, typer.Option("--quiet", "-q", help="print nothing on stdout (errors still show, on stderr)")
     ] = False,
     verbose: Annotated[
         bool,
