@@ -38,6 +38,17 @@ SetOpt = Annotated[
 ]
 
 
+JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout (for scripts); progress goes to stderr")]
+
+
+def _print_json(data) -> None:
+    """One JSON document on stdout, whatever --quiet says (it is the result), nothing else mixed in."""
+    import json
+
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
 def _version(value: bool) -> None:
     if value:
         console.print(f"lexiedge {__version__}")
@@ -99,11 +110,15 @@ def profiles_list(ctx: typer.Context) -> None:
 def profiles_show(
     name: Annotated[str, typer.Argument(help="profile name or path")],
     set_: SetOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Validate a profile and print it resolved (after `extends` and `--set`)."""
     from lexiedge.profile import load_profile
 
     profile = load_profile(name, set_ or [])
+    if as_json:
+        _print_json({"source": profile.source, "valid": True, "profile": profile.raw})
+        return
     # soft_wrap: rich must not fold long lines, or the printed YAML would no longer parse
     console.print(f"# {profile.source}: valid", markup=False, highlight=False, soft_wrap=True)
     console.print(profile.to_yaml(), markup=False, highlight=False, soft_wrap=True)
@@ -140,7 +155,7 @@ def plugins_list(
 
 
 @app.command("plan")
-def plan(profile: ProfileOpt, model: ModelOpt = None, set_: SetOpt = None) -> None:
+def plan(profile: ProfileOpt, model: ModelOpt = None, set_: SetOpt = None, as_json: JsonOpt = False) -> None:
     """Memory plan before training: parameters, weights, gradients, optimizer, activations, data; fits or not."""
     from lexiedge.plan import plan_profile, render_plan
     from lexiedge.profile import load_profile
@@ -149,8 +164,16 @@ def plan(profile: ProfileOpt, model: ModelOpt = None, set_: SetOpt = None) -> No
     keys = [model] if model else list(loaded.models)
     for key in keys:
         loaded.model(key)
+    plans = []
     for key in keys:
-        render_plan(plan_profile(loaded, key), console)
+        memory_plan = plan_profile(loaded, key)
+        if as_json:
+            plans.append({**memory_plan.as_dict(), "device": memory_plan.device.model_dump(),
+                          "effective_batch": memory_plan.effective_batch, "notes": memory_plan.notes})
+        else:
+            render_plan(memory_plan, console)
+    if as_json:
+        _print_json({"plans": plans})
 
 
 @app.command("train")
@@ -387,6 +410,7 @@ def bench(
         "bench-results"
     ),
     plot: Annotated[bool, typer.Option("--plot", help="also write bench.png (matplotlib)")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Latency of artifacts across backends, measured in one run on the same inputs.
 
@@ -406,6 +430,10 @@ def bench(
     )
     report = run_bench(artifacts, settings, wanted or None, progress=lambda line: err_console.print(f"[dim]{line}[/]"))
     report.command = command_line(artifacts, report)
+    if as_json:
+        written = write_reports(report, out, with_plot=plot)
+        _print_json({**report.to_json(), "written": [str(path) for path in written]})
+        return
     table = console_table(report)  # never squeezed into a narrow terminal: cut numbers would mislead
     natural = console.measure(table, options=console.options.update_width(1000)).maximum
     Console(width=max(console.width, natural)).print(table)
@@ -423,6 +451,7 @@ def evaluate(
     split: Annotated[str, typer.Option("--split", help="classifier: train, val or test; JFLEG: dev or test")] = "test",
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="eval.json and plots go here (default: evals/<time>)")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="score only the first N samples")] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """The task metric of runs and artifacts in one table: what each export costs.
 
@@ -432,7 +461,12 @@ def evaluate(
     from lexiedge.evaluate import evaluate as run_eval
     from lexiedge.evaluate import print_table
 
-    report = run_eval(paths, data=data, split=split, out=out, limit=limit, console=console)
+    report = run_eval(paths, data=data, split=split, out=out, limit=limit, console=err_console if as_json else console)
+    if as_json:  # what eval.json holds, and where it is
+        import json
+
+        _print_json({**json.loads(report.path.read_text()), "path": str(report.path)})
+        return
     print_table(report.results, report.primary_metric, console)
     console.print(f"wrote {report.path}", highlight=False)
 
