@@ -36,8 +36,10 @@ def test_seed_numbers_are_in_the_gpu_profiles() -> None:
     assert (t4_model.audio.dim, t4_model.audio.layers, t4_model.audio.heads, t4_model.audio.ffn) == (512, 8, 8, 2048)
     assert (rtx_model.fusion.hidden, rtx_model.fusion.layers, t4_model.fusion.hidden, t4_model.fusion.layers) == (256, 2, 1024, 4)
     assert list(rtx_model.head.hidden) == [128, 64] and list(t4_model.head.hidden) == [512, 256]
-    assert rtx.model("emotion-av").data.settings.data_fraction == 0.5
-    assert rtx.model("emotion-av").train.settings.batch_size == 2
+    # where the rtx3050-4gb profile leaves the seeds on purpose (issue 11's real-speech recipe): every training
+    # clip, not the seeds' half-data time budget, and batches of 8, not 2, for the audio stem's BatchNorm
+    rtx_data, rtx_train = rtx.model("emotion-av").data.settings, rtx.model("emotion-av").train.settings
+    assert (rtx_data.data_fraction, rtx_data.clip_seconds, rtx_train.batch_size) == (1.0, 3.0, 8)
     qwen = t4.model("qwen-lora")
     assert qwen.model.settings.base == "Qwen/Qwen2.5-0.5B-Instruct"
     assert (qwen.model.settings.lora.r, qwen.model.settings.lora.alpha, qwen.model.settings.seq_len) == (16, 32, 512)
