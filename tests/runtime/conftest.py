@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-# 20 epochs at a higher rate than the profile's: few CPU-minutes after which the tiny model tells
-# emotions apart on the held-out actor (bench/bench_learning_sweep.py with these overrides: see
-# SYNTH_CLIPS_PER_EMOTION for the seeds x threads it was measured over).
+# Half the profile's epochs, at its rate: ~2 CPU-minutes after which the tiny model tells emotions apart
+# on the held-out actor's 32 clips (`bench/bench_learning_sweep.py --set models.emotion-av.train.epochs=20`:
+# test UAR 0.59-0.75 over seeds 0-2 x 1 and 2 threads; the floor asserted is 0.375). A higher rate does
+# not buy fewer epochs: at 3e-3 the BatchNorm stem stayed at chance.
 AV_TRAIN = [
     "--set", "models.emotion-av.train.epochs=20",
-    "--set", "models.emotion-av.train.lr=3e-3",
 ]
 AV_EXPORT = {
     "onnx": [],
