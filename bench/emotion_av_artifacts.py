@@ -54,7 +54,8 @@ def random_run(profile_name: str, root: Path, data: Path) -> Path:
     import torch
     from safetensors.torch import save_file
 
-    from lexiedge.pipeline import RUN_PROFILE, single_model_profile, write_text_atomic
+    from lexiedge import atomic
+    from lexiedge.pipeline import RUN_PROFILE, single_model_profile
     from lexiedge.plugin import get_host
     from lexiedge.profile import load_profile
 
@@ -65,8 +66,8 @@ def random_run(profile_name: str, root: Path, data: Path) -> Path:
     weights = run / "final" / "model.safetensors"
     if weights.is_file():
         return run
-    write_text_atomic(run / RUN_PROFILE, f"# resolved from {profile.source}\n{profile.to_yaml()}")
-    write_text_atomic(
+    atomic.write_text(run / RUN_PROFILE, f"# resolved from {profile.source}\n{profile.to_yaml()}")
+    atomic.write_text(
         run / "run.json",
         json.dumps(
             {

@@ -7,14 +7,12 @@ previous results whole.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from rich.table import Table
 
+from lexiedge import atomic
 from lexiedge.bench import CAUSAL_LM, BackendResult, BenchReport
 
 JSON_FILE, MARKDOWN_FILE, PLOT_FILE = "bench.json", "bench.md", "bench.png"
@@ -150,7 +148,8 @@ def plot(report: BenchReport, path: Path) -> Path:
     axis.set_title(_title(report), fontsize=9)
     axis.margins(y=0.25)
     figure.tight_layout()
-    _atomic(path, lambda tmp: figure.savefig(tmp, dpi=110, format="png"))
+    with atomic.atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=110, format="png")
     plt.close(figure)
     return path
 
@@ -158,23 +157,9 @@ def plot(report: BenchReport, path: Path) -> Path:
 def write_reports(report: BenchReport, out_dir: Path, *, with_plot: bool) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = [
-        _atomic(
-            out_dir / JSON_FILE, lambda tmp: tmp.write_text(json.dumps(report.to_json(), indent=2) + "\n")
-        ),
-        _atomic(out_dir / MARKDOWN_FILE, lambda tmp: tmp.write_text(markdown(report))),
+        atomic.write_json(out_dir / JSON_FILE, report.to_json()),
+        atomic.write_text(out_dir / MARKDOWN_FILE, markdown(report)),
     ]
     if with_plot:
         written.append(plot(report, out_dir / PLOT_FILE))
     return written
-
-
-def _atomic(path: Path, write: Callable[[Path], object]) -> Path:
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    tmp = Path(name)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path

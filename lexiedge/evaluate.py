@@ -9,13 +9,13 @@ The first row is the reference: every other row shows its difference on the prim
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lexiedge import atomic
 from lexiedge.errors import UsageError
 
 if TYPE_CHECKING:
@@ -118,9 +118,7 @@ def evaluate(
         results.append(run(request))
     summary = _summary(evaluator, targets, results, data, split)
     path = out / EVAL_JSON
-    tmp = path.with_name(f".{EVAL_JSON}.tmp")
-    tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    atomic.write_json(path, summary)
     return EvalReport(path, tasks[0], evaluator.primary_metric, results)
 
 

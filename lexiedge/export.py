@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from lexiedge import atomic
 from lexiedge.api import ExporterPlugin, ExportJob, PluginSettings
 from lexiedge.errors import DiskFullError, LexiedgeError, ProfileError, UsageError, is_disk_full
 from lexiedge.runtime.artifact import sha256_file  # the runtime checks these hashes: one helper for both
@@ -489,9 +490,7 @@ def read_manifest(directory: Path) -> dict[str, Any]:
 
 def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
     """Write ``manifest.json`` whole or not at all."""
-    tmp = directory / f".{MANIFEST}.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    os.replace(tmp, directory / MANIFEST)
+    atomic.write_json(directory / MANIFEST, manifest)
 
 
 def update_manifest(directory: Path, **sections: Any) -> dict[str, Any]:

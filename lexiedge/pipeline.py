@@ -8,13 +8,13 @@ rebuild exactly what was trained from the run directory alone.
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
 
+from lexiedge import atomic
 from lexiedge.api import TrainJob, TrainResult
 from lexiedge.errors import UsageError
 from lexiedge.plugin import get_host
@@ -22,21 +22,6 @@ from lexiedge.profile import Profile, load_profile, validate_profile
 
 RUNS_DIR = Path("runs")
 RUN_PROFILE = "profile.yaml"
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write a whole file or nothing: temp file in the same directory, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def single_model_profile(profile: Profile, model_key: str) -> Profile:
@@ -158,7 +143,9 @@ def train(request: TrainRequest, console: Console) -> list[TrainResult]:
                         raise UsageError(
                             f"{run_dir} exists and is not empty; use --resume to continue it or another --out"
                         )
-                    write_text_atomic(run_dir / RUN_PROFILE, f"# resolved from {profile.source}\n{profile.to_yaml()}")
+                    atomic.write_text(
+                        run_dir / RUN_PROFILE, f"# resolved from {profile.source}\n{profile.to_yaml()}", fsync=True
+                    )
             entry = profile.model(model_key)
             if request.resume:
                 _check_data(host, entry, data_path)
@@ -212,7 +199,9 @@ def _resume_settings(
     changed_data = next((c.new for c in plan.changes if c.key == DATA_KEY), None)
     data_path = Path(changed_data) if changed_data else (Path(recorded_data) if recorded_data else None)
     if plan.changes and _rank() == 0:
-        write_text_atomic(run_dir / RUN_PROFILE, f"# resolved from {requested.source}\n{requested.to_yaml()}")
+        atomic.write_text(
+            run_dir / RUN_PROFILE, f"# resolved from {requested.source}\n{requested.to_yaml()}", fsync=True
+        )
         # at_step: the step training goes on from, which only the engine knows (the newest *intact*
         # checkpoint); RunFiles.start fills it in
         change = {"at_step": None, "time": now_iso(), "changes": plan.record}

@@ -38,6 +38,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from lexiedge import atomic
 from lexiedge.errors import DiskFullError, LexiedgeError, is_disk_full
 from lexiedge.runtime.artifact import sha256_file
 
@@ -75,22 +76,6 @@ def _fsync_file(path: Path) -> None:
         os.fsync(handle.fileno())
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """A whole JSON file or none: temp file beside it, fsync, rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_weights(path: Path, weights: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
     """safetensors of independent, contiguous CPU copies (tied weights would otherwise refuse to save)."""
     tensors = {name: tensor.detach().to("cpu", copy=True).contiguous() for name, tensor in weights.items()}
@@ -99,7 +84,7 @@ def save_weights(path: Path, weights: dict[str, torch.Tensor], metadata: dict[st
 
 def write_checksums(directory: Path, names: list[str]) -> None:
     """``directory/checksums.json``: the sha256 of each named file there, written after them, atomically."""
-    write_json_atomic(directory / CHECKSUMS, {name: sha256_file(directory / name) for name in names})
+    atomic.write_json(directory / CHECKSUMS, {name: sha256_file(directory / name) for name in names}, fsync=True)
 
 
 def save_final(directory: Path, weights: dict[str, torch.Tensor], metadata: dict[str, str]) -> Path:
@@ -109,16 +94,13 @@ def save_final(directory: Path, weights: dict[str, torch.Tensor], metadata: dict
     as unverifiable, like an older run's) rather than a checksum that no longer matches them.
     """
     target = directory / WEIGHTS
-    tmp = directory / f".{WEIGHTS}.tmp"
     try:
         directory.mkdir(parents=True, exist_ok=True)
         (directory / CHECKSUMS).unlink(missing_ok=True)
-        save_weights(tmp, weights, metadata=metadata)
-        _fsync_file(tmp)
-        os.replace(tmp, target)
+        with atomic.atomic_path(target, fsync=True) as tmp:
+            save_weights(tmp, weights, metadata=metadata)
         write_checksums(directory, [WEIGHTS])
     except Exception as exc:
-        tmp.unlink(missing_ok=True)
         if is_disk_full(exc):
             raise DiskFullError(
                 f"no space left on the disk of {directory} while writing the final weights; the last checkpoint "

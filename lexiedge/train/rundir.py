@@ -21,8 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from lexiedge import atomic
 from lexiedge.errors import UsageError
-from lexiedge.train.checkpoint import write_json_atomic
 
 try:
     import fcntl
@@ -145,12 +145,12 @@ class RunFiles:
         return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
     def write_run_json(self) -> None:
-        write_json_atomic(self.run_dir / RUN_JSON, plain(self.info))
+        atomic.write_json(self.run_dir / RUN_JSON, plain(self.info), fsync=True)
 
     # history.json
     def write_history(self, history: list[dict[str, Any]]) -> None:
         if self.enabled:
-            write_json_atomic(self.run_dir / HISTORY_JSON, plain(history))
+            atomic.write_json(self.run_dir / HISTORY_JSON, plain(history), fsync=True)
 
     # metrics.jsonl
     def truncate_log(self, lines: int) -> None:
@@ -160,9 +160,7 @@ class RunFiles:
         path = self.run_dir / METRICS_JSONL
         if self.enabled and path.is_file():
             kept = path.read_text(encoding="utf-8").splitlines(keepends=True)[:lines]
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_text("".join(kept), encoding="utf-8")
-            os.replace(tmp, path)
+            atomic.write_text(path, "".join(kept))
         self._log_changes()
 
     def _log_changes(self) -> None:
@@ -189,5 +187,5 @@ class RunFiles:
     def write_json(self, name: str, data: Any) -> Path:
         path = self.run_dir / name
         if self.enabled:
-            write_json_atomic(path, plain(data))
+            atomic.write_json(path, plain(data), fsync=True)
         return path

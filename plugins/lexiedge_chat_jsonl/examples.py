@@ -16,13 +16,12 @@ ever being held in memory whole. A line that is not UTF-8 is a bad line too.
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lexiedge import atomic
 from lexiedge.errors import UsageError
 
 ROLES = ("system", "user", "assistant")
@@ -239,12 +238,5 @@ def require_examples(path: Path, examples: Sequence[Example], bad: Sequence[BadL
 
 def write_jsonl_atomic(records: Iterable[dict[str, Any]], out: Path) -> None:
     """Write JSON lines to a temporary file beside ``out``, then rename it: never half a file."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as file:
-            file.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic.atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as file:
+        file.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)

@@ -6,7 +6,6 @@ figure state, safe in any process. Each file is written beside its final name, t
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +13,13 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from lexiedge import atomic
+
 
 def _save(figure: Figure, path: Path) -> Path:
     FigureCanvasAgg(figure)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    figure.savefig(tmp, dpi=110, bbox_inches="tight")
-    os.replace(tmp, path)
+    with atomic.atomic_path(path, suffix=".tmp.png") as tmp:  # savefig picks the format from the extension
+        figure.savefig(tmp, dpi=110, bbox_inches="tight")
     return path
 
 

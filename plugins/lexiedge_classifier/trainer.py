@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from lexiedge.api import BuiltModel, DataSplits, TrainerPlugin, TrainJob, TrainResult
 from lexiedge.train import Engine, prepare
-from lexiedge.train.checkpoint import write_json_atomic
+from lexiedge import atomic
 from lexiedge.train.rundir import TEST_METRICS_JSON
 from lexiedge.metrics import classification_metrics, confusion_matrix
 from lexiedge_classifier.plots import plot_confusion, plot_curves
@@ -138,7 +138,7 @@ class ClassifierTrainer(TrainerPlugin):
             names = splits.labels or [str(index) for index in range(len(test["confusion"]))]
             test["labels"] = names
             test["recall_per_label"] = dict(zip(names, test["recall_per_class"]))
-            write_json_atomic(test_path, test)
+            atomic.write_json(test_path, test, fsync=True)
             title = f"test ({test['checkpoint']} weights, step {test['step']}): UAR {test['uar']:.3f}, WAR {test['war']:.3f}"
             written["confusion_png"] = str(plot_confusion(test["confusion"], names, run_dir / CONFUSION_PNG, title))
         return written

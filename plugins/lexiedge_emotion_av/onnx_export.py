@@ -14,12 +14,12 @@ Exporter reuse::
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import torch
 
+from lexiedge import atomic
 from lexiedge.errors import UsageError
 
 INPUT_NAMES = ("waveform", "frames", "audio_mask", "video_mask")
@@ -84,27 +84,23 @@ def export_onnx(
     was_training = model.training
     model.eval()
     n_fft = int(getattr(getattr(model, "settings", None), "n_fft", 400))
-    handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(handle)
     try:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the exporter's deprecation chatter is not actionable here
-            program = torch.onnx.export(
-                model,
-                tuple(example_inputs),
-                dynamo=True,
-                verbose=False,
-                input_names=list(INPUT_NAMES),
-                output_names=list(OUTPUT_NAMES),
-                opset_version=opset,
-                dynamic_shapes=dynamic_shapes(n_fft, dynamic_image=dynamic_image),
-                external_data=False,
-                optimize=True,
-            )
-        program.save(temp_name, external_data=False)
-        os.replace(temp_name, target)
+        with atomic.atomic_path(target) as temp_name:
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the exporter's deprecation chatter is not actionable here
+                program = torch.onnx.export(
+                    model,
+                    tuple(example_inputs),
+                    dynamo=True,
+                    verbose=False,
+                    input_names=list(INPUT_NAMES),
+                    output_names=list(OUTPUT_NAMES),
+                    opset_version=opset,
+                    dynamic_shapes=dynamic_shapes(n_fft, dynamic_image=dynamic_image),
+                    external_data=False,
+                    optimize=True,
+                )
+            program.save(str(temp_name), external_data=False)
     finally:
-        if os.path.exists(temp_name):
-            os.unlink(temp_name)
         model.train(was_training)
     return target

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from lexiedge import atomic
 from lexiedge.errors import LexiedgeError, NotAvailableError, UsageError
 from lexiedge_qwen_lora.architectures import (
     HUB_ARCHITECTURES,
@@ -261,9 +262,7 @@ def write_base_record(record: dict[str, Any], run_dir: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.copytree(snapshot_from, tmp)
         os.replace(tmp, run_dir / BASE_SNAPSHOT)
-    tmp_file = run_dir / f".{BASE_RECORD}.tmp"
-    tmp_file.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp_file, run_dir / BASE_RECORD)
+    atomic.write_json(run_dir / BASE_RECORD, record)
 
 
 def read_base_record(run_dir: Path) -> dict[str, Any]:

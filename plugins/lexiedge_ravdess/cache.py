@@ -15,7 +15,6 @@ import json
 import multiprocessing
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -25,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from lexiedge import atomic
 from lexiedge_ravdess.labels import ClipName
 from lexiedge_runtime.media.decode import DecodedClip, DecodeError, DecodeOptions, decode_clip
 from lexiedge_runtime.media.faces import face_detector
@@ -191,7 +191,7 @@ def decode_and_store(job: tuple[Path, str, Path, DecodeOptions]) -> dict[str, An
             meta["video"] = f"{key}.video.npy"
             _save_npy(directory / meta["video"], decoded.frames)
             meta["face_found"] = decoded.face_found
-    _write_atomic(directory / f"{key}.json", json.dumps(meta).encode())
+    atomic.write_bytes(directory / f"{key}.json", json.dumps(meta).encode())
     return meta
 
 
@@ -204,22 +204,5 @@ def read_video(entry: CachedClip) -> np.ndarray | None:
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, np.ascontiguousarray(array))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic.atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, np.ascontiguousarray(array))

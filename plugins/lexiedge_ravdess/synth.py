@@ -13,7 +13,6 @@ like the distribution) and written to a temp name, then renamed, so an interrupt
 from __future__ import annotations
 
 import itertools
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ import cv2
 import numpy as np
 import soundfile
 
+from lexiedge import atomic
 from lexiedge_ravdess.labels import AUDIO_ONLY, AUDIO_VIDEO, EMOTIONS, SPEECH, VIDEO_ONLY
 from lexiedge_runtime.media.decode import resample
 
@@ -188,8 +188,7 @@ def _draw_face(image, cx, cy, a, b, skin, curve, opening, brow_tilt, brow_raise,
 
 def write_mp4(path: Path, frames: np.ndarray | None, voice: np.ndarray | None, encoder: str) -> None:
     """Encode frames (uint8 (T, H, W, 3) at FPS) and/or a mono voice at AUDIO_RATE into ``path``, atomically."""
-    tmp = path.with_name(f".{path.name}.part")
-    try:
+    with atomic.atomic_path(path, suffix=".part") as tmp:
         with av.open(str(tmp), mode="w", format="mp4") as container:
             video = audio = None
             if frames is not None:
@@ -212,9 +211,6 @@ def write_mp4(path: Path, frames: np.ndarray | None, voice: np.ndarray | None, e
                 frame.sample_rate, frame.pts = AUDIO_RATE, 0
                 container.mux(audio.encode(frame))
                 container.mux(audio.encode(None))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def write_wav(path: Path, voice: np.ndarray, layout: tuple[int, int], rng: np.random.Generator) -> None:
@@ -223,12 +219,8 @@ def write_wav(path: Path, voice: np.ndarray, layout: tuple[int, int], rng: np.ra
     samples = resample(voice, AUDIO_RATE, rate) if rate != AUDIO_RATE else voice
     if channels == 2:
         samples = np.stack([samples, np.clip(samples * rng.uniform(0.8, 1.0), -1, 1)], axis=1)
-    tmp = path.with_name(f".{path.name}.part")
-    try:
+    with atomic.atomic_path(path, suffix=".part") as tmp:
         soundfile.write(str(tmp), samples, rate, subtype="PCM_16", format="WAV")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def clip_name(modality: int, emotion: int, index: int, actor: int) -> str:
