@@ -317,17 +317,18 @@ def classifier_source(info: ArtifactInfo) -> tuple[Path, Path]:
 def classifier_feeds(manifest: dict[str, Any], batch: int, seed: int) -> dict[str, np.ndarray]:
     """A seeded random clip (both modalities present) shaped like the training clips."""
     from lexiedge.runtime.inputs import ClassifierSpec
+    from lexiedge_runtime.io_names import AUDIO_MASK, FRAMES, VIDEO_MASK, WAVEFORM
 
     spec = ClassifierSpec.from_manifest(manifest, "the first artifact")
     rng = np.random.default_rng(seed)
     size = spec.image_size
     return {
-        "waveform": (rng.uniform(-1.0, 1.0, (batch, spec.clip_samples)) * 0.1).astype(np.float32),
-        "frames": rng.uniform(0.0, 1.0, (batch, spec.frame_count, spec.channels, size, size)).astype(
+        WAVEFORM: (rng.uniform(-1.0, 1.0, (batch, spec.clip_samples)) * 0.1).astype(np.float32),
+        FRAMES: rng.uniform(0.0, 1.0, (batch, spec.frame_count, spec.channels, size, size)).astype(
             np.float32
         ),
-        "audio_mask": np.ones(batch, np.float32),
-        "video_mask": np.ones(batch, np.float32),
+        AUDIO_MASK: np.ones(batch, np.float32),
+        VIDEO_MASK: np.ones(batch, np.float32),
     }
 
 

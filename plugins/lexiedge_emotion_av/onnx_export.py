@@ -21,17 +21,25 @@ import torch
 
 from lexiedge import atomic
 from lexiedge.errors import UsageError
+from lexiedge_runtime.io_names import (
+    AUDIO_MASK,
+    FRAMES,
+    INPUT_NAMES,
+    LOGITS,
+    MODEL_OUTPUT_NAMES,
+    VIDEO_MASK,
+    WAVEFORM,
+)
 
-INPUT_NAMES = ("waveform", "frames", "audio_mask", "video_mask")
-OUTPUT_NAMES = ("logits",)
+OUTPUT_NAMES = MODEL_OUTPUT_NAMES
 OPSET = 18
 # dynamic axes of each input (for manifests): name -> {axis: symbolic name}
 DYNAMIC_AXES: dict[str, dict[int, str]] = {
-    "waveform": {0: "batch", 1: "samples"},
-    "frames": {0: "batch", 1: "frames"},
-    "audio_mask": {0: "batch"},
-    "video_mask": {0: "batch"},
-    "logits": {0: "batch"},
+    WAVEFORM: {0: "batch", 1: "samples"},
+    FRAMES: {0: "batch", 1: "frames"},
+    AUDIO_MASK: {0: "batch"},
+    VIDEO_MASK: {0: "batch"},
+    LOGITS: {0: "batch"},
 }
 MAX_SAMPLES = 16000 * 600  # ten minutes at 16 kHz: far above any clip, keeps the symbolic range finite
 MAX_FRAMES = 4096
@@ -51,10 +59,10 @@ def dynamic_shapes(n_fft: int, *, dynamic_image: bool = False) -> dict[str, dict
         frame_axes[3] = torch.export.Dim("height", min=32, max=4096)
         frame_axes[4] = torch.export.Dim("width", min=32, max=4096)
     return {
-        "waveform": {0: batch, 1: samples},
-        "frames": frame_axes,
-        "audio_mask": {0: batch},
-        "video_mask": {0: batch},
+        WAVEFORM: {0: batch, 1: samples},
+        FRAMES: frame_axes,
+        AUDIO_MASK: {0: batch},
+        VIDEO_MASK: {0: batch},
     }
 
 

@@ -27,14 +27,21 @@ import numpy as np
 
 from lexiedge.errors import LexiedgeError, NotAvailableError
 from lexiedge.export import ExportError, find_checkpoint
+from lexiedge_runtime.io_names import (
+    AUDIO_MASK,
+    FRAMES,
+    INPUT_NAMES,
+    LOGITS,
+    PROBABILITIES,
+    VIDEO_MASK,
+    WAVEFORM,
+)
 
 if TYPE_CHECKING:
     import torch
 
     from lexiedge.api import DataSplits, ExportJob, ModelPlugin
 
-INPUT_NAMES = ("waveform", "frames", "audio_mask", "video_mask")
-LOGITS, PROBABILITIES = "logits", "probabilities"
 TRACE_BATCH = 2  # >= 2 so that the tracer cannot specialise the batch axis to 1
 GraphWriter = Callable[["torch.nn.Module", Path, tuple], Path]
 
@@ -203,7 +210,7 @@ class Batch:
     @property
     def shape(self) -> dict[str, int]:
         """Batch size, audio samples and video frames: the axes the graph must keep dynamic."""
-        return input_shape(self.feeds["waveform"], self.feeds["frames"])
+        return input_shape(self.feeds[WAVEFORM], self.feeds[FRAMES])
 
 
 def input_shape(waveform: Any, frames: Any) -> dict[str, int]:
@@ -301,14 +308,14 @@ def sweep_batches(source: ClassifierSource) -> list[Batch]:
     batches = []
     for batch, length, frame_count in shapes:
         feeds = {
-            "waveform": (rng.uniform(-1, 1, (batch, length)) * 0.1).astype(np.float32),
-            "frames": rng.uniform(0, 1, (batch, frame_count, 3, size, size)).astype(np.float32),
-            "audio_mask": np.ones(batch, np.float32),
-            "video_mask": np.ones(batch, np.float32),
+            WAVEFORM: (rng.uniform(-1, 1, (batch, length)) * 0.1).astype(np.float32),
+            FRAMES: rng.uniform(0, 1, (batch, frame_count, 3, size, size)).astype(np.float32),
+            AUDIO_MASK: np.ones(batch, np.float32),
+            VIDEO_MASK: np.ones(batch, np.float32),
         }
         if batch >= 3:
-            feeds["audio_mask"][1], feeds["waveform"][1] = 0.0, 0.0
-            feeds["video_mask"][2], feeds["frames"][2] = 0.0, 0.0
+            feeds[AUDIO_MASK][1], feeds[WAVEFORM][1] = 0.0, 0.0
+            feeds[VIDEO_MASK][2], feeds[FRAMES][2] = 0.0, 0.0
         description = f"batch {batch}, {length} samples, {frame_count} frames"
         batches.append(Batch(feeds, None, description))
     return batches

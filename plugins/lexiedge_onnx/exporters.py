@@ -30,6 +30,7 @@ from lexiedge_onnx.runners import OrtRunner, dynamic_axes
 from lexiedge_onnx.settings import OnnxInt4Settings, OnnxInt8Settings, OnnxSettings, OrtMobileSettings
 from lexiedge_onnx.verify_classifier import ClassifierThresholds, enforce_classifier, verify_classifier
 from lexiedge_onnx.verify_lm import LmThresholds, enforce_lm, verify_lm
+from lexiedge_runtime.io_names import WAVEFORM
 
 CLASSIFICATION, CAUSAL_LM = "av-classification", "causal-lm"
 
@@ -97,7 +98,7 @@ def classifier_int8_graph(
         section.update(
             static_op_types=settings.static_op_types,
             static_format="QDQ (uint8 activations, int8 weights, MinMax calibration)",
-            calibration_clips=sum(len(b.feeds["waveform"]) for b in calibration),
+            calibration_clips=sum(len(b.feeds[WAVEFORM]) for b in calibration),
             calibration_split="train",
         )
     section["kept_float_nodes"] = len(kept)

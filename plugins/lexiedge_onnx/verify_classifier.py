@@ -19,8 +19,6 @@ from lexiedge.export import AgreementError, AtolError, ShapeError
 from lexiedge.metrics import classification_metrics, confusion_matrix
 from lexiedge_onnx.agreement import measure_agreement
 from lexiedge_onnx.classifier import (
-    LOGITS,
-    PROBABILITIES,
     Batch,
     ClassifierSource,
     input_shape,
@@ -29,6 +27,7 @@ from lexiedge_onnx.classifier import (
     validation_batches,
 )
 from lexiedge_onnx.runners import Runner, softmax
+from lexiedge_runtime.io_names import LOGITS, PROBABILITIES
 
 
 @dataclass(frozen=True)

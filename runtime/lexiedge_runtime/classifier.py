@@ -18,12 +18,11 @@ from lexiedge_runtime.devices import GPU_PROVIDERS, ProviderSpec, check_provider
 from lexiedge_runtime.errors import ArtifactError, InferenceError
 from lexiedge_runtime.extras import require
 from lexiedge_runtime.inputs import ClassifierSpec, prepare_inputs
+from lexiedge_runtime.io_names import INPUT_NAMES, LOGITS, PROBABILITIES
 from lexiedge_runtime.media.spec import MediaSpec
 
 if TYPE_CHECKING:
     import onnxruntime as ort
-
-PROBABILITIES, LOGITS = "probabilities", "logits"
 
 
 @dataclass(frozen=True)
@@ -72,7 +71,7 @@ class Classifier:
         self.provider = self.session.get_providers()[0]
         self._inputs = [value.name for value in self.session.get_inputs()]
         self._outputs = [value.name for value in self.session.get_outputs()]
-        expected = {"waveform", "frames", "audio_mask", "video_mask"}
+        expected = set(INPUT_NAMES)
         if set(self._inputs) != expected or PROBABILITIES not in self._outputs:
             raise ArtifactError(
                 f"{graph}: inputs {self._inputs} / outputs {self._outputs}; expected inputs {sorted(expected)} "

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from lexiedge_runtime.errors import ArtifactError, InputDtypeError, InputShapeError, InputValueError
+from lexiedge_runtime.io_names import AUDIO_MASK, FRAMES, VIDEO_MASK, WAVEFORM
 from lexiedge_runtime.manifest import ManifestError
 
 # Out-of-range tolerance: float rounding in an app's own scaling must not be refused.
@@ -141,10 +142,10 @@ def prepare_inputs(
         size = spec.image_size
         video = _VideoIn(np.zeros((batch, spec.frame_count, spec.channels, size, size), np.float32), single)
     feeds = {
-        "waveform": np.ascontiguousarray(audio.array),
-        "frames": np.ascontiguousarray(video.array),
-        "audio_mask": np.full(batch, 1.0 if waveform is not None and spec.uses_audio else 0.0, np.float32),
-        "video_mask": np.full(batch, 1.0 if frames is not None and spec.uses_video else 0.0, np.float32),
+        WAVEFORM: np.ascontiguousarray(audio.array),
+        FRAMES: np.ascontiguousarray(video.array),
+        AUDIO_MASK: np.full(batch, 1.0 if waveform is not None and spec.uses_audio else 0.0, np.float32),
+        VIDEO_MASK: np.full(batch, 1.0 if frames is not None and spec.uses_video else 0.0, np.float32),
     }
     return PreparedBatch(feeds, batch, single)
 
