@@ -486,7 +486,7 @@ def demo(
     from lexiedge.demo import render_report, run_demo
 
     _check_out_dir(out)
-    report = run_demo(out, quick=quick, force=force, console=console)
+    report = run_demo(out, quick=quick, force=force, console=console, lexiedge=main)
     render_report(report, console)
 
 
