@@ -132,9 +132,13 @@ def test_audio_at_another_rate_is_resampled_like_the_training_decoder(classifier
         ours = _waveform_feed(classifier, mono, rate)  # the whole clip, resampled here
         ffmpeg = _waveform_feed(classifier, _uncropped_16k(path, classifier), classifier.spec.sample_rate)
         unresampled = _waveform_feed(classifier, mono, classifier.spec.sample_rate)
-        scale = np.abs(ffmpeg).max()
-        ours_off, wrong_off = np.abs(ours - ffmpeg).max() / scale, np.abs(unresampled - ffmpeg).max() / scale
-        assert ours_off < 0.05 and ours_off < 0.1 * wrong_off, (name, ours_off, wrong_off)
+        assert abs(ours.shape[-1] - ffmpeg.shape[-1]) <= 2, "the whole clip at the model's rate either way"
+        common = min(ours.shape[-1], ffmpeg.shape[-1])  # resamplers may round the last sample differently
+        reference = ffmpeg[..., :common]
+        # error energy relative to the signal's (measured: 0.008 and 0.04 here; not resampled: 1.5)
+        ours_off = _rms(ours[..., :common] - reference) / _rms(reference)
+        wrong_off = _rms(unresampled[..., :common] - reference) / _rms(reference)  # wrong pitch and pace
+        assert ours_off < 0.1 and ours_off < 0.1 * wrong_off, (name, ours_off, wrong_off)
         np.testing.assert_allclose(  # and the model, fed either, answers alike
             _probabilities(classifier.predict(mono, sample_rate=rate)),
             _probabilities(classifier.predict(ffmpeg[0])), atol=1e-3)
@@ -183,6 +187,10 @@ def test_a_gpu_device_runs_the_same_model_when_there_is_one(av_artifacts, classi
 
 def _probabilities(result: ClassificationResult) -> np.ndarray:
     return np.array(list(result.probabilities.values()))
+
+
+def _rms(signal: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(signal, dtype=np.float64))))
 
 
 def _waveform_feed(classifier: Classifier, waveform: np.ndarray, rate: int) -> np.ndarray:
