@@ -37,7 +37,7 @@ def test_seed_numbers_are_in_the_gpu_profiles() -> None:
     assert (rtx_model.fusion.hidden, rtx_model.fusion.layers, t4_model.fusion.hidden, t4_model.fusion.layers) == (256, 2, 1024, 4)
     assert list(rtx_model.head.hidden) == [128, 64] and list(t4_model.head.hidden) == [512, 256]
     # where the rtx3050-4gb profile leaves the seeds on purpose (issue 11's real-speech recipe): every training
-    # clip, not the seeds' half-data time budget, and batches of 8, not 2, for the audio stem's BatchNorm
+    # clip, not the seeds' half-data time budget, and batches of 8, not 2 (the cpu profile's recipe)
     rtx_data, rtx_train = rtx.model("emotion-av").data.settings, rtx.model("emotion-av").train.settings
     assert (rtx_data.data_fraction, rtx_data.clip_seconds, rtx_train.batch_size) == (1.0, 3.0, 8)
     qwen = t4.model("qwen-lora")
