@@ -54,3 +54,33 @@ def test_teacher_forced_tokens_are_compared_with_the_expected_choice() -> None:
     artifact = reference.copy()
     result = measure_agreement(reference, artifact, expected=np.array([0, 2]))
     assert result.agree == 1 and result.decisive_agree == 1
+
+
+def _report(pytorch_uar: float, artifact_uar: float, labels: np.ndarray) -> dict:
+    from lexiedge_onnx.verify_classifier import one_clip_uar
+
+    validation = {
+        "clips": len(labels), "max_abs_diff": {"logits": 0.0}, "decisive": {"share": 1.0, "agreement": 1.0,
+        "samples": len(labels)}, "near_ties": {"samples": 0}, "tie_margin": 0.0, "noise_logit_p99": 0.0,
+        "task_metric": {"name": "uar", "pytorch": pytorch_uar, "artifact": artifact_uar,
+                        "delta": artifact_uar - pytorch_uar, "one_clip": one_clip_uar(labels)},
+    }
+    return {"validation": validation, "shape_sweep": {"max_abs_diff": {"logits": 0.0}}}
+
+
+def test_a_uar_drop_of_one_clip_is_within_what_a_small_validation_set_resolves() -> None:
+    import pytest
+    from lexiedge_onnx.verify_classifier import ClassifierThresholds, enforce_classifier, one_clip_uar
+
+    from lexiedge.export import AgreementError
+
+    labels = np.repeat(np.arange(8), 4)  # 32 clips, 4 per emotion: one flip moves UAR by 1/32
+    assert one_clip_uar(labels) == 1 / 32
+    assert one_clip_uar(np.array([0, 0, 0, 1])) == 1 / 2, "the rarest class decides"
+    thresholds = ClassifierThresholds(atol=None, min_top1=0.99, max_uar_drop=0.03)
+    enforce_classifier(_report(0.75, 0.75 - 1 / 32, labels), "onnx-int8", thresholds)  # one flip: accepted
+    with pytest.raises(AgreementError, match="one clip moves UAR by 0.031 on these 32 clips"):
+        enforce_classifier(_report(0.75, 0.75 - 2 / 32, labels), "onnx-int8", thresholds)  # two: refused
+    many = np.repeat(np.arange(8), 40)  # 320 clips: max_uar_drop itself is the bound
+    with pytest.raises(AgreementError):
+        enforce_classifier(_report(0.75, 0.75 - 0.04, many), "onnx-int8", thresholds)
