@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-# The cpu profile as shipped (40 epochs, ~3 CPU-minutes): over seeds 0-2 x 1 and 2 threads
-# (bench/bench_learning_sweep.py) the held-out actor's 32 clips scored test UAR 0.53-0.81 against the floor of
-# 0.375 asserted here; half the epochs (the demo's --quick) fell to 0.41 in one cell, one clip above it.
+# The cpu profile as shipped (40 epochs, ~3 CPU-minutes): bench/bench_learning_sweep.py gave the held-out
+# actor's 32 clips test UAR 0.59, 0.59, 0.50 (seeds 0-2, 1 thread) and 0.56 (seed 0, 2 threads) against the
+# floor of 0.375 asserted here; with half the epochs one cell fell to 0.41, one clip above it.
 AV_TRAIN: list[str] = []
 AV_EXPORT = {
     "onnx": [],
