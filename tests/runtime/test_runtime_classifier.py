@@ -139,9 +139,9 @@ def test_audio_at_another_rate_is_resampled_like_the_training_decoder(classifier
         ours_off = _rms(ours[..., :common] - reference) / _rms(reference)
         wrong_off = _rms(unresampled[..., :common] - reference) / _rms(reference)  # wrong pitch and pace
         assert ours_off < 0.1 and ours_off < 0.1 * wrong_off, (name, ours_off, wrong_off)
-        np.testing.assert_allclose(  # and the model, fed either, answers alike
+        np.testing.assert_allclose(  # and the model, fed either, answers alike (to the resamplers' difference)
             _probabilities(classifier.predict(mono, sample_rate=rate)),
-            _probabilities(classifier.predict(ffmpeg[0])), atol=1e-3)
+            _probabilities(classifier.predict(ffmpeg[0])), atol=0.01)
         _check_distribution(classifier.predict(**_decode(classifier, path)), classifier.labels)
 
 
