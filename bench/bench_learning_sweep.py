@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from lexiedge.rundir import read_test_metrics
+
 CHANCE = 1 / 8
 TEST_FLOOR_UAR = 3 * CHANCE  # what the learning tests assert on the held-out actor (tests/pipeline, tests/runtime)
 
@@ -59,7 +61,7 @@ def main() -> None:
             started = time.perf_counter()
             lexiedge("train", "--profile", "cpu", "--model", "emotion-av", "--data", str(data), "--out", str(run),
                      *[item for value in sets for item in ("--set", value)], threads=threads)
-            test = json.loads((run / "test_metrics.json").read_text(encoding="utf-8"))
+            test = read_test_metrics(run)
             cell = {"seed": seed, "threads": threads, "test_uar": test["uar"], "test_war": test["war"],
                     "test_clips": test["samples"], "wall_s": time.perf_counter() - started}
             cells.append(cell)

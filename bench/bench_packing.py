@@ -193,6 +193,7 @@ def measure_training_run(spec: dict[str, Any]) -> dict[str, Any]:
 
     from lexiedge import pipeline
     from lexiedge.profile import load_profile
+    from lexiedge.rundir import read_history
 
     torch.set_num_threads(spec["threads"])
     baseline_mb = psutil.Process().memory_info().rss / 2**20
@@ -200,7 +201,7 @@ def measure_training_run(spec: dict[str, Any]) -> dict[str, Any]:
     run_dir = Path(spec["run_dir"])
     request = pipeline.TrainRequest(profile=profile, model_keys=[MODEL], data={MODEL: None}, out=run_dir, resume=False)
     pipeline.train(request, Console(quiet=True))
-    last = json.loads((run_dir / "history.json").read_text(encoding="utf-8"))[-1]
+    last = read_history(run_dir)[-1]
     if profile.device.kind == "cuda" and torch.cuda.is_available():
         peak_mb, memory_kind = float(last["peak_memory_mb"]), "CUDA max_memory_allocated"
     else:

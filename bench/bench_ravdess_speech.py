@@ -88,7 +88,9 @@ def parameter_count(run: Path) -> int:
     """Learned parameters of the run's model (the feature statistics buffers left out)."""
     from safetensors.torch import load_file
 
-    weights = load_file(run / "final" / "model.safetensors")
+    from lexiedge.rundir import WEIGHTS, final_dir
+
+    weights = load_file(final_dir(run) / WEIGHTS)
     return sum(tensor.numel() for name, tensor in weights.items() if not name.endswith(("feature_mean", "feature_std")))
 
 
@@ -106,7 +108,7 @@ def reference_scores(profile: Any, data: Path) -> dict[str, Any]:
     from rich.console import Console
 
     from lexiedge.metrics import classification_metrics, confusion_matrix
-    from lexiedge.train.rundir import cache_dir
+    from lexiedge.cache import cache_dir
 
     entry = profile.model(MODEL)
     data_settings = entry.data.settings.model_copy(update={"random_crop": False})
@@ -143,6 +145,7 @@ def train_once(profile_name: str, overrides: list[str], data: Path, out: Path, c
     from lexiedge import pipeline
     from lexiedge.evaluate import evaluate
     from lexiedge.profile import load_profile
+    from lexiedge.rundir import read_history, read_run_info
 
     chosen = [SPLIT, *overrides]
     console.print(f"lexiedge train --profile {profile_name} --model {MODEL} --data {data}"
@@ -152,7 +155,7 @@ def train_once(profile_name: str, overrides: list[str], data: Path, out: Path, c
     started = time.perf_counter()
     pipeline.train(request, console)
     wall_s = time.perf_counter() - started
-    history = json.loads((out / "history.json").read_text(encoding="utf-8"))
+    history = read_history(out)
     best, last = best_and_last(history)
     report = evaluate([out], data=data, split="val", out=out / "eval-val", limit=None, console=console)
     confusion = report.results[0]
@@ -167,7 +170,7 @@ def train_once(profile_name: str, overrides: list[str], data: Path, out: Path, c
         "confusion_png": confusion.files["confusion_png"],
         "wall_s": wall_s,
         "run_dir": str(out),
-        "learning_check": json.loads((out / "run.json").read_text(encoding="utf-8")).get("learning_check"),
+        "learning_check": read_run_info(out).get("learning_check"),
     }
 
 

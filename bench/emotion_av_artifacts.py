@@ -55,20 +55,21 @@ def random_run(profile_name: str, root: Path, data: Path) -> Path:
     from safetensors.torch import save_file
 
     from lexiedge import atomic
-    from lexiedge.pipeline import RUN_PROFILE, single_model_profile
+    from lexiedge.pipeline import single_model_profile
     from lexiedge.plugin import get_host
     from lexiedge.profile import load_profile
+    from lexiedge.rundir import RUN_JSON, WEIGHTS, final_dir, profile_file
 
     profile = single_model_profile(load_profile(profile_name), MODEL)
     entry = profile.model(MODEL)
     key = hashlib.sha256(profile.to_yaml().encode()).hexdigest()[:12]
     run = root / f"run-{profile_name}-{key}"
-    weights = run / "final" / "model.safetensors"
+    weights = final_dir(run) / WEIGHTS
     if weights.is_file():
         return run
-    atomic.write_text(run / RUN_PROFILE, f"# resolved from {profile.source}\n{profile.to_yaml()}")
+    atomic.write_text(profile_file(run), f"# resolved from {profile.source}\n{profile.to_yaml()}")
     atomic.write_text(
-        run / "run.json",
+        run / RUN_JSON,
         json.dumps(
             {
                 "model_key": MODEL,

@@ -13,11 +13,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:  # torch is heavy; the runtime and `lexiedge profiles` never need it
+    from collections.abc import Iterable, Sequence
+
     import torch
     from rich.console import Console
     from torch.utils.data import Dataset
@@ -99,6 +101,18 @@ class ModelPlugin(Plugin):
         from lexiedge.errors import UsageError
 
         raise UsageError(f"model {self.name!r} has nothing to merge (merge is for adapter-trained models)")
+
+    def export_onnx(self, module: "torch.nn.Module", path: Path, example_inputs: "Sequence[torch.Tensor]", *,
+                    opset: int) -> Path:
+        """Write ``module`` (eval mode, CPU) as one self-contained ONNX graph at ``path`` with ``opset``, traced on
+        ``example_inputs``, and return the path (what the `onnx` exporters of a classifier call). The model
+        plugin owns the tracing: it knows which axes are dynamic and which ops export cleanly.
+
+        The default says the model has no ONNX export; causal LMs are exported by their own builder.
+        """
+        from lexiedge.errors import NotAvailableError
+
+        raise NotAvailableError(f"model plugin {self.name!r} has no ONNX export (implement ModelPlugin.export_onnx)")
 
 
 # --- datasets ---------------------------------------------------------------------------------
@@ -194,7 +208,8 @@ class TrainResult:
 
 
 class TrainerPlugin(Plugin):
-    """Trains a model with the shared engine (:mod:`lexiedge.train`); ``Settings`` extends EngineSettings."""
+    """Trains a model, usually with the shared engine (:mod:`lexiedge.train`, then the plugin is also a
+    :class:`TrainTask`); ``Settings`` extends EngineSettings."""
 
     tasks: ClassVar[frozenset[str]]
 
@@ -207,7 +222,67 @@ class TrainerPlugin(Plugin):
         """Train (or resume) and write the run directory."""
 
     def trainable_parameters(self, built: BuiltModel) -> list["torch.nn.Parameter"]:
+        """What the optimizer updates (and the planner counts): every parameter with ``requires_grad``."""
         return [p for p in built.module.parameters() if p.requires_grad]
+
+
+MetricMode = Literal["max", "min"]
+
+
+class TrainTask(ABC):
+    """The task-specific half of training: what the shared engine (:class:`lexiedge.train.engine.Engine`)
+    calls, knowing nothing about classification or language modelling. A trainer plugin usually is one
+    (``class MyTrainer(TrainerPlugin, TrainTask)``, ``Engine(job, settings, built, splits, task=self)``).
+
+    Required: :attr:`best_metric`, :meth:`loss`, :meth:`evaluate`, :meth:`checkpoint_state`,
+    :meth:`load_checkpoint_state`. The other methods have defaults that do nothing special.
+    """
+
+    #: The metric that chooses ``checkpoints/best/``: a key of the evaluation results prefixed with
+    #: the split (``"val/uar"``), and whether larger or smaller is better.
+    best_metric: ClassVar[tuple[str, MetricMode]]
+
+    @abstractmethod
+    def loss(self, built: BuiltModel, batch: dict[str, Any]) -> "torch.Tensor":
+        """The mean training loss of one micro-batch (already on the training device)."""
+
+    @abstractmethod
+    def evaluate(self, built: BuiltModel, loader: "Iterable[dict[str, Any]]", split: str) -> dict[str, Any]:
+        """Metrics over a whole split: scalars (``loss``, ``uar``) and JSON-able extras (``confusion``).
+
+        Called in eval mode under ``torch.no_grad()`` and the training autocast; ``loader`` yields
+        batches already on the device. Keys come back unprefixed; the engine prefixes the split.
+        """
+
+    @abstractmethod
+    def checkpoint_state(self, built: BuiltModel) -> dict[str, "torch.Tensor"]:
+        """The tensors a checkpoint saves (all weights for full training, the adapter only for LoRA)."""
+
+    @abstractmethod
+    def load_checkpoint_state(self, built: BuiltModel, state: dict[str, "torch.Tensor"]) -> None:
+        """Put tensors saved by :meth:`checkpoint_state` back into the model."""
+
+    def trainable_parameters(self, built: BuiltModel) -> list["torch.nn.Parameter"]:
+        """What the optimizer updates; default: every parameter with ``requires_grad``."""
+        return [p for p in built.module.parameters() if p.requires_grad]
+
+    def train_metrics(self) -> dict[str, float]:
+        """Metrics of the training batches seen since the last call (e.g. running accuracy collected in
+        :meth:`loss`), then reset; stored as ``train/<key>`` beside the train loss the engine tracks.
+        Under DDP, rank 0's share only. Default: none."""
+        return {}
+
+    def chance_level(self) -> float | None:
+        """The value of :attr:`best_metric` that guessing scores (1/classes for UAR); with it the engine
+        warns once when a run is still about there after ``learning_check`` of its epochs. Default: unknown."""
+        return None
+
+    def on_run_end(self, built: BuiltModel, run_dir: Path, splits: DataSplits,
+                   history: list[dict[str, Any]]) -> dict[str, Any]:
+        """Called once on rank 0 after training, after ``test_metrics.json`` was written, with ``built``
+        holding the best weights (the final ones without a validation split); the dict is merged into
+        the run's result metrics (plots, extra reports). Default: nothing."""
+        return {}
 
 
 # --- exporters --------------------------------------------------------------------------------
@@ -225,6 +300,8 @@ class ExportJob:
     out_dir: Path
     settings: PluginSettings
     console: "Console"
+    data_path: Path | None = None  # the data the run trained on (run.json), or export's --data: to verify on
+    target: str = ""  # the target name the user asked for (one exporter class may serve several)
 
 
 class ExporterPlugin(Plugin):

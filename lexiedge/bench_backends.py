@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from lexiedge.errors import LexiedgeError
+from lexiedge.rundir import WEIGHTS, is_run_dir
 from lexiedge.runtime.artifact import Artifact
 
 TORCH = "torch"
@@ -225,7 +226,7 @@ class TorchClassifier:
         import torch
         from safetensors.torch import load_file
 
-        from lexiedge.pipeline import load_run_profile
+        from lexiedge.rundir import load_run_profile
         from lexiedge.plugin import get_host
 
         torch.set_num_threads(self._threads)
@@ -302,8 +303,8 @@ def classifier_source(info: ArtifactInfo) -> tuple[Path, Path]:
     run = Path(source["run"]) if source.get("run") else None
     weights = Path(source["checkpoint_file"]) if source.get("checkpoint_file") else None
     if weights is None and run is not None and source.get("checkpoint"):
-        weights = run / source["checkpoint"] / "model.safetensors"
-    if run is None or weights is None or not (run / "profile.yaml").is_file() or not weights.is_file():
+        weights = run / source["checkpoint"] / WEIGHTS
+    if run is None or weights is None or not is_run_dir(run) or not weights.is_file():
         raise BenchError(
             f"backend torch needs the source run of {info.directory} ({run or 'not recorded in its manifest'}: "
             "profile.yaml and the checkpoint), which is missing; leave torch out of --backends"

@@ -22,19 +22,46 @@ app = typer.Typer(
     name="lexiedge",
     help="Train small models on small GPUs and ship them to phones and desktops.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # lexiedge --install-completion [bash|zsh|fish|powershell]
     pretty_exceptions_enable=False,
 )
+
+
+def _flags_show_no_value_type() -> None:
+    """typer 0.29 labels every option with its value's type in --help, flags too (``--help <bool>``), though a
+    flag takes no value: show none for flags (pinned to typer 0.29 in pyproject.toml; tested)."""
+    from typer.core import TyperOption
+
+    labelled = TyperOption.display_type_rich
+    if getattr(labelled, "_lexiedge", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: typer.Context) -> str | None:
+        return None if self.is_flag else labelled(self, ctx)
+
+    display_type_rich._lexiedge = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_show_no_value_type()
 profiles_app = typer.Typer(help="List and show hardware profiles.", invoke_without_command=True)
 data_app = typer.Typer(help="Data tools from the dataset plugins (synthetic sets, statistics, conversions).", no_args_is_help=True)
 app.add_typer(profiles_app, name="profiles")
 app.add_typer(data_app, name="data")
 
-ProfileOpt = Annotated[str, typer.Option("--profile", "-p", help="a name from profiles/ or a path to a YAML file")]
+def _profile_names(incomplete: str) -> list[str]:
+    """Shell completion of --profile: the shipped profiles' names."""
+    from lexiedge.profile import list_profiles
+
+    return [path.stem for path in list_profiles() if path.stem.startswith(incomplete)]
+
+
+ProfileOpt = Annotated[str, typer.Option("--profile", "-p", metavar="NAME|PATH", autocompletion=_profile_names,
+                                         help="a name from profiles/ or a path to a YAML file")]
 ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="one model of the profile (default: all)")]
 SetOpt = Annotated[
     Optional[list[str]],
-    typer.Option("--set", help="override a profile key: models.emotion-av.train.lr=3e-4 (repeatable)"),
+    typer.Option("--set", metavar="KEY=VALUE", help="override a profile key: models.emotion-av.train.lr=3e-4 (repeatable)"),
 ]
 
 
@@ -181,7 +208,7 @@ def train(
     profile: ProfileOpt,
     model: ModelOpt = None,
     data: Annotated[
-        Optional[list[str]], typer.Option("--data", "-d", help="training data: PATH, or MODEL=PATH (repeatable)")
+        Optional[list[str]], typer.Option("--data", "-d", metavar="[MODEL=]PATH", help="training data: PATH, or MODEL=PATH (repeatable)")
     ] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="run directory (default runs/<profile>/<model>/<time>)")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="continue the newest run (or --out) from its last checkpoint")] = False,
@@ -224,16 +251,11 @@ def merge(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="output directory (default RUN/merged)")] = None,
 ) -> None:
     """Merge a LoRA run's adapter into its base model: a self-contained model directory."""
-    from lexiedge.pipeline import load_run_profile
-    from lexiedge.plugin import get_host
-
-    from lexiedge.train.rundir import run_lock
+    from lexiedge.export import merge_run
+    from lexiedge.rundir import merged_dir
 
     _check_out_dir(out)
-    profile, key = load_run_profile(run)
-    plugin = get_host().models.get(profile.model(key).model.plugin)
-    with run_lock(run):  # not while a training process is still writing the adapter being merged
-        report = plugin.merge(run, out or run / "merged", console)
+    report = merge_run(run, out or merged_dir(run), console)
     console.print_json(data=report)
 
 

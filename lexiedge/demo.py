@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lexiedge.errors import LexiedgeError, UsageError
+from lexiedge.rundir import merged_dir, read_history, read_test_metrics
 
 PROFILE = "cpu"
 SYNTH_ACTORS = 6  # actors 1-4 train, 5 validates, 6 is the held-out test actor
@@ -111,7 +112,7 @@ def run_demo(out: Path, *, quick: bool, force: bool, console: Console,
     run(["infer", str(av_artifacts[-1]), str(clip)])
     run(["infer", str(lm_artifacts[-1]), "--prompt", DEMO_PROMPT, "--max-new-tokens", "48"])
 
-    report.paths.update(data=data, av_run=av_run, lm_run=lm_run, merged=lm_run / "merged", artifacts=artifacts,
+    report.paths.update(data=data, av_run=av_run, lm_run=lm_run, merged=merged_dir(lm_run), artifacts=artifacts,
                         bench=out / "bench", clip=clip)
     _collect(report, av_run, lm_run, av_artifacts + lm_artifacts, clip)
     return report
@@ -147,9 +148,9 @@ def _collect(report: DemoReport, av_run: Path, lm_run: Path, artifacts: list[Pat
     import lexiedge.runtime as rt
     from lexiedge.plugin import get_host
 
-    test = json.loads((av_run / "test_metrics.json").read_text())
+    test = read_test_metrics(av_run)
     report.numbers["emotion-av test"] = {"uar": test["uar"], "war": test["war"], "clips": test["samples"]}
-    history = json.loads((lm_run / "history.json").read_text())
+    history = read_history(lm_run)
     report.numbers["qwen-lora val loss"] = [row["val/loss"] for row in history if "val/loss" in row]
     report.numbers["artifacts"] = {
         str(artifact): rt.read_manifest(artifact) for artifact in artifacts

@@ -57,10 +57,10 @@ def resolve_target(path: Path) -> EvalTarget:
         except ArtifactError as exc:
             raise UsageError(str(exc)) from None
         return EvalTarget(path, ARTIFACT, str(manifest.get("task", "")))
-    from lexiedge.pipeline import load_run_profile
     from lexiedge.plugin import get_host
+    from lexiedge.rundir import is_run_dir, load_run_profile
 
-    if not (path / "profile.yaml").is_file():
+    if not is_run_dir(path):
         raise UsageError(
             f"{path}: neither a run directory (no profile.yaml) nor an artifact directory (no manifest.json)"
         )

@@ -17,6 +17,7 @@ the source run, the library versions, the size and the sha256 of every file.
 
 from __future__ import annotations
 
+import copy
 import importlib.metadata
 import json
 import os
@@ -33,6 +34,17 @@ from pydantic import ValidationError
 from lexiedge import atomic
 from lexiedge.api import ExporterPlugin, ExportJob, PluginSettings
 from lexiedge.errors import DiskFullError, LexiedgeError, ProfileError, UsageError, is_disk_full
+from lexiedge.rundir import (
+    find_checkpoint,
+    has_mergeable_weights,
+    is_merged_model,
+    load_run_profile,
+    merged_dir,
+    newest_run,
+    newest_runs,
+    recorded_data_path,
+    run_lock,
+)
 from lexiedge.runtime.artifact import sha256_file  # the runtime checks these hashes: one helper for both
 
 if TYPE_CHECKING:
@@ -44,7 +56,6 @@ ARTIFACTS_DIR = Path("artifacts")
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "lexiedge-artifact"
 MANIFEST_VERSION = 1
-RUN_INFO = "run.json"
 # libraries whose versions decide what an artifact contains and how it runs
 VERSIONED_PACKAGES = ("lexiedge", "torch", "transformers", "onnx", "onnxruntime", "onnxruntime-genai", "numpy")
 
@@ -122,14 +133,6 @@ class ExportRequest:
     artifacts_dir: Path = ARTIFACTS_DIR
 
 
-@dataclass
-class LexiedgeExportJob(ExportJob):
-    """:class:`ExportJob` plus what our exporters also need (proposed for ``lexiedge.api``)."""
-
-    data_path: Path | None = None  # the data the run trained on (run.json), or --data
-    target: str = ""
-
-
 @dataclass(frozen=True)
 class PlannedExport:
     """One (run, target) pair, checked and ready: nothing has been written yet."""
@@ -141,6 +144,20 @@ class PlannedExport:
     profile: "Profile"  # the run's profile, with the export section of --profile when given
     exporter: ExporterPlugin
     settings: PluginSettings
+
+
+@dataclass(frozen=True)
+class PlannedMerge:
+    """The merge an adapter-trained run needs before any export: its adapter folded into the base model.
+
+    Exporters of such a run start from ``RUN/merged`` (what `lexiedge merge` writes); an existing merge is
+    reused, so merging is a stage of its own that the export plan shows, not a side effect of an exporter.
+    """
+
+    model_key: str
+    run_dir: Path
+    out_dir: Path
+    reuse: bool  # RUN/merged is already there
 
 
 @dataclass
@@ -157,9 +174,15 @@ def default_artifact_dir(model_key: str, target: str, artifacts_dir: Path = ARTI
 
 def plan_exports(request: ExportRequest) -> list[PlannedExport]:
     """Resolve runs, targets, settings and output directories; refuse bad input before any work."""
-    from lexiedge.pipeline import load_run_profile, newest_run, newest_runs
     from lexiedge.plugin import get_host
     from lexiedge.profile import load_profile
+
+    recorded: dict[Path, tuple[Profile, str]] = {}
+
+    def run_profile(run_dir: Path) -> tuple[Profile, str]:  # each run's profile.yaml is read and validated once
+        if run_dir not in recorded:
+            recorded[run_dir] = load_run_profile(run_dir)
+        return recorded[run_dir]
 
     for target in request.targets:
         get_host().exporters.get(target)  # an unknown target lists the known ones, before anything else
@@ -168,7 +191,7 @@ def plan_exports(request: ExportRequest) -> list[PlannedExport]:
     chosen = load_profile(request.profile, list(request.overrides)) if request.profile else None
     runs: list[tuple[str, Path]] = []
     if request.run is not None:
-        _, model_key = load_run_profile(request.run)
+        _, model_key = run_profile(request.run)
         runs.append((model_key, request.run))
     elif chosen is not None:
         keys = [request.model] if request.model else list(chosen.models)
@@ -185,7 +208,7 @@ def plan_exports(request: ExportRequest) -> list[PlannedExport]:
             raise UsageError(f"no runs under {request.runs_dir}; train one first, or pass --run RUN_DIR or --profile P")
         runs = sorted(found.items())
         if request.targets:  # only the models the asked targets can export
-            supported = [(key, run) for key, run in runs if _supports(request.targets, run)]
+            supported = [(key, run) for key, run in runs if _supports(request.targets, *run_profile(run))]
             if not supported:
                 raise UsageError(
                     f"no run under {request.runs_dir} of a model that {', '.join(request.targets)} can export"
@@ -194,15 +217,15 @@ def plan_exports(request: ExportRequest) -> list[PlannedExport]:
 
     planned: list[PlannedExport] = []
     for model_key, run_dir in runs:
-        run_profile, _ = load_run_profile(run_dir)
+        trained, _ = run_profile(run_dir)
         if chosen is not None and model_key in chosen.models:
-            profile = _with_export_section(run_profile, model_key, chosen)
+            profile = _with_export_section(trained, model_key, chosen)
         elif request.overrides:
             from lexiedge.profile import apply_overrides, validate_profile
 
-            profile = validate_profile(apply_overrides(run_profile.raw, list(request.overrides)), run_profile.source)
+            profile = validate_profile(apply_overrides(trained.raw, list(request.overrides)), trained.source)
         else:
-            profile = run_profile
+            profile = trained
         entry = profile.model(model_key)
         targets = list(dict.fromkeys(request.targets or entry.export.targets))  # a repeated target once
         if not targets:
@@ -225,8 +248,49 @@ def plan_exports(request: ExportRequest) -> list[PlannedExport]:
 
 
 def export(request: ExportRequest, console: "Console") -> list[ExportResult]:
-    """Plan every export, then run them one by one (the first failure stops the rest)."""
-    return [export_run(item, console, force=request.force, data=request.data) for item in plan_exports(request)]
+    """Plan every step (merges, then exports), show the plan, then run the steps one by one (the first
+    failure stops the rest)."""
+    planned = plan_exports(request)
+    merges = plan_merges(planned)
+    _show_plan(merges, planned, console)
+    for merge in merges:
+        if not merge.reuse:
+            merge_run(merge.run_dir, merge.out_dir, console)
+    return [export_run(item, console, force=request.force, data=request.data) for item in planned]
+
+
+def plan_merges(planned: list[PlannedExport]) -> list[PlannedMerge]:
+    """One merge step per adapter-trained run (a model plugin with ``supports_merge``) among the exports."""
+    from lexiedge.plugin import get_host
+
+    host = get_host()
+    merges: dict[Path, PlannedMerge] = {}
+    for item in planned:
+        plugin = host.models.get_class(item.profile.model(item.model_key).model.plugin)
+        if plugin.supports_merge and item.run_dir not in merges:
+            out = merged_dir(item.run_dir)
+            merges[item.run_dir] = PlannedMerge(item.model_key, item.run_dir, out, reuse=is_merged_model(out))
+    return list(merges.values())
+
+
+def merge_run(run_dir: Path, out_dir: Path, console: "Console") -> dict[str, Any]:
+    """The merge stage (`lexiedge merge`, or a planned step of `lexiedge export`): the model plugin folds
+    the run's adapter into its base in ``out_dir``, while holding the run's lock (no trainer is still
+    writing the adapter)."""
+    from lexiedge.plugin import get_host
+
+    profile, key = load_run_profile(run_dir)
+    plugin = get_host().models.get(profile.model(key).model.plugin)
+    with run_lock(run_dir):
+        return plugin.merge(run_dir, out_dir, console)
+
+
+def _show_plan(merges: list[PlannedMerge], planned: list[PlannedExport], console: "Console") -> None:
+    steps = [f"merge {m.run_dir} -> {m.out_dir}" + (" (done: reused)" if m.reuse else "") for m in merges]
+    steps += [f"export {p.model_key} ({p.run_dir}) -> {p.target}: {p.out_dir}" for p in planned]
+    if len(steps) > 1:
+        console.print("[bold]plan[/]: " + "; ".join(f"{number}. {step}" for number, step in enumerate(steps, 1)),
+                      soft_wrap=True)
 
 
 def export_run(planned: PlannedExport, console: "Console", *, force: bool = False, data: Path | None = None) -> ExportResult:
@@ -242,7 +306,7 @@ def export_run(planned: PlannedExport, console: "Console", *, force: bool = Fals
         tmp.mkdir()
     except OSError as exc:
         raise _as_disk_full(exc, planned, out_dir) or exc
-    job = LexiedgeExportJob(
+    job = ExportJob(
         profile=planned.profile,
         model_key=planned.model_key,
         entry=entry,
@@ -301,13 +365,11 @@ def _exporter_for(target: str, model_key: str, model_plugin: str) -> ExporterPlu
     return exporter
 
 
-def _supports(targets: tuple[str, ...], run_dir: Path) -> bool:
+def _supports(targets: tuple[str, ...], profile: "Profile", key: str) -> bool:
     """Whether every target serves the task of the run's model."""
-    from lexiedge.pipeline import load_run_profile
     from lexiedge.plugin import get_host
 
     host = get_host()
-    profile, key = load_run_profile(run_dir)
     task = host.models.get_class(profile.model(key).model.plugin).task
     return all(task in host.exporters.get_class(target).tasks for target in targets)
 
@@ -330,7 +392,7 @@ def _with_export_section(run_profile: "Profile", model_key: str, chosen: "Profil
     """The run's profile (what was trained) with the export section of the profile given now."""
     from lexiedge.profile import validate_profile
 
-    raw = json.loads(json.dumps(run_profile.raw))
+    raw = copy.deepcopy(run_profile.raw)
     export_section = chosen.raw["models"][model_key].get("export")
     if export_section is None:
         raw["models"][model_key].pop("export", None)
@@ -359,19 +421,6 @@ def check_output_dir(out_dir: Path, run_dir: Path, *, force: bool) -> None:
         raise UsageError(f"{out_dir} exists; pass --force to replace it (or --out for another directory)")
 
 
-def find_checkpoint(run_dir: Path) -> Path | None:
-    """The weights to export: the best checkpoint if the run kept one, else the final weights."""
-    for candidate in (run_dir / "checkpoints" / "best", run_dir / "final"):
-        if (candidate / "model.safetensors").is_file():
-            return candidate
-    return None
-
-
-# adapter-trained runs: a merged model, or an adapter the model plugin's merge can fold in
-_MERGEABLE_MARKERS = ("merged/config.json", "final/adapter/adapter_config.json", "best/adapter/adapter_config.json",
-                      "checkpoints/best/adapter/adapter_config.json")
-
-
 def check_run_has_weights(run_dir: Path, profile: "Profile", model_key: str) -> None:
     """A run without weights (training never saved, or was interrupted) cannot be exported; nor can
     weights that no longer match the checksum training recorded for them."""
@@ -382,7 +431,7 @@ def check_run_has_weights(run_dir: Path, profile: "Profile", model_key: str) -> 
     from lexiedge.plugin import get_host
 
     plugin = get_host().models.get_class(profile.model(model_key).model.plugin)
-    if plugin.supports_merge and any((run_dir / marker).is_file() for marker in _MERGEABLE_MARKERS):
+    if plugin.supports_merge and has_mergeable_weights(run_dir):
         return
     raise UsageError(
         f"{run_dir} has no checkpoint (checkpoints/best/model.safetensors or final/model.safetensors); "
@@ -402,29 +451,6 @@ def _check_checksums(checkpoint: Path) -> None:
             f"{checkpoint} is damaged ({'; '.join(problems)}); refusing to export it: restore the file or "
             "train the run again"
         )
-
-
-def read_run_info(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / RUN_INFO
-    if not path.is_file():
-        return {}
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return {}
-    return info if isinstance(info, dict) else {}
-
-
-def recorded_data_path(run_dir: Path) -> Path | None:
-    """The data the run was trained on, as `lexiedge train` recorded it in run.json."""
-    info = read_run_info(run_dir)
-    for key in ("data_path", "data"):
-        value = info.get(key)
-        if isinstance(value, dict):
-            value = value.get("path") or value.get("source")
-        if isinstance(value, str) and value:
-            return Path(value)
-    return None
 
 
 def verification_summary(report: dict[str, Any]) -> str:

@@ -2,7 +2,7 @@
 
 ``train`` writes ``runs/<profile>/<model>/<timestamp>/`` (or ``--out``), starting with the resolved
 profile of that one model (``profile.yaml``) so that every later stage (merge, export, resume) can
-rebuild exactly what was trained from the run directory alone.
+rebuild exactly what was trained from the run directory alone (the layout: :mod:`lexiedge.rundir`).
 """
 
 from __future__ import annotations
@@ -18,10 +18,8 @@ from lexiedge import atomic
 from lexiedge.api import TrainJob, TrainResult
 from lexiedge.errors import UsageError
 from lexiedge.plugin import get_host
-from lexiedge.profile import Profile, load_profile, validate_profile
-
-RUNS_DIR = Path("runs")
-RUN_PROFILE = "profile.yaml"
+from lexiedge.profile import Profile, validate_profile
+from lexiedge.rundir import LOCK_FILE, RUNS_DIR, load_run_profile, newest_run, profile_file, run_lock
 
 
 def single_model_profile(profile: Profile, model_key: str) -> Profile:
@@ -30,39 +28,6 @@ def single_model_profile(profile: Profile, model_key: str) -> Profile:
     raw = dict(profile.raw)
     raw["models"] = {model_key: profile.raw["models"][model_key]}
     return validate_profile(raw, profile.source)
-
-
-def load_run_profile(run_dir: Path) -> tuple[Profile, str]:
-    """The profile a run was trained with, and its model key."""
-    path = run_dir / RUN_PROFILE
-    if run_dir.exists() and not run_dir.is_dir():
-        raise UsageError(f"{run_dir} is a file, not a run directory written by `lexiedge train`")
-    if not run_dir.is_dir():
-        raise UsageError(f"{run_dir}: no such run directory")
-    if not path.is_file():
-        raise UsageError(f"{run_dir}: not a lexiedge run directory (no {RUN_PROFILE})")
-    profile = load_profile(path)
-    (model_key,) = profile.models
-    return profile, model_key
-
-
-def newest_run(profile_name: str, model_key: str, runs_dir: Path = RUNS_DIR) -> Path:
-    parent = runs_dir / profile_name / model_key
-    runs = sorted(p for p in parent.glob("*") if (p / RUN_PROFILE).is_file()) if parent.is_dir() else []
-    if not runs:
-        raise UsageError(f"no run of {model_key!r} with profile {profile_name!r} under {parent}; train one first")
-    return runs[-1]
-
-
-def newest_runs(runs_dir: Path = RUNS_DIR) -> dict[str, Path]:
-    """The newest run of every model under ``runs_dir``, whatever its profile (``runs/<profile>/<model>/<time>``)."""
-    newest: dict[str, Path] = {}
-    for run in runs_dir.glob(f"*/*/*/{RUN_PROFILE}") if runs_dir.is_dir() else []:
-        run_dir = run.parent
-        model_key = run_dir.parent.name
-        if model_key not in newest or run_dir.name > newest[model_key].name:
-            newest[model_key] = run_dir
-    return newest
 
 
 @dataclass
@@ -121,7 +86,6 @@ def train(request: TrainRequest, console: Console) -> list[TrainResult]:
     A run that --resume finds already finished is reported ("already finished at step N") and left
     alone: it is not in the returned list.
     """
-    from lexiedge.train.rundir import LOCK_FILE, run_lock  # torch: imported when training, not with this module
 
     host = get_host()
     results = []
@@ -144,7 +108,7 @@ def train(request: TrainRequest, console: Console) -> list[TrainResult]:
                             f"{run_dir} exists and is not empty; use --resume to continue it or another --out"
                         )
                     atomic.write_text(
-                        run_dir / RUN_PROFILE, f"# resolved from {profile.source}\n{profile.to_yaml()}", fsync=True
+                        profile_file(run_dir), f"# resolved from {profile.source}\n{profile.to_yaml()}", fsync=True
                     )
             entry = profile.model(model_key)
             if request.resume:
@@ -179,7 +143,7 @@ def _resume_settings(
     an allowed change (or more epochs) replaces profile.yaml and is recorded in run.json.
     """
     from lexiedge.train.resume import DATA_KEY, compare, plan_resume
-    from lexiedge.train.rundir import CHANGES, RunFiles, now_iso
+    from lexiedge.train.run_files import CHANGES, RunFiles, now_iso
 
     recorded, _ = load_run_profile(run_dir)
     requested = single_model_profile(request.profile, model_key)
@@ -200,7 +164,7 @@ def _resume_settings(
     data_path = Path(changed_data) if changed_data else (Path(recorded_data) if recorded_data else None)
     if plan.changes and _rank() == 0:
         atomic.write_text(
-            run_dir / RUN_PROFILE, f"# resolved from {requested.source}\n{requested.to_yaml()}", fsync=True
+            profile_file(run_dir), f"# resolved from {requested.source}\n{requested.to_yaml()}", fsync=True
         )
         # at_step: the step training goes on from, which only the engine knows (the newest *intact*
         # checkpoint); RunFiles.start fills it in

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from lexiedge.train.engine import Engine, forward_backward
     from lexiedge.train.preparation import prepare
     from lexiedge.train.optim import Schedule, lr_at
-    from lexiedge.train.rundir import cache_dir
+    from lexiedge.cache import cache_dir
     from lexiedge.train.settings import EngineSettings
     from lexiedge.train.task import TrainTask
 
@@ -32,7 +32,7 @@ _LAZY = {
     "prepare": "lexiedge.train.preparation",
     "Schedule": "lexiedge.train.optim",
     "lr_at": "lexiedge.train.optim",
-    "cache_dir": "lexiedge.train.rundir",
+    "cache_dir": "lexiedge.cache",
     "EngineSettings": "lexiedge.train.settings",
     "TrainTask": "lexiedge.train.task",
 }

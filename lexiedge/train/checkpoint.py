@@ -40,11 +40,9 @@ from safetensors.torch import load_file, save_file
 
 from lexiedge import atomic
 from lexiedge.errors import DiskFullError, LexiedgeError, is_disk_full
+from lexiedge.rundir import BEST, WEIGHTS
 from lexiedge.runtime.artifact import sha256_file
 
-CHECKPOINTS = "checkpoints"
-BEST = "best"
-WEIGHTS = "model.safetensors"
 TRAINER_STATE = "trainer_state.pt"
 META = "meta.json"
 CHECKSUMS = "checksums.json"

@@ -4,7 +4,7 @@ Read :meth:`Engine.run` top to bottom: set up, maybe resume, then epochs of opti
 accumulating ``grad_accum`` micro-batches), evaluating and checkpointing as the settings say, then
 the final weights, the test split on the best weights, and the task's own report. Everything
 task-specific goes through :class:`~lexiedge.train.task.TrainTask`; everything about where state
-lives on disk through :mod:`~lexiedge.train.checkpoint` and :mod:`~lexiedge.train.rundir`.
+lives on disk through :mod:`~lexiedge.train.checkpoint` and :mod:`~lexiedge.train.run_files` (the layout: :mod:`lexiedge.rundir`).
 """
 
 from __future__ import annotations
@@ -47,10 +47,11 @@ from lexiedge.train.device import (
 from lexiedge.train.distributed import barrier, dist_info_from_env, init_distributed, mean_across_ranks, shutdown_distributed
 from lexiedge.train.optim import Schedule, build_optimizer, set_lr
 from lexiedge.train.progress import TrainProgress, eval_line
-from lexiedge.train.rundir import FINAL_DIR, TEST_METRICS_JSON, RunFiles, plain, scalars
+from lexiedge.rundir import CHECKPOINTS_DIR, FINAL_DIR, TEST_METRICS_JSON, checkpoints_dir
+from lexiedge.train.run_files import RunFiles, plain, scalars
 from lexiedge.train.settings import EngineSettings
 from lexiedge.train.state import Meter, TrainState, planned_schedule, restore_train_state, trainer_state_dict
-from lexiedge.train.task import TrainTask, is_better, task_hook
+from lexiedge.train.task import TrainTask, is_better
 
 def forward_backward(
     task: TrainTask, built: BuiltModel, micro_batches: list[Any], device: torch.device, precision: str, scaler=None
@@ -84,7 +85,7 @@ class Engine:
         self.device = select_device(spec, self.dist.local_rank, self.console)
         self.precision = resolve_precision(settings.precision, spec, self.device, self.console)
         self.files = RunFiles(job.run_dir, enabled=self.dist.is_main)
-        self.checkpoints = job.run_dir / ckpt.CHECKPOINTS
+        self.checkpoints = checkpoints_dir(job.run_dir)
         self._learning_checked = False  # the learns-nothing check runs once per process (see _check_learning)
 
     # --- the loop ------------------------------------------------------------------------------------
@@ -105,8 +106,7 @@ class Engine:
         s, task = self.settings, self.task
         seed_everything(s.seed)
         module = self.built.module.to(self.device).train()
-        trainable = task_hook(task, "trainable_parameters")
-        parameters = trainable(self.built) if trainable else [p for p in module.parameters() if p.requires_grad]
+        parameters = task.trainable_parameters(self.built)
         optimizer = build_optimizer(parameters, s, self.device)
         scaler = make_grad_scaler(self.device, self.precision)
         sampler = EpochSampler(self.splits.train, world_size=self.dist.world_size, rank=self.dist.rank, seed=s.seed)
@@ -125,6 +125,11 @@ class Engine:
         if fitted is not None:
             self.files.update(fitted_to_data=plain(fitted))
         self.files.truncate_log(state.log_lines)
+        if s.tensorboard:
+            events = self.files.open_tensorboard(purge_after_step=state.step if resumed_from is not None else None)
+            if events is not None:
+                self.console.print(f"TensorBoard: tensorboard --logdir {events}", soft_wrap=True, markup=False,
+                                   highlight=False)
         train_built = self.built
         if self.dist.distributed:  # the task's loss runs through the wrapper (gradient all-reduce)
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -223,9 +228,7 @@ class Engine:
             "samples_per_s": state.meter.samples_per_s,
             "peak_memory_mb": peak_memory_mb(self.device),
         }
-        train_metrics = task_hook(self.task, "train_metrics")
-        if train_metrics is not None:
-            row.update({f"train/{key}": value for key, value in train_metrics().items() if key != "loss"})
+        row.update({f"train/{key}": value for key, value in self.task.train_metrics().items() if key != "loss"})
         if self.dist.is_main and self.splits.val is not None:
             row.update({f"val/{key}": value for key, value in self._evaluate_split(self.splits.val, "val", state).items()})
         barrier()
@@ -257,8 +260,7 @@ class Engine:
         stalls, features that hide the signal) otherwise runs to the end and looks like any other.
         """
         s = self.settings
-        chance_level = task_hook(self.task, "chance_level")
-        chance = chance_level() if chance_level is not None else None
+        chance = self.task.chance_level()
         if (s.learning_check is None or chance is None or state.best_value is None or self._learning_checked
                 or epoch < s.learning_check * s.epochs):
             return
@@ -309,7 +311,7 @@ class Engine:
                        "lexiedge_version": lexiedge.__version__, "last_eval": state.history[-1] if state.history else None}),
             )
             ckpt.prune(self.checkpoints, self.settings.keep_last)
-            self.files.update(step=state.step, epoch=state.epoch, last_checkpoint=f"{ckpt.CHECKPOINTS}/{path.name}")
+            self.files.update(step=state.step, epoch=state.epoch, last_checkpoint=f"{CHECKPOINTS_DIR}/{path.name}")
         barrier()
 
     def _log(self, record: dict[str, Any]) -> None:
@@ -364,9 +366,7 @@ class Engine:
                 step = state.best_step if used == "best" else state.step
                 self.files.write_json(TEST_METRICS_JSON, {"split": "test", "checkpoint": used, "step": step, **plain(test)})
                 result.update({f"test/{key}": value for key, value in scalars(test).items()})
-            on_run_end = task_hook(self.task, "on_run_end")
-            if on_run_end is not None:
-                result.update(on_run_end(self.built, run_dir, self.splits, state.history) or {})
+            result.update(self.task.on_run_end(self.built, run_dir, self.splits, state.history) or {})
             self.files.finish(
                 "completed",
                 step=state.step,

@@ -8,7 +8,7 @@ from rich.console import Console
 from lexiedge.api import BuiltModel, DataSplits, TrainJob
 from lexiedge.train.device import seed_everything
 from lexiedge.train.distributed import barrier, init_distributed
-from lexiedge.train.rundir import cache_dir
+from lexiedge.cache import cache_dir
 
 
 def prepare(job: TrainJob) -> tuple[BuiltModel, DataSplits]:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from lexiedge.train.rundir import scalars
+from lexiedge.train.run_files import scalars
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -55,6 +55,10 @@ class EngineSettings(PluginSettings):
     learning_margin: float = Field(
         0.05, ge=0, description="how close to chance (in the best metric's units) counts as learning nothing"
     )
+    tensorboard: bool = Field(
+        True, description="also write metrics.jsonl's numbers as TensorBoard events in RUN/tb/ (when the "
+        "tensorboard package is installed: pip install 'lexiedge[tensorboard]')"
+    )
 
     @model_validator(mode="after")
     def _auto_needs_target(self) -> "EngineSettings":

@@ -13,7 +13,7 @@ from typing import Any
 from lexiedge.train.batching import steps_per_epoch, train_drop_last
 from lexiedge.train.device import rng_state, set_rng_state
 from lexiedge.train.optim import Schedule
-from lexiedge.train.rundir import plain
+from lexiedge.train.run_files import plain
 from lexiedge.train.settings import EngineSettings
 
 STATE_FORMAT = 1

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from lexiedge.api import BuiltModel, TrainerPlugin, TrainJob, TrainResult
+from lexiedge.api import BuiltModel, TrainerPlugin, TrainJob, TrainResult, TrainTask
 from lexiedge_causal_lm.settings import CausalLMSettings
 
 if TYPE_CHECKING:
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 
     from lexiedge.api import DataSplits
 
-ADAPTER_DIR = Path("final") / "adapter"
 
 
 def target_count(labels: "torch.Tensor") -> int:
@@ -69,7 +68,7 @@ class Throughput:
         return report
 
 
-class CausalLMTrainer(TrainerPlugin):
+class CausalLMTrainer(TrainerPlugin, TrainTask):
     """LoRA fine-tuning on chat data; the best checkpoint is the one with the lowest validation loss."""
 
     name: ClassVar[str] = "causal-lm-lora"
@@ -133,16 +132,15 @@ class CausalLMTrainer(TrainerPlugin):
         """Write ``final/adapter/`` (peft format + tokenizer) from the final weights, then restore the best ones."""
         from safetensors.torch import load_file
 
-        from lexiedge.train.checkpoint import WEIGHTS
-        from lexiedge.train.rundir import FINAL_DIR
+        from lexiedge.rundir import WEIGHTS, final_adapter, final_dir
 
         current = self.checkpoint_state(built)  # the best weights when the run kept a best checkpoint
-        self.load_checkpoint_state(built, load_file(Path(run_dir) / FINAL_DIR / WEIGHTS))
+        self.load_checkpoint_state(built, load_file(final_dir(Path(run_dir)) / WEIGHTS))
         try:
-            save_adapter(built, Path(run_dir) / ADAPTER_DIR)
+            save_adapter(built, final_adapter(Path(run_dir)))
         finally:
             self.load_checkpoint_state(built, current)
-        return {"adapter_dir": str(ADAPTER_DIR)}
+        return {"adapter_dir": str(final_adapter(Path(".")))}  # relative to the run directory
 
     # --- TrainerPlugin ----------------------------------------------------------------------------
 

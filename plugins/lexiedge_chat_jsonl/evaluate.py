@@ -24,7 +24,6 @@ from lexiedge_chat_jsonl.jfleg import JFLEG_SPLITS, REFERENCES, read_lines, deto
 from lexiedge_chat_jsonl.tutor import GRAMMAR_PROMPTS, TUTOR_SYSTEM_PROMPT
 
 MAX_NEW_TOKENS = 160  # the grammar JSON of a long sentence with a few errors fits; "corrected" comes first
-MERGED_DIR = "merged"  # lexiedge merge's output inside a run directory
 RESULTS_JSONL = "corrections.jsonl"
 TABLE_METRICS = ("bleu", "chrf", "exact_match", "edit_distance", "valid_answers")
 _CORRECTED = re.compile(r'"corrected"\s*:\s*"((?:[^"\\]|\\.)*)"')
@@ -87,7 +86,9 @@ class TutorJflegEvaluator(EvaluatorPlugin):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        merged = request.path / MERGED_DIR
+        from lexiedge.rundir import MERGED_DIR, merged_dir
+
+        merged = merged_dir(request.path)
         if not (merged / "config.json").is_file():
             raise UsageError(f"{request.path} has no {MERGED_DIR}/ model; run `lexiedge merge {request.path}` first")
         tokenizer = AutoTokenizer.from_pretrained(merged)

@@ -47,9 +47,8 @@ class ClassificationEvaluator(EvaluatorPlugin):
         import torch
         from safetensors.torch import load_file
 
-        from lexiedge.export import find_checkpoint, recorded_data_path
-        from lexiedge.pipeline import load_run_profile
         from lexiedge.plugin import get_host
+        from lexiedge.rundir import WEIGHTS, find_checkpoint, load_run_profile, recorded_data_path
 
         profile, model_key = load_run_profile(request.path)
         entry = profile.model(model_key)
@@ -60,7 +59,7 @@ class ClassificationEvaluator(EvaluatorPlugin):
         with torch.random.fork_rng(devices=[]):
             built = host.models.get(entry.model.plugin).build(entry.model.settings, profile.device, pretrained=False)
         module = built.module.cpu().float().eval()
-        module.load_state_dict(load_file(checkpoint / "model.safetensors"), strict=True)
+        module.load_state_dict(load_file(checkpoint / WEIGHTS), strict=True)
         data = request.data or recorded_data_path(request.path)
         splits = host.datasets.get(entry.data.plugin).load(
             entry.data.settings, data, built=built, model_settings=entry.model.settings,
@@ -75,8 +74,8 @@ class ClassificationEvaluator(EvaluatorPlugin):
         return self._score(name, "run", splits, request, logits_of)
 
     def evaluate_artifact(self, request: EvalRequest) -> EvalResult:
-        from lexiedge.export import recorded_data_path
         from lexiedge.plugin import get_host
+        from lexiedge.rundir import recorded_data_path
         from lexiedge.runtime import Classifier, load
 
         model = load(request.path, "cpu")
@@ -146,6 +145,6 @@ def _batches(dataset, collate, count: int) -> Iterator[tuple[dict[str, np.ndarra
 
 
 def _cache_dir() -> Path:
-    from lexiedge.train.rundir import cache_dir
+    from lexiedge.cache import cache_dir
 
     return cache_dir()

@@ -17,10 +17,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lexiedge.api import BuiltModel, DataSplits, TrainerPlugin, TrainJob, TrainResult
+from lexiedge.api import BuiltModel, DataSplits, TrainerPlugin, TrainJob, TrainResult, TrainTask
 from lexiedge.train import Engine, prepare
 from lexiedge import atomic
-from lexiedge.train.rundir import TEST_METRICS_JSON
+from lexiedge.rundir import TEST_METRICS_JSON
 from lexiedge.metrics import classification_metrics, confusion_matrix
 from lexiedge_classifier.plots import plot_confusion, plot_curves
 from lexiedge_classifier.settings import ClassifierSettings
@@ -29,7 +29,7 @@ CURVES_PNG = "curves.png"
 CONFUSION_PNG = "confusion.png"
 
 
-class ClassifierTrainer(TrainerPlugin):
+class ClassifierTrainer(TrainerPlugin, TrainTask):
     name = "classifier"
     description = "cross-entropy classifier training; UAR/WAR/macro-F1 per epoch, best by val UAR, test report + plots"
     tasks: ClassVar[frozenset[str]] = frozenset({"av-classification"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from lexiedge.api import BuiltModel, DataSplits, ModelPlugin, PluginSettings
@@ -10,6 +11,8 @@ from lexiedge.plugin import hookimpl
 from lexiedge_emotion_av.settings import EmotionAVSettings
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import torch
     from rich.console import Console
 
@@ -108,6 +111,13 @@ class EmotionAVPlugin(ModelPlugin):
         console.print(f"emotion-av: feature normalisation measured on {clips} training clips "
                       f"({summary['frames']} log-mel frames)", highlight=False)
         return {"feature_norm": "global", "clips": clips, **summary}
+
+    def export_onnx(self, module: torch.nn.Module, path: Path, example_inputs: Sequence[torch.Tensor], *,
+                    opset: int) -> Path:
+        from lexiedge_emotion_av.onnx_export import export_onnx
+
+        waveform, frames, audio_mask, video_mask = example_inputs
+        return export_onnx(module, path, (waveform, frames, audio_mask, video_mask), opset=opset)
 
     def parameter_groups(self, module: torch.nn.Module) -> dict[str, int]:
         """Parameters per part: audio, visual, fusion, head (they sum to the total)."""

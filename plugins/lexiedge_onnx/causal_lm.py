@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lexiedge.export import ExportError
+from lexiedge.rundir import MERGED_DIR, is_merged_model, merged_dir
 from lexiedge_onnx.genai import GENAI_CONFIG, MODEL_FILE
 
 if TYPE_CHECKING:
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
 
     from lexiedge.api import ExportJob
 
-MERGED_DIR = "merged"
 # Tutor requests of different lengths: verification prompts must not share one shape.
 VERIFY_PROMPTS = (
     "Correct: She go to school.",
@@ -88,15 +88,10 @@ def _no_progress_bars() -> Iterator[None]:
 
 
 def merged_model_dir(job: "ExportJob") -> Path:
-    """``RUN/merged``, merging the run's adapter first (through the model plugin) when it is absent."""
-    merged = job.run_dir / MERGED_DIR
-    if (merged / "config.json").is_file():
-        return merged
-    if not job.model_plugin.supports_merge:
-        raise ExportError(f"{job.run_dir} has no {MERGED_DIR}/ model and {job.model_plugin.name!r} cannot merge")
-    job.console.print(f"[bold]merge[/] {job.run_dir} has no {MERGED_DIR}/: merging its adapter first")
-    with _no_progress_bars():
-        job.model_plugin.merge(job.run_dir, merged, job.console)
+    """``RUN/merged``: `lexiedge export` plans and runs the merge stage before any exporter runs."""
+    merged = merged_dir(job.run_dir)
+    if not is_merged_model(merged):
+        raise ExportError(f"{job.run_dir} has no {MERGED_DIR}/ model; run `lexiedge merge {job.run_dir}` first")
     return merged
 
 

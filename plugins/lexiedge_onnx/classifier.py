@@ -4,9 +4,8 @@ The graph takes what the task's contract says a batch holds, raw: ``waveform`` (
 ``frames`` (B, T, 3, H, W) RGB in [0, 1], ``audio_mask`` and ``video_mask`` (B,); batch, samples and
 frames are dynamic. It returns ``logits`` and ``probabilities`` (softmax over the classes).
 
-The model plugin owns the tracing (it knows which axes are free and which ops export cleanly): a
-plugin exposes ``export_onnx(module, path, example_inputs)`` as a method or in its package's
-``onnx_export`` module. This module only adds the probabilities output.
+The model plugin owns the tracing (it knows which axes are free and which ops export cleanly):
+:meth:`lexiedge.api.ModelPlugin.export_onnx`. This module only adds the probabilities output.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import hashlib
-import importlib
 import logging
 import shutil
 import tempfile
@@ -25,8 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lexiedge.errors import LexiedgeError, NotAvailableError
-from lexiedge.export import ExportError, find_checkpoint
+from lexiedge.cache import cache_dir
+from lexiedge.errors import LexiedgeError
+from lexiedge.export import ExportError
+from lexiedge.rundir import WEIGHTS, find_checkpoint
 from lexiedge_runtime.io_names import (
     AUDIO_MASK,
     FRAMES,
@@ -77,7 +77,7 @@ def load_classifier(job: "ExportJob") -> ClassifierSource:
         torch.manual_seed(0)
         built = job.model_plugin.build(entry.model.settings, job.profile.device, pretrained=False)
     module = built.module.cpu().float()
-    state = load_file(checkpoint / "model.safetensors")
+    state = load_file(checkpoint / WEIGHTS)
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -108,21 +108,8 @@ def load_classifier(job: "ExportJob") -> ClassifierSource:
 
 
 def model_graph_writer(model_plugin: "ModelPlugin") -> GraphWriter:
-    """The model plugin's ONNX exporter: its ``export_onnx`` method, else ``<package>.onnx_export.export_onnx``."""
-    method = getattr(model_plugin, "export_onnx", None)
-    if callable(method):
-        return method
-    package = type(model_plugin).__module__.split(".")[0]
-    try:
-        module = importlib.import_module(f"{package}.onnx_export")
-    except ModuleNotFoundError:
-        module = None
-    function = getattr(module, "export_onnx", None)
-    if not callable(function):
-        raise NotAvailableError(
-            f"model plugin {model_plugin.name!r} has no ONNX exporter (an export_onnx method or {package}.onnx_export)"
-        )
-    return function
+    """The model plugin's ONNX exporter (:meth:`~lexiedge.api.ModelPlugin.export_onnx`; its default refuses)."""
+    return model_plugin.export_onnx
 
 
 _graph_cache_dir: Path | None = None
@@ -226,19 +213,14 @@ def load_splits(source: ClassifierSource) -> "DataSplits":
 
     job = source.job
     assert job is not None
-    key = (str(job.run_dir.resolve()), str(getattr(job, "data_path", None)), repr(job.entry.data.settings))
+    key = (str(job.run_dir.resolve()), str(job.data_path), repr(job.entry.data.settings))
     if key not in _splits_cache:
         data_plugin = get_host().datasets.get(job.entry.data.plugin)
-        try:
-            from lexiedge.train.rundir import cache_dir
-
-            cache = cache_dir()
-        except ImportError:  # the engine's helper; the same default location
-            cache = Path.home() / ".cache" / "lexiedge"
+        cache = cache_dir()
         try:
             _splits_cache[key] = data_plugin.load(
                 job.entry.data.settings,
-                getattr(job, "data_path", None),
+                job.data_path,
                 built=_BuiltView(source.module),
                 model_settings=source.model_settings,
                 cache_dir=cache,
@@ -345,6 +327,12 @@ def preprocessing(source: ClassifierSource) -> dict[str, Any]:
         "data_plugin": data_plugin,
         "data_settings": data,
     }
+    if {"sample_rate", "clip_seconds", "frames", "image_size"} <= data.keys():
+        # the input contract as data (names by role, rates, sizes, ranges, limits): what runtime-js reads
+        from lexiedge.runtime.inputs import ClassifierSpec
+
+        section["feeds"] = ClassifierSpec.from_manifest({"labels": list(source.labels), "preprocessing": section},
+                                                        "export").feeds()
     if data_plugin is not None:  # how the runtime decodes files as this run's evaluation data (predict_file)
         from lexiedge.plugin import get_host
 

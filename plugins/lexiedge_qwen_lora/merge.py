@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     import torch
     from rich.console import Console
 
-ADAPTER_DIR = Path("final") / "adapter"  # written by the causal-lm-lora trainer at the end of a run
 MERGE_REPORT = "merge.json"
 CHECK_PROMPTS = (
     "Please correct this sentence: She go to school yesterday.",
@@ -33,12 +32,14 @@ CHECK_PROMPTS = (
 
 def find_adapter(run_dir: Path) -> tuple[str, Path, Path | None]:
     """(label, peft adapter directory, best weights or None): the best checkpoint's weights when the run kept one."""
-    from lexiedge.train.checkpoint import BEST, CHECKPOINTS, WEIGHTS
+    from lexiedge.rundir import ADAPTER_CONFIG, WEIGHTS, best_checkpoint, final_adapter
 
-    adapter_dir = run_dir / ADAPTER_DIR
-    if not (adapter_dir / "adapter_config.json").is_file():
-        raise UsageError(f"{run_dir} has no {ADAPTER_DIR}; finish the training (or --resume it) before merging")
-    best = run_dir / CHECKPOINTS / BEST / WEIGHTS
+    adapter_dir = final_adapter(run_dir)  # written by the causal-lm-lora trainer at the end of a run
+    if not (adapter_dir / ADAPTER_CONFIG).is_file():
+        raise UsageError(
+            f"{run_dir} has no {adapter_dir.relative_to(run_dir)}; finish the training (or --resume it) before merging"
+        )
+    best = best_checkpoint(run_dir) / WEIGHTS
     return ("best", adapter_dir, best) if best.is_file() else ("final", adapter_dir, None)
 
 

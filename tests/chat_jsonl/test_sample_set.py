@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from lexiedge_chat_jsonl import SAMPLE_PATH, load_examples
-from lexiedge_chat_jsonl.make_sample import build_sample, main
+from make_tutor_sample import build_sample, main  # tools/ (pyproject: pytest's pythonpath)
 from lexiedge_chat_jsonl.tutor import (
     TUTOR_SYSTEM_PROMPT,
     FluencyAnswer,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 from lexiedge import __version__
 
@@ -36,6 +38,22 @@ def test_train_help_has_the_documented_options(cli) -> None:
     text = cli("train", "--help").stdout
     for option in ("--profile", "--model", "--data", "--out", "--resume", "--set"):
         assert option in text
+    # a flag takes no value: no "--help <bool>"; valued options say what the value looks like
+    assert "<bool>" not in text and "KEY=VALUE" in text and "NAME|PATH" in text
+
+
+def test_the_shell_completes_commands_and_profile_names() -> None:
+    def complete(words: str, index: int) -> list[str]:
+        env = {"COMP_WORDS": words, "COMP_CWORD": str(index), "_LEXIEDGE_COMPLETE": "complete_bash"}
+        script = Path(sys.executable).with_name("lexiedge")  # the console script: completion keys on its name
+        done = subprocess.run([str(script)], capture_output=True, text=True, env={**os.environ, **env})
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split()
+
+    assert complete("lexiedge tr", 1) == ["train"]
+    assert complete("lexiedge train --profile rtx", 3) == ["rtx3050-4gb"]
+    assert "--install-completion" in subprocess.run([sys.executable, "-m", "lexiedge.cli", "--help"],
+                                                    capture_output=True, text=True).stdout
 
 
 def test_unknown_export_target_lists_known_ones(cli) -> None:

@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from lexiedge.errors import UsageError
-from lexiedge.pipeline import load_run_profile, parse_data_args
+from lexiedge.pipeline import parse_data_args
+from lexiedge.rundir import load_run_profile
 
 TINY_QWEN = [
     "--set", "models.qwen-lora.train.max_steps=3",

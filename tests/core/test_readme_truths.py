@@ -19,7 +19,7 @@ def test_the_bundled_tutor_set_is_where_and_what_the_readme_says():
 
 
 def test_the_cache_location_is_the_code_s(monkeypatch, tmp_path):
-    from lexiedge.train.rundir import cache_dir
+    from lexiedge.cache import cache_dir
     from lexiedge_qwen_lora.tiny import cache_root
 
     assert "`~/.cache/lexiedge`" in README and "`$LEXIEDGE_CACHE`" in README

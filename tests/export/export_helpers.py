@@ -41,7 +41,7 @@ class _Built:
 
 
 def run_entry(run: Path):
-    from lexiedge.pipeline import load_run_profile
+    from lexiedge.rundir import load_run_profile
 
     profile, key = load_run_profile(run)
     return profile, profile.model(key)
@@ -72,7 +72,7 @@ def av_splits(run: Path):
     from rich.console import Console
 
     from lexiedge.plugin import get_host
-    from lexiedge.train.rundir import cache_dir
+    from lexiedge.cache import cache_dir
 
     _, entry = run_entry(run)
     data_path = Path(json.loads((run / "run.json").read_text())["data_path"])

@@ -114,3 +114,23 @@ def test_a_failure_half_way_leaves_nothing_behind(cli, av_run: Path, tmp_path: P
     line = result.stderr.strip()
     assert result.exit_code == 1 and "\n" not in line and "pass --data" in line, line
     assert not out.exists() and list(out.parent.iterdir()) == [], "no artifact, no temp dir, no .failed"
+
+
+def test_exporting_an_unmerged_lora_run_plans_the_merge_as_its_own_step_and_reuses_it(cli, lm_run: Path,
+                                                                                      tmp_path: Path) -> None:
+    run = tmp_path / "run-lm"
+    shutil.copytree(lm_run, run, ignore=shutil.ignore_patterns("merged"))  # trained, never merged
+    quick = ("prompts=1", "new_tokens=4", "min_token_agreement=0", "min_decisive_share=0", "benchmark_tokens=0")
+    sets = [arg for option in quick for arg in ("--set", f"models.qwen-lora.export.options.onnx-int4.{option}")]
+
+    first = cli("export", "--run", str(run), "--target", "onnx-int4", "--out", str(tmp_path / "a"), *sets)
+    assert first.exit_code == 0, first.stderr
+    plan = next(line for line in first.stdout.splitlines() if line.startswith("plan:"))
+    assert f"1. merge {run} -> {run / 'merged'};" in plan and "2. export qwen-lora" in plan, plan
+    assert (run / "merged" / "config.json").is_file() and (run / "merged" / "merge.json").is_file()
+    merged_at = (run / "merged" / "model.safetensors").stat().st_mtime_ns
+
+    again = cli("export", "--run", str(run), "--target", "onnx-int4", "--out", str(tmp_path / "b"), *sets)
+    assert again.exit_code == 0, again.stderr
+    assert f"1. merge {run} -> {run / 'merged'} (done: reused);" in again.stdout
+    assert (run / "merged" / "model.safetensors").stat().st_mtime_ns == merged_at, "the merge ran again"

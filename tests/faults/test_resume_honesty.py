@@ -9,7 +9,7 @@ from pathlib import Path
 import fault_plugins
 import yaml
 
-from lexiedge.train.rundir import LOCK_FILE
+from lexiedge.rundir import LOCK_FILE
 
 LR = "models.fault.train.lr"
 

@@ -33,6 +33,15 @@ def _records(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
+def _tensorboard_curve(run: Path, tag: str) -> list[tuple[int, float]]:
+    """What TensorBoard shows for ``tag`` in the run's tb/ (every event file, purges applied)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run / "tb"))
+    events.Reload()
+    return [(event.step, event.value) for event in events.Scalars(tag)]
+
+
 def _deterministic(row: dict) -> dict:
     """A history/metrics row without wall-clock and memory fields, and without the task's running train metrics."""
     skip = ("samples_per_s", "peak_memory_mb", "train/uar", "train/war", "train/macro_f1", "train/confusion")
@@ -86,3 +95,11 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tiny_profile
 
     run_info = json.loads((killed_run / "run.json").read_text())
     assert run_info["status"] == "completed" and run_info["step"] == 18 and len(run_info["resumed"]) == 1
+
+    # TensorBoard shows one curve: the steps logged after the checkpoint and lost are purged, then logged again
+    curve = _tensorboard_curve(killed_run, "train/loss")
+    assert [step for step, _ in curve] == list(range(1, 19))
+    assert curve == _tensorboard_curve(reference_run, "train/loss")  # bit-identical, as the weights are
+    per_step = {r["step"]: r["train/loss"] for r in _records(killed_run) if "event" not in r}
+    assert [value for _, value in curve] == pytest.approx([per_step[step] for step in range(1, 19)], rel=1e-6)
+    assert [step for step, _ in _tensorboard_curve(killed_run, "val/uar")] == [6, 12, 18]

@@ -1,85 +1,25 @@
-"""The files a training run writes beside its checkpoints (rank 0 only).
+"""Writing a run's bookkeeping files beside its checkpoints (rank 0 only); the layout is :mod:`lexiedge.rundir`'s.
 
     run.json        what ran (model, plugins, versions, world size) and how far it got (status, step, best);
                     ``changes``: settings a resume changed (see :mod:`lexiedge.train.resume`)
     history.json    one row per evaluation: train loss and metrics, val metrics, lr, samples/s, peak memory
     metrics.jsonl   one JSON line per logged optimizer step and per evaluation, appended as training goes
-    final/model.safetensors   the last weights (what the task's checkpoint_state returns)
-    run.lock        the pid of the process writing the run; held with an OS lock (:func:`run_lock`)
-
-``profile.yaml`` is written before training by :func:`lexiedge.pipeline.train`.
+                    (and the same numbers to TensorBoard in tb/, see :mod:`lexiedge.train.tensorboard`)
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from lexiedge import atomic
-from lexiedge.errors import UsageError
+from lexiedge.rundir import HISTORY_JSON, METRICS_JSONL, RUN_JSON
+from lexiedge.train.tensorboard import TensorBoardScalars, tensorboard_installed
 
-try:
-    import fcntl
-except ImportError:  # Windows: no flock; runs there are not locked (documented in the README)
-    fcntl = None  # type: ignore[assignment]
-
-RUN_JSON = "run.json"
-HISTORY_JSON = "history.json"
-METRICS_JSONL = "metrics.jsonl"
-FINAL_DIR = "final"
-TEST_METRICS_JSON = "test_metrics.json"
-LOCK_FILE = "run.lock"  # not a dot file: it is no temp file, and says what it is
 CHANGES = "changes"  # run.json's list of {"at_step", "time", "changes": {key: [old, new]}}
-
-
-@contextlib.contextmanager
-def run_lock(run_dir: Path, *, enabled: bool = True) -> Iterator[None]:
-    """Hold an exclusive lock on ``run_dir`` (created if needed) while the block runs.
-
-    ``fcntl.flock`` on ``run_dir/run.lock``: the kernel drops it when the process ends, however it ends,
-    so a kill -9 never leaves a stale lock behind and nothing has to be cleaned up. The file stays
-    (removing it would let a third process lock a new file while a second still holds the old one)
-    and holds the holder's pid, which a refused writer names. ``enabled=False`` (torchrun ranks other
-    than 0, which never write the run's files) holds nothing.
-    """
-    if not enabled or fcntl is None:
-        yield
-        return
-    if run_dir.exists() and not run_dir.is_dir():
-        raise UsageError(f"{run_dir} is a file; a run needs a directory (pass another --out)")
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    except (NotADirectoryError, FileExistsError) as exc:
-        raise UsageError(f"cannot create the run directory {run_dir}: {exc.strerror} ({exc.filename})") from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
-            raise UsageError(
-                f"{run_dir} is being written by another lexiedge process (pid {holder}); wait for it to end "
-                "or stop it: one run directory has one writer"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
-
-
-def cache_dir() -> Path:
-    """Where plugins cache decoded data and features: ``$LEXIEDGE_CACHE`` or ``~/.cache/lexiedge``."""
-    override = os.environ.get("LEXIEDGE_CACHE")
-    path = Path(override).expanduser() if override else Path.home() / ".cache" / "lexiedge"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def now_iso() -> str:
@@ -114,6 +54,14 @@ class RunFiles:
         self.enabled = enabled
         self.info: dict[str, Any] = {}
         self.log_lines = 0
+        self.tensorboard: TensorBoardScalars | None = None
+
+    def open_tensorboard(self, *, purge_after_step: int | None) -> Path | None:
+        """Mirror what :meth:`log` writes to TensorBoard event files, if TensorBoard is installed; their folder."""
+        if not self.enabled or not tensorboard_installed():
+            return None
+        self.tensorboard = TensorBoardScalars(self.run_dir, purge_after_step=purge_after_step)
+        return self.tensorboard.directory
 
     # run.json
     def start(self, info: dict[str, Any], resumed: bool) -> None:
@@ -139,6 +87,9 @@ class RunFiles:
 
     def finish(self, status: str, **fields: Any) -> None:
         self.update(status=status, finished=now_iso(), **fields)
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+            self.tensorboard = None
 
     def read_run_json(self) -> dict[str, Any]:
         path = self.run_dir / RUN_JSON
@@ -183,6 +134,8 @@ class RunFiles:
             return
         with open(self.run_dir / METRICS_JSONL, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(plain(record)) + "\n")
+        if self.tensorboard is not None:
+            self.tensorboard.log(plain(record))
 
     def write_json(self, name: str, data: Any) -> Path:
         path = self.run_dir / name

@@ -1,10 +1,10 @@
 """Generate the bundled English-tutor sample set (data/tutor_sample.jsonl), deterministically.
 
-    python -m lexiedge_chat_jsonl.make_sample            # rewrite the bundled file
-    python -m lexiedge_chat_jsonl.make_sample --out x.jsonl --seed 1
+    python tools/make_tutor_sample.py                    # rewrite the bundled file
+    python tools/make_tutor_sample.py --out x.jsonl --seed 1
 
-Everything comes from the word lists and error patterns in sample_grammar.py, sample_vocabulary.py
-and sample_fluency.py (written for this project, no external data). Every conversation is
+Everything comes from the word lists and error patterns in tutor_sample/grammar.py, vocabulary.py
+and fluency.py (written for this project, no external data). Every conversation is
 system (the tutor prompt) -> user (a learner's question) -> assistant (one JSON answer that
 validates against tutor.py's schemas).
 """
@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from lexiedge_chat_jsonl.examples import write_jsonl_atomic
-from lexiedge_chat_jsonl.sample_fluency import DIALOGUE_PROMPTS, FLUENCY
-from lexiedge_chat_jsonl.sample_fluency import PROMPTS as FLUENCY_PROMPTS
-from lexiedge_chat_jsonl.sample_grammar import FAMILIES, Sentence
-from lexiedge_chat_jsonl.sample_vocabulary import CONTEXT_PROMPTS, WORDS
-from lexiedge_chat_jsonl.sample_vocabulary import PROMPTS as VOCABULARY_PROMPTS
+from tutor_sample.fluency import DIALOGUE_PROMPTS, FLUENCY
+from tutor_sample.fluency import PROMPTS as FLUENCY_PROMPTS
+from tutor_sample.grammar import FAMILIES, Sentence
+from tutor_sample.vocabulary import CONTEXT_PROMPTS, WORDS
+from tutor_sample.vocabulary import PROMPTS as VOCABULARY_PROMPTS
 from lexiedge_chat_jsonl.tutor import (
     GRAMMAR_PROMPTS,
     TUTOR_SYSTEM_PROMPT,
@@ -154,7 +154,7 @@ def fluency_examples(rng: random.Random) -> list[dict[str, Any]]:
             (rng.choice(DIALOGUE_PROMPTS).format(situation=variant[0].situation, said=variant[1]), variant)
         )
     if len(chosen) < FLUENCY_EXAMPLES:
-        raise RuntimeError(f"only {len(chosen)} fluency examples; write more phrases in sample_fluency.py")
+        raise RuntimeError(f"only {len(chosen)} fluency examples; write more phrases in tools/tutor_sample/fluency.py")
     return [
         conversation(
             prompt,
