@@ -49,6 +49,17 @@ def synthetic_data(root: Path, seconds: float) -> Path:
     return data
 
 
+def _model_code_digest() -> bytes:
+    """The emotion-av plugin's source: a cached run whose weights no longer fit the model code is not reused."""
+    import lexiedge_emotion_av
+
+    package = Path(lexiedge_emotion_av.__file__).parent
+    digest = hashlib.sha256()
+    for source in sorted(package.rglob("*.py")):
+        digest.update(source.relative_to(package).as_posix().encode() + b"\0" + source.read_bytes())
+    return digest.digest()
+
+
 def random_run(profile_name: str, root: Path, data: Path) -> Path:
     """A run directory of the profile's emotion-av with seeded random weights (no training)."""
     import torch
@@ -62,7 +73,7 @@ def random_run(profile_name: str, root: Path, data: Path) -> Path:
 
     profile = single_model_profile(load_profile(profile_name), MODEL)
     entry = profile.model(MODEL)
-    key = hashlib.sha256(profile.to_yaml().encode()).hexdigest()[:12]
+    key = hashlib.sha256(profile.to_yaml().encode() + _model_code_digest()).hexdigest()[:12]
     run = root / f"run-{profile_name}-{key}"
     weights = final_dir(run) / WEIGHTS
     if weights.is_file():

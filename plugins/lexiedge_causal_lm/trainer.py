@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 
 
 
+CURVES_PNG = "curves.png"
+
+
 def target_count(labels: "torch.Tensor") -> int:
     """Tokens the loss scores: labels after the model's one-token shift that are not ignored."""
     return int((labels[:, 1:] != -100).sum())
@@ -129,10 +132,13 @@ class CausalLMTrainer(TrainerPlugin, TrainTask):
             raise ValueError(f"checkpoint tensors that fit no adapter weight: {unexpected[:3]}")
 
     def on_run_end(self, built: BuiltModel, run_dir: Path, splits: "DataSplits", history: list[dict]) -> dict[str, Any]:
-        """Write ``final/adapter/`` (peft format + tokenizer) from the final weights, then restore the best ones."""
+        """Write ``final/adapter/`` (peft format + tokenizer) from the final weights, then restore the best ones;
+        draw the loss and perplexity curves (``curves.png``)."""
         from safetensors.torch import load_file
 
         from lexiedge.rundir import WEIGHTS, final_adapter, final_dir
+
+        from lexiedge_causal_lm.plots import plot_lm_curves
 
         current = self.checkpoint_state(built)  # the best weights when the run kept a best checkpoint
         self.load_checkpoint_state(built, load_file(final_dir(Path(run_dir)) / WEIGHTS))
@@ -140,7 +146,8 @@ class CausalLMTrainer(TrainerPlugin, TrainTask):
             save_adapter(built, final_adapter(Path(run_dir)))
         finally:
             self.load_checkpoint_state(built, current)
-        return {"adapter_dir": str(final_adapter(Path(".")))}  # relative to the run directory
+        curves = plot_lm_curves(history, Path(run_dir) / CURVES_PNG)
+        return {"adapter_dir": str(final_adapter(Path("."))), "curves_png": str(curves)}  # adapter: run-relative
 
     # --- TrainerPlugin ----------------------------------------------------------------------------
 

@@ -1,9 +1,10 @@
 """Reading chat-format JSONL into conversations; bad lines are collected with their line numbers.
 
-Two line formats are accepted::
+Three line formats are accepted::
 
-    {"messages": [{"role": "system"|"user"|"assistant", "content": "..."}, ...]}
-    {"instruction": "...", "input": "... (optional)", "output": "..."}
+    {"messages": [{"role": "system"|"user"|"assistant", "content": "..."}, ...]}       (OpenAI chat)
+    {"conversations": [{"from": "system"|"human"|"gpt", "value": "..."}, ...]}          (ShareGPT)
+    {"instruction": "...", "input": "... (optional)", "output": "..."}                  (Alpaca)
 
 A bad line never stops a run: it is skipped and reported (``describe_bad_lines``), because one stray
 line in a 50k-line file should not cost a training run. A file with no usable line at all is an error.
@@ -92,6 +93,30 @@ def _messages_from_chat(raw_messages: Any) -> list[Message]:
     return messages
 
 
+# ShareGPT speakers (FastChat's and axolotl's spellings) -> chat roles
+SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
+                  "chatgpt": "assistant", "bing": "assistant", "bard": "assistant"}
+
+
+def _messages_from_sharegpt(raw_turns: Any) -> list[Message]:
+    if not isinstance(raw_turns, list) or not raw_turns:
+        raise BadExampleError('"conversations" must be a non-empty list of {"from", "value"} objects')
+    messages = []
+    for index, raw in enumerate(raw_turns):
+        if not isinstance(raw, dict):
+            raise BadExampleError(f"conversations[{index}] must be an object, got {type(raw).__name__}")
+        speaker = raw.get("from")
+        if speaker is None:
+            raise BadExampleError(f'conversations[{index}] has no "from"')
+        role = SHAREGPT_ROLES.get(speaker) if isinstance(speaker, str) else None
+        if role is None:
+            raise BadExampleError(
+                f"conversations[{index}] is from {speaker!r}; expected one of system, human, gpt"
+            )
+        messages.append(Message(role, _text(raw.get("value"), f"conversations[{index}].value")))
+    return messages
+
+
 def _messages_from_instruction(record: dict[str, Any]) -> list[Message]:
     instruction = _text(record.get("instruction"), '"instruction"')
     extra = record.get("input")
@@ -107,10 +132,13 @@ def parse_record(record: Any) -> tuple[Message, ...]:
         raise BadExampleError(f"expected a JSON object, got {type(record).__name__}")
     if "messages" in record:
         messages = _messages_from_chat(record["messages"])
+    elif "conversations" in record:
+        messages = _messages_from_sharegpt(record["conversations"])
     elif "instruction" in record or "output" in record:
         messages = _messages_from_instruction(record)
     else:
-        raise BadExampleError('expected a "messages" list or "instruction" and "output" keys')
+        raise BadExampleError('expected a "messages" list, a ShareGPT "conversations" list, or "instruction" and '
+                              '"output" keys')
     roles = [m.role for m in messages]
     if "assistant" not in roles:
         raise BadExampleError("no assistant turn (nothing to learn from)")
@@ -231,7 +259,7 @@ def require_examples(path: Path, examples: Sequence[Example], bad: Sequence[BadL
         raise UsageError(
             f"{path}: none of its {len(bad)} non-blank lines is a usable example "
             f"(line {first.line}: {first.reason}); expected chat JSONL lines with "
-            '{"messages": [...]} or {"instruction", "output"}'
+            '{"messages": [...]}, {"conversations": [...]} (ShareGPT) or {"instruction", "output"}'
         )
     raise UsageError(f"{path}: no examples (the file is empty); expected chat JSONL lines")
 

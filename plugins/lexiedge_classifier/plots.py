@@ -10,17 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from lexiedge import atomic
-
-
-def _save(figure: Figure, path: Path) -> Path:
-    FigureCanvasAgg(figure)
-    with atomic.atomic_path(path, suffix=".tmp.png") as tmp:  # savefig picks the format from the extension
-        figure.savefig(tmp, dpi=110, bbox_inches="tight")
-    return path
+from lexiedge.figures import save_png
 
 
 def _series(history: list[dict[str, Any]], key: str) -> tuple[list[float], list[float]]:
@@ -46,7 +38,7 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> Path:
         axes.grid(alpha=0.3)
         if axes.get_legend_handles_labels()[0]:
             axes.legend(fontsize=8)
-    return _save(figure, path)
+    return save_png(figure, path)
 
 
 def plot_confusion(confusion: list[list[int]], labels: list[str], path: Path, title: str) -> Path:
@@ -67,4 +59,4 @@ def plot_confusion(confusion: list[list[int]], labels: list[str], path: Path, ti
         for column in range(counts.shape[1]):
             colour = "white" if share[row, column] > 0.5 else "black"
             axes.text(column, row, str(counts[row, column]), ha="center", va="center", color=colour, fontsize=8)
-    return _save(figure, path)
+    return save_png(figure, path)

@@ -193,3 +193,31 @@ def test_llm_bench_reports_prefill_first_token_and_decode_speed(cli, lm_artifact
         assert f"| {backend['name']} |" in table
     assert "decode tok/s" in table and "TTFT ms" in table
     assert (out / "bench.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _report(p50s: dict[str, float]):
+    from lexiedge.bench import BackendResult, BenchReport, BenchSettings
+
+    first = next(iter(p50s.values()))
+    results = [
+        BackendResult(name=name, kind="ort", artifact=None, model_bytes=1, load_s=0.1, peak_memory_bytes=1,
+                      latency_ms={"p50": p50, "p90": 1.2 * p50, "p99": 1.5 * p50, "mean": p50, "min": p50},
+                      throughput=1000 / p50, throughput_unit="clips/s", ratio=p50 / first, speedup=first / p50)
+        for name, p50 in p50s.items()
+    ]
+    return BenchReport(task="av-classification", model="emotion-av", settings=BenchSettings(), inputs={},
+                       results=results, machine={}, created="now")
+
+
+def test_the_latency_axis_turns_logarithmic_when_one_backend_would_flatten_the_others(tmp_path) -> None:
+    from lexiedge.bench_report import latency_figure, plot
+
+    wide = latency_figure(_report({"torch": 240.0, "ort": 2.1, "ort-int8": 1.0}))
+    narrow = latency_figure(_report({"ort": 2.1, "ort-int8": 1.4}))
+    assert wide.axes[0].get_yscale() == "log" and narrow.axes[0].get_yscale() == "linear"
+    # the legend sits above the axes, where no bar or p90/p99 mark can be
+    for figure in (wide, narrow):
+        figure.canvas.draw()
+        legend, axes = figure.axes[0].get_legend().get_window_extent(), figure.axes[0].get_window_extent()
+        assert legend.y0 >= axes.y1
+    assert plot(_report({"torch": 240.0, "ort": 2.1}), tmp_path / "bench.png").read_bytes()[:4] == b"\x89PNG"

@@ -1,4 +1,4 @@
-"""Reading chat JSONL: both line formats, bad lines reported by number and skipped, all-bad is an error."""
+"""Reading chat JSONL: the three line formats (chat, ShareGPT, Alpaca), bad lines reported by number and skipped, all-bad is an error."""
 
 from __future__ import annotations
 
@@ -31,6 +31,21 @@ def test_both_formats_become_conversations(write_jsonl) -> None:
     ]
     assert [m.role for m in examples[2].messages] == ["user", "assistant"]
     assert examples[2].messages[0].content == "Define 'tidy'."
+
+
+def test_sharegpt_conversations_become_the_same_chat(write_jsonl) -> None:
+    sharegpt = {"id": "x1", "conversations": [{"from": "system", "value": "You are a tutor."},
+                                              {"from": "human", "value": "Correct: she go home."},
+                                              {"from": "gpt", "value": "She goes home."}]}
+    bad_speaker = {"conversations": [{"from": "teacher", "value": "x"}, {"from": "gpt", "value": "y"}]}
+    no_value = {"conversations": [{"from": "human"}, {"from": "gpt", "value": "y"}]}
+    examples, bad = load_examples(write_jsonl([sharegpt, bad_speaker, no_value, {"conversations": "hi"}]))
+    assert [e.line for e in examples] == [1]
+    assert examples[0].as_dicts() == CHAT["messages"]  # the same conversation as the OpenAI-style line
+    reasons = {b.line: b.reason for b in bad}
+    assert "from 'teacher'; expected one of system, human, gpt" in reasons[2]
+    assert "conversations[0].value must be a string" in reasons[3]
+    assert '"conversations" must be a non-empty list' in reasons[4]
 
 
 def test_system_prompt_is_prepended_only_when_missing(write_jsonl) -> None:

@@ -96,6 +96,13 @@ def test_validation_loss_falls_and_checkpoints_hold_the_adapter_only(trained: tu
     saved = load_file(adapter / "adapter_model.safetensors")
     assert saved.keys() == final.keys() and all(torch.equal(saved[k], final[k]) for k in final)
 
+    # the learning curves, as the classifier draws them: a real PNG with both axes' lines
+    from PIL import Image
+
+    with Image.open(run_dir / "curves.png") as curves:
+        assert curves.format == "PNG" and curves.size[0] > curves.size[1] > 200
+    assert run["status"] == "completed"
+
 
 def test_merged_directory_loads_and_generates_like_the_adapter_model(trained: tuple[Path, Path]) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
