@@ -1,13 +1,12 @@
 """The audio branch: log-mel front end, a convolutional stem that subsamples time, Conformer blocks.
 
-Two stems. ``vgg`` (the default): VGG-style blocks of 3x3 convolutions with BatchNorm and max-pooling
-over time and mel bands, then the mean over the remaining bands. Its features do not move when a
-voice moves up or down the mel axis (a higher speaker, a higher pitch), and its BatchNorm's batch
-statistics regularise while training; at inference BatchNorm uses its running statistics, so a
-sample's output never depends on the rest of its batch, in PyTorch or in an export. On real RAVDESS
-speech it is what took the model from the level of a linear classifier on clip statistics to well
-above it (README, "Measured"). ``strided`` is ESPnet's Conv2dSubsampling: two stride-2 convolutions,
-then every (channel, band) flattened into one Linear, so each band position has its own weights.
+Two stems. ``strided`` (the default) is ESPnet's Conv2dSubsampling: two stride-2 convolutions, then
+every (channel, band) flattened into one Linear, so each band position has its own weights. ``vgg``:
+VGG-style blocks of 3x3 convolutions with BatchNorm and max-pooling over time and mel bands, then the
+mean over the remaining bands; its features do not move when a voice moves up or down the mel axis,
+and at inference its BatchNorm uses running statistics, so a sample's output never depends on the rest
+of its batch. On real RAVDESS speech (actors 1-12 -> 13-16, the cpu recipe) the strided stem scored
+val UAR 0.508 and the VGG stem 0.406 (README, "Measured").
 The Conformer blocks use LayerNorm (per time step).
 """
 

@@ -14,6 +14,9 @@ Decisions (documented in :mod:`lexiedge_runtime`):
 * float64/float16 arrays are converted to float32; NaN/inf and out-of-range values are refused;
 * a modality the model was not trained on (``data_settings.modalities``) is dropped, as in training.
 
+The same facts go into the manifest as data (``preprocessing.feeds``, :meth:`ClassifierSpec.feeds`),
+so that a runtime in another language (``runtime-js/``) checks and prepares inputs alike.
+
 Every problem is a :class:`~lexiedge_runtime.errors.RuntimeInputError` naming the argument, what
 was given and what was expected.
 """
@@ -28,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from lexiedge_runtime.errors import ArtifactError, InputDtypeError, InputShapeError, InputValueError
-from lexiedge_runtime.io_names import AUDIO_MASK, FRAMES, VIDEO_MASK, WAVEFORM
+from lexiedge_runtime.io_names import AUDIO_MASK, FRAMES, LOGITS, PROBABILITIES, VIDEO_MASK, WAVEFORM
 from lexiedge_runtime.manifest import ManifestError
 
 # Out-of-range tolerance: float rounding in an app's own scaling must not be refused.
@@ -38,6 +41,7 @@ MAX_INPUT_FACTOR = 10  # inputs up to this many training clips long are accepted
 # Sanity bounds on manifest values: wider than any real model, narrow enough to refuse nonsense.
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 384_000
 MAX_FRAMES, MAX_IMAGE_SIZE, MAX_SECONDS = 10_000, 4096, 3600.0
+FEEDS_VERSION = 1  # of the manifest's preprocessing.feeds (ClassifierSpec.feeds)
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,7 @@ class ClassifierSpec:
         if "max_frames" in preprocessing:
             limits["max_frames"] = _whole(preprocessing, "max_frames", where, low=1, high=MAX_FRAMES,
                                           prefix="preprocessing")
-        return cls(
+        spec = cls(
             labels=tuple(str(label) for label in labels),
             sample_rate=rate,
             clip_samples=round(clip_seconds * rate),
@@ -90,6 +94,56 @@ class ClassifierSpec:
             max_input_seconds=float(limits["max_input_seconds"]),
             max_frames=int(limits["max_frames"]),
         )
+        if preprocessing.get("feeds") is not None:  # exported before it existed: absent, and that is fine
+            spec.check_feeds(preprocessing["feeds"], where)
+        return spec
+
+    def feeds(self) -> dict[str, Any]:
+        """The manifest's ``preprocessing.feeds``: every fact a runtime in another language needs, as data.
+
+        The graph's input and output names by role, the audio rate, clip length and limits, the frame
+        layout, size and uint8 scaling, and the value ranges with their tolerance: what this module
+        checks and prepares, written by the exporter so that the JavaScript runtime (``runtime-js/``)
+        reads it from the artifact instead of restating it. Checked by :meth:`check_feeds` at load.
+        """
+        modalities = [m for m, used in (("audio", self.uses_audio), ("video", self.uses_video)) if used]
+        return {
+            "version": FEEDS_VERSION,
+            "modalities": modalities,
+            "waveform": {"input": WAVEFORM, "dtype": "float32", "layout": ["batch", "samples"],
+                         "sample_rate": self.sample_rate, "clip_samples": self.clip_samples, "range": [-1.0, 1.0],
+                         "min_seconds": MIN_AUDIO_SECONDS, "max_seconds": self.max_input_seconds},
+            "frames": {"input": FRAMES, "dtype": "float32", "layout": ["batch", "frames", "channels", "height", "width"],
+                       "channels": self.channels, "image_size": self.image_size, "frame_count": self.frame_count,
+                       "max_frames": self.max_frames, "range": [0.0, 1.0], "uint8_scale": float(np.float32(1 / 255))},
+            "audio_mask": {"input": AUDIO_MASK, "present": 1.0, "absent": 0.0},
+            "video_mask": {"input": VIDEO_MASK, "present": 1.0, "absent": 0.0},
+            "outputs": {"probabilities": PROBABILITIES, "logits": LOGITS},
+            "range_slack": RANGE_SLACK,
+            "max_input_factor": MAX_INPUT_FACTOR,
+        }
+
+    def check_feeds(self, recorded: Any, where: str) -> None:
+        """Refuse a ``preprocessing.feeds`` that disagrees with the model facts this runtime derives itself."""
+        key = "preprocessing.feeds"
+        if not isinstance(recorded, dict):
+            raise ManifestError(where, key, f"expected a mapping, got {type(recorded).__name__}")
+        if recorded.get("version") != FEEDS_VERSION:
+            raise ManifestError(where, f"{key}.version", f"expected {FEEDS_VERSION}, got {recorded.get('version')!r}")
+        expected = self.feeds()
+        for section, field_name in (("waveform", "input"), ("waveform", "sample_rate"), ("waveform", "clip_samples"),
+                                    ("waveform", "max_seconds"), ("frames", "input"), ("frames", "channels"),
+                                    ("frames", "image_size"), ("frames", "frame_count"), ("frames", "max_frames"),
+                                    ("audio_mask", "input"), ("video_mask", "input"), ("outputs", "probabilities")):
+            part = recorded.get(section)
+            value = part.get(field_name) if isinstance(part, dict) else None
+            if value != expected[section][field_name]:
+                raise ManifestError(where, f"{key}.{section}.{field_name}",
+                                    f"{value!r} disagrees with what the rest of the manifest says "
+                                    f"({expected[section][field_name]!r})")
+        if recorded.get("modalities") != expected["modalities"]:
+            raise ManifestError(where, f"{key}.modalities", f"{recorded.get('modalities')!r} disagrees with "
+                                f"preprocessing.data_settings.modalities ({expected['modalities']!r})")
 
 
 def input_limits(clip_seconds: float, frames: int) -> dict[str, float | int]:

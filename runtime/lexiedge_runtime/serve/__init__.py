@@ -12,15 +12,19 @@
   in training) or JSON ``{"samples": [...], "sample_rate": 16000}``: ``label``, ``probabilities``,
   ``timing`` (``decode_ms``, ``inference_ms``). ``model`` may be left out when one classifier is served.
 * ``GET /health``, ``GET /metrics`` (Prometheus text: requests by route and status, latency, tokens).
+* ``GET /`` — a demo page: the emotion classifier runs in the browser (runtime-js over onnxruntime-web,
+  served under ``/web/``), the tutor streams from this server (:mod:`~lexiedge_runtime.serve.web`).
 
-Each artifact is loaded once; each model runs its requests one at a time on a worker thread of its
-own (:mod:`~lexiedge_runtime.serve.models`), and a tutor reuses its kept KV cache between turns
-(prefix reuse). Binds 127.0.0.1 unless told otherwise; ``--api-key`` (or ``LEXIEDGE_API_KEY``) makes
-every request need ``Authorization: Bearer <key>``. Errors are OpenAI's error object: 400 for a bad
-request (malformed JSON, wrong types, a prompt the model refuses), 401, 404 (unknown model or route),
-413 (body over ``--max-body-mb``), 415, 503 (queue full), 500 for a bug; none stops the server.
+Each artifact is loaded once; each model runs its requests one at a time on a worker thread of its own
+(:mod:`~lexiedge_runtime.serve.models`), and a tutor reuses its kept KV cache between turns (prefix
+reuse). Binds 127.0.0.1 unless told otherwise; ``--api-key`` (or ``LEXIEDGE_API_KEY``) makes every
+request need ``Authorization: Bearer <key>`` (not the page's own files). Errors are OpenAI's error
+object: 400 for a bad request (malformed JSON, wrong types, a prompt the model refuses), 401, 404
+(unknown model or route), 413 (body over ``--max-body-mb``), 415, 503 (queue full), 500 for a bug; none
+stops the server.
 
 Modules: :mod:`~lexiedge_runtime.serve.protocol` (the wire format), :mod:`~lexiedge_runtime.serve.app`
 (routes, auth, limits), :mod:`~lexiedge_runtime.serve.models`, :mod:`~lexiedge_runtime.serve.metrics`,
-:mod:`~lexiedge_runtime.serve.cli`. Importing this package imports nothing: Starlette loads with ``app``.
+:mod:`~lexiedge_runtime.serve.cli`, :mod:`~lexiedge_runtime.serve.web`. Importing this package imports
+nothing: Starlette loads with ``app``.
 """

@@ -43,14 +43,21 @@ from lexiedge_runtime.serve.protocol import (
     parse_json_object,
     sse,
 )
+from lexiedge_runtime.serve.web import WebRuntime, is_public
+from lexiedge_runtime.serve.web import routes as web_routes
 
-ROUTES = ("/health", "/metrics", "/v1/models", "/v1/chat/completions", "/v1/emotion")
+ROUTES = ("/", "/health", "/metrics", "/v1/models", "/v1/chat/completions", "/v1/emotion")
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def create_app(models: dict[str, ServedModel], *, api_key: str | None = None,
-               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> Starlette:
-    """The ASGI app serving ``models`` (loaded once, by :func:`~lexiedge_runtime.serve.models.load_models`)."""
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, web_runtime: WebRuntime | None = None) -> Starlette:
+    """The ASGI app serving ``models`` (loaded once, by :func:`~lexiedge_runtime.serve.models.load_models`).
+
+    ``web_runtime``: where the demo page at ``/`` finds the JavaScript runtime and onnxruntime-web
+    (:func:`~lexiedge_runtime.serve.web.find_web_runtime`); None serves the page, which then says they
+    are not installed.
+    """
     metrics = Metrics()
     api = _Api(models, metrics)
     app = Starlette(
@@ -60,6 +67,7 @@ def create_app(models: dict[str, ServedModel], *, api_key: str | None = None,
             Route("/v1/models", api.list_models, methods=["GET"]),
             Route("/v1/chat/completions", api.chat, methods=["POST"]),
             Route("/v1/emotion", api.emotion, methods=["POST"]),
+            *web_routes(models, web_runtime or WebRuntime(), key_required=api_key is not None),
         ],
         middleware=[
             Middleware(_Observed, metrics=metrics),
@@ -320,7 +328,8 @@ class _Guard:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
-        if self.api_key is not None and not _authorised(headers.get("authorization", ""), self.api_key):
+        if self.api_key is not None and not is_public(scope["path"]) \
+                and not _authorised(headers.get("authorization", ""), self.api_key):
             error = ApiError(401, "a valid API key is required: send 'Authorization: Bearer <key>'",
                              code="invalid_api_key")
             return await _api_error_response(error, {"WWW-Authenticate": "Bearer"})(scope, receive, send)

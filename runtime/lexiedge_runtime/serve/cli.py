@@ -46,6 +46,9 @@ def parser(prog: str = "lexiedge-serve") -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="intra-op threads per model (default: ONNX Runtime's)")
     p.add_argument("--allow-unverified", action="store_true",
                    help="serve artifacts whose export verification failed (warns)")
+    p.add_argument("--web-runtime", default=None, metavar="DIR",
+                   help="runtime-js folder (src/ and node_modules/onnxruntime-web) for the demo page at / "
+                        "(default: $LEXIEDGE_WEB_RUNTIME, else runtime-js/ of this source checkout)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
                    help="uvicorn's log level (default info: one line per request)")
     return p
@@ -59,7 +62,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "lexiedge-serve") -> int
         settings = _checked(args)
         from lexiedge_runtime.serve.app import create_app
         from lexiedge_runtime.serve.models import load_models
+        from lexiedge_runtime.serve.web import find_web_runtime
 
+        web_runtime = find_web_runtime(args.web_runtime)
         models = load_models(args.artifacts, device=args.device, threads=args.threads,
                              allow_unverified=args.allow_unverified, max_queue=args.max_queue)
     except LexiedgeError as exc:
@@ -74,8 +79,11 @@ def main(argv: Sequence[str] | None = None, prog: str = "lexiedge-serve") -> int
     shown = f"[{args.host}]" if ":" in args.host else args.host
     listed = ", ".join(f"{m.name} ({m.task})" for m in models.values())
     print(f"serving {listed} on http://{shown}:{args.port} (OpenAI base_url http://{shown}:{args.port}/v1"
-          f"{', API key required' if api_key else ''})", file=sys.stderr, flush=True)
-    app = create_app(models, api_key=api_key, max_body_bytes=settings["max_body_bytes"])
+          f"{', API key required' if api_key else ''}; demo page http://{shown}:{args.port}/)", file=sys.stderr,
+          flush=True)
+    if web_runtime.problem:
+        print(f"note: the demo page at / cannot run models in the browser: {web_runtime.problem}", file=sys.stderr)
+    app = create_app(models, api_key=api_key, max_body_bytes=settings["max_body_bytes"], web_runtime=web_runtime)
     # a short graceful shutdown: open streams are cut on Ctrl-C rather than awaited
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=3)
     return 0

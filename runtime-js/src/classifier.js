@@ -1,0 +1,178 @@
+// A classifier artifact in an ONNX Runtime session (onnxruntime-web in a browser, onnxruntime-node
+// in Node; the caller passes the one it imported). Loading reads manifest.json, checks every listed
+// file's sha256 and only then creates the session from the very bytes that were hashed.
+
+import { ArtifactError, ArtifactIntegrityError, InferenceError, InputValueError } from './errors.js';
+import { checkFrames, checkWaveform, nothingToClassify, prepareAudio } from './inputs.js';
+import { MANIFEST, checkVerified, classifierSpec, parseManifest } from './manifest.js';
+import { sha256Hex } from './sha256.js';
+
+const IN_NODE = typeof process !== 'undefined' && Boolean(process.versions?.node);
+
+/**
+ * Load the artifact at ``source``: a URL (the folder's; the browser), a directory path (Node), or
+ * ``{where, read: async (name) => Uint8Array}``. Options: ``ort`` (the onnxruntime module, required),
+ * ``allowUnverified``, ``sessionOptions`` (passed to InferenceSession.create), ``headers`` (fetch).
+ */
+export async function loadClassifier(source, options = {}) {
+  const { ort, allowUnverified = false, sessionOptions = {}, headers } = options;
+  if (!ort?.InferenceSession) {
+    throw new ArtifactError('loadClassifier needs { ort }: the onnxruntime-web (browser) or onnxruntime-node module');
+  }
+  const reader = makeReader(source, headers);
+  const where = reader.where;
+  const manifest = parseManifest(new TextDecoder().decode(await reader.read(MANIFEST)), where);
+  checkVerified(manifest, where, allowUnverified);
+  const spec = classifierSpec(manifest, where);
+  const bytes = {};
+  const problems = [];
+  for (const name of Object.keys(manifest.files).sort()) {
+    let data;
+    try {
+      data = await reader.read(name);
+    } catch (error) {
+      problems.push(`${name}: ${error.problem || `unreadable (${error.message})`}`);
+      continue;
+    }
+    const wanted = manifest.files[name].sha256;
+    const actual = await sha256Hex(data);
+    if (actual !== wanted) {
+      problems.push(`${name}: sha256 mismatch (expected ${wanted.slice(0, 12)}..., got ${actual.slice(0, 12)}...)`);
+    }
+    bytes[name] = data;
+  }
+  if (problems.length) throw new ArtifactIntegrityError(where, problems);
+  const graph = (manifest.runtime || {}).graph ?? 'model.onnx';
+  let session;
+  try {
+    session = await ort.InferenceSession.create(bytes[graph], sessionOptions);
+  } catch (error) {
+    const first = String(error?.message ?? error).trim().split('\n')[0];
+    throw new ArtifactError(`${where}/${graph}: ONNX Runtime cannot load the graph: ${first}`);
+  }
+  return new Classifier({ ort, session, manifest, spec, where });
+}
+
+export class Classifier {
+  constructor({ ort, session, manifest, spec, where }) {
+    this.ort = ort;
+    this.session = session;
+    this.manifest = manifest;
+    this.spec = spec;
+    this.labels = spec.labels;
+    this.where = where;
+    const inputs = [spec.waveform.input, spec.frames.input, spec.audioMask.input, spec.videoMask.input];
+    const missing = inputs.filter((name) => !session.inputNames.includes(name));
+    if (missing.length || !session.outputNames.includes(spec.outputs.probabilities)) {
+      throw new ArtifactError(`${where}: inputs [${session.inputNames}] / outputs [${session.outputNames}]; the manifest ` +
+        `names inputs [${inputs}] and a '${spec.outputs.probabilities}' output`);
+    }
+  }
+
+  /**
+   * Classify one clip: ``waveform`` mono float samples in [-1, 1] at ``sampleRate`` (default 16000, as in
+   * Python; resampled to the model's), ``frames`` ``{data, shape: [T, 3, H, W]}`` (uint8 or float in [0, 1]).
+   * Either may be left out: zeros with mask 0, as in training. Resolves to
+   * ``{label, index, probabilities: {label: p}, scores: Float32Array, logits}``.
+   */
+  async predict({ waveform = null, frames = null, sampleRate = 16000 } = {}) {
+    return this.run(this.feeds({ waveform, frames, sampleRate }));
+  }
+
+  /** Decoded audio (channels at ``sampleRate``) classified as Python's predict_file classifies a file. */
+  async predictAudio(channels, sampleRate) {
+    return this.predict(prepareAudio(this.spec, channels, sampleRate));
+  }
+
+  /** The graph's four feeds (ort Tensors, batch of one) for a clip: checked exactly as predict checks it. */
+  feeds({ waveform = null, frames = null, sampleRate = 16000 } = {}) {
+    const { spec, ort } = this;
+    const audio = waveform != null && spec.usesAudio ? checkWaveform(spec, waveform, sampleRate) : null;
+    const video = frames != null && spec.usesVideo ? checkFrames(spec, frames) : null;
+    if (audio === null && video === null) throw new InputValueError(nothingToClassify(spec, waveform, frames));
+    const samples = audio ?? new Float32Array(spec.waveform.clipSamples);
+    const { channels, imageSize: size, frameCount } = spec.frames;
+    const count = video ? video.count : frameCount;
+    return {
+      [spec.waveform.input]: new ort.Tensor('float32', samples, [1, samples.length]),
+      [spec.frames.input]: new ort.Tensor('float32', video ? video.data : new Float32Array(count * channels * size * size),
+        [1, count, channels, size, size]),
+      [spec.audioMask.input]: new ort.Tensor('float32', Float32Array.of(audio ? spec.audioMask.present : spec.audioMask.absent), [1]),
+      [spec.videoMask.input]: new ort.Tensor('float32', Float32Array.of(video ? spec.videoMask.present : spec.videoMask.absent), [1]),
+    };
+  }
+
+  /** The session on ready feeds; ORT's own refusals become an InferenceError naming the shapes. */
+  async run(feeds) {
+    let outputs;
+    try {
+      outputs = await this.session.run(feeds);
+    } catch (error) {
+      const first = String(error?.message ?? error).trim().split('\n')[0];
+      const shapes = Object.entries(feeds).map(([name, t]) => `${name} (${t.dims.join(', ')})`).join(', ');
+      throw new InferenceError(`ONNX Runtime could not run the classifier on ${shapes}: ${first}`);
+    }
+    const scores = Float32Array.from(outputs[this.spec.outputs.probabilities].data);
+    const logitsName = this.spec.outputs.logits;
+    const logits = logitsName && outputs[logitsName] ? Float32Array.from(outputs[logitsName].data) : null;
+    let index = 0;
+    for (let i = 1; i < scores.length; i++) if (scores[i] > scores[index]) index = i;
+    const probabilities = Object.fromEntries(this.labels.map((label, i) => [label, scores[i]]));
+    return { label: this.labels[index], index, probabilities, scores, logits };
+  }
+
+  /** Frees the session (onnxruntime-web holds WASM memory until then). */
+  async release() {
+    await this.session.release?.();
+  }
+}
+
+function makeReader(source, headers) {
+  if (source && typeof source === 'object' && typeof source.read === 'function') {
+    return { where: String(source.where ?? 'artifact'), read: source.read };
+  }
+  if (typeof source !== 'string' && !(source instanceof URL)) {
+    throw new ArtifactError('loadClassifier: expected the artifact folder as a URL, a directory path or {where, read}');
+  }
+  const text = String(source).replace(/\/+$/, '');
+  const isUrl = /^[a-z][a-z0-9+.-]*:\/\//i.test(text) || !IN_NODE;
+  if (isUrl) {
+    return {
+      where: text,
+      async read(name) {
+        const response = await fetch(`${text}/${name.split('/').map(encodeURIComponent).join('/')}`,
+          { headers, cache: 'no-store' });
+        if (!response.ok) {
+          if (name === MANIFEST) {
+            throw new ArtifactError(`${text}: no ${MANIFEST} (HTTP ${response.status}); not an artifact written by \`lexiedge export\``);
+          }
+          throw Object.assign(new Error(`HTTP ${response.status}`), { problem: response.status === 404 ? 'missing' : `HTTP ${response.status}` });
+        }
+        return new Uint8Array(await response.arrayBuffer());
+      },
+    };
+  }
+  return { where: text, read: (name) => readInDirectory(text, name) };
+}
+
+async function readInDirectory(directory, name) {
+  const fs = await import('node:fs/promises');
+  const path = await import('node:path');
+  let current = directory;
+  const parts = name.split('/');
+  for (const [depth, part] of parts.entries()) { // no symbolic link anywhere on the way (artifact.py's rule)
+    current = path.join(current, part);
+    let stat;
+    try {
+      stat = await fs.lstat(current);
+    } catch {
+      if (name === MANIFEST) throw new ArtifactError(`${directory}: no ${MANIFEST}; not an artifact written by \`lexiedge export\``);
+      throw Object.assign(new Error('missing'), { problem: 'missing' });
+    }
+    if (stat.isSymbolicLink()) {
+      throw Object.assign(new Error('link'), { problem: 'a symbolic link, refused (copy the file itself into the artifact)' });
+    }
+    if (depth === parts.length - 1 && !stat.isFile()) throw Object.assign(new Error('not a file'), { problem: 'not a regular file' });
+  }
+  return new Uint8Array(await fs.readFile(current));
+}
