@@ -5,7 +5,7 @@
 
 The artifacts are exported by `lexiedge export`'s own code from random-weight runs of each
 profile's model section (:mod:`emotion_av_artifacts`, cached), and measured by `lexiedge bench`'s
-code (:func:`lexiedge.bench.run_bench`): all backends loaded and warmed up, then timed in interleaved
+code (:func:`lexiedge.latency.run.run_bench`): all backends loaded and warmed up, then timed in interleaved
 rounds on the same seeded clip with the same thread count. Prints the table, each backend's p50 as a
 ratio of eager's, and the issue's target (rtx3050-4gb: int8 <= 0.5x eager); writes bench.json/.md
 per profile under --out. The equivalent command on artifacts of your own:
@@ -21,8 +21,8 @@ from pathlib import Path
 from emotion_av_artifacts import PROFILES, artifacts
 from rich.console import Console
 
-from lexiedge.bench import BenchSettings, run_bench
-from lexiedge.bench_report import console_table, write_reports
+from lexiedge.latency.run import BenchSettings, run_bench
+from lexiedge.latency.report import console_table, write_reports
 
 TARGETS = {"rtx3050-4gb": ("ort-int8", 0.5)}  # profile -> (backend, most p50 latency as a share of eager's)
 

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from lexiedge.bench_backends import GenerationTiming, genai_generation, hf_generation
+from lexiedge.latency.backends import GenerationTiming, genai_generation, hf_generation
 
 QWEN2_5_0_5B = dict(
     hidden_size=896, num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2,
@@ -82,7 +82,7 @@ def load_genai(artifact: Path, threads: int):
 def compare(hf_dir: Path, artifact: Path, prompt: list[int], new_tokens: int, threads: int,
             rounds: int) -> dict[str, dict[str, float]]:
     """Both loaded and warmed up, then ``rounds`` greedy generations each, alternating (the order flips
-    every round), with the same timing code as `lexiedge bench` (:mod:`lexiedge.bench_backends`)."""
+    every round), with the same timing code as `lexiedge bench` (:mod:`lexiedge.latency.backends`)."""
     runners = {
         "hf": (hf_generation, load_hf(hf_dir, threads)),
         "genai": (genai_generation, load_genai(artifact, threads)),

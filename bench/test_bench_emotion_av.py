@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from emotion_av_artifacts import PROFILES, artifacts
 
-from lexiedge.bench_backends import ArtifactInfo, OrtClassifier, TorchClassifier, classifier_feeds
+from lexiedge.latency.backends import ArtifactInfo, OrtClassifier, TorchClassifier, classifier_feeds
 from lexiedge.runtime import open_artifact
 
 THREADS = 2

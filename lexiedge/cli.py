@@ -439,8 +439,8 @@ def bench(
     lexiedge bench artifacts/emotion-av/onnx artifacts/emotion-av/onnx-int8 --plot;
     lexiedge bench artifacts/qwen-lora/onnx-int4 --backends torch,ort-int4.
     """
-    from lexiedge.bench import BenchSettings, command_line, run_bench
-    from lexiedge.bench_report import console_table, write_reports
+    from lexiedge.latency.run import BenchSettings, command_line, run_bench
+    from lexiedge.latency.report import console_table, write_reports
 
     _check_out_dir(out)
     wanted = [name.strip() for value in backends or [] for name in value.split(",") if name.strip()]

@@ -196,7 +196,7 @@ def test_llm_bench_reports_prefill_first_token_and_decode_speed(cli, lm_artifact
 
 
 def _report(p50s: dict[str, float]):
-    from lexiedge.bench import BackendResult, BenchReport, BenchSettings
+    from lexiedge.latency.run import BackendResult, BenchReport, BenchSettings
 
     first = next(iter(p50s.values()))
     results = [
@@ -210,7 +210,7 @@ def _report(p50s: dict[str, float]):
 
 
 def test_the_latency_axis_turns_logarithmic_when_one_backend_would_flatten_the_others(tmp_path) -> None:
-    from lexiedge.bench_report import latency_figure, plot
+    from lexiedge.latency.report import latency_figure, plot
 
     wide = latency_figure(_report({"torch": 240.0, "ort": 2.1, "ort-int8": 1.0}))
     narrow = latency_figure(_report({"ort": 2.1, "ort-int8": 1.4}))

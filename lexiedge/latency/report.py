@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from rich.table import Table
 
 from lexiedge import atomic
-from lexiedge.bench import CAUSAL_LM, BackendResult, BenchReport
+from lexiedge.latency.run import CAUSAL_LM, BackendResult, BenchReport
 from lexiedge.figures import save_png
 
 if TYPE_CHECKING:

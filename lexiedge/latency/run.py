@@ -8,8 +8,8 @@ Each artifact is benchmarked as its target (:data:`TARGET_BACKENDS`: onnx -> "or
 artifacts' source model in PyTorch eager mode, rebuilt through its model plugin (classifiers: the
 run's profile and checkpoint) or with transformers (LLMs: the merged model directory).
 
-Correct benchmarking, as nanoGPT's bench does it: every backend is loaded and warmed up first, then
-the measured iterations run interleaved in rounds (the order rotates every round), so a burst of
+How it measures: every backend is loaded and warmed up first (as nanoGPT's bench warms up before
+timing), then the measured iterations run interleaved in rounds (lexiedge's own protocol) (the order rotates every round), so a burst of
 load from other processes hits every backend alike; every backend uses the same intra-op thread
 count and the same inputs; percentiles are over single iterations. Ratios are against the first
 backend (torch by default). Peak memory is the resident memory a backend added while loading and
@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from lexiedge.bench_backends import (
+from lexiedge.latency.backends import (
     TORCH,
     ArtifactInfo,
     Backend,
