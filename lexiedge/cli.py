@@ -327,6 +327,7 @@ def infer(
     import warnings
 
     from lexiedge.errors import UsageError
+    from lexiedge.caveats import tiny_lm_note
     from lexiedge.runtime import RuntimeInputError, UnverifiedArtifactWarning, load, read_manifest
     from lexiedge.runtime.chat import check_text
 
@@ -353,6 +354,9 @@ def infer(
             sys.stdout.write(piece)
             sys.stdout.flush()
         sys.stdout.write("\n")
+        note = tiny_lm_note(manifest)
+        if note:  # on stderr: stdout stays the reply alone, for scripts
+            err_console.print(f"[dim]{_escape(note)}[/]", highlight=False, soft_wrap=True)
         return
     _classify_files(model, manifest, files or [], top)
 
@@ -439,8 +443,9 @@ def bench(
     lexiedge bench artifacts/emotion-av/onnx artifacts/emotion-av/onnx-int8 --plot;
     lexiedge bench artifacts/qwen-lora/onnx-int4 --backends torch,ort-int4.
     """
-    from lexiedge.latency.run import BenchSettings, command_line, run_bench
+    from lexiedge.caveats import overhead_note
     from lexiedge.latency.report import console_table, write_reports
+    from lexiedge.latency.run import BenchSettings, command_line, run_bench
 
     _check_out_dir(out)
     wanted = [name.strip() for value in backends or [] for name in value.split(",") if name.strip()]
@@ -461,6 +466,10 @@ def bench(
     Console(width=max(console.width, natural)).print(table)
     for path in write_reports(report, out, with_plot=plot):
         console.print(f"wrote {path}")
+    baseline = report.results[0]
+    note = overhead_note(max(r.model_bytes for r in report.results), baseline.kind == "torch" and len(report.results) > 1)
+    if note:
+        console.print(f"[dim]{_escape(note)}[/]", highlight=False, soft_wrap=True)
 
 
 @app.command("eval")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cli_runner import lexiedge_ok
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("LEXIEDGE_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
@@ -59,14 +60,6 @@ SMALL_LM_EXPORT = [
     f"models.qwen-lora.export.options.onnx-int4.{option}"
     for option in ("prompts=1", "new_tokens=4", "min_token_agreement=0", "min_decisive_share=0", "benchmark_tokens=0")
 ]
-
-
-def lexiedge_ok(*args: str) -> None:
-    """`lexiedge ARGS...` in-process; the test fails if it does not exit 0."""
-    from lexiedge.cli import main
-
-    code = main([str(arg) for arg in args])
-    assert code == 0, f"lexiedge {' '.join(map(str, args))} exited {code}"
 
 
 @pytest.fixture(scope="session")

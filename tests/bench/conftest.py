@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cli_runner import lexiedge_ok
 
 AV_TRAIN = ["--set", "models.emotion-av.train.max_steps=2"]
 AV_EXPORT = {
@@ -32,13 +33,6 @@ LM_EXPORT = [
 ]
 
 
-def lexiedge(*args: str) -> None:
-    from lexiedge.cli import main
-
-    code = main(list(args))
-    assert code == 0, f"lexiedge {' '.join(args)} exited {code}"
-
-
 @pytest.fixture(scope="session")
 def bench_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("bench")
@@ -47,8 +41,8 @@ def bench_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def av_artifacts(bench_root: Path) -> dict[str, Path]:
     data, run = bench_root / "synth", bench_root / "run-av"
-    lexiedge("data", "synth-av", "--out", str(data), "--actors", "6")
-    lexiedge(
+    lexiedge_ok("data", "synth-av", "--out", str(data), "--actors", "6")
+    lexiedge_ok(
         "train",
         "--profile",
         "cpu",
@@ -63,15 +57,15 @@ def av_artifacts(bench_root: Path) -> dict[str, Path]:
     artifacts = {}
     for target, extra in AV_EXPORT.items():
         artifacts[target] = bench_root / f"emotion-av-{target}"
-        lexiedge("export", "--run", str(run), "--target", target, "--out", str(artifacts[target]), *extra)
+        lexiedge_ok("export", "--run", str(run), "--target", target, "--out", str(artifacts[target]), *extra)
     return artifacts
 
 
 @pytest.fixture(scope="session")
 def lm_artifact(bench_root: Path) -> Path:
     run, artifact = bench_root / "run-lm", bench_root / "qwen-lora-onnx-int4"
-    lexiedge("train", "--profile", "cpu", "--model", "qwen-lora", "--out", str(run), *LM_TRAIN)
-    lexiedge("merge", str(run))
+    lexiedge_ok("train", "--profile", "cpu", "--model", "qwen-lora", "--out", str(run), *LM_TRAIN)
+    lexiedge_ok("merge", str(run))
     sets = [item for option in LM_EXPORT for item in ("--set", option)]
-    lexiedge("export", "--run", str(run), "--target", "onnx-int4", "--out", str(artifact), *sets)
+    lexiedge_ok("export", "--run", str(run), "--target", "onnx-int4", "--out", str(artifact), *sets)
     return artifact

@@ -54,6 +54,16 @@ def test_classifier_bench_writes_json_and_markdown_for_every_backend(cli, av_art
     assert "p50 ms" in table and "p99 ms" in table and "peak memory MB" in table
     assert report["command"].startswith("lexiedge bench ") and "--threads 2" in report["command"]
     assert not (out / "bench.png").exists()  # only with --plot
+    assert "an eager PyTorch call is mostly framework overhead" in result.stdout  # a 1 MB model vs torch
+
+
+def test_small_and_large_models_get_the_right_caveats() -> None:
+    from lexiedge.caveats import overhead_note, tiny_lm_note
+
+    assert overhead_note(1 << 20, compared_with_torch=True) and not overhead_note(1 << 20, compared_with_torch=False)
+    assert overhead_note(500 << 20, compared_with_torch=True) is None
+    assert "2-layer, 64-wide" in tiny_lm_note({"architecture": {"hidden_size": 64, "num_hidden_layers": 2}})
+    assert tiny_lm_note({"architecture": {"hidden_size": 896, "num_hidden_layers": 24}}) is None  # Qwen2.5-0.5B
 
 
 @pytest.mark.slow

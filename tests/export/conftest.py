@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_runner import lexiedge_ok
 from export_helpers import AV_VARIANTS, LM_VARIANTS, SYNTH_ACTORS, TEST_ACTORS, TRAIN_ACTORS, VAL_ACTORS
 
 _AV = "models.emotion-av"
@@ -65,11 +66,8 @@ def _single_thread_in_tests() -> Iterator[None]:
 
 def lexiedge(*args: str) -> None:
     """Run `lexiedge ARGS` in-process (session fixtures cannot use the function-scoped `cli`)."""
-    from lexiedge.cli import main
-
     with single_thread():
-        code = main([str(arg) for arg in args])
-    assert code == 0, f"lexiedge {' '.join(map(str, args))} exited {code}"
+        lexiedge_ok(*args)
 
 
 @pytest.fixture(scope="session")

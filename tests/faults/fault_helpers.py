@@ -7,14 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import fault_plugins
-
-
-def lexiedge_ok(*args: object) -> None:
-    """`lexiedge ARGS` in this process; it must succeed."""
-    from lexiedge.cli import main
-
-    code = main([str(arg) for arg in args])
-    assert code == 0, f"lexiedge {' '.join(map(str, args))} exited {code}"
+from cli_runner import lexiedge_ok  # noqa: F401  (the fault tests' import of it)
 
 
 @dataclass

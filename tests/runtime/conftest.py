@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_runner import lexiedge_ok
 
 # The cpu profile as shipped (40 epochs, ~3 CPU-minutes): bench/bench_learning_sweep.py gave the held-out
 # actor's 32 clips test UAR 0.59, 0.59, 0.50 (seeds 0-2, 1 thread) and 0.56 (seed 0, 2 threads) against the
@@ -40,13 +41,6 @@ TEST_ACTOR = 6  # synth-av with 6 actors: actors 1-4 train, 5 validation, 6 test
 SYNTH_CLIPS_PER_EMOTION = 4
 
 
-def _lexiedge(*args: str) -> None:
-    from lexiedge.cli import main
-
-    code = main(list(args))
-    assert code == 0, f"lexiedge {' '.join(args)} exited {code}"
-
-
 @pytest.fixture(scope="session")
 def runtime_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("runtime")
@@ -55,7 +49,7 @@ def runtime_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def synth_data(runtime_root: Path) -> Path:
     out = runtime_root / "synth"
-    _lexiedge("data", "synth-av", "--out", str(out), "--actors", "6",
+    lexiedge_ok("data", "synth-av", "--out", str(out), "--actors", "6",
               "--clips-per-emotion", str(SYNTH_CLIPS_PER_EMOTION))
     return out
 
@@ -63,20 +57,20 @@ def synth_data(runtime_root: Path) -> Path:
 @pytest.fixture(scope="session")
 def av_artifacts(runtime_root: Path, synth_data: Path) -> dict[str, Path]:
     run = runtime_root / "run-av"
-    _lexiedge("train", "--profile", "cpu", "--model", "emotion-av", "--data", str(synth_data), "--out", str(run),
+    lexiedge_ok("train", "--profile", "cpu", "--model", "emotion-av", "--data", str(synth_data), "--out", str(run),
               *AV_TRAIN)
     artifacts = {}
     for target, extra in AV_EXPORT.items():
         artifacts[target] = runtime_root / f"emotion-av-{target}"
-        _lexiedge("export", "--run", str(run), "--target", target, "--out", str(artifacts[target]), *extra)
+        lexiedge_ok("export", "--run", str(run), "--target", target, "--out", str(artifacts[target]), *extra)
     return artifacts
 
 
 @pytest.fixture(scope="session")
 def lm_run(runtime_root: Path) -> Path:
     run = runtime_root / "run-lm"
-    _lexiedge("train", "--profile", "cpu", "--model", "qwen-lora", "--out", str(run), *LM_TRAIN)
-    _lexiedge("merge", str(run))
+    lexiedge_ok("train", "--profile", "cpu", "--model", "qwen-lora", "--out", str(run), *LM_TRAIN)
+    lexiedge_ok("merge", str(run))
     return run
 
 
@@ -86,7 +80,7 @@ def lm_artifacts(runtime_root: Path, lm_run: Path) -> dict[str, Path]:
     for target, overrides in LM_EXPORT.items():
         artifacts[target] = runtime_root / f"qwen-lora-{target}"
         sets = [item for override in overrides for item in ("--set", override)]
-        _lexiedge("export", "--run", str(lm_run), "--target", target, "--out", str(artifacts[target]), *sets)
+        lexiedge_ok("export", "--run", str(lm_run), "--target", target, "--out", str(artifacts[target]), *sets)
     return artifacts
 
 
