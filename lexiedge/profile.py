@@ -213,6 +213,8 @@ def _read_with_extends(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, An
         raise ProfileError(str(path), "extends", f"{parent!r}: {exc.problem}") from None
     parent_data = _read_with_extends(parent_path, (*chain, path))
     merged = deep_merge(parent_data, data)
+    if "name" not in data:  # a child is not its parent: runs/<name>/ and `export --profile` must not mix them up
+        merged["name"] = path.stem
     return _without_stale_device_name(parent_data, merged, data.get("device"))
 
 

@@ -76,6 +76,12 @@ def test_extends_a_relative_file_two_levels(tmp_path: Path) -> None:
     assert (profile.name, profile.device.memory_gb, profile.device.kind) == ("b", 3, "cpu")
 
 
+def test_a_child_without_a_name_is_named_after_its_file_not_its_parent(tmp_path: Path) -> None:
+    path = write(tmp_path, "my-laptop.yaml", {"extends": "rtx3050-4gb", "models": {"emotion-av": {"train": {"epochs": 2}}}})
+    assert load_profile(path).name == "my-laptop"  # its runs go to runs/my-laptop/, not among rtx3050-4gb's
+    assert load_profile("rtx3050-4gb").name == "rtx3050-4gb"
+
+
 def test_set_overrides_any_key() -> None:
     profile = load_profile(
         "cpu",
