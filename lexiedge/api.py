@@ -10,6 +10,8 @@ unknown keys, so a misspelt key fails when the profile loads, naming the file an
 
 from __future__ import annotations
 
+import contextlib
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:  # torch is heavy; the runtime and `lexiedge profiles` never need it
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Iterable, Iterator, Sequence
 
     import torch
     from rich.console import Console
@@ -302,6 +304,20 @@ class ExportJob:
     console: "Console"
     data_path: Path | None = None  # the data the run trained on (run.json), or export's --data: to verify on
     target: str = ""  # the target name the user asked for (one exporter class may serve several)
+
+    @contextlib.contextmanager
+    def stage(self, what: str) -> "Iterator[None]":
+        """One step of the export (tracing, fusions, calibration, quantization, verification, conversion),
+        shown while it runs (a spinner on a terminal, a line in a pipe or a file) and then with its time,
+        so a long export is never silent. Stages do not nest."""
+        started = time.perf_counter()
+        if self.console.is_terminal:
+            with self.console.status(f"{what} ..."):
+                yield
+        else:
+            self.console.print(f"  {what} ...", markup=False, highlight=False)
+            yield
+        self.console.print(f"  [green]done[/] {what} ({time.perf_counter() - started:.1f} s)", highlight=False)
 
 
 class ExporterPlugin(Plugin):

@@ -52,12 +52,14 @@ class _TaskExporter(ExporterPlugin):
 def classifier_fp32_graph(job: ExportJob, path: Path, opset: int = 18) -> classifier.ClassifierSource:
     """Load the run's classifier and write its fp32 graph (logits + probabilities) to ``path``."""
     source = classifier.load_classifier(job)
-    classifier.export_graph(source, path, opset=opset)
+    with job.stage(f"tracing the fp32 graph (torch.onnx, opset {opset})"):
+        classifier.export_graph(source, path, opset=opset)
     return source
 
 
 def classifier_int8_graph(
-    source: classifier.ClassifierSource, fp32: Path, out: Path, settings: OnnxInt8Settings, scratch: Path
+    job: ExportJob, source: classifier.ClassifierSource, fp32: Path, out: Path, settings: OnnxInt8Settings,
+    scratch: Path,
 ) -> dict[str, Any]:
     """Quantize ``fp32`` into ``out`` as the settings say; returns the manifest's quantization section.
 
@@ -77,23 +79,26 @@ def classifier_int8_graph(
     graph = fp32
     if settings.optimize:
         graph = scratch / "optimized.onnx"
-        section["optimization"] = optimize_graph(fp32, graph)
+        with job.stage("graph fusions (ONNX Runtime transformer optimizer)"):
+            section["optimization"] = optimize_graph(fp32, graph)
         keep_dynamic = sorted(set(keep_dynamic) | set(
             nodes_to_keep_float(graph, settings.dynamic_op_types, source.fixed_tensors, [])))
         keep_static = sorted(set(keep_static) | set(
             nodes_to_keep_float(graph, settings.static_op_types, source.fixed_tensors, [])))
     if settings.mode == "dynamic":
-        quantize_dynamic_int8(graph, out, op_types=settings.dynamic_op_types, exclude=keep_dynamic,
-                              per_channel=settings.per_channel)
+        with job.stage("dynamic int8 quantization"):
+            quantize_dynamic_int8(graph, out, op_types=settings.dynamic_op_types, exclude=keep_dynamic,
+                                  per_channel=settings.per_channel)
         kept = keep_dynamic
     else:
         calibration = classifier.calibration_batches(source, settings.calibration_clips)
-        quantize_static_then_dynamic(
-            graph, out, scratch,
-            calibration=[batch.feeds for batch in calibration],
-            static_op_types=settings.static_op_types, dynamic_op_types=settings.dynamic_op_types,
-            exclude_static=keep_static, exclude_dynamic=keep_dynamic, per_channel=settings.per_channel,
-        )
+        with job.stage(f"calibration and static int8 quantization ({settings.calibration_clips} training clips)"):
+            quantize_static_then_dynamic(
+                graph, out, scratch,
+                calibration=[batch.feeds for batch in calibration],
+                static_op_types=settings.static_op_types, dynamic_op_types=settings.dynamic_op_types,
+                exclude_static=keep_static, exclude_dynamic=keep_dynamic, per_channel=settings.per_channel,
+            )
         kept = sorted(set(keep_dynamic) | set(keep_static))
         section.update(
             static_op_types=settings.static_op_types,
@@ -128,7 +133,8 @@ def _check_classifier(job: ExportJob, source: classifier.ClassifierSource, graph
     runner = OrtRunner(graph)
     report: dict[str, Any] = {"thresholds": thresholds.report()}
     try:
-        report = verify_classifier(runner, source, target, thresholds, max_val_clips=max_val_clips)
+        with job.stage(f"verification against PyTorch (up to {max_val_clips} validation clips)"):
+            report = verify_classifier(runner, source, target, thresholds, max_val_clips=max_val_clips)
         enforce_classifier(report, target, thresholds)
         report["passed"] = True
     except VerificationError as exc:
@@ -172,8 +178,9 @@ def _check_lm(job: ExportJob, source: causal_lm.LmSource, graph: Path, target: s
     limits = thresholds.report()
     report: dict[str, Any] = {"thresholds": limits}
     try:
-        report = verify_lm(runner, job.out_dir, source, target, prompts=settings.prompts,
-                           new_tokens=settings.new_tokens, head_size=head_size)
+        with job.stage(f"verification against PyTorch ({settings.prompts} prompts, {settings.new_tokens} greedy tokens)"):
+            report = verify_lm(runner, job.out_dir, source, target, prompts=settings.prompts,
+                               new_tokens=settings.new_tokens, head_size=head_size)
         report["thresholds"] = limits
         enforce_lm(report, target, thresholds)
         report["passed"] = True
@@ -206,7 +213,8 @@ class OnnxExporter(_TaskExporter):
             with tempfile.TemporaryDirectory(prefix="lexiedge-onnx-") as scratch:
                 traced = Path(scratch) / "traced.onnx"
                 source = classifier_fp32_graph(job, traced, settings.opset)
-                extra["optimization"] = optimize_graph(traced, graph)
+                with job.stage("graph fusions (ONNX Runtime transformer optimizer)"):
+                    extra["optimization"] = optimize_graph(traced, graph)
         else:
             source = classifier_fp32_graph(job, graph, settings.opset)
         thresholds = ClassifierThresholds(
@@ -218,7 +226,8 @@ class OnnxExporter(_TaskExporter):
     def export_lm(self, job: ExportJob, settings: OnnxSettings) -> None:
         source = causal_lm.load_lm_source(job)
         with tempfile.TemporaryDirectory(prefix="lexiedge-genai-") as scratch:
-            build_genai_model(source.model_dir, job.out_dir, precision="fp32", cache_dir=Path(scratch))
+            with job.stage("building the fp32 graph (onnxruntime-genai model builder)"):
+                build_genai_model(source.model_dir, job.out_dir, precision="fp32", cache_dir=Path(scratch))
         causal_lm.copy_tokenizer_files(source, job.out_dir)
         thresholds = LmThresholds(settings.atol, settings.min_token_agreement, identical_generation=True,
                                   min_decisive_share=settings.min_decisive_share)
@@ -238,7 +247,7 @@ class OnnxInt8Exporter(_TaskExporter):
         with tempfile.TemporaryDirectory(prefix="lexiedge-int8-") as scratch:
             fp32 = Path(scratch) / "fp32.onnx"
             source = classifier_fp32_graph(job, fp32)
-            section = classifier_int8_graph(source, fp32, graph, settings, Path(scratch))
+            section = classifier_int8_graph(job, source, fp32, graph, settings, Path(scratch))
             section["fp32_bytes"] = fp32.stat().st_size
         thresholds = ClassifierThresholds(
             None, settings.min_top1, settings.max_uar_drop, settings.min_decisive_share
@@ -250,14 +259,17 @@ class OnnxInt8Exporter(_TaskExporter):
         graph = job.out_dir / MODEL_FILE
         with tempfile.TemporaryDirectory(prefix="lexiedge-genai-") as scratch:
             if settings.llm_method == "weight-only":
-                build_genai_model(source.model_dir, job.out_dir, precision="int8", block_size=settings.block_size,
-                                  cache_dir=Path(scratch))
+                with job.stage("building the weight-only int8 graph (onnxruntime-genai model builder)"):
+                    build_genai_model(source.model_dir, job.out_dir, precision="int8", block_size=settings.block_size,
+                                      cache_dir=Path(scratch))
                 section = _builder_section("int8", block_size=settings.block_size, method="weight-only MatMulNBits")
             else:
                 fp32_dir = Path(scratch) / "fp32"
-                build_genai_model(source.model_dir, fp32_dir, precision="fp32", cache_dir=Path(scratch) / "cache")
-                quantize_dynamic_int8(fp32_dir / MODEL_FILE, graph, op_types=settings.dynamic_op_types,
-                                      exclude=[], per_channel=settings.per_channel)
+                with job.stage("building the fp32 graph (onnxruntime-genai model builder)"):
+                    build_genai_model(source.model_dir, fp32_dir, precision="fp32", cache_dir=Path(scratch) / "cache")
+                with job.stage("dynamic int8 quantization"):
+                    quantize_dynamic_int8(fp32_dir / MODEL_FILE, graph, op_types=settings.dynamic_op_types,
+                                          exclude=[], per_channel=settings.per_channel)
                 for path in fp32_dir.iterdir():
                     if not path.name.startswith(MODEL_FILE) and not (job.out_dir / path.name).exists():
                         shutil.copyfile(path, job.out_dir / path.name)
@@ -281,9 +293,10 @@ class OnnxInt4Exporter(_TaskExporter):
         source = causal_lm.load_lm_source(job)
         graph = job.out_dir / MODEL_FILE
         with tempfile.TemporaryDirectory(prefix="lexiedge-genai-") as scratch:
-            build_genai_model(source.model_dir, job.out_dir, precision="int4", block_size=settings.block_size,
-                              accuracy_level=settings.accuracy_level, quantize_lm_head=settings.quantize_lm_head,
-                              cache_dir=Path(scratch))
+            with job.stage("building the int4 graph (onnxruntime-genai model builder)"):
+                build_genai_model(source.model_dir, job.out_dir, precision="int4", block_size=settings.block_size,
+                                  accuracy_level=settings.accuracy_level, quantize_lm_head=settings.quantize_lm_head,
+                                  cache_dir=Path(scratch))
         causal_lm.copy_tokenizer_files(source, job.out_dir)
         section = _builder_section("int4", block_size=settings.block_size, accuracy_level=settings.accuracy_level,
                                    lm_head="int4, shared with the embeddings" if settings.quantize_lm_head else "fp32",
@@ -293,8 +306,9 @@ class OnnxInt4Exporter(_TaskExporter):
             model = load_genai_model(job.out_dir, threads=settings.threads)
             prompt = causal_lm.prompt_ids(source, 1)[0]
             prompt = (prompt * (settings.benchmark_prompt_tokens // len(prompt) + 1))[: settings.benchmark_prompt_tokens]
-            extra["decode_speed"] = {**decode_speed(model, prompt, settings.benchmark_tokens),
-                                     "threads": settings.threads, "runtime": "onnxruntime-genai, greedy, CPU"}
+            with job.stage(f"decode speed ({settings.benchmark_tokens} tokens)"):
+                speed = decode_speed(model, prompt, settings.benchmark_tokens)
+            extra["decode_speed"] = {**speed, "threads": settings.threads, "runtime": "onnxruntime-genai, greedy, CPU"}
             del model
         thresholds = LmThresholds(None, settings.min_token_agreement, identical_generation=False,
                                   min_decisive_share=settings.min_decisive_share)
@@ -316,10 +330,11 @@ class OrtMobileExporter(_TaskExporter):
                 fp32 = Path(scratch) / "fp32.onnx"
                 source = classifier_fp32_graph(job, fp32)
                 int8_settings = OnnxInt8Settings.model_validate(job.entry.export.options.get("onnx-int8") or {})
-                classifier_int8_graph(source, fp32, onnx_path, int8_settings, Path(scratch))
+                classifier_int8_graph(job, source, fp32, onnx_path, int8_settings, Path(scratch))
             else:
                 source = classifier_fp32_graph(job, onnx_path)
-            ort_path, config = convert_to_ort(onnx_path, job.out_dir, optimization_style=settings.optimization_style)
+            with job.stage("ORT Mobile conversion (.ort and its required operators)"):
+                ort_path, config = convert_to_ort(onnx_path, job.out_dir, optimization_style=settings.optimization_style)
         thresholds = ClassifierThresholds(
             settings.atol if settings.atol is not None else (None if quantized else 1e-4),
             settings.min_top1 if settings.min_top1 is not None else (0.99 if quantized else 1.0),
@@ -334,9 +349,11 @@ class OrtMobileExporter(_TaskExporter):
         precision = settings.llm_precision
         with tempfile.TemporaryDirectory(prefix="lexiedge-ort-") as scratch:
             built = Path(scratch) / "built"
-            build_genai_model(source.model_dir, built, precision=precision, cache_dir=Path(scratch) / "cache")
-            ort_path, config = convert_to_ort(built / MODEL_FILE, job.out_dir,
-                                              optimization_style=settings.optimization_style)
+            with job.stage(f"building the {precision} graph (onnxruntime-genai model builder)"):
+                build_genai_model(source.model_dir, built, precision=precision, cache_dir=Path(scratch) / "cache")
+            with job.stage("ORT Mobile conversion (.ort and its required operators)"):
+                ort_path, config = convert_to_ort(built / MODEL_FILE, job.out_dir,
+                                                  optimization_style=settings.optimization_style)
             for path in built.iterdir():
                 if not path.name.startswith(MODEL_FILE):
                     shutil.copyfile(path, job.out_dir / path.name)

@@ -47,3 +47,8 @@ def test_export_prints_its_own_lines_and_no_library_noise(av_run: Path, lm_run: 
             assert noise not in output, f"{noise!r} reached the console:\n{output}"
         assert f"exported {artifact}" in output and (artifact / "manifest.json").is_file()
     assert "MatMulInteger" in (tmp_path / "lm" / "manifest.json").read_text(), "the dynamic quantizer really ran"
+    # every long step says what it is and how long it took, in a pipe too (no spinner there)
+    for stage in ("tracing the fp32 graph", "calibration and static int8 quantization", "verification against PyTorch"):
+        assert f"  {stage}" in av and f"done {stage}" in av, f"{stage!r} not shown:\n{av}"
+    for stage in ("building the fp32 graph (onnxruntime-genai model builder)", "dynamic int8 quantization"):
+        assert f"done {stage}" in lm, f"{stage!r} not shown:\n{lm}"
