@@ -55,7 +55,7 @@ CHANGES = {
     "3 s clips (not 1.5 s)": [f"{_D}.clip_seconds=1.5"],
     "random crops": [f"{_D}.random_crop=false"],
     "speed perturbation": [f"{_D}.speed_perturb=[]"],
-    "SpecAugment": [f"{_M}.spec_augment=null"],
+    "no SpecAugment (the model's default masking on)": [f"{_M}.spec_augment={{}}"],
     "the strided stem (VGG instead)": [f"{_M}.audio.stem=vgg"],
     "learning rate and epochs": [f"{_T}.epochs=30", f"{_T}.lr=2.0e-3"],
 }

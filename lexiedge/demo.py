@@ -45,7 +45,7 @@ class DemoPlan:
     @property
     def av_overrides(self) -> list[str]:
         # quick trains emotion-av as the profile does: with half the epochs one seed x thread cell of
-        # bench/bench_learning_sweep.py fell to 0.41 test UAR; the profile's 40 epochs (~3 CPU-minutes) hold
+        # bench/bench_learning_sweep.py fell to 0.41 test UAR; the profile's 40 epochs hold (worst cell 0.59)
         return []
 
     @property

@@ -17,9 +17,10 @@ import numpy as np
 import pytest
 from cli_runner import lexiedge_ok
 
-# The cpu profile as shipped (40 epochs, ~3 CPU-minutes): bench/bench_learning_sweep.py gave the held-out
-# actor's 32 clips test UAR 0.59, 0.59, 0.50 (seeds 0-2, 1 thread) and 0.56 (seed 0, 2 threads) against the
-# floor of 0.375 asserted here; with half the epochs one cell fell to 0.41, one clip above it.
+# The cpu profile as shipped (40 epochs, no SpecAugment, ~2-3 CPU-minutes): bench/bench_learning_sweep.py gave
+# the held-out actor's 32 clips test UAR 0.91, 0.81, 0.78 (seeds 0-2, 1 thread) and 0.88, 0.59, 0.78 (2 threads)
+# against the floor of 0.375 asserted here (with SpecAugment the worst cell was 0.50; with half the epochs
+# one cell fell to 0.41).
 AV_TRAIN: list[str] = []
 AV_EXPORT = {
     "onnx": [],
