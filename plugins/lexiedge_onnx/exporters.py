@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 from lexiedge.api import ExporterPlugin, ExportJob, PluginSettings
 from lexiedge.export import VerificationError, update_manifest
+from lexiedge.rundir import WEIGHTS
 from lexiedge_onnx import causal_lm, classifier
 from lexiedge_onnx.genai import MODEL_FILE, build_genai_model, decode_speed, genai_model_size, load_genai_model
 from lexiedge_onnx.mobile import convert_to_ort, required_operators
@@ -122,7 +123,7 @@ def _classifier_manifest(job: ExportJob, source: classifier.ClassifierSource, ru
         preprocessing=classifier.preprocessing(source),
         runtime={"engine": "onnxruntime", "graph": model_files[0], "providers": ["CPUExecutionProvider"]},
         model_files=model_files,
-        source={"checkpoint_file": str(source.checkpoint / "model.safetensors")},
+        source={"checkpoint_file": str(source.checkpoint / WEIGHTS)},
         verification=report,
         **extra,
     )
