@@ -307,16 +307,13 @@ class ExportJob:
 
     @contextlib.contextmanager
     def stage(self, what: str) -> "Iterator[None]":
-        """One step of the export (tracing, fusions, calibration, quantization, verification, conversion),
-        shown while it runs (a spinner on a terminal, a line in a pipe or a file) and then with its time,
-        so a long export is never silent. Stages do not nest."""
+        """One step of the export (tracing, fusions, calibration, quantization, verification, conversion):
+        a line when it starts and one with its time when it ends, so a long export is never silent. Plain
+        lines, no spinner, on a terminal too: a step may show its own progress bar (a dataset decoding
+        clips for verification), and rich allows one live display at a time."""
         started = time.perf_counter()
-        if self.console.is_terminal:
-            with self.console.status(f"{what} ..."):
-                yield
-        else:
-            self.console.print(f"  {what} ...", markup=False, highlight=False)
-            yield
+        self.console.print(f"  {what} ...", markup=False, highlight=False)
+        yield
         self.console.print(f"  [green]done[/] {what} ({time.perf_counter() - started:.1f} s)", highlight=False)
 
 

@@ -143,3 +143,23 @@ def test_every_kind_has_a_hook() -> None:
     for kind in PLUGIN_KINDS:
         hook = getattr(hookspecs, f"lexiedge_add_{kind}")
         assert hook.__doc__ and "registry.add" in hook.__doc__
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_an_export_stage_says_what_runs_and_lets_the_step_show_its_own_progress_bar(terminal: bool) -> None:
+    import io
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from lexiedge.api import ExportJob, NoSettings
+
+    output = io.StringIO()
+    console = Console(file=output, force_terminal=terminal, width=120)
+    job = ExportJob(profile=None, model_key="m", entry=None, model_plugin=None, run_dir=Path("run"),  # type: ignore[arg-type]
+                    out_dir=Path("out"), settings=NoSettings(), console=console)
+    with job.stage("verification against PyTorch"):
+        with Progress(console=console, transient=True) as progress:  # a dataset decoding clips, inside the stage
+            progress.add_task("decoding", total=2)
+    text = output.getvalue()
+    assert "verification against PyTorch ..." in text and "done" in text.split("verification against PyTorch ...")[1]
