@@ -133,9 +133,10 @@ class RunFiles:
         if not self.enabled:
             return
         with open(self.run_dir / METRICS_JSONL, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(plain(record)) + "\n")
+            record = plain(record)  # once, for the file and for TensorBoard
+            handle.write(json.dumps(record) + "\n")
         if self.tensorboard is not None:
-            self.tensorboard.log(plain(record))
+            self.tensorboard.log(record)
 
     def write_json(self, name: str, data: Any) -> Path:
         path = self.run_dir / name

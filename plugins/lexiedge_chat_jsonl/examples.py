@@ -17,7 +17,7 @@ ever being held in memory whole. A line that is not UTF-8 is a bad line too.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,22 +75,27 @@ def _text(value: Any, what: str) -> str:
     return value
 
 
-def _messages_from_chat(raw_messages: Any) -> list[Message]:
-    if not isinstance(raw_messages, list) or not raw_messages:
-        raise BadExampleError('"messages" must be a non-empty list of {"role", "content"} objects')
+def _turns(raw_turns: Any, field: str, shape: str, text_key: str,
+           role_of: Callable[[int, dict[str, Any]], str]) -> list[Message]:
+    """The messages of a list of turn objects (``field`` names it in errors, ``shape`` says what a turn holds);
+    ``role_of`` reads a turn's role or raises :class:`BadExampleError`."""
+    if not isinstance(raw_turns, list) or not raw_turns:
+        raise BadExampleError(f'"{field}" must be a non-empty list of {shape} objects')
     messages = []
-    for index, raw in enumerate(raw_messages):
+    for index, raw in enumerate(raw_turns):
         if not isinstance(raw, dict):
-            raise BadExampleError(f"messages[{index}] must be an object, got {type(raw).__name__}")
-        role = raw.get("role")
-        if role is None:
-            raise BadExampleError(f"messages[{index}] has no role")
-        if role not in ROLES:
-            raise BadExampleError(
-                f"messages[{index}] has unknown role {role!r}; expected one of {', '.join(ROLES)}"
-            )
-        messages.append(Message(role, _text(raw.get("content"), f"messages[{index}].content")))
+            raise BadExampleError(f"{field}[{index}] must be an object, got {type(raw).__name__}")
+        messages.append(Message(role_of(index, raw), _text(raw.get(text_key), f"{field}[{index}].{text_key}")))
     return messages
+
+
+def _chat_role(index: int, raw: dict[str, Any]) -> str:
+    role = raw.get("role")
+    if role is None:
+        raise BadExampleError(f"messages[{index}] has no role")
+    if role not in ROLES:
+        raise BadExampleError(f"messages[{index}] has unknown role {role!r}; expected one of {', '.join(ROLES)}")
+    return role
 
 
 # ShareGPT speakers (FastChat's and axolotl's spellings) -> chat roles
@@ -98,23 +103,14 @@ SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "a
                   "chatgpt": "assistant", "bing": "assistant", "bard": "assistant"}
 
 
-def _messages_from_sharegpt(raw_turns: Any) -> list[Message]:
-    if not isinstance(raw_turns, list) or not raw_turns:
-        raise BadExampleError('"conversations" must be a non-empty list of {"from", "value"} objects')
-    messages = []
-    for index, raw in enumerate(raw_turns):
-        if not isinstance(raw, dict):
-            raise BadExampleError(f"conversations[{index}] must be an object, got {type(raw).__name__}")
-        speaker = raw.get("from")
-        if speaker is None:
-            raise BadExampleError(f'conversations[{index}] has no "from"')
-        role = SHAREGPT_ROLES.get(speaker) if isinstance(speaker, str) else None
-        if role is None:
-            raise BadExampleError(
-                f"conversations[{index}] is from {speaker!r}; expected one of system, human, gpt"
-            )
-        messages.append(Message(role, _text(raw.get("value"), f"conversations[{index}].value")))
-    return messages
+def _sharegpt_role(index: int, raw: dict[str, Any]) -> str:
+    speaker = raw.get("from")
+    if speaker is None:
+        raise BadExampleError(f'conversations[{index}] has no "from"')
+    role = SHAREGPT_ROLES.get(speaker) if isinstance(speaker, str) else None
+    if role is None:
+        raise BadExampleError(f"conversations[{index}] is from {speaker!r}; expected one of system, human, gpt")
+    return role
 
 
 def _messages_from_instruction(record: dict[str, Any]) -> list[Message]:
@@ -131,9 +127,9 @@ def parse_record(record: Any) -> tuple[Message, ...]:
     if not isinstance(record, dict):
         raise BadExampleError(f"expected a JSON object, got {type(record).__name__}")
     if "messages" in record:
-        messages = _messages_from_chat(record["messages"])
+        messages = _turns(record["messages"], "messages", '{"role", "content"}', "content", _chat_role)
     elif "conversations" in record:
-        messages = _messages_from_sharegpt(record["conversations"])
+        messages = _turns(record["conversations"], "conversations", '{"from", "value"}', "value", _sharegpt_role)
     elif "instruction" in record or "output" in record:
         messages = _messages_from_instruction(record)
     else:
