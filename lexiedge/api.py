@@ -59,6 +59,21 @@ class BuiltModel:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class BlockStack:
+    """A run of repeated blocks whose sizes grow linearly with their number (a decoder's layers).
+
+    The memory plan builds the model twice more with only ``measure_at`` of them, measures both, and
+    extrapolates to ``depth``: planning a 24-layer model then costs what 1 and 2 layers cost. A stack
+    whose blocks alternate kinds (conv, attention, conv, ...) counts in whole periods: measure at
+    depths that hold whole periods, e.g. ``(2, 4)``.
+    """
+
+    name: str  # what ModelPlugin.build_with_depths reads, and the plan's report shows
+    depth: int  # blocks in the model the settings build
+    measure_at: tuple[int, int] = (1, 2)  # the two smaller depths the plan measures
+
+
 class ModelPlugin(Plugin):
     """Builds a trainable model from the profile's ``models.<name>.model`` section.
 
@@ -89,6 +104,19 @@ class ModelPlugin(Plugin):
         for child_name, child in module.named_children():
             groups[child_name] = sum(p.numel() for p in child.parameters())
         return groups
+
+    def block_stacks(self, settings: PluginSettings) -> list[BlockStack]:
+        """The model's stacks of repeated blocks, for a fast and light memory plan (see :class:`BlockStack`).
+
+        The default, none: the plan builds and measures the whole model, which is exact but costs a
+        forward pass of the full model on the planning machine's CPU.
+        """
+        return []
+
+    def build_with_depths(self, settings: PluginSettings, device: "DeviceSpec", depths: dict[str, int]) -> BuiltModel:
+        """``build(settings, device, pretrained=False)`` with each named stack cut to ``depths[name]`` blocks
+        (names from :meth:`block_stacks`; only called when it returns some)."""
+        raise NotImplementedError(f"model plugin {self.name!r} lists block stacks but cannot build with fewer blocks")
 
     def fit_to_data(self, built: BuiltModel, splits: "DataSplits", console: "Console") -> dict[str, Any] | None:
         """What the model measures on its training data before the first step of a new run (not on a

@@ -193,7 +193,7 @@ def plan(profile: ProfileOpt, model: ModelOpt = None, set_: SetOpt = None, as_js
         loaded.model(key)
     plans = []
     for key in keys:
-        memory_plan = plan_profile(loaded, key)
+        memory_plan = plan_profile(loaded, key, progress=(err_console if as_json else console).print)
         if as_json:
             plans.append({**memory_plan.as_dict(), "device": memory_plan.device.model_dump(),
                           "effective_batch": memory_plan.effective_batch, "notes": memory_plan.notes})

@@ -6,11 +6,17 @@ under ``torch.autograd.graph.saved_tensors_hooks``, which sees every tensor auto
 backward pass; their bytes (each storage counted once, parameters excluded) grow linearly with the
 batch, so two points give the fixed part and the per-sample part. With fp16/bf16 profiles the pass
 runs under CPU bf16 autocast, so saved tensors have the half-precision sizes a GPU run would keep.
+
+A large model is never built whole: its plugin names its stacks of repeated blocks (a decoder's
+layers), the plan measures the model with 1 and 2 of them, and every size, being linear in depth,
+extrapolates exactly. Planning the 0.5B decoder then takes seconds and little memory on a laptop.
 """
 
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,8 +130,14 @@ def measure_activations(
     data_settings: Any,
     precision: str,
 ) -> tuple[ActivationProfile, float]:
-    """Saved-for-backward bytes at batch 1 and 2, and the bytes of one sample's input batch."""
+    """Saved-for-backward bytes at batch 1 and 2, and the bytes of one sample's input batch.
+
+    Only sizes are needed and backward never runs, so the hook keeps nothing: each saved tensor is
+    counted and dropped, and the pass holds no more memory than one op's working set. A storage is
+    counted once while it lives; a freed one whose address is reused is a new storage.
+    """
     import torch
+    from torch.multiprocessing.reductions import StorageWeakRef
 
     module = built.module
     module.train()
@@ -134,20 +146,28 @@ def measure_activations(
     def saved_bytes(batch_size: int) -> tuple[float, float]:
         batch = model_plugin.example_batch(built, model_settings, data_settings, batch_size)
         batch_bytes = sum(t.numel() * t.element_size() for t in batch.values() if isinstance(t, torch.Tensor))
-        seen: dict[int, int] = {}
+        live: dict[int, StorageWeakRef] = {}
+        counted = [0]
 
-        def pack(tensor: torch.Tensor) -> torch.Tensor:
+        def pack(tensor: torch.Tensor) -> None:
             storage = tensor.untyped_storage()
             pointer = storage.data_ptr()
-            if pointer not in parameter_storages and pointer not in seen:
-                seen[pointer] = storage.nbytes()
-            return tensor
+            if pointer in parameter_storages:
+                return None
+            known = live.get(pointer)
+            if known is None or known.expired():
+                live[pointer] = StorageWeakRef(storage)
+                counted[0] += storage.nbytes()
+            return None
+
+        def unpack(_: None) -> torch.Tensor:
+            raise RuntimeError("the memory plan's pass keeps no tensors for backward")
 
         autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision in ("fp16", "bf16"))
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor), autocast:
+        with torch.autograd.graph.saved_tensors_hooks(pack, unpack), autocast:
             loss = trainer.loss(built, batch)
         del loss
-        return float(sum(seen.values())), float(batch_bytes)
+        return float(counted[0]), float(batch_bytes)
 
     torch.manual_seed(0)
     one, batch_one = saved_bytes(1)
@@ -167,8 +187,108 @@ def largest_fitting_batch(plan: MemoryPlan, limit: int) -> int:
     return best
 
 
-def plan_profile(profile: Profile, model_key: str) -> MemoryPlan:
-    """Build the model with random weights, measure it, and fit the batch to the budget."""
+@dataclass
+class ModelSizes:
+    """What the plan measures on one build of a model: every number that grows linearly with its depth."""
+
+    params_total: float
+    params_trainable: float
+    param_groups: dict[str, float]
+    weights_bytes: float
+    activations_fixed: float
+    activations_per_sample: float
+    batch_bytes_per_sample: float
+
+    def plus(self, other: ModelSizes, scale: float) -> ModelSizes:
+        """``self + scale * other``, field by field (param groups by name)."""
+        groups = {name: count + scale * other.param_groups.get(name, 0.0) for name, count in self.param_groups.items()}
+        return ModelSizes(
+            params_total=self.params_total + scale * other.params_total,
+            params_trainable=self.params_trainable + scale * other.params_trainable,
+            param_groups=groups,
+            weights_bytes=self.weights_bytes + scale * other.weights_bytes,
+            activations_fixed=self.activations_fixed + scale * other.activations_fixed,
+            activations_per_sample=self.activations_per_sample + scale * other.activations_per_sample,
+            batch_bytes_per_sample=self.batch_bytes_per_sample + scale * other.batch_bytes_per_sample,
+        )
+
+
+def measure_sizes(built: BuiltModel, model_plugin: ModelPlugin, trainer: TrainerPlugin, entry: Any, precision: str) -> ModelSizes:
+    """Parameters, weight bytes and activations of one build (random weights, CPU)."""
+    module = built.module
+    trainable = trainer.trainable_parameters(built)
+    trainable_ids = {id(p) for p in trainable}
+    mixed = precision in ("fp16", "bf16")
+    # Trainable weights stay fp32 under autocast (the optimizer updates fp32 masters); frozen ones are
+    # held in whatever dtype the plugin built them in.
+    weights = sum(
+        p.numel() * (4 if id(p) in trainable_ids and mixed else p.element_size()) for p in module.parameters()
+    )
+    activations, batch_per_sample = measure_activations(
+        built, model_plugin, trainer, entry.model.settings, entry.data.settings, precision
+    )
+    return ModelSizes(
+        params_total=float(sum(p.numel() for p in module.parameters())),
+        params_trainable=float(sum(p.numel() for p in trainable)),
+        param_groups={name: float(count) for name, count in model_plugin.parameter_groups(module).items()},
+        weights_bytes=float(weights),
+        activations_fixed=activations.fixed_bytes,
+        activations_per_sample=activations.per_sample_bytes,
+        batch_bytes_per_sample=batch_per_sample,
+    )
+
+
+def model_sizes(
+    model_plugin: ModelPlugin,
+    trainer: TrainerPlugin,
+    entry: Any,
+    device: DeviceSpec,
+    precision: str,
+    progress: Callable[[str], None] = lambda line: None,
+) -> tuple[ModelSizes, str]:
+    """The sizes of the model ``entry`` builds, and how they were found.
+
+    A model with stacks of repeated blocks (:meth:`ModelPlugin.block_stacks`) is measured with every
+    stack at its smaller depth, then once per stack at its larger one; each size is linear in each
+    stack's depth, so the differences extrapolate exactly to the full model. The full model is
+    never built, so planning a 0.5B decoder costs what 1 and 2 of its layers cost.
+    """
+    settings = entry.model.settings
+    stacks = [stack for stack in model_plugin.block_stacks(settings) if stack.depth > max(stack.measure_at)]
+
+    def measured(depths: dict[str, int] | None) -> ModelSizes:
+        import torch
+
+        torch.manual_seed(0)
+        started = time.perf_counter()
+        built = (
+            model_plugin.build(settings, device, pretrained=False)
+            if depths is None
+            else model_plugin.build_with_depths(settings, device, depths)
+        )
+        try:
+            return measure_sizes(built, model_plugin, trainer, entry, precision)
+        finally:
+            del built
+            shape = "the whole model" if depths is None else ", ".join(f"{name} {depth}" for name, depth in depths.items())
+            progress(f"  measured {shape} at micro-batch 1 and 2 ({time.perf_counter() - started:.1f} s)")
+
+    if not stacks:
+        return measured(None), ACTIVATION_METHOD
+    smaller = {stack.name: stack.measure_at[0] for stack in stacks}
+    base = measured(smaller)
+    sizes = base
+    for stack in stacks:
+        low, high = stack.measure_at
+        deeper = measured({**smaller, stack.name: high})
+        per_block = deeper.plus(base, -1.0)
+        sizes = sizes.plus(per_block, (stack.depth - low) / (high - low))
+    cut = "; ".join(f"{stack.name} {stack.measure_at[0]} and {stack.measure_at[1]} of {stack.depth}" for stack in stacks)
+    return sizes, f"{ACTIVATION_METHOD}; built with fewer repeated blocks ({cut}) and extrapolated linearly in depth"
+
+
+def plan_profile(profile: Profile, model_key: str, progress: Callable[[str], None] = lambda line: None) -> MemoryPlan:
+    """Measure the model with random weights, and fit the batch to the budget; ``progress`` gets a line per build."""
     from lexiedge.plugin import get_host
 
     host = get_host()
@@ -177,27 +297,16 @@ def plan_profile(profile: Profile, model_key: str) -> MemoryPlan:
     trainer = host.trainers.get(entry.train.plugin)
     train_settings = entry.train.settings
     precision = training_precision(profile.device, getattr(train_settings, "precision", "auto"))
-    built = model_plugin.build(entry.model.settings, profile.device, pretrained=False)
-    module = built.module
-    trainable = trainer.trainable_parameters(built)
-    trainable_ids = {id(p) for p in trainable}
-    params_total = sum(p.numel() for p in module.parameters())
-    params_trainable = sum(p.numel() for p in trainable)
-    mixed = precision in ("fp16", "bf16")
-    # Trainable weights stay fp32 under autocast (the optimizer updates fp32 masters); frozen ones are
-    # held in whatever dtype the plugin built them in.
-    weights = sum(
-        p.numel() * (4 if id(p) in trainable_ids and mixed else p.element_size()) for p in module.parameters()
-    )
+    progress(f"planning {model_key} ({entry.model.plugin}) on {profile.name}: building it with random weights")
+    sizes, method = model_sizes(model_plugin, trainer, entry, profile.device, precision, progress)
+    params_total = round(sizes.params_total)
+    params_trainable = round(sizes.params_trainable)
     gradients = params_trainable * 4.0
     optimizer_bytes = {name: params_trainable * size for name, size in OPTIMIZER_STATE_BYTES.items()}
     notes: list[str] = []
     if params_trainable < params_total:
         optimizer_bytes["adamw (full fine-tune, for comparison)"] = params_total * OPTIMIZER_STATE_BYTES["adamw"]
         notes.append(f"only {params_trainable / params_total:.2%} of the parameters train (adapter)")
-    activations, batch_per_sample = measure_activations(
-        built, model_plugin, trainer, entry.model.settings, entry.data.settings, precision
-    )
     auto = train_settings.batch_size == "auto"
     plan = MemoryPlan(
         profile=profile.name,
@@ -207,13 +316,13 @@ def plan_profile(profile: Profile, model_key: str) -> MemoryPlan:
         precision=precision,
         params_total=params_total,
         params_trainable=params_trainable,
-        param_groups=model_plugin.parameter_groups(module),
-        weights_bytes=float(weights),
+        param_groups={name: round(count) for name, count in sizes.param_groups.items()},
+        weights_bytes=sizes.weights_bytes,
         gradients_bytes=gradients,
         optimizer=train_settings.optimizer,
         optimizer_bytes=optimizer_bytes,
-        activations=activations,
-        batch_bytes_per_sample=batch_per_sample,
+        activations=ActivationProfile(sizes.activations_fixed, sizes.activations_per_sample, method),
+        batch_bytes_per_sample=sizes.batch_bytes_per_sample,
         micro_batch=1 if auto else int(train_settings.batch_size),
         grad_accum=train_settings.grad_accum,
         auto_batch=auto,

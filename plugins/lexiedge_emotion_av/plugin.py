@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from lexiedge.api import BuiltModel, DataSplits, ModelPlugin, PluginSettings
+from lexiedge.api import BlockStack, BuiltModel, DataSplits, ModelPlugin, PluginSettings
 from lexiedge.errors import UsageError
 from lexiedge.plugin import hookimpl
 from lexiedge_emotion_av.settings import EmotionAVSettings
@@ -30,6 +30,15 @@ DEFAULT_IMAGE_SIZE = 64
 
 PARAMETER_GROUPS = ("audio", "visual", "fusion", "head")
 STATISTICS_BATCH = 32  # training clips per batch while measuring the feature statistics
+
+# The repeated blocks the memory plan measures at two smaller depths: (section, key, depths measured).
+# Fusion blocks alternate short-conv and attention, so its stack is measured in whole pairs. The visual
+# stacks are not cut: every build runs the per-frame CNN stem, which is most of the pass's time, so
+# each extra build would cost more than the blocks it removes.
+BLOCK_STACKS = (
+    ("audio", "layers", (1, 2)),
+    ("fusion", "layers", (2, 4)),
+)
 
 
 def class_labels(num_classes: int) -> list[str]:
@@ -59,6 +68,28 @@ class EmotionAVPlugin(ModelPlugin):
         model_settings = _as_settings(settings)
         module = EmotionAVModel(model_settings)
         return BuiltModel(module=module, extras={"labels": class_labels(model_settings.num_classes)})
+
+    def block_stacks(self, settings: PluginSettings) -> list[BlockStack]:
+        """Each stack deeper than the larger depth the plan would measure (fusion: an even number of blocks)."""
+        model_settings = _as_settings(settings)
+        stacks = []
+        for section, key, measure_at in BLOCK_STACKS:
+            depth = getattr(getattr(model_settings, section), key)
+            whole_periods = depth % (measure_at[1] - measure_at[0]) == 0
+            if depth > measure_at[1] and whole_periods:
+                stacks.append(BlockStack(f"{section}.{key}", depth, measure_at))
+        return stacks
+
+    def build_with_depths(self, settings: PluginSettings, device: DeviceSpec, depths: dict[str, int]) -> BuiltModel:
+        model_settings = _as_settings(settings)
+        sections: dict[str, dict[str, int]] = {}
+        for name, depth in depths.items():
+            section, key = name.split(".")
+            sections.setdefault(section, {})[key] = depth
+        updates = {
+            section: getattr(model_settings, section).model_copy(update=keys) for section, keys in sections.items()
+        }
+        return self.build(model_settings.model_copy(update=updates), device, pretrained=False)
 
     def example_batch(
         self, built: BuiltModel, settings: PluginSettings, data_settings: PluginSettings, batch_size: int

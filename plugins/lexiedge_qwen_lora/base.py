@@ -181,6 +181,32 @@ def random_config(source: BaseSource, tokenizer) -> Any:
     return qwen2_config(dims, vocab_size=len(tokenizer), bos_id=eot, eos_id=im_end, pad_id=eot)
 
 
+def base_layers(source: BaseSource) -> int:
+    """The base's decoder layer count, from its config alone (the known tables first: no download)."""
+    from transformers import AutoConfig
+
+    if source.kind == "random":
+        return random_architecture(source.name).num_hidden_layers
+    if source.kind == "hub" and source.name in HUB_ARCHITECTURES:
+        return HUB_ARCHITECTURES[source.name].num_hidden_layers
+    if source.kind != "hub":
+        return int(AutoConfig.from_pretrained(source.location).num_hidden_layers)
+    config = from_hub(
+        source,
+        lambda local: AutoConfig.from_pretrained(source.name, revision=source.revision, local_files_only=local),
+        "config",
+    )
+    return int(config.num_hidden_layers)
+
+
+def with_layers(config: Any, layers: int) -> Any:
+    """``config`` cut to its first ``layers`` decoder layers (the memory plan's reduced builds)."""
+    config.num_hidden_layers = layers
+    if getattr(config, "layer_types", None):  # per-layer attention kinds, one per layer
+        config.layer_types = config.layer_types[:layers]
+    return config
+
+
 def load_base_model(
     source: BaseSource,
     settings: QwenLoraSettings,
@@ -188,10 +214,17 @@ def load_base_model(
     tokenizer,
     *,
     pretrained: bool = True,
+    layers: int | None = None,
 ) -> "torch.nn.Module":
-    """The base causal LM in the settings' dtype and attention kernel, quantized for QLoRA."""
+    """The base causal LM in the settings' dtype and attention kernel, quantized for QLoRA.
+
+    ``layers`` (random weights only) builds the base with that many decoder layers, for planning.
+    """
     import torch
     from transformers import AutoModelForCausalLM
+
+    if layers is not None and pretrained:
+        raise ValueError("layers= builds random weights: pass pretrained=False")
 
     dtype = resolve_dtype(settings.dtype, device)
     quantization = _quantization_config(dtype) if settings.load_in_4bit else None
@@ -211,6 +244,16 @@ def load_base_model(
             ),
         )
     config = random_config(source, tokenizer)
+    if layers is not None:
+        # Planning measures sizes, which do not depend on values: skip the random init (seconds for a
+        # 136M-entry embedding) by building on the meta device and allocating uninitialised memory.
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(
+                with_layers(config, layers), dtype=dtype, attn_implementation=settings.attn_implementation
+            )
+        model = model.to_empty(device="cpu")
+        model.tie_weights()  # to_empty allocates each parameter anew: tie the output head back to the embedding
+        return model
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(RANDOM_BASE_SEED)
         model = AutoModelForCausalLM.from_config(

@@ -6,9 +6,10 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from lexiedge.api import BuiltModel, ModelPlugin, PluginSettings
+from lexiedge.api import BlockStack, BuiltModel, ModelPlugin, PluginSettings
 from lexiedge.errors import UsageError
 from lexiedge_qwen_lora.base import (
+    base_layers,
     base_record,
     load_base_model,
     load_tokenizer,
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from lexiedge.profile import DeviceSpec
 
 LORA_MARKER = "lora_"
+DECODER_LAYERS = "decoder layers"  # the block stack the memory plan cuts down
 
 
 def linear_layer_names(model: "torch.nn.Module") -> set[str]:
@@ -91,10 +93,25 @@ class QwenLoraPlugin(ModelPlugin):
     supports_merge: ClassVar[bool] = True
 
     def build(self, settings: PluginSettings, device: "DeviceSpec", *, pretrained: bool = True) -> BuiltModel:
+        return self._build(settings, device, pretrained=pretrained)
+
+    def block_stacks(self, settings: PluginSettings) -> list[BlockStack]:
+        """The decoder layers: planning the 0.5B then builds 1 and 2 of its 24 layers."""
+        assert isinstance(settings, QwenLoraSettings)
+        if settings.load_in_4bit:  # bitsandbytes quantizes while loading real weights: plan the whole model
+            return []
+        return [BlockStack(DECODER_LAYERS, base_layers(resolve_base(settings)))]
+
+    def build_with_depths(self, settings: PluginSettings, device: "DeviceSpec", depths: dict[str, int]) -> BuiltModel:
+        return self._build(settings, device, pretrained=False, layers=depths[DECODER_LAYERS])
+
+    def _build(
+        self, settings: PluginSettings, device: "DeviceSpec", *, pretrained: bool, layers: int | None = None
+    ) -> BuiltModel:
         assert isinstance(settings, QwenLoraSettings)
         source = resolve_base(settings)
         tokenizer = load_tokenizer(source, pretrained=pretrained)
-        base = load_base_model(source, settings, device, tokenizer, pretrained=pretrained)
+        base = load_base_model(source, settings, device, tokenizer, pretrained=pretrained, layers=layers)
         record = base_record(source, settings, base)  # before LoRA renames the base's modules
         module = apply_lora(base, settings)
         return BuiltModel(
