@@ -54,7 +54,10 @@ def stats_command(
     data: Annotated[
         Optional[Path],
         typer.Option(
-            "--data", "-d", help="a chat .jsonl file or a directory of them (default: the bundled tutor set)"
+            "--data",
+            "-d",
+            help="a chat .jsonl file or a directory of them, a .json array, a .parquet file or a directory "
+            "of them, or a datasets save_to_disk directory (default: the bundled tutor set)",
         ),
     ] = None,
     model: Annotated[
@@ -82,7 +85,12 @@ def stats_command(
 
     from lexiedge_chat_jsonl.dataset import SAMPLE_PATH
     from lexiedge_chat_jsonl.encoding import token_lengths
-    from lexiedge_chat_jsonl.examples import describe_bad_lines, load_examples, require_examples
+    from lexiedge_chat_jsonl.examples import (
+        EXPECTED_SOURCES,
+        describe_bad_lines,
+        load_examples,
+        require_examples,
+    )
     from lexiedge_chat_jsonl.settings import ChatJsonlSettings
     from lexiedge_chat_jsonl.stats import length_stats, stats_tables
 
@@ -94,7 +102,7 @@ def stats_command(
             f"or --profile P (the tokenizer of the profile's {model!r} model)"
         )
     if data is not None and not data.exists():  # before any tokenizer (or hub access)
-        raise UsageError(f"--data {data}: no such file or folder (expected a chat .jsonl file or a folder of them)")
+        raise UsageError(f"--data {data}: no such file or folder (expected {EXPECTED_SOURCES})")
     from lexiedge.console import console
 
     tokenizer, profile_seq_len, data_settings = None, None, None

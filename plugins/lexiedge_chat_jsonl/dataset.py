@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from lexiedge.api import BuiltModel, DatasetPlugin, DataSplits, PluginSettings
 from lexiedge.errors import UsageError
-from lexiedge_chat_jsonl.examples import describe_bad_lines, load_examples, require_examples
+from lexiedge_chat_jsonl.examples import EXPECTED_SOURCES, describe_bad_lines, load_examples, require_examples
 from lexiedge_chat_jsonl.settings import ChatJsonlSettings
 
 if TYPE_CHECKING:
@@ -59,7 +59,8 @@ def model_seq_len(model_settings: PluginSettings) -> int:
 
 
 class ChatJsonlDataset(DatasetPlugin):
-    """Chat JSONL ({"messages": [...]} or {"instruction", "input", "output"}); default: the tutor set."""
+    """Chat data ({"messages": [...]}, ShareGPT or {"instruction", "input", "output"} records) as JSONL,
+    a JSON array, Parquet or a saved ``datasets`` directory; default: the tutor set."""
 
     name: ClassVar[str] = "chat-jsonl"
     description: ClassVar[str] = (
@@ -72,7 +73,7 @@ class ChatJsonlDataset(DatasetPlugin):
         """The file (or folder) exists and holds usable examples: read before the base model loads."""
         path = SAMPLE_PATH if source is None else Path(source)
         if not path.exists():
-            raise UsageError(f"--data {path}: no such file or folder (expected chat JSONL)")
+            raise UsageError(f"--data {path}: no such file or folder (expected {EXPECTED_SOURCES})")
         max_line_bytes = getattr(settings, "max_line_bytes", None) or ChatJsonlSettings().max_line_bytes
         examples, bad = load_examples(path, max_line_bytes)
         require_examples(path, examples, bad)
