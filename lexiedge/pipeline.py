@@ -20,6 +20,7 @@ from lexiedge.errors import UsageError
 from lexiedge.plugin import get_host
 from lexiedge.profile import Profile, validate_profile
 from lexiedge.rundir import LOCK_FILE, RUNS_DIR, load_run_profile, newest_run, profile_file, run_lock
+from lexiedge.train.trackers import check_trackers
 
 
 def single_model_profile(profile: Profile, model_key: str) -> Profile:
@@ -88,6 +89,9 @@ def train(request: TrainRequest, console: Console) -> list[TrainResult]:
     """
 
     host = get_host()
+    for model_key in request.model_keys:  # a tracker that is not installed: refused before anything loads
+        settings = request.profile.model(model_key).train.settings
+        check_trackers(getattr(settings, "trackers", ()), f"models.{model_key}.train.trackers")
     results = []
     for model_key in request.model_keys:
         run_dir = run_dir_for(request, model_key)

@@ -8,6 +8,7 @@
     history.json            one row per evaluation
     metrics.jsonl           one line per logged step and evaluation
     tb/                     the same numbers as TensorBoard events (with the tensorboard extra)
+    mlruns/                 the same numbers in a local MLflow store (train.trackers with mlflow)
     test_metrics.json       the test split's metrics of the best weights (classifiers)
     run.lock                the writer's pid, held with an OS lock (:func:`run_lock`)
     checkpoints/step-NNNNNNNN/, checkpoints/best/   resumable checkpoints (:mod:`lexiedge.train.checkpoint`)
@@ -52,6 +53,7 @@ ADAPTER = "adapter"  # final/adapter, checkpoints/best/adapter: a peft adapter d
 ADAPTER_CONFIG = "adapter_config.json"
 MERGED_DIR = "merged"
 TENSORBOARD_DIR = "tb"  # TensorBoard event files (when tensorboard is installed): tensorboard --logdir RUN/tb
+MLFLOW_DIR = "mlruns"  # the MLflow store of a run tracked with mlflow (unless a tracking URI says elsewhere)
 
 
 # --- paths ---------------------------------------------------------------------------------------

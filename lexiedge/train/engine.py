@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +49,11 @@ from lexiedge.train.distributed import barrier, dist_info_from_env, init_distrib
 from lexiedge.train.optim import Schedule, build_optimizer, set_lr
 from lexiedge.train.progress import TrainProgress, eval_line
 from lexiedge.rundir import CHECKPOINTS_DIR, FINAL_DIR, TEST_METRICS_JSON, checkpoints_dir
-from lexiedge.train.run_files import RunFiles, plain, scalars
+from lexiedge.train.run_files import MLflowTarget, RunFiles, plain, scalars
 from lexiedge.train.settings import EngineSettings
 from lexiedge.train.state import Meter, TrainState, planned_schedule, restore_train_state, trainer_state_dict
 from lexiedge.train.task import TrainTask, is_better
+from lexiedge.train.trackers import check_trackers
 
 def forward_backward(
     task: TrainTask, built: BuiltModel, micro_batches: list[Any], device: torch.device, precision: str, scaler=None
@@ -104,6 +106,7 @@ class Engine:
 
     def _run(self) -> TrainResult:
         s, task = self.settings, self.task
+        check_trackers(s.trackers)  # the pipeline checked before loading anything; this, for engines run without it
         seed_everything(s.seed)
         module = self.built.module.to(self.device).train()
         parameters = task.trainable_parameters(self.built)
@@ -125,11 +128,13 @@ class Engine:
         if fitted is not None:
             self.files.update(fitted_to_data=plain(fitted))
         self.files.truncate_log(state.log_lines)
-        if s.tensorboard:
-            events = self.files.open_tensorboard(purge_after_step=state.step if resumed_from is not None else None)
-            if events is not None:
-                self.console.print(f"TensorBoard: tensorboard --logdir {events}", soft_wrap=True, markup=False,
-                                   highlight=False)
+        hints = self.files.open_trackers(
+            s.trackers, purge_after_step=state.step if resumed_from is not None else None, mlflow=self._mlflow_target()
+        )
+        for hint in hints:
+            self.console.print(hint, soft_wrap=True, markup=False, highlight=False)
+        # the first window's samples/s counts training from here, not the setup above (importing mlflow takes seconds)
+        state.meter.started = time.perf_counter()
         train_built = self.built
         if self.dist.distributed:  # the task's loss runs through the wrapper (gradient all-reduce)
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -397,6 +402,23 @@ class Engine:
         from lexiedge.plan import plan_profile
 
         return plan_profile(self.job.profile, self.job.model_key).micro_batch
+
+    def _mlflow_target(self) -> MLflowTarget | None:
+        """Where MLflow tracks this run, when train.trackers asks for it: store, experiment, name, settings."""
+        if "mlflow" not in self.settings.trackers:
+            return None
+        from lexiedge.train import mlflow_tracking
+        from lexiedge.train.resume import training_settings
+
+        job, s = self.job, self.settings
+        prefix = f"models.{job.model_key}."  # train.lr, model.hidden, device.kind: the names a profile uses
+        settings = {key.removeprefix(prefix): value for key, value in training_settings(job.profile, job.model_key).items()}
+        return MLflowTarget(
+            tracking_uri=mlflow_tracking.tracking_uri(s.mlflow_tracking_uri, job.run_dir),
+            experiment=mlflow_tracking.experiment_name(s.mlflow_experiment, job.profile.name, job.model_key),
+            run_name=Path(job.run_dir).resolve().name,
+            params=settings,
+        )
 
     def _run_info(self, state: TrainState, schedule: Schedule) -> dict[str, Any]:
         entry = self.job.entry

@@ -4,7 +4,8 @@
                     ``changes``: settings a resume changed (see :mod:`lexiedge.train.resume`)
     history.json    one row per evaluation: train loss and metrics, val metrics, lr, samples/s, peak memory
     metrics.jsonl   one JSON line per logged optimizer step and per evaluation, appended as training goes
-                    (and the same numbers to TensorBoard in tb/, see :mod:`lexiedge.train.tensorboard`)
+                    (and the same numbers to the trackers train.trackers names, see
+                    :mod:`lexiedge.train.trackers`: TensorBoard in tb/, MLflow in mlruns/ or its tracking URI)
 """
 
 from __future__ import annotations
@@ -12,14 +13,19 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lexiedge import atomic
 from lexiedge.rundir import HISTORY_JSON, METRICS_JSONL, RUN_JSON
+from lexiedge.train.mlflow_tracking import MLflowScalars
 from lexiedge.train.tensorboard import TensorBoardScalars, tensorboard_installed
+from lexiedge.train.trackers import Tracker
 
 CHANGES = "changes"  # run.json's list of {"at_step", "time", "changes": {key: [old, new]}}
+MLFLOW_RUN = "mlflow"  # run.json's {"tracking_uri", "experiment_id", "run_id"}: what a resume continues
 
 
 def now_iso() -> str:
@@ -46,6 +52,16 @@ def scalars(metrics: dict[str, Any]) -> dict[str, float]:
     return {key: value for key, value in metrics.items() if isinstance(value, (int, float)) and not isinstance(value, bool)}
 
 
+@dataclass(frozen=True)
+class MLflowTarget:
+    """Where and as what a run is tracked in MLflow (resolved by the engine from the settings)."""
+
+    tracking_uri: str
+    experiment: str
+    run_name: str
+    params: Mapping[str, Any]  # flat settings, logged once when the MLflow run is created
+
+
 class RunFiles:
     """Reads and writes one run directory's bookkeeping files; a no-op on ranks other than 0."""
 
@@ -54,14 +70,39 @@ class RunFiles:
         self.enabled = enabled
         self.info: dict[str, Any] = {}
         self.log_lines = 0
-        self.tensorboard: TensorBoardScalars | None = None
+        self.trackers: list[Tracker] = []
 
-    def open_tensorboard(self, *, purge_after_step: int | None) -> Path | None:
-        """Mirror what :meth:`log` writes to TensorBoard event files, if TensorBoard is installed; their folder."""
-        if not self.enabled or not tensorboard_installed():
-            return None
-        self.tensorboard = TensorBoardScalars(self.run_dir, purge_after_step=purge_after_step)
-        return self.tensorboard.directory
+    def open_trackers(
+        self, names: Sequence[str], *, purge_after_step: int | None, mlflow: MLflowTarget | None = None
+    ) -> list[str]:
+        """Mirror what :meth:`log` writes to the trackers named; returns a line per tracker: how to open it.
+
+        TensorBoard is skipped silently when its package is not installed (it is on by default). MLflow
+        continues the MLflow run that run.json records, when resuming, and records the one it logs to;
+        its package was checked before training started (:func:`lexiedge.train.trackers.check_trackers`).
+        """
+        if not self.enabled:
+            return []
+        hints = []
+        if "tensorboard" in names and tensorboard_installed():
+            events = TensorBoardScalars(self.run_dir, purge_after_step=purge_after_step)
+            self.trackers.append(events)
+            hints.append(f"TensorBoard: tensorboard --logdir {events.directory}")
+        if "mlflow" in names and mlflow is not None:
+            recorded = self.info.get(MLFLOW_RUN)
+            run = MLflowScalars(
+                mlflow.tracking_uri,
+                experiment=mlflow.experiment,
+                run_name=mlflow.run_name,
+                resume_run_id=recorded.get("run_id") if isinstance(recorded, dict) else None,
+                params=mlflow.params,
+                tags={"lexiedge.run_dir": str(self.run_dir.resolve())},  # from a shared store back to the run
+            )
+            self.trackers.append(run)
+            self.update(**{MLFLOW_RUN: {"tracking_uri": run.uri, "experiment_id": run.experiment_id,
+                                        "run_id": run.run_id}})
+            hints.append(run.hint())
+        return hints
 
     # run.json
     def start(self, info: dict[str, Any], resumed: bool) -> None:
@@ -87,9 +128,10 @@ class RunFiles:
 
     def finish(self, status: str, **fields: Any) -> None:
         self.update(status=status, finished=now_iso(), **fields)
-        if self.tensorboard is not None:
-            self.tensorboard.close()
-            self.tensorboard = None
+        # emptied first, so that a close that fails is not tried again by the engine's finish("failed")
+        trackers, self.trackers = self.trackers, []
+        for tracker in trackers:
+            tracker.close(status)
 
     def read_run_json(self) -> dict[str, Any]:
         path = self.run_dir / RUN_JSON
@@ -133,10 +175,10 @@ class RunFiles:
         if not self.enabled:
             return
         with open(self.run_dir / METRICS_JSONL, "a", encoding="utf-8") as handle:
-            record = plain(record)  # once, for the file and for TensorBoard
+            record = plain(record)  # once, for the file and for the trackers
             handle.write(json.dumps(record) + "\n")
-        if self.tensorboard is not None:
-            self.tensorboard.log(record)
+        for tracker in self.trackers:
+            tracker.log(record)
 
     def write_json(self, name: str, data: Any) -> Path:
         path = self.run_dir / name

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from lexiedge.api import PluginSettings
+from lexiedge.train.trackers import TrackerName
 
 
 class EngineSettings(PluginSettings):
@@ -55,10 +56,30 @@ class EngineSettings(PluginSettings):
     learning_margin: float = Field(
         0.05, ge=0, description="how close to chance (in the best metric's units) counts as learning nothing"
     )
-    tensorboard: bool = Field(
-        True, description="also write metrics.jsonl's numbers as TensorBoard events in RUN/tb/ (when the "
-        "tensorboard package is installed: pip install 'lexiedge[tensorboard]')"
+    trackers: list[TrackerName] = Field(
+        default_factory=lambda: ["tensorboard"],
+        description=(
+            "where metrics.jsonl's numbers also go: tensorboard (events in RUN/tb/, when the tensorboard "
+            "package is installed: pip install 'lexiedge[tensorboard]'), mlflow (pip install "
+            "'lexiedge[mlflow]'); e.g. [tensorboard, mlflow], or [] for none"
+        ),
     )
+    mlflow_tracking_uri: str | None = Field(
+        None, description="MLflow store or server; null: MLFLOW_TRACKING_URI if set, else a store in RUN/mlruns"
+    )
+    mlflow_experiment: str | None = Field(
+        None, description="MLflow experiment; null: MLFLOW_EXPERIMENT_NAME if set, else PROFILE/MODEL"
+    )
+
+    @field_validator("trackers", mode="before")
+    @classmethod
+    def _one_tracker_is_a_list(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value  # --set ...trackers=mlflow
+
+    @field_validator("trackers")
+    @classmethod
+    def _each_tracker_once(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
 
     @model_validator(mode="after")
     def _auto_needs_target(self) -> "EngineSettings":

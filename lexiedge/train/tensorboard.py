@@ -5,7 +5,8 @@ Written through ``torch.utils.tensorboard`` when the ``tensorboard`` package is 
 Every optimizer-step line (train loss, learning rate) and every evaluation (train and validation
 metrics, samples/s, peak memory) becomes a scalar at its optimizer step. A resumed run purges the
 events after the checkpoint it resumes from, as it truncates metrics.jsonl, so a killed and resumed
-run shows one curve, not two.
+run shows one curve, not two. Which numbers become which curves (the same as in MLflow):
+:func:`lexiedge.train.trackers.curve_points`.
 """
 
 from __future__ import annotations
@@ -15,9 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lexiedge.rundir import TENSORBOARD_DIR
-
-_NOT_SCALARS = ("step", "epoch", "event")  # the x axis and the record's kind
-_PER_STEP = ("lr", "train/loss")  # in every optimizer-step line, and again in evaluations
+from lexiedge.train.trackers import curve_points
 
 
 def tensorboard_installed() -> bool:
@@ -35,19 +34,10 @@ class TensorBoardScalars:
         self._writer = SummaryWriter(log_dir=str(self.directory), purge_step=purge_step)
 
     def log(self, record: dict[str, Any]) -> None:
-        if record.get("event") not in (None, "eval") or not isinstance(record.get("step"), int):
-            return  # settings changes, the learning check: not curves
-        step, evaluation = record["step"], record.get("event") == "eval"
-        for key, value in record.items():
-            if key in _NOT_SCALARS or not isinstance(value, (int, float)) or isinstance(value, bool):
-                continue
-            if evaluation and key in _PER_STEP:
-                if key != "train/loss":
-                    continue  # the step's own line already put it there
-                key = "train/loss_mean"  # an evaluation's train loss is the mean since the last one: its own curve
-            self._writer.add_scalar(key, value, global_step=step)
+        for key, value in curve_points(record):
+            self._writer.add_scalar(key, value, global_step=record["step"])
         if record.get("event") == "eval":
             self._writer.flush()  # an evaluation is worth seeing now, not at the next flush interval
 
-    def close(self) -> None:
+    def close(self, status: str = "completed") -> None:
         self._writer.close()
