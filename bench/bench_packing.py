@@ -112,7 +112,7 @@ def load_mode(name: str, base: str, seq_len: int, batch_size: int) -> Mode:
     from lexiedge.profile import load_profile
     from lexiedge.train.optim import build_optimizer
 
-    profile = load_profile("cpu", overrides(base, seq_len, name == "packing", batch_size))
+    profile = load_profile("cpu", overrides(base, seq_len, name == "packing", batch_size), host=get_host())
     entry = profile.model(MODEL)
     host = get_host()
     built = host.models.get(entry.model.plugin).build(entry.model.settings, profile.device)
@@ -192,12 +192,14 @@ def measure_training_run(spec: dict[str, Any]) -> dict[str, Any]:
     from rich.console import Console
 
     from lexiedge import pipeline
+    from lexiedge.plugin import get_host
     from lexiedge.profile import load_profile
     from lexiedge.rundir import read_history
 
     torch.set_num_threads(spec["threads"])
     baseline_mb = psutil.Process().memory_info().rss / 2**20
-    profile = load_profile("cpu", overrides(spec["base"], spec["seq_len"], spec["packing"], spec["batch_size"]))
+    chosen = overrides(spec["base"], spec["seq_len"], spec["packing"], spec["batch_size"])
+    profile = load_profile("cpu", chosen, host=get_host())
     run_dir = Path(spec["run_dir"])
     request = pipeline.TrainRequest(profile=profile, model_keys=[MODEL], data={MODEL: None}, out=run_dir, resume=False)
     pipeline.train(request, Console(quiet=True))

@@ -144,13 +144,14 @@ def reference_scores(profile: Any, data: Path) -> dict[str, Any]:
 def train_once(profile_name: str, overrides: list[str], data: Path, out: Path, console: Any) -> dict[str, Any]:
     from lexiedge import pipeline
     from lexiedge.evaluate import evaluate
+    from lexiedge.plugin import get_host
     from lexiedge.profile import load_profile
     from lexiedge.rundir import read_history, read_run_info
 
     chosen = [SPLIT, *overrides]
     console.print(f"lexiedge train --profile {profile_name} --model {MODEL} --data {data}"
                   + "".join(f" --set '{item}'" for item in chosen) + f" --out {out}", soft_wrap=True, markup=False)
-    profile = load_profile(profile_name, chosen)
+    profile = load_profile(profile_name, chosen, host=get_host())
     request = pipeline.TrainRequest(profile=profile, model_keys=[MODEL], data={MODEL: data}, out=out, resume=False)
     started = time.perf_counter()
     pipeline.train(request, console)
@@ -194,6 +195,7 @@ def main() -> None:
 
     from rich.console import Console
 
+    from lexiedge.plugin import get_host
     from lexiedge.profile import load_profile
 
     console = Console(highlight=False)
@@ -213,7 +215,8 @@ def main() -> None:
                       f"{result['wall_s'] / 60:.1f} min", soft_wrap=True)
     reference = None
     if not args.no_reference:
-        reference = reference_scores(load_profile(profile_name, [SPLIT, *args.set]), args.data)
+        reference_profile = load_profile(profile_name, [SPLIT, *args.set], host=get_host())
+        reference = reference_scores(reference_profile, args.data)
         console.print(f"yardstick (linear, {reference['features']}): val UAR {reference['val_uar']:.3f}, "
                       f"WAR {reference['val_war']:.3f}, macro-F1 {reference['val_macro_f1']:.3f}", soft_wrap=True)
     summary = {"data": str(args.data), "train_actors": TRAIN_ACTORS, "val_actors": VAL_ACTORS,

@@ -71,7 +71,7 @@ def random_run(profile_name: str, root: Path, data: Path) -> Path:
     from lexiedge.profile import load_profile
     from lexiedge.rundir import RUN_JSON, WEIGHTS, final_dir, profile_file
 
-    profile = single_model_profile(load_profile(profile_name), MODEL)
+    profile = single_model_profile(load_profile(profile_name, host=get_host()), MODEL)
     entry = profile.model(MODEL)
     key = hashlib.sha256(profile.to_yaml().encode() + _model_code_digest()).hexdigest()[:12]
     run = root / f"run-{profile_name}-{key}"
@@ -104,10 +104,11 @@ def random_run(profile_name: str, root: Path, data: Path) -> Path:
 
 def artifacts(profile_name: str, console: Console | None = None) -> dict[str, Path]:
     """target -> artifact directory for the profile's emotion-av, exported once and cached."""
+    from lexiedge.plugin import get_host
     from lexiedge.profile import load_profile
 
     root = bench_dir() / MODEL
-    clip_seconds = load_profile(profile_name).model(MODEL).data.settings.clip_seconds
+    clip_seconds = load_profile(profile_name, host=get_host()).model(MODEL).data.settings.clip_seconds
     run = random_run(profile_name, root, synthetic_data(root, clip_seconds))
     console = console or Console(quiet=True)
     built = {}

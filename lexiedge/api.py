@@ -17,7 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict
+# The value types live in a leaf module (no import of the profile or the host); plugins import them from here.
+from lexiedge.values import DeviceSpec as DeviceSpec
+from lexiedge.values import NoSettings as NoSettings
+from lexiedge.values import PluginSettings as PluginSettings
 
 if TYPE_CHECKING:  # torch is heavy; the runtime and `lexiedge profiles` never need it
     from collections.abc import Iterable, Iterator, Sequence
@@ -26,17 +29,7 @@ if TYPE_CHECKING:  # torch is heavy; the runtime and `lexiedge profiles` never n
     from rich.console import Console
     from torch.utils.data import Dataset
 
-    from lexiedge.profile import DeviceSpec, ModelEntry, Profile
-
-
-class PluginSettings(BaseModel):
-    """Base of every plugin's settings: unknown keys are errors, values are validated."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
-
-
-class NoSettings(PluginSettings):
-    """For plugins without settings."""
+    from lexiedge.profile import ModelEntry, Profile
 
 
 class Plugin(ABC):

@@ -140,9 +140,10 @@ def profiles_show(
     as_json: JsonOpt = False,
 ) -> None:
     """Validate a profile and print it resolved (after `extends` and `--set`)."""
+    from lexiedge.plugin import get_host
     from lexiedge.profile import load_profile
 
-    profile = load_profile(name, set_ or [])
+    profile = load_profile(name, set_ or [], host=get_host())
     if as_json:
         _print_json({"source": profile.source, "valid": True, "profile": profile.raw})
         return
@@ -185,9 +186,10 @@ def plugins_list(
 def plan(profile: ProfileOpt, model: ModelOpt = None, set_: SetOpt = None, as_json: JsonOpt = False) -> None:
     """Memory plan before training: parameters, weights, gradients, optimizer, activations, data; fits or not."""
     from lexiedge.plan import plan_profile, render_plan
+    from lexiedge.plugin import get_host
     from lexiedge.profile import load_profile
 
-    loaded = load_profile(profile, set_ or [])
+    loaded = load_profile(profile, set_ or [], host=get_host())
     keys = [model] if model else list(loaded.models)
     for key in keys:
         loaded.model(key)
@@ -223,9 +225,10 @@ def train(
     (--set models.M.train.epochs=N) extend it; any other change needs --allow-changes.
     """
     from lexiedge import pipeline
+    from lexiedge.plugin import get_host
     from lexiedge.profile import load_profile
 
-    loaded = load_profile(profile, set_ or [])
+    loaded = load_profile(profile, set_ or [], host=get_host())
     keys = [model] if model else list(loaded.models)
     for key in keys:
         loaded.model(key)

@@ -188,7 +188,9 @@ def plan_exports(request: ExportRequest) -> list[PlannedExport]:
         get_host().exporters.get(target)  # an unknown target lists the known ones, before anything else
     if request.data is not None and not request.data.exists():
         raise UsageError(f"--data {request.data}: no such file or folder (the data to verify the export on)")
-    chosen = load_profile(request.profile, list(request.overrides)) if request.profile else None
+    chosen = (
+        load_profile(request.profile, list(request.overrides), host=get_host()) if request.profile else None
+    )
     runs: list[tuple[str, Path]] = []
     if request.run is not None:
         _, model_key = run_profile(request.run)
@@ -223,7 +225,9 @@ def plan_exports(request: ExportRequest) -> list[PlannedExport]:
         elif request.overrides:
             from lexiedge.profile import apply_overrides, validate_profile
 
-            profile = validate_profile(apply_overrides(trained.raw, list(request.overrides)), trained.source)
+            profile = validate_profile(
+                apply_overrides(trained.raw, list(request.overrides)), trained.source, host=get_host()
+            )
         else:
             profile = trained
         entry = profile.model(model_key)
@@ -390,6 +394,7 @@ def _target_settings(profile: "Profile", model_key: str, target: str, exporter: 
 
 def _with_export_section(run_profile: "Profile", model_key: str, chosen: "Profile") -> "Profile":
     """The run's profile (what was trained) with the export section of the profile given now."""
+    from lexiedge.plugin import get_host
     from lexiedge.profile import validate_profile
 
     raw = copy.deepcopy(run_profile.raw)
@@ -398,7 +403,7 @@ def _with_export_section(run_profile: "Profile", model_key: str, chosen: "Profil
         raw["models"][model_key].pop("export", None)
     else:
         raw["models"][model_key]["export"] = export_section
-    return validate_profile(raw, run_profile.source)
+    return validate_profile(raw, run_profile.source, host=get_host())
 
 
 def _output_dirs(planned: list[PlannedExport], request: ExportRequest) -> list[Path]:

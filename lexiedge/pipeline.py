@@ -28,7 +28,7 @@ def single_model_profile(profile: Profile, model_key: str) -> Profile:
     profile.model(model_key)  # fails with the list of models when absent
     raw = dict(profile.raw)
     raw["models"] = {model_key: profile.raw["models"][model_key]}
-    return validate_profile(raw, profile.source)
+    return validate_profile(raw, profile.source, host=get_host())
 
 
 @dataclass

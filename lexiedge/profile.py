@@ -16,6 +16,10 @@ Keys are addressed as ``models.<name>.<section>.<key>`` (``--set models.emotion-
 mappings merge key by key, everything else is replaced (and a
 section that switches to another ``plugin`` replaces the inherited section whole). Each section is validated by its plugin's
 ``Settings`` model, so every error names the file, the key and what was expected.
+
+The plugins are looked up on a host passed in (``load_profile(name, host=get_host())``): this module
+imports no part of the plugin machinery (``plugin``, ``registry``, ``hookspecs``, ``api``), and loading
+a profile scans no entry points unless its caller chose the installed plugins.
 """
 
 from __future__ import annotations
@@ -24,13 +28,17 @@ import copy
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Protocol
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lexiedge.api import PluginSettings
 from lexiedge.errors import ProfileError, UnknownPluginError
+
+# Re-exported: `from lexiedge.profile import DeviceSpec` keeps working.
+from lexiedge.values import DeviceSpec as DeviceSpec
+from lexiedge.values import PluginSettings as PluginSettings
+from lexiedge.values import derived_device_name as derived_device_name
 
 SECTIONS = ("model", "data", "train")
 SECTION_KINDS = {"model": "models", "data": "datasets", "train": "trainers"}
@@ -45,33 +53,21 @@ def builtin_profiles_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "profiles"
 
 
-class DeviceSpec(BaseModel):
-    """The hardware budget a profile is written for."""
+class PluginClasses(Protocol):
+    """The plugins of one kind, as the profile loader needs them (a :class:`lexiedge.registry.Registry`)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    kind: Literal["cpu", "cuda"]
-    memory_gb: float = Field(gt=0, description="memory the training may use (GPU memory for cuda)")
-    precision: Literal["fp32", "fp16", "bf16"] = "fp32"
-    name: str = Field("", description="the hardware this budget describes, for humans")
-    reserve_gb: float = Field(
-        0.5, ge=0, description="kept free for the CUDA context, allocator fragmentation and the OS"
-    )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _derive_name(cls, data: Any) -> Any:
-        """No name (or an inherited one dropped as stale): say what the budget is, e.g. "cpu, 8 GB"."""
-        if isinstance(data, dict) and not data.get("name") and data.get("kind") in ("cpu", "cuda"):
-            data = {**data, "name": derived_device_name(data)}
-        return data
+    def get_class(self, name: str) -> Any:
+        """The plugin class called ``name`` (with ``Settings``, and ``task`` or ``tasks``); an unknown
+        name raises :class:`~lexiedge.errors.UnknownPluginError`."""
+        ...
 
 
-def derived_device_name(device: dict[str, Any]) -> str:
-    """A name from what a device section says: "CPU, 8 GB", "CUDA GPU, 4 GB"."""
-    kind = {"cpu": "CPU", "cuda": "CUDA GPU"}.get(str(device.get("kind")), str(device.get("kind", "?")))
-    memory = device.get("memory_gb")
-    return kind + (f", {memory:g} GB" if isinstance(memory, (int, float)) and not isinstance(memory, bool) else "")
+class PluginLookup(Protocol):
+    """Where a profile's plugins are looked up: a :class:`lexiedge.plugin.PluginHost` or a stand-in."""
+
+    def registry(self, kind: str) -> PluginClasses:
+        """The plugins of ``kind`` ("models", "datasets", "trainers", ...)."""
+        ...
 
 
 class ExportSection(BaseModel):
@@ -101,12 +97,7 @@ class ModelEntry:
     data: Section
     train: Section
     export: ExportSection
-
-    @property
-    def task(self) -> str:
-        from lexiedge.plugin import get_host
-
-        return get_host().models.get_class(self.model.plugin).task
+    task: str  # the model plugin's task, recorded when the profile was validated
 
 
 @dataclass(frozen=True)
@@ -294,9 +285,8 @@ def _describe_validation_error(error: ValidationError, prefix: str) -> tuple[str
     return key, " or ".join(messages) + got_text
 
 
-def _validate_section(source: str, key: str, kind: str, raw: Any) -> Section:
-    from lexiedge.plugin import get_host
-
+def _validate_section(host: PluginLookup, source: str, key: str, kind: str, raw: Any) -> tuple[Section, Any]:
+    """The validated section and its plugin class."""
     if not isinstance(raw, dict):
         raise ProfileError(source, key, f"expected a mapping with a `plugin` key, got {type(raw).__name__}")
     settings = dict(raw)
@@ -304,7 +294,7 @@ def _validate_section(source: str, key: str, kind: str, raw: Any) -> Section:
     if not isinstance(plugin_name, str):
         raise ProfileError(source, f"{key}.plugin", "required: the name of a plugin (see `lexiedge plugins`)")
     try:
-        plugin_class = get_host().registry(kind).get_class(plugin_name)
+        plugin_class = host.registry(kind).get_class(plugin_name)
     except UnknownPluginError as exc:
         raise ProfileError(source, f"{key}.plugin", str(exc)) from None
     try:
@@ -312,7 +302,7 @@ def _validate_section(source: str, key: str, kind: str, raw: Any) -> Section:
     except ValidationError as exc:
         bad_key, problem = _describe_validation_error(exc, key)
         raise ProfileError(source, bad_key, problem) from None
-    return Section(plugin=plugin_name, settings=validated)
+    return Section(plugin=plugin_name, settings=validated), plugin_class
 
 
 class _ProfileShape(BaseModel):
@@ -324,7 +314,8 @@ class _ProfileShape(BaseModel):
     models: dict[str, dict[str, Any]] = Field(min_length=1)
 
 
-def validate_profile(data: dict[str, Any], source: str) -> Profile:
+def validate_profile(data: dict[str, Any], source: str, *, host: PluginLookup) -> Profile:
+    """The profile ``data`` (read from ``source``) checked against the plugins of ``host``."""
     try:
         shape = _ProfileShape.model_validate(data)
     except ValidationError as exc:
@@ -338,33 +329,31 @@ def validate_profile(data: dict[str, Any], source: str) -> Profile:
         if unknown:
             raise ProfileError(source, f"{prefix}.{unknown[0]}", "unknown section; sections: model, data, train, export")
         sections = {}
+        classes = {}
         for section in SECTIONS:
             if section not in raw_entry:
                 raise ProfileError(source, f"{prefix}.{section}", "required section is missing")
-            sections[section] = _validate_section(
-                source, f"{prefix}.{section}", SECTION_KINDS[section], raw_entry[section]
+            sections[section], classes[section] = _validate_section(
+                host, source, f"{prefix}.{section}", SECTION_KINDS[section], raw_entry[section]
             )
         try:
             export = ExportSection.model_validate(raw_entry.get("export") or {})
         except ValidationError as exc:
             raise ProfileError(source, *_describe_validation_error(exc, f"{prefix}.export")) from None
-        entry = ModelEntry(export=export, **sections)
-        _check_tasks(source, prefix, entry)
+        entry = ModelEntry(export=export, task=classes["model"].task, **sections)
+        _check_tasks(source, prefix, entry, classes)
         models[model_key] = entry
     return Profile(
         name=shape.name, description=shape.description, source=source, device=shape.device, models=models, raw=data
     )
 
 
-def _check_tasks(source: str, prefix: str, entry: ModelEntry) -> None:
-    """The data and trainer plugins must serve the model's task."""
-    from lexiedge.plugin import get_host
-
-    host = get_host()
-    task = host.models.get_class(entry.model.plugin).task
-    for section, kind in (("data", "datasets"), ("train", "trainers")):
+def _check_tasks(source: str, prefix: str, entry: ModelEntry, classes: dict[str, Any]) -> None:
+    """The data and trainer plugins (``classes``, by section) must serve the model's task."""
+    task = entry.task
+    for section in ("data", "train"):
         plugin_name = getattr(entry, section).plugin
-        tasks = host.registry(kind).get_class(plugin_name).tasks
+        tasks = classes[section].tasks
         if task not in tasks:
             raise ProfileError(
                 source,
@@ -373,8 +362,13 @@ def _check_tasks(source: str, prefix: str, entry: ModelEntry) -> None:
             )
 
 
-def load_profile(name_or_path: str | os.PathLike[str], overrides: list[str] | tuple[str, ...] = ()) -> Profile:
-    """Load, inherit, override and validate a profile (a name in ``profiles/`` or a YAML path)."""
+def load_profile(
+    name_or_path: str | os.PathLike[str], overrides: list[str] | tuple[str, ...] = (), *, host: PluginLookup
+) -> Profile:
+    """Load, inherit, override and validate a profile (a name in ``profiles/`` or a YAML path).
+
+    ``host`` has the plugins the sections name; a front end passes ``lexiedge.plugin.get_host()``.
+    """
     path = resolve_profile_path(name_or_path)
     data = _read_with_extends(path)
     overridden = apply_overrides(data, list(overrides))
@@ -386,4 +380,4 @@ def load_profile(name_or_path: str | os.PathLike[str], overrides: list[str] | tu
         elif parts == ["device"] and isinstance(value, dict):
             device_set.update(value)
     overridden = _without_stale_device_name(data, overridden, device_set)
-    return validate_profile(overridden, str(path))
+    return validate_profile(overridden, str(path), host=host)

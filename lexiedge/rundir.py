@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from lexiedge.errors import UsageError
 
 if TYPE_CHECKING:
-    from lexiedge.profile import Profile
+    from lexiedge.profile import PluginLookup, Profile
 
 try:
     import fcntl
@@ -108,9 +108,17 @@ def has_mergeable_weights(run_dir: Path) -> bool:
 
 # --- readers -------------------------------------------------------------------------------------
 
-def load_run_profile(run_dir: Path) -> tuple[Profile, str]:
-    """The profile a run was trained with, and its model key (one line on a path that is no run)."""
+def load_run_profile(run_dir: Path, host: PluginLookup | None = None) -> tuple[Profile, str]:
+    """The profile a run was trained with, and its model key (one line on a path that is no run).
+
+    Its plugins are looked up on ``host``; ``None``: the installed plugins (``lexiedge.plugin.get_host()``).
+    """
     from lexiedge.profile import load_profile
+
+    if host is None:
+        from lexiedge.plugin import get_host
+
+        host = get_host()
 
     path = profile_file(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
@@ -119,7 +127,7 @@ def load_run_profile(run_dir: Path) -> tuple[Profile, str]:
         raise UsageError(f"{run_dir}: no such run directory")
     if not path.is_file():
         raise UsageError(f"{run_dir}: not a lexiedge run directory (no {PROFILE_YAML})")
-    profile = load_profile(path)
+    profile = load_profile(path, host=host)
     (model_key,) = profile.models
     return profile, model_key
 

@@ -35,7 +35,7 @@ def _profile_choices(
     from lexiedge.profile import load_profile
     from lexiedge_chat_jsonl.settings import ChatJsonlSettings
 
-    profile = load_profile(profile_name, overrides or [])
+    profile = load_profile(profile_name, overrides or [], host=get_host())
     entry = profile.model(model_key)
     tokenizer = None
     if need_tokenizer:

@@ -53,9 +53,10 @@ def test_train_writes_a_run_directory_that_merge_reads(tmp_path: Path, cli) -> N
 def test_merge_refuses_a_classifier_run(tmp_path: Path, cli) -> None:
     from lexiedge import atomic
     from lexiedge.pipeline import single_model_profile
+    from lexiedge.plugin import get_host
     from lexiedge.profile import load_profile
 
-    profile = single_model_profile(load_profile("cpu"), "emotion-av")
+    profile = single_model_profile(load_profile("cpu", host=get_host()), "emotion-av")
     atomic.write_text(tmp_path / "profile.yaml", profile.to_yaml())
     result = cli("merge", str(tmp_path))
     assert result.exit_code == 2 and "nothing to merge" in result.stderr

@@ -13,11 +13,11 @@ from lexiedge.profile import load_profile
 
 @pytest.fixture(scope="module")
 def cpu_plan():
-    return plan_profile(load_profile("cpu"), "emotion-av")
+    return plan_profile(load_profile("cpu", host=get_host()), "emotion-av")
 
 
 def test_parameter_counts_come_from_the_built_model(cpu_plan) -> None:
-    profile = load_profile("cpu")
+    profile = load_profile("cpu", host=get_host())
     entry = profile.model("emotion-av")
     built = get_host().models.get("emotion-av").build(entry.model.settings, profile.device, pretrained=False)
     assert cpu_plan.params_total == sum(p.numel() for p in built.module.parameters())
@@ -29,7 +29,7 @@ def test_parameter_counts_come_from_the_built_model(cpu_plan) -> None:
 
 def test_activation_estimate_extrapolates_what_is_measured(cpu_plan) -> None:
     """The linear model fitted at batch 1 and 2 predicts a direct measurement at batch 5."""
-    profile = load_profile("cpu")
+    profile = load_profile("cpu", host=get_host())
     entry = profile.model("emotion-av")
     host = get_host()
     model_plugin, trainer = host.models.get("emotion-av"), host.trainers.get("classifier")
@@ -55,6 +55,7 @@ def test_auto_batch_picks_the_largest_micro_batch_that_fits() -> None:
             "models.emotion-av.train.effective_batch=64",
             "device.reserve_gb=0",
         ],
+        host=get_host(),
     )
     unconstrained = plan_profile(profile, "emotion-av")
     # a budget with room for exactly ~5 samples of activations beyond the fixed costs
@@ -63,7 +64,7 @@ def test_auto_batch_picks_the_largest_micro_batch_that_fits() -> None:
     budget_gb = (fixed + 5.5 * per_sample) / 1024**3
     tight = plan_profile(
         load_profile("cpu", [*(f"models.emotion-av.train.{k}" for k in ("batch_size=auto", "effective_batch=64")),
-                             "device.reserve_gb=0", f"device.memory_gb={budget_gb}"]),
+                             "device.reserve_gb=0", f"device.memory_gb={budget_gb}"], host=get_host()),
         "emotion-av",
     )
     assert tight.micro_batch == 5

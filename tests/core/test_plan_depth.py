@@ -46,7 +46,9 @@ def _assert_same_sizes(whole, reduced) -> None:
 def test_emotion_av_stacks_extrapolate_to_the_whole_model_under_autocast() -> None:
     """rtx3050-4gb sizes (fp16: CPU bf16 autocast) with a deeper audio branch and fusion."""
     profile = load_profile(
-        "rtx3050-4gb", ["models.emotion-av.model.audio.layers=5", "models.emotion-av.model.fusion.layers=6"]
+        "rtx3050-4gb",
+        ["models.emotion-av.model.audio.layers=5", "models.emotion-av.model.fusion.layers=6"],
+        host=get_host(),
     )
     whole, reduced, method, lines = _whole_and_reduced(profile, "emotion-av")
     assert "audio.layers 1 and 2 of 5" in method and "fusion.layers 2 and 4 of 6" in method
@@ -59,7 +61,7 @@ def test_qwen_decoder_layers_extrapolate_to_the_whole_model() -> None:
     from lexiedge_qwen_lora.tiny import tiny_base_dir
 
     base = tiny_base_dir(0, num_hidden_layers=5)
-    profile = load_profile("cpu", [f"models.qwen-lora.model.base={base}"])
+    profile = load_profile("cpu", [f"models.qwen-lora.model.base={base}"], host=get_host())
     whole, reduced, method, _ = _whole_and_reduced(profile, "qwen-lora")
     assert "decoder layers 1 and 2 of 5" in method
     assert 0 < reduced.params_trainable < reduced.params_total
@@ -69,7 +71,7 @@ def test_qwen_decoder_layers_extrapolate_to_the_whole_model() -> None:
 def test_dropping_saved_tensors_counts_what_keeping_them_holds() -> None:
     """The plan's pass drops each saved tensor once counted; a pass that keeps them all (what a
     training step holds until backward) counts the same bytes."""
-    profile = load_profile("rtx3050-4gb")
+    profile = load_profile("rtx3050-4gb", host=get_host())
     entry, model_plugin, trainer, precision = _parts(profile, "emotion-av")
     torch.manual_seed(0)
     built = model_plugin.build(entry.model.settings, profile.device, pretrained=False)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from lexiedge.plugin import get_host
 from lexiedge.profile import load_profile
 
 
@@ -17,7 +18,7 @@ def _child(tmp_path: Path, device: str) -> Path:
 
 
 def test_a_cpu_child_of_a_gpu_profile_does_not_keep_the_gpu_name(tmp_path):
-    profile = load_profile(_child(tmp_path, "  kind: cpu\n  precision: fp32\n"))
+    profile = load_profile(_child(tmp_path, "  kind: cpu\n  precision: fp32\n"), host=get_host())
     assert profile.device.kind == "cpu"
     assert "RTX" not in profile.device.name and "NVIDIA" not in profile.device.name
     assert profile.device.name == "CPU, 4 GB"
@@ -27,26 +28,30 @@ def test_a_cpu_child_of_a_gpu_profile_does_not_keep_the_gpu_name(tmp_path):
 
 
 def test_a_child_that_changes_memory_gets_a_derived_name(tmp_path):
-    profile = load_profile(_child(tmp_path, "  memory_gb: 8\n"))
+    profile = load_profile(_child(tmp_path, "  memory_gb: 8\n"), host=get_host())
     assert profile.device.name == "CUDA GPU, 8 GB"
 
 
 def test_a_child_naming_its_device_keeps_its_name(tmp_path):
-    profile = load_profile(_child(tmp_path, "  kind: cpu\n  precision: fp32\n  name: my laptop\n"))
+    child = _child(tmp_path, "  kind: cpu\n  precision: fp32\n  name: my laptop\n")
+    profile = load_profile(child, host=get_host())
     assert profile.device.name == "my laptop"
 
 
 def test_a_child_changing_nothing_the_name_describes_keeps_it(tmp_path):
-    profile = load_profile(_child(tmp_path, "  reserve_gb: 1.0\n"))
+    profile = load_profile(_child(tmp_path, "  reserve_gb: 1.0\n"), host=get_host())
     assert profile.device.name == "NVIDIA GeForce RTX 3050 (4 GB)"
 
 
 def test_set_device_kind_drops_the_stale_name():
-    profile = load_profile("rtx3050-4gb", ["device.kind=cpu", "device.precision=fp32"])
+    profile = load_profile("rtx3050-4gb", ["device.kind=cpu", "device.precision=fp32"], host=get_host())
     assert profile.device.name == "CPU, 4 GB"
-    named = load_profile("rtx3050-4gb", ["device.kind=cpu", "device.precision=fp32", "device.name=box"])
+    named = load_profile(
+        "rtx3050-4gb", ["device.kind=cpu", "device.precision=fp32", "device.name=box"], host=get_host()
+    )
     assert named.device.name == "box"
-    assert load_profile("rtx3050-4gb", ["device.reserve_gb=1"]).device.name == "NVIDIA GeForce RTX 3050 (4 GB)"
+    kept = load_profile("rtx3050-4gb", ["device.reserve_gb=1"], host=get_host())
+    assert kept.device.name == "NVIDIA GeForce RTX 3050 (4 GB)"
 
 
 def test_profiles_show_prints_the_coherent_name(cli, tmp_path):

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from lexiedge.errors import ProfileError
+from lexiedge.plugin import get_host
 from lexiedge.profile import builtin_profiles_dir, list_profiles, load_profile
 
 SHIPPED = sorted(p.stem for p in builtin_profiles_dir().glob("*.yaml"))
@@ -20,7 +21,7 @@ def test_the_three_profiles_ship() -> None:
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_every_shipped_profile_validates(name: str) -> None:
-    profile = load_profile(name)
+    profile = load_profile(name, host=get_host())
     assert profile.name == name
     assert set(profile.models) == {"emotion-av", "qwen-lora"}
     for entry in profile.models.values():
@@ -30,7 +31,7 @@ def test_every_shipped_profile_validates(name: str) -> None:
 
 
 def test_seed_numbers_are_in_the_gpu_profiles() -> None:
-    rtx, t4 = load_profile("rtx3050-4gb"), load_profile("t4-16gb")
+    rtx, t4 = load_profile("rtx3050-4gb", host=get_host()), load_profile("t4-16gb", host=get_host())
     rtx_model, t4_model = rtx.model("emotion-av").model.settings, t4.model("emotion-av").model.settings
     assert (rtx_model.audio.dim, rtx_model.audio.layers, rtx_model.audio.heads, rtx_model.audio.ffn) == (128, 4, 4, 512)
     assert (t4_model.audio.dim, t4_model.audio.layers, t4_model.audio.heads, t4_model.audio.ffn) == (512, 8, 8, 2048)
@@ -60,8 +61,8 @@ def test_extends_inherits_and_overrides(tmp_path: Path) -> None:
         "mine.yaml",
         {"extends": "cpu", "name": "mine", "models": {"emotion-av": {"train": {"epochs": 3}}}},
     )
-    profile = load_profile(path)
-    base = load_profile("cpu")
+    profile = load_profile(path, host=get_host())
+    base = load_profile("cpu", host=get_host())
     assert profile.name == "mine"
     assert profile.model("emotion-av").train.settings.epochs == 3
     # everything not overridden comes from the parent, sections merged key by key
@@ -72,14 +73,15 @@ def test_extends_inherits_and_overrides(tmp_path: Path) -> None:
 def test_extends_a_relative_file_two_levels(tmp_path: Path) -> None:
     write(tmp_path, "a.yaml", {"extends": "cpu", "name": "a", "device": {"memory_gb": 3}})
     path = write(tmp_path, "b.yaml", {"extends": "a.yaml", "name": "b"})
-    profile = load_profile(path)
+    profile = load_profile(path, host=get_host())
     assert (profile.name, profile.device.memory_gb, profile.device.kind) == ("b", 3, "cpu")
 
 
 def test_a_child_without_a_name_is_named_after_its_file_not_its_parent(tmp_path: Path) -> None:
     path = write(tmp_path, "my-laptop.yaml", {"extends": "rtx3050-4gb", "models": {"emotion-av": {"train": {"epochs": 2}}}})
-    assert load_profile(path).name == "my-laptop"  # its runs go to runs/my-laptop/, not among rtx3050-4gb's
-    assert load_profile("rtx3050-4gb").name == "rtx3050-4gb"
+    # its runs go to runs/my-laptop/, not among rtx3050-4gb's
+    assert load_profile(path, host=get_host()).name == "my-laptop"
+    assert load_profile("rtx3050-4gb", host=get_host()).name == "rtx3050-4gb"
 
 
 def test_set_overrides_any_key() -> None:
@@ -92,6 +94,7 @@ def test_set_overrides_any_key() -> None:
             "models.emotion-av.model.head.hidden=[32, 16]",
             "models.emotion-av.export.targets=[onnx]",
         ],
+        host=get_host(),
     )
     entry = profile.model("emotion-av")
     assert entry.train.settings.batch_size == 4
@@ -104,7 +107,7 @@ def test_set_overrides_any_key() -> None:
 
 def error_of(source, overrides=()) -> ProfileError:
     with pytest.raises(ProfileError) as info:
-        load_profile(source, list(overrides))
+        load_profile(source, list(overrides), host=get_host())
     message = str(info.value)
     assert "\n" not in message, "one line"
     return info.value

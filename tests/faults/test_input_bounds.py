@@ -79,12 +79,13 @@ def test_an_oversize_jsonl_line_is_a_bad_line_by_number_and_is_never_held_whole(
 
 def test_the_line_limit_is_a_profile_setting(tmp_path):
     from lexiedge.errors import ProfileError
+    from lexiedge.plugin import get_host
     from lexiedge.profile import load_profile
 
-    profile = load_profile("cpu", ["models.qwen-lora.data.max_line_bytes=2000000"])
+    profile = load_profile("cpu", ["models.qwen-lora.data.max_line_bytes=2000000"], host=get_host())
     assert profile.model("qwen-lora").data.settings.max_line_bytes == 2_000_000
     with pytest.raises(ProfileError, match="max_line_bytes"):
-        load_profile("cpu", ["models.qwen-lora.data.max_line_bytes=10"])
+        load_profile("cpu", ["models.qwen-lora.data.max_line_bytes=10"], host=get_host())
 
 
 def test_lines_are_numbered_by_newlines_and_a_bad_encoding_is_one_bad_line(tmp_path):

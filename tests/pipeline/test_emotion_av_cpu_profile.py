@@ -41,9 +41,11 @@ def test_the_cpu_profile_learns_synthetic_emotions_far_above_chance(trained_run:
 def test_the_run_directory_has_checkpoints_history_plots_and_metrics(trained_run: Path) -> None:
     history = json.loads((trained_run / "history.json").read_text())
     assert [row["epoch"] for row in history] == [float(e) for e in range(1, len(history) + 1)]
+    from lexiedge.plugin import get_host
     from lexiedge.profile import load_profile
 
-    assert len(history) == load_profile("cpu").model("emotion-av").train.settings.epochs, "the cpu profile's epochs"
+    epochs = load_profile("cpu", host=get_host()).model("emotion-av").train.settings.epochs
+    assert len(history) == epochs, "the cpu profile's epochs"
     for key in ("train/loss", "train/uar", "val/loss", "val/uar", "val/war", "val/macro_f1"):
         assert key in history[-1], key
     assert history[-1]["train/loss"] < history[0]["train/loss"]

@@ -60,7 +60,7 @@ def baseline_val_loss(profile: Path) -> float:
     from lexiedge_causal_lm.trainer import CausalLMTrainer
     from lexiedge.train.batching import eval_loader
 
-    loaded = load_profile(profile)
+    loaded = load_profile(profile, host=get_host())
     entry = loaded.model("tutor")
     host = get_host()
     built = host.models.get(entry.model.plugin).build(entry.model.settings, loaded.device)

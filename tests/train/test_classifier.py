@@ -77,12 +77,13 @@ def test_the_entry_point_registers_the_classifier() -> None:
 
 
 def test_a_misspelt_or_invalid_trainer_key_fails_when_the_profile_loads(tiny_profile) -> None:
+    from lexiedge.plugin import get_host
     from lexiedge.profile import load_profile
 
     with pytest.raises(ProfileError, match="label_smoothing"):
-        load_profile(tiny_profile(train={"label_smoothing": 1.5}))
+        load_profile(tiny_profile(train={"label_smoothing": 1.5}), host=get_host())
     with pytest.raises(ProfileError, match="unknown key"):
-        load_profile(tiny_profile(train={"lable_smoothing": 0.1}))
+        load_profile(tiny_profile(train={"lable_smoothing": 0.1}), host=get_host())
 
 
 @pytest.mark.slow

@@ -137,10 +137,12 @@ def test_mlflow_not_installed_is_one_line_before_anything_loads(tiny_profile, tm
 
 
 def test_trackers_setting(tiny_profile) -> None:
+    from lexiedge.plugin import get_host
     from lexiedge.profile import load_profile
 
     def chosen(*overrides: str) -> list[str]:
-        profile = load_profile(tiny_profile(), [f"models.{MODEL_KEY}.train.{text}" for text in overrides])
+        keys = [f"models.{MODEL_KEY}.train.{text}" for text in overrides]
+        profile = load_profile(tiny_profile(), keys, host=get_host())
         return profile.model(MODEL_KEY).train.settings.trackers
 
     assert chosen() == ["tensorboard"]

@@ -195,9 +195,10 @@ def train_run(profile_path: Path, run_dir: Path, *, resume: bool = False, overri
     from rich.console import Console
 
     from lexiedge.pipeline import TrainRequest, train
+    from lexiedge.plugin import get_host
     from lexiedge.profile import load_profile
 
-    profile = load_profile(profile_path, list(overrides))
+    profile = load_profile(profile_path, list(overrides), host=get_host())
     request = TrainRequest(profile=profile, model_keys=[MODEL_KEY], data={MODEL_KEY: None}, out=run_dir, resume=resume)
     (result,) = train(request, Console(stderr=True))
     return result
