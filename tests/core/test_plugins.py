@@ -102,8 +102,14 @@ def _install(target: Path) -> dict[str, str]:
     return env
 
 
-def test_an_installed_outside_plugin_shows_up_and_is_usable(tmp_path: Path) -> None:
-    env = _install(tmp_path / "site")
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The example distribution pip-installed once for this module: the environment to run `lexiedge` in."""
+    return _install(tmp_path_factory.mktemp("example-plugin") / "site")
+
+
+def test_an_installed_outside_plugin_shows_up_and_is_usable(tmp_path: Path, installed: dict[str, str]) -> None:
+    env = installed
     lexiedge = [sys.executable, "-m", "lexiedge.cli"]
     listed = subprocess.run([*lexiedge, "plugins", "--json"], env=env, capture_output=True, text=True, check=True)
     rows = {row["name"]: row for row in json.loads(listed.stdout)["plugins"]}
@@ -123,6 +129,102 @@ def test_an_installed_outside_plugin_shows_up_and_is_usable(tmp_path: Path) -> N
     )
     assert planned.returncode == 0, planned.stderr
     assert "fits" in planned.stdout
+
+
+EXAMPLE_PLUGINS = {"av-baseline": "models", "wav-folder": "datasets", "plain-classifier": "trainers",
+                   "torchscript": "exporters"}
+
+
+def _write_wav_folder(root: Path) -> Path:
+    """Two labels of short tones (low, high) with a little noise, 22.05 kHz: wav-folder resamples them."""
+    import numpy as np
+    import soundfile
+
+    rng = np.random.default_rng(0)
+    time = np.arange(int(22050 * 0.5)) / 22050
+    for label, freq in (("low", 220.0), ("high", 1760.0)):
+        (root / label).mkdir(parents=True)
+        for number in range(4):
+            tone = 0.5 * np.sin(2 * np.pi * freq * (1 + 0.05 * number) * time) + 0.05 * rng.standard_normal(time.size)
+            soundfile.write(root / label / f"clip{number}.wav", tone.astype(np.float32), 22050)
+    return root
+
+
+def _example_profile(path: Path) -> Path:
+    """The profile of docs/plugins.md: the example model, dataset, trainer and exporter together."""
+    path.write_text(
+        "extends: cpu\n"
+        "name: wav-example\n"
+        "models:\n"
+        "  tones:\n"
+        "    model: {plugin: av-baseline, hidden: 8, num_classes: 2}\n"
+        "    data: {plugin: wav-folder, clip_seconds: 0.5}\n"
+        "    train: {plugin: plain-classifier, epochs: 2, batch_size: 2, lr: 3.0e-3, trackers: []}\n"
+        "    export: {targets: [torchscript]}\n"
+    )
+    return path
+
+
+def test_the_example_distribution_lists_one_plugin_of_each_kind(installed: dict[str, str]) -> None:
+    listed = subprocess.run([sys.executable, "-m", "lexiedge.cli", "plugins", "--json"], env=installed,
+                            capture_output=True, text=True, check=True)
+    rows = {row["name"]: row for row in json.loads(listed.stdout)["plugins"]}
+    for name, kind in EXAMPLE_PLUGINS.items():
+        assert rows[name]["kind"] == kind
+        assert rows[name]["from"] == "lexiedge-example-plugin 0.1.0"
+
+
+@pytest.mark.slow
+def test_the_example_plugins_train_and_export_together(tmp_path: Path, installed: dict[str, str]) -> None:
+    lexiedge = [sys.executable, "-m", "lexiedge.cli"]
+    data, profile, run = _write_wav_folder(tmp_path / "wavs"), _example_profile(tmp_path / "wav.yaml"), tmp_path / "run"
+    trained = subprocess.run([*lexiedge, "train", "--profile", str(profile), "--model", "tones", "--data", str(data),
+                              "--out", str(run)], env=installed, capture_output=True, text=True, check=False)
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    assert "wav-folder: 6 train / 2 val clips" in trained.stdout
+    from lexiedge.rundir import find_checkpoint, read_history
+
+    assert find_checkpoint(run) is not None, "the run has weights"
+    assert len(read_history(run)) == 2 and "val/accuracy" in read_history(run)[-1]
+
+    artifact = tmp_path / "artifact"
+    exported = subprocess.run([*lexiedge, "export", "--run", str(run), "--target", "torchscript", "--out", str(artifact)],
+                              env=installed, capture_output=True, text=True, check=False)
+    assert exported.returncode == 0, exported.stdout + exported.stderr
+    assert "verification against PyTorch" in exported.stdout
+    from lexiedge.export import read_manifest, verify_files
+
+    manifest = read_manifest(artifact)
+    assert manifest["target"] == "torchscript" and manifest["model_files"] == ["model.pt"]
+    assert manifest["verification"]["passed"] and manifest["verification"]["inputs"] == "data"
+    assert (artifact / "model.pt").is_file() and verify_files(artifact) == []
+
+
+def test_the_example_dataset_refuses_a_missing_or_empty_folder(tmp_path: Path, installed: dict[str, str]) -> None:
+    profile = _example_profile(tmp_path / "wav.yaml")
+    (tmp_path / "empty").mkdir()
+    for data in (tmp_path / "missing", tmp_path / "empty"):
+        result = subprocess.run([sys.executable, "-m", "lexiedge.cli", "train", "--profile", str(profile), "--model",
+                                 "tones", "--data", str(data), "--out", str(tmp_path / "run")],
+                                env=installed, capture_output=True, text=True, check=False)
+        assert result.returncode != 0
+        assert "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and data.name in result.stderr, result.stderr
+    assert "needs .wav files in at least two label folders" in result.stderr  # wav-folder's check_source
+    assert not (tmp_path / "run").exists(), "refused before the run directory is made"
+
+
+def test_the_plugin_guide_quotes_the_example_code_as_it_is() -> None:
+    """Every line of docs/plugins.md's Python blocks is a line of the example distribution's modules."""
+    import re
+
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "plugins.md").read_text(encoding="utf-8")
+    source = {line.rstrip() for path in (FIXTURE_PLUGIN / "lexiedge_example").glob("*.py")
+              for line in path.read_text(encoding="utf-8").splitlines()}
+    blocks = re.findall(r"```python\n(.*?)```", guide, flags=re.S)
+    assert len(blocks) >= 4, "one block per kind"
+    stale = [line for block in blocks for line in block.splitlines() if line.strip() and line.rstrip() not in source]
+    assert stale == [], "docs/plugins.md quotes lines the example plugin no longer has"
 
 
 def test_a_broken_outside_plugin_is_reported_not_fatal(tmp_path: Path) -> None:
