@@ -91,6 +91,11 @@ def is_verbose() -> bool:
     return _state["verbose"]
 
 
+def output_flags() -> list[str]:
+    """The global --quiet / --verbose in effect, for a lexiedge command run in a child process."""
+    return ["--quiet"] * _state["quiet"] + ["--verbose"] * _state["verbose"]
+
+
 def configure(*, quiet: bool = False, verbose: bool = False) -> None:
     """Apply --quiet / --verbose: lexiedge's consoles, third-party loggers, progress bars and warnings."""
     _state.update(quiet=quiet, verbose=verbose)
