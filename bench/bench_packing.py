@@ -6,7 +6,7 @@
     python bench/bench_packing.py --trainer-runs 0         # the step ratio only, no whole training runs
 
 Both modes use the same model, LoRA, seq_len, micro-batch (rows) and seed, and the same train split of
-plugins/lexiedge_chat_jsonl/data/tutor_sample.jsonl (the same 383 examples); only
+lexiedge/samples/tutor_sample.jsonl (the same 383 examples); only
 ``models.qwen-lora.data.packing`` differs. Three measurements, all through the real plugins:
 
 1. Compute efficiency, from the real datasets and collate: the share of the token slots each mode

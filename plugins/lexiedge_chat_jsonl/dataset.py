@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from lexiedge.api import BuiltModel, DatasetPlugin, DataSplits, PluginSettings
 from lexiedge.errors import UsageError
+from lexiedge.samples import TUTOR_SAMPLE
 from lexiedge_chat_jsonl.examples import EXPECTED_SOURCES, describe_bad_lines, load_examples, require_examples
 from lexiedge_chat_jsonl.settings import ChatJsonlSettings
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-SAMPLE_PATH = Path(__file__).resolve().parent / "data" / "tutor_sample.jsonl"
+SAMPLE_PATH = TUTOR_SAMPLE  # the bundled tutor set (lexiedge.samples: qwen-lora's tiny tokenizer reads it too)
 SPLITS = ("train", "val", "test")
 T = TypeVar("T")
 

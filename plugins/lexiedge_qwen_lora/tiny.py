@@ -63,19 +63,20 @@ def _strings_in(value: Any) -> Iterator[str]:
             yield from _strings_in(item)
 
 
-def sample_set_texts() -> list[str]:
-    """Every string in the chat-jsonl plugin's bundled sample set, when that plugin is installed."""
-    import importlib.util
+def _sample_set_records() -> Iterator[dict[str, Any]]:
+    """The records of the bundled tutor set (:mod:`lexiedge.samples`): the same text whatever else is installed."""
+    from lexiedge.samples import TUTOR_SAMPLE
 
-    spec = importlib.util.find_spec("lexiedge_chat_jsonl")
-    if spec is None or not spec.submodule_search_locations:
-        return []
-    data_dir = Path(next(iter(spec.submodule_search_locations))) / "data"
+    for line in TUTOR_SAMPLE.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            yield json.loads(line)
+
+
+def sample_set_texts() -> list[str]:
+    """Every string in the bundled tutor sample set."""
     texts: list[str] = []
-    for path in sorted(data_dir.glob("*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                texts.extend(_strings_in(json.loads(line)))
+    for record in _sample_set_records():
+        texts.extend(_strings_in(record))
     return texts
 
 
@@ -120,23 +121,16 @@ def builtin_tutor_conversations() -> list[list[dict[str, str]]]:
 
 def sample_set_questions() -> list[list[dict[str, str]]]:
     """The bundled sample set's conversations without their assistant turns (the questions, never the answers)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("lexiedge_chat_jsonl")
-    if spec is None or not spec.submodule_search_locations:
-        return []
-    data_dir = Path(next(iter(spec.submodule_search_locations))) / "data"
     conversations = []
-    for path in sorted(data_dir.glob("*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            messages = json.loads(line).get("messages") if line.strip() else None
-            if messages:
-                conversations.append([m for m in messages if m.get("role") != "assistant"])
+    for record in _sample_set_records():
+        messages = record.get("messages")
+        if messages:
+            conversations.append([m for m in messages if m.get("role") != "assistant"])
     return conversations
 
 
 def tutor_corpus() -> list[str]:
-    """The tokenizer's training text: the bundled sample set (if present) and built-in tutor text."""
+    """The tokenizer's training text: the bundled sample set and built-in tutor text."""
     return sample_set_texts() + builtin_tutor_texts()
 
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from lexiedge.errors import UsageError
+from lexiedge.samples import TUTOR_SAMPLE
 from lexiedge_qwen_lora.base import TUTOR, BaseSource, base_record, resolve_base
 from lexiedge_qwen_lora.settings import QwenLoraSettings
 from lexiedge_qwen_lora.tiny import (
@@ -24,8 +25,7 @@ def test_pretraining_text_holds_questions_but_no_answer_of_the_sample_set() -> N
     questions = sample_set_questions()
     assert len(questions) > 300, "the bundled sample set has a few hundred examples"
     assert all(m["role"] != "assistant" for conversation in questions for m in conversation)
-    answers = [line for line in (Path(__file__).resolve().parents[2] / "plugins" / "lexiedge_chat_jsonl" / "data"
-                                 / "tutor_sample.jsonl").read_text().splitlines() if line.strip()]
+    answers = [line for line in TUTOR_SAMPLE.read_text().splitlines() if line.strip()]
     first_answer = next(m["content"] for m in json.loads(answers[0])["messages"] if m["role"] == "assistant")
     text = json.dumps(questions + builtin_tutor_conversations())
     assert json.dumps(first_answer)[1:-1] not in text
