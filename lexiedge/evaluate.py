@@ -57,7 +57,6 @@ def resolve_target(path: Path) -> EvalTarget:
         except ArtifactError as exc:
             raise UsageError(str(exc)) from None
         return EvalTarget(path, ARTIFACT, str(manifest.get("task", "")))
-    from lexiedge.plugin import get_host
     from lexiedge.rundir import is_run_dir, load_run_profile
 
     if not is_run_dir(path):
@@ -65,8 +64,7 @@ def resolve_target(path: Path) -> EvalTarget:
             f"{path}: neither a run directory (no profile.yaml) nor an artifact directory (no manifest.json)"
         )
     profile, model_key = load_run_profile(path)
-    task = get_host().models.get_class(profile.model(model_key).model.plugin).task
-    return EvalTarget(path, RUN, task)
+    return EvalTarget(path, RUN, profile.model(model_key).task)
 
 
 def evaluator_for(task: str) -> EvaluatorPlugin:

@@ -373,9 +373,8 @@ def _supports(targets: tuple[str, ...], profile: "Profile", key: str) -> bool:
     """Whether every target serves the task of the run's model."""
     from lexiedge.plugin import get_host
 
-    host = get_host()
-    task = host.models.get_class(profile.model(key).model.plugin).task
-    return all(task in host.exporters.get_class(target).tasks for target in targets)
+    task = profile.model(key).task  # set when the profile was validated
+    return all(task in get_host().exporters.get_class(target).tasks for target in targets)
 
 
 def _target_settings(profile: "Profile", model_key: str, target: str, exporter: ExporterPlugin) -> PluginSettings:
