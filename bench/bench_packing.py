@@ -19,7 +19,7 @@ lexiedge/samples/tutor_sample.jsonl (the same 383 examples); only
    tokens that are not padding (as the trainer's own ``train/tokens_per_s``); the ratio is the median
    of the per-round ratios, so a load change on a shared machine hits both modes of a round alike.
 3. Peak memory (and the trainer's own tokens/s): whole ``lexiedge train --profile cpu --model qwen-lora``
-   runs (``lexiedge.pipeline.train``), one process per mode so each peak is its own: peak RSS
+   runs (``lexiedge.training_runs.train``), one process per mode so each peak is its own: peak RSS
    (``VmHWM``; not ``ru_maxrss``, which after fork+exec keeps the parent's size) on the CPU,
    ``torch.cuda.max_memory_allocated`` (as the engine records it) on CUDA.
 
@@ -191,7 +191,7 @@ def measure_training_run(spec: dict[str, Any]) -> dict[str, Any]:
     import transformers  # noqa: F401
     from rich.console import Console
 
-    from lexiedge import pipeline
+    from lexiedge import training_runs
     from lexiedge.plugin import get_host
     from lexiedge.profile import load_profile
     from lexiedge.rundir import read_history
@@ -201,8 +201,8 @@ def measure_training_run(spec: dict[str, Any]) -> dict[str, Any]:
     chosen = overrides(spec["base"], spec["seq_len"], spec["packing"], spec["batch_size"])
     profile = load_profile("cpu", chosen, host=get_host())
     run_dir = Path(spec["run_dir"])
-    request = pipeline.TrainRequest(profile=profile, model_keys=[MODEL], data={MODEL: None}, out=run_dir, resume=False)
-    pipeline.train(request, Console(quiet=True))
+    request = training_runs.TrainRequest(profile=profile, model_keys=[MODEL], data={MODEL: None}, out=run_dir, resume=False)
+    training_runs.train(request, Console(quiet=True))
     last = read_history(run_dir)[-1]
     if profile.device.kind == "cuda" and torch.cuda.is_available():
         peak_mb, memory_kind = float(last["peak_memory_mb"]), "CUDA max_memory_allocated"

@@ -6,7 +6,7 @@
     python bench/bench_ravdess_speech.py --ablation --json ablation.json  # the README's ablation table
 
 Each run is ``lexiedge train --profile P --model emotion-av --data ../shared/data/ravdess-speech`` (the
-same ``lexiedge.pipeline.train`` call the CLI makes) with one override, the split:
+same ``lexiedge.training_runs.train`` call the CLI makes) with one override, the split:
 
     models.emotion-av.data.split={train: [1..12], val: [13..16], test: []}
 
@@ -142,7 +142,7 @@ def reference_scores(profile: Any, data: Path) -> dict[str, Any]:
 
 
 def train_once(profile_name: str, overrides: list[str], data: Path, out: Path, console: Any) -> dict[str, Any]:
-    from lexiedge import pipeline
+    from lexiedge import training_runs
     from lexiedge.evaluate import evaluate
     from lexiedge.plugin import get_host
     from lexiedge.profile import load_profile
@@ -152,9 +152,9 @@ def train_once(profile_name: str, overrides: list[str], data: Path, out: Path, c
     console.print(f"lexiedge train --profile {profile_name} --model {MODEL} --data {data}"
                   + "".join(f" --set '{item}'" for item in chosen) + f" --out {out}", soft_wrap=True, markup=False)
     profile = load_profile(profile_name, chosen, host=get_host())
-    request = pipeline.TrainRequest(profile=profile, model_keys=[MODEL], data={MODEL: data}, out=out, resume=False)
+    request = training_runs.TrainRequest(profile=profile, model_keys=[MODEL], data={MODEL: data}, out=out, resume=False)
     started = time.perf_counter()
-    pipeline.train(request, console)
+    training_runs.train(request, console)
     wall_s = time.perf_counter() - started
     history = read_history(out)
     best, last = best_and_last(history)

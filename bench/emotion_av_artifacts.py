@@ -66,7 +66,7 @@ def random_run(profile_name: str, root: Path, data: Path) -> Path:
     from safetensors.torch import save_file
 
     from lexiedge import atomic
-    from lexiedge.pipeline import single_model_profile
+    from lexiedge.training_runs import single_model_profile
     from lexiedge.plugin import get_host
     from lexiedge.profile import load_profile
     from lexiedge.rundir import RUN_JSON, WEIGHTS, final_dir, profile_file

@@ -211,7 +211,7 @@ class DatasetPlugin(Plugin):
 
 @dataclass
 class TrainJob:
-    """Everything a trainer needs for one run; built by :func:`lexiedge.pipeline.train`."""
+    """Everything a trainer needs for one run; built by :func:`lexiedge.training_runs.train`."""
 
     profile: "Profile"
     model_key: str

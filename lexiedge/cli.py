@@ -224,7 +224,7 @@ def train(
     --resume continues a run with the settings and data it recorded; more epochs
     (--set models.M.train.epochs=N) extend it; any other change needs --allow-changes.
     """
-    from lexiedge import pipeline
+    from lexiedge import training_runs
     from lexiedge.plugin import get_host
     from lexiedge.profile import load_profile
 
@@ -232,10 +232,10 @@ def train(
     keys = [model] if model else list(loaded.models)
     for key in keys:
         loaded.model(key)
-    request = pipeline.TrainRequest(
+    request = training_runs.TrainRequest(
         profile=loaded,
         model_keys=keys,
-        data=pipeline.parse_data_args(data or [], keys),
+        data=training_runs.parse_data_args(data or [], keys),
         out=out,
         resume=resume,
         allow_changes=allow_changes,
@@ -244,7 +244,7 @@ def train(
         from lexiedge.errors import UsageError
 
         raise UsageError("--allow-changes only applies to --resume (a new run records whatever it is given)")
-    for result in pipeline.train(request, console):
+    for result in training_runs.train(request, console):
         console.print(f"[green]done[/] {result.run_dir}")
 
 

@@ -134,7 +134,7 @@ class ExportRequest:
 
 
 @dataclass(frozen=True)
-class PlannedExport:
+class ExportStep:
     """One (run, target) pair, checked and ready: nothing has been written yet."""
 
     model_key: str
@@ -147,11 +147,11 @@ class PlannedExport:
 
 
 @dataclass(frozen=True)
-class PlannedMerge:
+class MergeStep:
     """The merge an adapter-trained run needs before any export: its adapter folded into the base model.
 
     Exporters of such a run start from ``RUN/merged`` (what `lexiedge merge` writes); an existing merge is
-    reused, so merging is a stage of its own that the export plan shows, not a side effect of an exporter.
+    reused, so merging is a stage of its own that the export shows as a step, not a side effect of an exporter.
     """
 
     model_key: str
@@ -172,7 +172,7 @@ def default_artifact_dir(model_key: str, target: str, artifacts_dir: Path = ARTI
     return artifacts_dir / model_key / target
 
 
-def plan_exports(request: ExportRequest) -> list[PlannedExport]:
+def export_steps(request: ExportRequest) -> list[ExportStep]:
     """Resolve runs, targets, settings and output directories; refuse bad input before any work."""
     from lexiedge.plugin import get_host
     from lexiedge.profile import load_profile
@@ -217,7 +217,7 @@ def plan_exports(request: ExportRequest) -> list[PlannedExport]:
                 )
             runs = supported
 
-    planned: list[PlannedExport] = []
+    planned: list[ExportStep] = []
     for model_key, run_dir in runs:
         trained, _ = run_profile(run_dir)
         if chosen is not None and model_key in chosen.models:
@@ -241,7 +241,7 @@ def plan_exports(request: ExportRequest) -> list[PlannedExport]:
             exporter = _exporter_for(target, model_key, entry.model.plugin)
             settings = _target_settings(profile, model_key, target, exporter)
             planned.append(
-                PlannedExport(model_key, run_dir, target, Path(), profile, exporter, settings)  # out set below
+                ExportStep(model_key, run_dir, target, Path(), profile, exporter, settings)  # out set below
             )
     outs = _output_dirs(planned, request)
     planned = [replace(p, out_dir=out) for p, out in zip(planned, outs)]
@@ -252,28 +252,28 @@ def plan_exports(request: ExportRequest) -> list[PlannedExport]:
 
 
 def export(request: ExportRequest, console: "Console") -> list[ExportResult]:
-    """Plan every step (merges, then exports), show the plan, then run the steps one by one (the first
+    """List every step (merges, then exports), show them, then run them one by one (the first
     failure stops the rest)."""
-    planned = plan_exports(request)
-    merges = plan_merges(planned)
-    _show_plan(merges, planned, console)
+    planned = export_steps(request)
+    merges = merge_steps(planned)
+    _show_steps(merges, planned, console)
     for merge in merges:
         if not merge.reuse:
             merge_run(merge.run_dir, merge.out_dir, console)
     return [export_run(item, console, force=request.force, data=request.data) for item in planned]
 
 
-def plan_merges(planned: list[PlannedExport]) -> list[PlannedMerge]:
+def merge_steps(planned: list[ExportStep]) -> list[MergeStep]:
     """One merge step per adapter-trained run (a model plugin with ``supports_merge``) among the exports."""
     from lexiedge.plugin import get_host
 
     host = get_host()
-    merges: dict[Path, PlannedMerge] = {}
+    merges: dict[Path, MergeStep] = {}
     for item in planned:
         plugin = host.models.get_class(item.profile.model(item.model_key).model.plugin)
         if plugin.supports_merge and item.run_dir not in merges:
             out = merged_dir(item.run_dir)
-            merges[item.run_dir] = PlannedMerge(item.model_key, item.run_dir, out, reuse=is_merged_model(out))
+            merges[item.run_dir] = MergeStep(item.model_key, item.run_dir, out, reuse=is_merged_model(out))
     return list(merges.values())
 
 
@@ -289,15 +289,15 @@ def merge_run(run_dir: Path, out_dir: Path, console: "Console") -> dict[str, Any
         return plugin.merge(run_dir, out_dir, console)
 
 
-def _show_plan(merges: list[PlannedMerge], planned: list[PlannedExport], console: "Console") -> None:
+def _show_steps(merges: list[MergeStep], planned: list[ExportStep], console: "Console") -> None:
     steps = [f"merge {m.run_dir} -> {m.out_dir}" + (" (done: reused)" if m.reuse else "") for m in merges]
     steps += [f"export {p.model_key} ({p.run_dir}) -> {p.target}: {p.out_dir}" for p in planned]
     if len(steps) > 1:
-        console.print("[bold]plan[/]: " + "; ".join(f"{number}. {step}" for number, step in enumerate(steps, 1)),
+        console.print("[bold]steps[/]: " + "; ".join(f"{number}. {step}" for number, step in enumerate(steps, 1)),
                       soft_wrap=True)
 
 
-def export_run(planned: PlannedExport, console: "Console", *, force: bool = False, data: Path | None = None) -> ExportResult:
+def export_run(planned: ExportStep, console: "Console", *, force: bool = False, data: Path | None = None) -> ExportResult:
     """Export one run to one target: temp dir, exporter, verification, manifest, then rename."""
     from lexiedge.plugin import get_host
 
@@ -340,7 +340,7 @@ def export_run(planned: PlannedExport, console: "Console", *, force: bool = Fals
     return ExportResult(planned.model_key, planned.target, out_dir, manifest)
 
 
-def _as_disk_full(exc: Exception, planned: PlannedExport, out_dir: Path) -> DiskFullError | None:
+def _as_disk_full(exc: Exception, planned: ExportStep, out_dir: Path) -> DiskFullError | None:
     """One line for an export that ran out of space (an OSError, or a converter's RuntimeError); else None."""
     if not is_disk_full(exc):
         return None
@@ -405,7 +405,7 @@ def _with_export_section(run_profile: "Profile", model_key: str, chosen: "Profil
     return validate_profile(raw, run_profile.source, host=get_host())
 
 
-def _output_dirs(planned: list[PlannedExport], request: ExportRequest) -> list[Path]:
+def _output_dirs(planned: list[ExportStep], request: ExportRequest) -> list[Path]:
     """--out is the artifact itself for one export, else the parent of <model>/<target>."""
     if request.out is None:
         return [default_artifact_dir(p.model_key, p.target, request.artifacts_dir) for p in planned]
@@ -531,7 +531,7 @@ def update_manifest(directory: Path, **sections: Any) -> dict[str, Any]:
     return manifest
 
 
-def finalize_manifest(directory: Path, planned: PlannedExport) -> dict[str, Any]:
+def finalize_manifest(directory: Path, planned: ExportStep) -> dict[str, Any]:
     """Add the fields every artifact has to the exporter's manifest; hash the files last."""
     from lexiedge import __version__
 
@@ -607,7 +607,7 @@ def _publish(tmp: Path, out_dir: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _keep_rejected(tmp: Path, out_dir: Path, planned: PlannedExport) -> Path:
+def _keep_rejected(tmp: Path, out_dir: Path, planned: ExportStep) -> Path:
     """Move an artifact that failed verification next to the real one, for inspection."""
     rejected = out_dir.parent / f"{out_dir.name}.failed"
     try:

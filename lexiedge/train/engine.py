@@ -106,7 +106,7 @@ class Engine:
 
     def _run(self) -> TrainResult:
         s, task = self.settings, self.task
-        check_trackers(s.trackers)  # the pipeline checked before loading anything; this, for engines run without it
+        check_trackers(s.trackers)  # training_runs.train checked before loading anything; this, for engines run without it
         seed_everything(s.seed)
         module = self.built.module.to(self.device).train()
         parameters = task.trainable_parameters(self.built)

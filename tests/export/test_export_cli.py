@@ -125,7 +125,7 @@ def test_exporting_an_unmerged_lora_run_plans_the_merge_as_its_own_step_and_reus
 
     first = cli("export", "--run", str(run), "--target", "onnx-int4", "--out", str(tmp_path / "a"), *sets)
     assert first.exit_code == 0, first.stderr
-    plan = next(line for line in first.stdout.splitlines() if line.startswith("plan:"))
+    plan = next(line for line in first.stdout.splitlines() if line.startswith("steps:"))
     assert f"1. merge {run} -> {run / 'merged'};" in plan and "2. export qwen-lora" in plan, plan
     assert (run / "merged" / "config.json").is_file() and (run / "merged" / "merge.json").is_file()
     merged_at = (run / "merged" / "model.safetensors").stat().st_mtime_ns

@@ -194,7 +194,7 @@ def train_run(profile_path: Path, run_dir: Path, *, resume: bool = False, overri
     """`lexiedge train --profile P --out RUN_DIR [--resume]`, through the real pipeline."""
     from rich.console import Console
 
-    from lexiedge.pipeline import TrainRequest, train
+    from lexiedge.training_runs import TrainRequest, train
     from lexiedge.plugin import get_host
     from lexiedge.profile import load_profile
 

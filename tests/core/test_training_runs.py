@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from lexiedge.errors import UsageError
-from lexiedge.pipeline import parse_data_args
+from lexiedge.training_runs import parse_data_args
 from lexiedge.rundir import load_run_profile
 
 TINY_QWEN = [
@@ -52,7 +52,7 @@ def test_train_writes_a_run_directory_that_merge_reads(tmp_path: Path, cli) -> N
 
 def test_merge_refuses_a_classifier_run(tmp_path: Path, cli) -> None:
     from lexiedge import atomic
-    from lexiedge.pipeline import single_model_profile
+    from lexiedge.training_runs import single_model_profile
     from lexiedge.plugin import get_host
     from lexiedge.profile import load_profile
 

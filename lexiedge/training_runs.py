@@ -1,8 +1,9 @@
-"""The pipeline stages, each reading and writing a directory.
+"""Training runs: where each run directory goes, what it records first, and how a resume continues.
 
 ``train`` writes ``runs/<profile>/<model>/<timestamp>/`` (or ``--out``), starting with the resolved
 profile of that one model (``profile.yaml``) so that every later stage (merge, export, resume) can
 rebuild exactly what was trained from the run directory alone (the layout: :mod:`lexiedge.rundir`).
+Inputs are checked (data, trackers) before any model loads; the trainer plugin does the training.
 """
 
 from __future__ import annotations
