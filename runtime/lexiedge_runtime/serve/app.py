@@ -190,6 +190,11 @@ class _Api:
         return self._model(name, generates=False)
 
 
+AHEAD = 4  # pieces a streaming worker may generate before the client has taken them
+ROOM_POLL_S = 0.5  # how often a worker waiting for the client checks for a cancel
+STALLED_CLIENT_S = 30.0  # a streaming client that takes no piece for this long is treated as gone
+
+
 class _StreamEvents:
     """A streamed generation run on the model's worker, its pieces handed to the event loop as they come."""
 
@@ -199,6 +204,9 @@ class _StreamEvents:
         self.stream: TextStream | None = None
         self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self._cancelled = threading.Event()
+        # Backpressure: the worker runs at most AHEAD pieces ahead of the client. Without it a fast model
+        # finished a 400-token answer for a client that had already left, before the disconnect was seen.
+        self._room = threading.Semaphore(AHEAD)
         self._loop = asyncio.get_running_loop()
 
     async def started(self) -> None:
@@ -215,10 +223,12 @@ class _StreamEvents:
                 return
             if kind == "error":
                 raise _as_api_error(value)
+            self._room.release()  # taken by the client: the worker may make one more
             yield value
 
     def cancel(self) -> None:
         self._cancelled.set()
+        self._room.release()  # a worker waiting for room wakes up, sees the cancel and stops
 
     def _work(self) -> None:
         """On the model's worker thread: start, then pass each piece on until the end or a cancel."""
@@ -232,6 +242,11 @@ class _StreamEvents:
         self._put("start", stream)
         try:
             for piece in stream:
+                waited = 0.0
+                while not self._room.acquire(timeout=ROOM_POLL_S) and not self._cancelled.is_set():
+                    waited += ROOM_POLL_S  # the client has not taken the pieces already sent
+                    if waited >= STALLED_CLIENT_S:  # a client that stopped reading does not hold the model
+                        self._cancelled.set()
                 if self._cancelled.is_set():
                     break
                 self._put("piece", piece)
