@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from rich.console import Console
@@ -201,16 +201,11 @@ class ModelSizes:
 
     def plus(self, other: ModelSizes, scale: float) -> ModelSizes:
         """``self + scale * other``, field by field (param groups by name)."""
+        summed = {
+            f.name: getattr(self, f.name) + scale * getattr(other, f.name) for f in fields(self) if f.name != "param_groups"
+        }
         groups = {name: count + scale * other.param_groups.get(name, 0.0) for name, count in self.param_groups.items()}
-        return ModelSizes(
-            params_total=self.params_total + scale * other.params_total,
-            params_trainable=self.params_trainable + scale * other.params_trainable,
-            param_groups=groups,
-            weights_bytes=self.weights_bytes + scale * other.weights_bytes,
-            activations_fixed=self.activations_fixed + scale * other.activations_fixed,
-            activations_per_sample=self.activations_per_sample + scale * other.activations_per_sample,
-            batch_bytes_per_sample=self.batch_bytes_per_sample + scale * other.batch_bytes_per_sample,
-        )
+        return ModelSizes(param_groups=groups, **summed)
 
 
 def measure_sizes(built: BuiltModel, model_plugin: ModelPlugin, trainer: TrainerPlugin, entry: Any, precision: str) -> ModelSizes:
@@ -266,12 +261,10 @@ def model_sizes(
             if depths is None
             else model_plugin.build_with_depths(settings, device, depths)
         )
-        try:
-            return measure_sizes(built, model_plugin, trainer, entry, precision)
-        finally:
-            del built
-            shape = "the whole model" if depths is None else ", ".join(f"{name} {depth}" for name, depth in depths.items())
-            progress(f"  measured {shape} at micro-batch 1 and 2 ({time.perf_counter() - started:.1f} s)")
+        sizes = measure_sizes(built, model_plugin, trainer, entry, precision)
+        shape = "the whole model" if depths is None else ", ".join(f"{name} {depth}" for name, depth in depths.items())
+        progress(f"  measured {shape} at micro-batch 1 and 2 ({time.perf_counter() - started:.1f} s)")
+        return sizes
 
     if not stacks:
         return measured(None), ACTIVATION_METHOD

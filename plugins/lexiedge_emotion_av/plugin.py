@@ -70,13 +70,13 @@ class EmotionAVPlugin(ModelPlugin):
         return BuiltModel(module=module, extras={"labels": class_labels(model_settings.num_classes)})
 
     def block_stacks(self, settings: PluginSettings) -> list[BlockStack]:
-        """Each stack deeper than the larger depth the plan would measure (fusion: an even number of blocks)."""
+        """The stacks whose depth is a whole number of periods (fusion: an even number of blocks); the plan
+        itself skips those no deeper than what it would measure."""
         model_settings = _as_settings(settings)
         stacks = []
         for section, key, measure_at in BLOCK_STACKS:
             depth = getattr(getattr(model_settings, section), key)
-            whole_periods = depth % (measure_at[1] - measure_at[0]) == 0
-            if depth > measure_at[1] and whole_periods:
+            if depth % (measure_at[1] - measure_at[0]) == 0:
                 stacks.append(BlockStack(f"{section}.{key}", depth, measure_at))
         return stacks
 
