@@ -108,7 +108,10 @@ class ModelPlugin(Plugin):
 
     def build_with_depths(self, settings: PluginSettings, device: "DeviceSpec", depths: dict[str, int]) -> BuiltModel:
         """``build(settings, device, pretrained=False)`` with each named stack cut to ``depths[name]`` blocks
-        (names from :meth:`block_stacks`; only called when it returns some)."""
+        (names from :meth:`block_stacks`; only called when it returns some).
+
+        Only the memory plan calls it, and it reads shapes and dtypes, never values: the weights may be
+        left uninitialised (build on the ``meta`` device, then ``to_empty(device="cpu")``)."""
         raise NotImplementedError(f"model plugin {self.name!r} lists block stacks but cannot build with fewer blocks")
 
     def fit_to_data(self, built: BuiltModel, splits: "DataSplits", console: "Console") -> dict[str, Any] | None:

@@ -1,24 +1,28 @@
 """The memory plan: what training a profile's model will hold in device memory, before training.
 
 Parameters are counted on the real model, built by its plugin with random weights. Activations are
-*measured*, not guessed: a forward pass and the trainer's loss run on the CPU at micro-batch 1 and 2
-under ``torch.autograd.graph.saved_tensors_hooks``, which sees every tensor autograd keeps for the
+*measured*, not guessed: a forward pass and the trainer's loss run at micro-batch 1 and 2 under
+``torch.autograd.graph.saved_tensors_hooks``, which sees every tensor autograd keeps for the
 backward pass; their bytes (each storage counted once, parameters excluded) grow linearly with the
-batch, so two points give the fixed part and the per-sample part. With fp16/bf16 profiles the pass
-runs under CPU bf16 autocast, so saved tensors have the half-precision sizes a GPU run would keep.
+batch, so two points give the fixed part and the per-sample part. The pass runs on fake tensors
+(torch's FakeTensorMode: every op computes its result's shape and dtype, no arithmetic), and on the
+CPU for real only where a model's code needs values. With fp16/bf16 profiles it runs under CPU bf16
+autocast, so saved tensors have the half-precision sizes a GPU run would keep.
 
 A large model is never built whole: its plugin names its stacks of repeated blocks (a decoder's
 layers), the plan measures the model with 1 and 2 of them, and every size, being linear in depth,
-extrapolates exactly. Planning the 0.5B decoder then takes seconds and little memory on a laptop.
+extrapolates exactly. Planning the 0.5B decoder then takes a second and little memory on a laptop.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -26,12 +30,15 @@ from rich.table import Table
 from lexiedge.api import BuiltModel, ModelPlugin, TrainerPlugin
 from lexiedge.profile import DeviceSpec, Profile
 
+if TYPE_CHECKING:
+    import torch
+
 GB = 1024**3
 MB = 1024**2
-ACTIVATION_METHOD = (
-    "measured: bytes of the tensors autograd saves for backward (saved_tensors_hooks) in a CPU "
-    "forward + loss at micro-batch 1 and 2, extrapolated linearly in the batch"
-)
+_MEASURED = "measured: bytes of the tensors autograd saves for backward (saved_tensors_hooks) in a forward + loss"
+_IN_BATCH = "at micro-batch 1 and 2, extrapolated linearly in the batch"
+FAKE_PASS = f"{_MEASURED} on fake tensors (shapes and dtypes, no arithmetic) {_IN_BATCH}"
+REAL_PASS = f"{_MEASURED} on the CPU {_IN_BATCH}"
 
 # Optimizer state bytes per trainable parameter.
 OPTIMIZER_STATE_BYTES = {
@@ -44,7 +51,7 @@ OPTIMIZER_STATE_BYTES = {
 class ActivationProfile:
     fixed_bytes: float
     per_sample_bytes: float
-    method: str = ACTIVATION_METHOD
+    method: str = REAL_PASS
 
     def at(self, batch: int) -> float:
         return max(0.0, self.fixed_bytes + self.per_sample_bytes * batch)
@@ -129,19 +136,89 @@ def measure_activations(
     model_settings: Any,
     data_settings: Any,
     precision: str,
+    progress: Callable[[str], None] = lambda line: None,
+    *,
+    fake: bool = True,
 ) -> tuple[ActivationProfile, float]:
     """Saved-for-backward bytes at batch 1 and 2, and the bytes of one sample's input batch.
 
+    The pass runs on fake weights first (:func:`fake_weights`): every op computes only the shape and
+    dtype of its result, so a 0.5B decoder's forward and loss cost milliseconds and no memory, and the
+    sizes are the ones the real kernels would produce. Code that needs values (a Python ``int`` of a
+    tensor computed from the weights, an op with no shape rule) cannot run on fake tensors: then the
+    same pass runs for real on the CPU (``fake=False``: only that). Either way the caller's model keeps its own weights, and the
+    trainer's bookkeeping (running accuracy, token counts) happens on a copy.
+    """
+    trainer = copy.deepcopy(trainer)
+    if not fake:
+        return _saved_tensor_bytes(built, model_plugin, trainer, model_settings, data_settings, precision, REAL_PASS)
+    try:
+        with fake_weights(built.module):
+            return _saved_tensor_bytes(built, model_plugin, trainer, model_settings, data_settings, precision, FAKE_PASS)
+    except Exception as error:  # noqa: BLE001 - any op the fake pass cannot run: measure for real instead
+        reason = f"{type(error).__name__}: {error}".splitlines()[0][:160]
+        progress(f"  fake-tensor pass not possible ({reason}); measuring on the CPU instead")
+    return _saved_tensor_bytes(built, model_plugin, trainer, model_settings, data_settings, precision, REAL_PASS)
+
+
+@contextmanager
+def fake_weights(module: "torch.nn.Module") -> Iterator[None]:
+    """Swap every parameter and buffer of ``module`` for a FakeTensor of the same shape, dtype and device.
+
+    The batch stays real: a trainer's own arithmetic on its inputs (counting target tokens, say) still
+    has values, while anything that touches a weight becomes fake. Tied weights stay tied; the real
+    tensors are put back on exit.
+    """
+    import torch
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    mode = FakeTensorMode(allow_non_fake_inputs=True)
+    fakes: dict[int, torch.Tensor] = {}
+    originals: list[tuple[dict[str, Any], str, Any]] = []
+
+    def fake_of(tensor: torch.Tensor) -> torch.Tensor:
+        if id(tensor) not in fakes:
+            fake = mode.from_tensor(tensor)
+            if isinstance(tensor, torch.nn.Parameter):
+                fake = torch.nn.Parameter(fake, requires_grad=tensor.requires_grad)
+            fakes[id(tensor)] = fake
+        return fakes[id(tensor)]
+
+    try:
+        for submodule in module.modules():
+            for slots in (submodule._parameters, submodule._buffers):
+                for name, tensor in list(slots.items()):
+                    if tensor is not None:
+                        originals.append((slots, name, tensor))
+                        slots[name] = fake_of(tensor)
+        yield
+    finally:
+        for slots, name, tensor in originals:
+            slots[name] = tensor
+
+
+def _saved_tensor_bytes(
+    built: BuiltModel,
+    model_plugin: ModelPlugin,
+    trainer: TrainerPlugin,
+    model_settings: Any,
+    data_settings: Any,
+    precision: str,
+    method: str,
+) -> tuple[ActivationProfile, float]:
+    """One forward + loss per micro-batch (1, then 2) under a saved_tensors hook that counts and drops.
+
     Only sizes are needed and backward never runs, so the hook keeps nothing: each saved tensor is
     counted and dropped, and the pass holds no more memory than one op's working set. A storage is
-    counted once while it lives; a freed one whose address is reused is a new storage.
+    counted once while it lives (a freed one whose address is reused is a new storage); parameters
+    are not activations.
     """
     import torch
     from torch.multiprocessing.reductions import StorageWeakRef
 
     module = built.module
     module.train()
-    parameter_storages = {p.untyped_storage().data_ptr() for p in module.parameters()}
+    parameter_storages = {p.untyped_storage()._cdata for p in module.parameters()}
 
     def saved_bytes(batch_size: int) -> tuple[float, float]:
         batch = model_plugin.example_batch(built, model_settings, data_settings, batch_size)
@@ -151,12 +228,12 @@ def measure_activations(
 
         def pack(tensor: torch.Tensor) -> None:
             storage = tensor.untyped_storage()
-            pointer = storage.data_ptr()
-            if pointer in parameter_storages:
+            key = storage._cdata
+            if key in parameter_storages:
                 return None
-            known = live.get(pointer)
+            known = live.get(key)
             if known is None or known.expired():
-                live[pointer] = StorageWeakRef(storage)
+                live[key] = StorageWeakRef(storage)
                 counted[0] += storage.nbytes()
             return None
 
@@ -173,7 +250,7 @@ def measure_activations(
     one, batch_one = saved_bytes(1)
     two, batch_two = saved_bytes(2)
     per_sample = max(two - one, 0.0)
-    return ActivationProfile(fixed_bytes=one - per_sample, per_sample_bytes=per_sample), batch_two - batch_one
+    return ActivationProfile(fixed_bytes=one - per_sample, per_sample_bytes=per_sample, method=method), batch_two - batch_one
 
 
 def largest_fitting_batch(plan: MemoryPlan, limit: int) -> int:
@@ -208,8 +285,15 @@ class ModelSizes:
         return ModelSizes(param_groups=groups, **summed)
 
 
-def measure_sizes(built: BuiltModel, model_plugin: ModelPlugin, trainer: TrainerPlugin, entry: Any, precision: str) -> ModelSizes:
-    """Parameters, weight bytes and activations of one build (random weights, CPU)."""
+def measure_sizes(
+    built: BuiltModel,
+    model_plugin: ModelPlugin,
+    trainer: TrainerPlugin,
+    entry: Any,
+    precision: str,
+    progress: Callable[[str], None] = lambda line: None,
+) -> tuple[ModelSizes, str]:
+    """Parameters, weight bytes and activations of one build (random weights), and how activations were measured."""
     module = built.module
     trainable = trainer.trainable_parameters(built)
     trainable_ids = {id(p) for p in trainable}
@@ -220,9 +304,9 @@ def measure_sizes(built: BuiltModel, model_plugin: ModelPlugin, trainer: Trainer
         p.numel() * (4 if id(p) in trainable_ids and mixed else p.element_size()) for p in module.parameters()
     )
     activations, batch_per_sample = measure_activations(
-        built, model_plugin, trainer, entry.model.settings, entry.data.settings, precision
+        built, model_plugin, trainer, entry.model.settings, entry.data.settings, precision, progress
     )
-    return ModelSizes(
+    sizes = ModelSizes(
         params_total=float(sum(p.numel() for p in module.parameters())),
         params_trainable=float(sum(p.numel() for p in trainable)),
         param_groups={name: float(count) for name, count in model_plugin.parameter_groups(module).items()},
@@ -231,6 +315,7 @@ def measure_sizes(built: BuiltModel, model_plugin: ModelPlugin, trainer: Trainer
         activations_per_sample=activations.per_sample_bytes,
         batch_bytes_per_sample=batch_per_sample,
     )
+    return sizes, activations.method
 
 
 def model_sizes(
@@ -250,6 +335,7 @@ def model_sizes(
     """
     settings = entry.model.settings
     stacks = [stack for stack in model_plugin.block_stacks(settings) if stack.depth > max(stack.measure_at)]
+    methods: list[str] = []
 
     def measured(depths: dict[str, int] | None) -> ModelSizes:
         import torch
@@ -261,13 +347,18 @@ def model_sizes(
             if depths is None
             else model_plugin.build_with_depths(settings, device, depths)
         )
-        sizes = measure_sizes(built, model_plugin, trainer, entry, precision)
+        sizes, method = measure_sizes(built, model_plugin, trainer, entry, precision, progress)
+        methods.append(method)
         shape = "the whole model" if depths is None else ", ".join(f"{name} {depth}" for name, depth in depths.items())
         progress(f"  measured {shape} at micro-batch 1 and 2 ({time.perf_counter() - started:.1f} s)")
         return sizes
 
+    def how() -> str:
+        return methods[0] if len(set(methods)) == 1 else f"{REAL_PASS} (on fake tensors where they could run)"
+
     if not stacks:
-        return measured(None), ACTIVATION_METHOD
+        whole = measured(None)
+        return whole, how()
     smaller = {stack.name: stack.measure_at[0] for stack in stacks}
     base = measured(smaller)
     sizes = base
@@ -277,7 +368,7 @@ def model_sizes(
         per_block = deeper.plus(base, -1.0)
         sizes = sizes.plus(per_block, (stack.depth - low) / (high - low))
     cut = "; ".join(f"{stack.name} {stack.measure_at[0]} and {stack.measure_at[1]} of {stack.depth}" for stack in stacks)
-    return sizes, f"{ACTIVATION_METHOD}; built with fewer repeated blocks ({cut}) and extrapolated linearly in depth"
+    return sizes, f"{how()}; built with fewer repeated blocks ({cut}) and extrapolated linearly in depth"
 
 
 def plan_profile(profile: Profile, model_key: str, progress: Callable[[str], None] = lambda line: None) -> MemoryPlan:

@@ -94,6 +94,9 @@ def stats_command(
     from lexiedge_chat_jsonl.settings import ChatJsonlSettings
     from lexiedge_chat_jsonl.stats import length_stats, stats_tables
 
+    # the data first: a typo in its path is the likeliest mistake, and checking it costs nothing
+    if data is not None and not data.exists():
+        raise UsageError(f"--data {data}: no such file or folder (expected {EXPECTED_SOURCES})")
     if set_ and profile is None:
         raise UsageError("--set overrides a profile's keys: pass --profile P with it")
     if tokenizer_dir is None and profile is None:
@@ -101,8 +104,6 @@ def stats_command(
             "lexiedge data stats needs a tokenizer: --tokenizer DIR (a local tokenizer directory) "
             f"or --profile P (the tokenizer of the profile's {model!r} model)"
         )
-    if data is not None and not data.exists():  # before any tokenizer (or hub access)
-        raise UsageError(f"--data {data}: no such file or folder (expected {EXPECTED_SOURCES})")
     from lexiedge.console import console
 
     tokenizer, profile_seq_len, data_settings = None, None, None

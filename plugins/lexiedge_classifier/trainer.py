@@ -149,7 +149,10 @@ class ClassifierTrainer(TrainerPlugin, TrainTask):
         with torch.no_grad():
             num_classes = logits.shape[-1]
             pairs = labels.detach() * num_classes + logits.detach().argmax(-1)
-            counts = torch.bincount(pairs, minlength=num_classes**2).view(num_classes, num_classes)
+            # index_add_, not bincount: its output shape does not depend on the values, so the memory
+            # plan's fake-tensor pass runs through it
+            counts = pairs.new_zeros(num_classes**2).index_add_(0, pairs, torch.ones_like(pairs))
+            counts = counts.view(num_classes, num_classes)
         # kept on the device: no host sync per step, only when train_metrics reads it
         self._train_confusion = counts if self._train_confusion is None else self._train_confusion + counts
 

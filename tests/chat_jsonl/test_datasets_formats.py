@@ -325,6 +325,9 @@ def test_bad_tables_are_refused_in_one_line_by_data_stats_and_train(cli, tokeniz
     _one_line_refusal(
         stats, "no such file or folder (expected a chat .jsonl file, a .json array, a .parquet file"
     )
+    # a missing file is named first, even when the tokenizer is missing too
+    stats = cli("data", "stats", "--data", str(tmp_path / "absent.parquet"))
+    _one_line_refusal(stats, "absent.parquet: no such file or folder")
 
 
 def test_jsonl_never_imports_datasets_and_tables_stay_offline_and_uncached(tmp_path) -> None:

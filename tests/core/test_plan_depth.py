@@ -29,7 +29,7 @@ def _whole_and_reduced(profile, key):
     reduced, method = model_sizes(model_plugin, trainer, entry, profile.device, precision, lines.append)
     torch.manual_seed(0)
     built = model_plugin.build(entry.model.settings, profile.device, pretrained=False)
-    whole = measure_sizes(built, model_plugin, trainer, entry, precision)
+    whole, _ = measure_sizes(built, model_plugin, trainer, entry, precision)
     return whole, reduced, method, lines
 
 
@@ -93,7 +93,76 @@ def test_dropping_saved_tensors_counts_what_keeping_them_holds() -> None:
         del loss
         return sum(kept.values())
 
-    measured, _ = measure_activations(built, model_plugin, trainer, entry.model.settings, entry.data.settings, precision)
+    real, _ = measure_activations(
+        built, model_plugin, trainer, entry.model.settings, entry.data.settings, precision, fake=False
+    )
     assert precision == "fp16"
-    assert measured.at(1) == kept_bytes(1)
-    assert measured.at(2) == kept_bytes(2)
+    assert real.at(1) == kept_bytes(1)
+    assert real.at(2) == kept_bytes(2)
+    # The plan's fake-tensor pass: torch's shape rule for layer_norm gives its saved mean/rstd the input's
+    # dtype (bf16), where the CPU and CUDA kernels keep them in fp32: 2 bytes per normalised row, 0.02% here
+    fake, _ = measure_activations(built, model_plugin, trainer, entry.model.settings, entry.data.settings, precision)
+    assert "fake tensors" in fake.method
+    assert fake.at(1) == pytest.approx(kept_bytes(1), rel=1e-3)
+    assert fake.at(2) == pytest.approx(kept_bytes(2), rel=1e-3)
+
+
+def test_the_fake_pass_measures_what_the_real_pass_measures_and_leaves_the_model_real() -> None:
+    """A LoRA Qwen2 under bf16 autocast (the GPU profiles' case): the fake-tensor pass counts the bytes
+    the real CPU pass counts, the caller's model keeps its real weights, and the host's trainer keeps no
+    state from the plan."""
+    from lexiedge_qwen_lora.tiny import tiny_base_dir
+
+    base = tiny_base_dir(0, num_hidden_layers=2)
+    profile = load_profile(
+        "t4-16gb", [f"models.qwen-lora.model.base={base}", "models.qwen-lora.model.seq_len=64"], host=get_host()
+    )
+    entry, model_plugin, trainer, precision = _parts(profile, "qwen-lora")
+    assert precision == "fp16"
+    built = model_plugin.build(entry.model.settings, profile.device, pretrained=False)
+    weights = {name: p for name, p in built.module.named_parameters()}
+    throughput_before = dict(vars(trainer.throughput))
+
+    fake, fake_batch = measure_activations(built, model_plugin, trainer, entry.model.settings, entry.data.settings, precision)
+    assert vars(trainer.throughput) == throughput_before  # the plan counted its tokens on a copy
+    real, real_batch = measure_activations(
+        built, model_plugin, trainer, entry.model.settings, entry.data.settings, precision, fake=False
+    )
+    assert "fake tensors" in fake.method
+    assert fake.per_sample_bytes > 0
+    assert (fake.fixed_bytes, fake.per_sample_bytes, fake_batch) == (real.fixed_bytes, real.per_sample_bytes, real_batch)
+    assert all(p is weights[name] and type(p) is torch.nn.Parameter for name, p in built.module.named_parameters())
+
+
+class _CountsActiveUnits(torch.nn.Module):
+    """Reads a value computed from its weights (how many hidden units fire): no fake tensor has one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hidden = torch.nn.Linear(4, 8)
+        self.out = torch.nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        hidden = torch.relu(self.hidden(x))
+        active = int((hidden > 0).sum())  # data-dependent: a Python int of an activation
+        return self.out(hidden) * (1.0 + 0.0 * active)
+
+
+def test_a_model_that_needs_values_is_measured_for_real_and_says_so() -> None:
+    from lexiedge.api import BuiltModel
+
+    class Plugin:
+        def example_batch(self, built, settings, data_settings, batch_size):
+            return {"x": torch.randn(batch_size, 4), "y": torch.zeros(batch_size, dtype=torch.long)}
+
+    class Trainer:
+        def loss(self, built, batch):
+            return torch.nn.functional.cross_entropy(built.module(batch["x"]), batch["y"])
+
+    built = BuiltModel(module=_CountsActiveUnits())
+    lines: list[str] = []
+    measured, batch_bytes = measure_activations(built, Plugin(), Trainer(), None, None, "fp32", lines.append)
+    assert "on the CPU" in measured.method and "fake" not in measured.method
+    assert len(lines) == 1 and "fake-tensor pass not possible" in lines[0] and "measuring on the CPU" in lines[0]
+    assert measured.per_sample_bytes > 0 and batch_bytes == 4 * 4 + 8
+    assert all(type(p) is torch.nn.Parameter for p in built.module.parameters())
