@@ -19,7 +19,6 @@ import numpy as np
 from lexiedge.api import DataSplits, EvalRequest, EvalResult, EvaluatorPlugin
 from lexiedge.errors import UsageError
 from lexiedge.metrics import classification_metrics, confusion_matrix
-from lexiedge_classifier.plots import plot_confusion
 from lexiedge_classifier.trainer import ClassifierTrainer
 
 SPLITS = ("train", "val", "test")
@@ -121,6 +120,8 @@ class ClassificationEvaluator(EvaluatorPlugin):
         json_path = request.out_dir / CONFUSION_JSON
         json_path.write_text(json.dumps(scores, indent=2) + "\n", encoding="utf-8")
         title = f"{name}, {request.split}: UAR {scores['uar']:.3f}, WAR {scores['war']:.3f}"
+        from lexiedge_classifier.plots import plot_confusion
+
         png = plot_confusion(scores["confusion"], names, request.out_dir / CONFUSION_PNG, title)
         metrics = {key: float(scores[key]) for key in TABLE_METRICS}
         metrics["samples"] = scores["samples"]

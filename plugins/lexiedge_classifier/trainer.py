@@ -11,19 +11,21 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-from lexiedge.api import BuiltModel, DataSplits, TrainerPlugin, TrainJob, TrainResult, TrainTask
-from lexiedge.train import Engine, prepare
 from lexiedge import atomic
-from lexiedge.rundir import TEST_METRICS_JSON
+from lexiedge.api import BuiltModel, DataSplits, TrainerPlugin, TrainJob, TrainResult, TrainTask
 from lexiedge.metrics import classification_metrics, confusion_matrix
-from lexiedge_classifier.plots import plot_confusion, plot_curves
+from lexiedge.rundir import TEST_METRICS_JSON
 from lexiedge_classifier.settings import ClassifierSettings
+
+if TYPE_CHECKING:
+    import torch
+
+# torch, the training engine and matplotlib are imported where they are used: loading the plugin (every
+# `lexiedge` command, `--help` included) stays a fraction of a second
 
 CURVES_PNG = "curves.png"
 CONFUSION_PNG = "confusion.png"
@@ -58,6 +60,8 @@ class ClassifierTrainer(TrainerPlugin, TrainTask):
         settings = job.entry.train.settings
         self.label_smoothing = getattr(settings, "label_smoothing", 0.0)
         self.mixup = getattr(settings, "mixup", 0.0)
+        from lexiedge.train import Engine, prepare
+
         built, splits = prepare(job)
         self.labels = splits.labels
         if getattr(settings, "class_weights", "none") == "balanced":
@@ -67,6 +71,9 @@ class ClassifierTrainer(TrainerPlugin, TrainTask):
         return Engine(job, settings, built, splits, task=self).run()
 
     def loss(self, built: BuiltModel, batch: dict[str, Any]) -> torch.Tensor:
+        import torch
+        import torch.nn.functional as F
+
         labels = batch[self.label_key]
         weight = self.class_weight.to(labels.device) if self.class_weight is not None else None
         if self.mixup > 0 and built.module.training:
@@ -95,6 +102,8 @@ class ClassifierTrainer(TrainerPlugin, TrainTask):
 
     def evaluate(self, built: BuiltModel, loader: Iterable[dict[str, Any]], split: str) -> dict[str, Any]:
         """Mean cross-entropy (hard labels, no smoothing) and the scores of the whole split."""
+        import torch.nn.functional as F
+
         loss_sum, count = 0.0, 0
         true: list[np.ndarray] = []
         predicted: list[np.ndarray] = []
@@ -131,6 +140,8 @@ class ClassifierTrainer(TrainerPlugin, TrainTask):
         built.module.load_state_dict(state)
 
     def on_run_end(self, built: BuiltModel, run_dir: Path, splits: DataSplits, history: list[dict[str, Any]]) -> dict:
+        from lexiedge_classifier.plots import plot_confusion, plot_curves
+
         written = {"curves_png": str(plot_curves(history, run_dir / CURVES_PNG))}
         test_path = run_dir / TEST_METRICS_JSON
         if test_path.is_file():
@@ -146,6 +157,8 @@ class ClassifierTrainer(TrainerPlugin, TrainTask):
     # --- helpers --------------------------------------------------------------------------------------
 
     def _count_training_predictions(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        import torch
+
         with torch.no_grad():
             num_classes = logits.shape[-1]
             pairs = labels.detach() * num_classes + logits.detach().argmax(-1)
@@ -169,4 +182,6 @@ def balanced_class_weights(dataset: Any, num_classes: int | None, label_key: str
     present = counts > 0
     weights = np.zeros_like(counts)
     weights[present] = counts.sum() / (present.sum() * counts[present])
+    import torch
+
     return torch.tensor(weights, dtype=torch.float32)
