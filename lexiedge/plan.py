@@ -143,22 +143,24 @@ def measure_activations(
     """Saved-for-backward bytes at batch 1 and 2, and the bytes of one sample's input batch.
 
     The pass runs on fake weights first (:func:`fake_weights`): every op computes only the shape and
-    dtype of its result, so a 0.5B decoder's forward and loss cost milliseconds and no memory, and the
-    sizes are the ones the real kernels would produce. Code that needs values (a Python ``int`` of a
+    dtype of its result, so a 0.5B decoder's forward and loss cost milliseconds and no memory. The sizes
+    are torch's shape rules', the real kernels' but for one: layer_norm's saved mean and rstd come out
+    in the input's dtype (bf16 under autocast) where the CPU and CUDA kernels keep fp32, 2 bytes per
+    normalised row (0.02% of the rtx3050-4gb emotion-av's activations). Code that needs values (a Python ``int`` of a
     tensor computed from the weights, an op with no shape rule) cannot run on fake tensors: then the
-    same pass runs for real on the CPU (``fake=False``: only that). Either way the caller's model keeps its own weights, and the
-    trainer's bookkeeping (running accuracy, token counts) happens on a copy.
+    same pass runs for real on the CPU (``fake=False``: only that). Either way the caller's model keeps
+    its own weights, and the trainer's bookkeeping (running accuracy, token counts) happens on a copy.
     """
-    trainer = copy.deepcopy(trainer)
-    if not fake:
-        return _saved_tensor_bytes(built, model_plugin, trainer, model_settings, data_settings, precision, REAL_PASS)
-    try:
-        with fake_weights(built.module):
-            return _saved_tensor_bytes(built, model_plugin, trainer, model_settings, data_settings, precision, FAKE_PASS)
-    except Exception as error:  # noqa: BLE001 - any op the fake pass cannot run: measure for real instead
-        reason = f"{type(error).__name__}: {error}".splitlines()[0][:160]
-        progress(f"  fake-tensor pass not possible ({reason}); measuring on the CPU instead")
-    return _saved_tensor_bytes(built, model_plugin, trainer, model_settings, data_settings, precision, REAL_PASS)
+    args = (built, model_plugin)
+    settings = (model_settings, data_settings, precision)
+    if fake:
+        try:
+            with fake_weights(built.module):
+                return _saved_tensor_bytes(*args, copy.deepcopy(trainer), *settings, FAKE_PASS)
+        except Exception as error:  # noqa: BLE001 - any op the fake pass cannot run: measure for real instead
+            reason = f"{type(error).__name__}: {error}".splitlines()[0][:160]
+            progress(f"  fake-tensor pass not possible ({reason}); measuring on the CPU instead")
+    return _saved_tensor_bytes(*args, copy.deepcopy(trainer), *settings, REAL_PASS)
 
 
 @contextmanager
