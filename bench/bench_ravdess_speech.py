@@ -200,7 +200,9 @@ def main() -> None:
 
     console = Console(highlight=False)
     root = args.out or Path(tempfile.mkdtemp(prefix="bench-ravdess-speech-"))
-    rows = ablation_rows() if args.ablation else [(f"{args.profile} as shipped", [])]
+    shipped = f"{args.profile} as shipped"
+    # a row's name says what it ran: --set overrides are part of the recipe, not "as shipped"
+    rows = ablation_rows() if args.ablation else [(f"{shipped} + {', '.join(args.set)}" if args.set else shipped, [])]
     if args.ablation and args.rows:
         rows = [rows[index] for index in args.rows]
     profile_name = "cpu" if args.ablation else args.profile
