@@ -40,8 +40,9 @@ BASE_SNAPSHOT = "base"
 RANDOM_BASE_SEED = 0
 TINY = "random:qwen2-tiny"
 TUTOR = "tiny:qwen2-tutor"
-# Bases built on this machine (no download), by name: what `base: tiny:<name>` can be.
-BUILT_BASES = {TUTOR: tutor_base_dir}
+# Bases built on this machine (no download), by name: what `base: tiny:<name>` can be. Each with its random
+# twin: same config and tokenizer, no pretraining, what sizes (`lexiedge plan`) and token counts need.
+BUILT_BASES = {TUTOR: (tutor_base_dir, tiny_base_dir)}
 
 _DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
@@ -61,13 +62,18 @@ class BaseSource:
         return str(self.path) if self.kind in ("local", "built") else self.name
 
 
-def resolve_base(settings: QwenLoraSettings) -> BaseSource:
-    """Classify ``settings.base``; a path-like base that does not exist is an error, not a hub name."""
+def resolve_base(settings: QwenLoraSettings, *, weights: bool = True) -> BaseSource:
+    """Classify ``settings.base``; a path-like base that does not exist is an error, not a hub name.
+
+    ``weights=False``: the caller reads the architecture and tokenizer only, so a built base resolves to
+    its random twin (a second to build) instead of being pretrained (a minute on 2 cores, first use).
+    """
     base = settings.base
     if base.startswith("tiny:"):
         if base not in BUILT_BASES:
             raise UsageError(f"unknown built base {base!r}; known: {', '.join(BUILT_BASES)}")
-        return BaseSource("built", base, path=BUILT_BASES[base](RANDOM_BASE_SEED))
+        pretrained_dir, random_twin_dir = BUILT_BASES[base]
+        return BaseSource("built", base, path=(pretrained_dir if weights else random_twin_dir)(RANDOM_BASE_SEED))
     if base.startswith(RANDOM_PREFIX):
         random_architecture(base)  # unknown names fail here, listing the known ones
         return BaseSource("random", base, path=tiny_base_dir(RANDOM_BASE_SEED))

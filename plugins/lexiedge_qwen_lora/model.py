@@ -100,7 +100,7 @@ class QwenLoraPlugin(ModelPlugin):
         assert isinstance(settings, QwenLoraSettings)
         if settings.load_in_4bit:  # bitsandbytes quantizes while loading real weights: plan the whole model
             return []
-        return [BlockStack(DECODER_LAYERS, base_layers(resolve_base(settings)))]
+        return [BlockStack(DECODER_LAYERS, base_layers(resolve_base(settings, weights=False)))]
 
     def build_with_depths(self, settings: PluginSettings, device: "DeviceSpec", depths: dict[str, int]) -> BuiltModel:
         return self._build(settings, device, pretrained=False, layers=depths[DECODER_LAYERS])
@@ -109,7 +109,7 @@ class QwenLoraPlugin(ModelPlugin):
         self, settings: PluginSettings, device: "DeviceSpec", *, pretrained: bool, layers: int | None = None
     ) -> BuiltModel:
         assert isinstance(settings, QwenLoraSettings)
-        source = resolve_base(settings)
+        source = resolve_base(settings, weights=pretrained)
         tokenizer = load_tokenizer(source, pretrained=pretrained)
         base = load_base_model(source, settings, device, tokenizer, pretrained=pretrained, layers=layers)
         record = base_record(source, settings, base)  # before LoRA renames the base's modules
@@ -128,7 +128,7 @@ class QwenLoraPlugin(ModelPlugin):
     def tokenizer(self, settings: PluginSettings) -> Any:
         """The base's tokenizer alone (what `lexiedge data stats` needs): no weights are loaded."""
         assert isinstance(settings, QwenLoraSettings)
-        return load_tokenizer(resolve_base(settings), pretrained=True)
+        return load_tokenizer(resolve_base(settings, weights=False), pretrained=True)
 
     def example_batch(
         self, built: BuiltModel, settings: PluginSettings, data_settings: PluginSettings, batch_size: int

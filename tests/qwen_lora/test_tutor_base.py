@@ -56,3 +56,29 @@ def test_the_tutor_base_is_cached_recorded_as_a_snapshot_and_named_in_errors() -
     assert base_record(source, QwenLoraSettings(base=TUTOR), model)["snapshot"] == "base"
     with pytest.raises(UsageError, match="tiny:qwen2-tutor"):
         resolve_base(QwenLoraSettings(base="tiny:gpt-9"))
+
+
+def test_planning_and_token_counts_never_pretrain_the_tutor_base(tmp_path: Path) -> None:
+    """`lexiedge plan` and `data stats` read the architecture and tokenizer only: on an empty cache they
+    build the random twin (same config, same tokenizer) and never pretrain `tiny:qwen2-tutor`."""
+    import os
+    import subprocess
+    import sys
+
+    from transformers import AutoConfig, AutoTokenizer
+
+    env = {**os.environ, "LEXIEDGE_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    for command in (["plan", "--profile", "cpu", "--model", "qwen-lora"], ["data", "stats", "--profile", "cpu"]):
+        done = subprocess.run([sys.executable, "-m", "lexiedge", *command], env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, done.stderr
+    built = sorted(path.name.split("-")[1] for path in (tmp_path / "cache" / "models").iterdir())
+    assert built == ["tiny"], built  # no qwen2-tutor-* folder: nothing was pretrained
+
+    twin = resolve_base(QwenLoraSettings(base=TUTOR), weights=False).path
+    pretrained = tutor_base_dir()  # the suite's shared cache
+    configs = [AutoConfig.from_pretrained(path).to_dict() for path in (twin, pretrained)]
+    for config in configs:
+        config.pop("_name_or_path")  # where it was read from
+    assert configs[0] == configs[1]
+    assert AutoTokenizer.from_pretrained(twin).get_vocab() == AutoTokenizer.from_pretrained(pretrained).get_vocab()
