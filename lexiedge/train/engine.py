@@ -45,6 +45,7 @@ from lexiedge.train.device import (
     seed_everything,
     select_device,
 )
+from lexiedge.train.ema import WeightAverage
 from lexiedge.train.distributed import barrier, dist_info_from_env, init_distributed, mean_across_ranks, shutdown_distributed
 from lexiedge.train.optim import Schedule, build_optimizer, set_lr
 from lexiedge.train.progress import TrainProgress, eval_line
@@ -89,6 +90,7 @@ class Engine:
         self.files = RunFiles(job.run_dir, enabled=self.dist.is_main)
         self.checkpoints = checkpoints_dir(job.run_dir)
         self._learning_checked = False  # the learns-nothing check runs once per process (see _check_learning)
+        self.average: WeightAverage | None = None  # train.ema_decay (see lexiedge.train.ema)
 
     # --- the loop ------------------------------------------------------------------------------------
 
@@ -113,6 +115,8 @@ class Engine:
         optimizer = build_optimizer(parameters, s, self.device)
         scaler = make_grad_scaler(self.device, self.precision)
         sampler = EpochSampler(self.splits.train, world_size=self.dist.world_size, rank=self.dist.rank, seed=s.seed)
+        if s.ema_decay is not None:
+            self.average = WeightAverage(parameters, s.ema_decay)
 
         resumed = self._find_resume_checkpoint()
         resumed_from = resumed[0] if resumed is not None else None
@@ -203,6 +207,8 @@ class Engine:
         else:
             optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        if self.average is not None:
+            self.average.update()
         return loss
 
     def _shrink_after_oom(self, optimizer: torch.optim.Optimizer, state: TrainState) -> None:
@@ -234,15 +240,17 @@ class Engine:
             "peak_memory_mb": peak_memory_mb(self.device),
         }
         row.update({f"train/{key}": value for key, value in self.task.train_metrics().items() if key != "loss"})
-        if self.dist.is_main and self.splits.val is not None:
-            row.update({f"val/{key}": value for key, value in self._evaluate_split(self.splits.val, "val", state).items()})
-        barrier()
-        row = plain(row)
-        state.history.append(row)
-        state.last_eval_step = state.step
-        self.files.write_history(state.history)
-        self._log({"event": "eval", **row})
-        self._update_best(state, row)
+        with self._averaged_weights():
+            if self.dist.is_main and self.splits.val is not None:
+                val = self._evaluate_split(self.splits.val, "val", state)
+                row.update({f"val/{key}": value for key, value in val.items()})
+            barrier()
+            row = plain(row)
+            state.history.append(row)
+            state.last_eval_step = state.step
+            self.files.write_history(state.history)
+            self._log({"event": "eval", **row})
+            self._update_best(state, row)
         self.progress.print(eval_line(row))
         self._check_learning(state, row["epoch"])
         state.meter = Meter()
@@ -311,6 +319,7 @@ class Engine:
                     best_metric=self.task.best_metric,
                     data_seed=self.settings.seed,
                     world_size=self.dist.world_size,
+                    weight_average=self.average.state_dict() if self.average is not None else None,
                 ),
                 plain({"step": state.step, "epoch": state.epoch, "position": state.position,
                        "lexiedge_version": lexiedge.__version__, "last_eval": state.history[-1] if state.history else None}),
@@ -351,6 +360,11 @@ class Engine:
         if scaler is not None and trainer_state["scaler"]:
             scaler.load_state_dict(trainer_state["scaler"])
         state, _ = restore_train_state(trainer_state)  # the schedule is rebuilt from the settings
+        saved_average = trainer_state.get("weight_average")
+        if self.average is not None and saved_average is not None:
+            self.average.load_state_dict(saved_average)
+        elif self.average is not None:  # train.ema_decay turned on for the rest of a run: average from here
+            self._warn(f"warning: {path.name} has no weight average (train.ema_decay was off); averaging from step {state.step}")
         return state
 
     # --- the end -------------------------------------------------------------------------------------
@@ -359,8 +373,9 @@ class Engine:
         run_dir = self.job.run_dir
         result: dict[str, Any] = {"step": state.step, **(scalars(state.history[-1]) if state.history else {})}
         if self.dist.is_main:
-            ckpt.save_final(run_dir / FINAL_DIR, self.task.checkpoint_state(self.built),
-                            metadata={"format": "pt", "step": str(state.step)})
+            with self._averaged_weights():
+                ckpt.save_final(run_dir / FINAL_DIR, self.task.checkpoint_state(self.built),
+                                metadata={"format": "pt", "step": str(state.step)})
             used = "final"
             best_weights = ckpt.intact_best(self.checkpoints, warn=self._warn)
             if best_weights is not None:
@@ -383,6 +398,10 @@ class Engine:
         return TrainResult(run_dir=run_dir, metrics=plain(result))
 
     # --- small helpers -------------------------------------------------------------------------------
+
+    def _averaged_weights(self):
+        """The weight average in the model (train.ema_decay) for what is evaluated and kept; else nothing."""
+        return self.average.applied() if self.average is not None else contextlib.nullcontext()
 
     def _train_loader(self, sampler: EpochSampler, state: TrainState):
         pin = self.device.type == "cuda"

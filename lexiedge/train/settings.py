@@ -38,6 +38,15 @@ class EngineSettings(PluginSettings):
         "auto", description="auto follows device.precision; CPU always trains in fp32"
     )
     seed: int = 0
+    ema_decay: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description=(
+            "keep an exponential moving average of the trainable weights (e.g. 0.999: about the last 1,000 "
+            "steps) and evaluate, keep as best, save as final and export it; null: the trained weights"
+        ),
+    )
     checkpoint_every: int | None = Field(
         None, ge=1, description="optimizer steps between checkpoints; null = at the end of every epoch"
     )

@@ -69,11 +69,13 @@ def trainer_state_dict(
     best_metric: tuple[str, str],
     data_seed: int,
     world_size: int,
+    weight_average: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The content of ``trainer_state.pt``."""
     name, mode = best_metric
     return {
         "format": STATE_FORMAT,
+        "weight_average": weight_average,
         "optimizer": optimizer_state,
         "scaler": scaler_state,
         "schedule": schedule.as_dict(),
