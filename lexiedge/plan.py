@@ -151,16 +151,19 @@ def measure_activations(
     same pass runs for real on the CPU (``fake=False``: only that). Either way the caller's model keeps
     its own weights, and the trainer's bookkeeping (running accuracy, token counts) happens on a copy.
     """
-    args = (built, model_plugin)
-    settings = (model_settings, data_settings, precision)
+    def one_pass(method: str) -> tuple[ActivationProfile, float]:
+        return _saved_tensor_bytes(
+            built, model_plugin, copy.deepcopy(trainer), model_settings, data_settings, precision, method
+        )
+
     if fake:
         try:
             with fake_weights(built.module):
-                return _saved_tensor_bytes(*args, copy.deepcopy(trainer), *settings, FAKE_PASS)
+                return one_pass(FAKE_PASS)
         except Exception as error:  # noqa: BLE001 - any op the fake pass cannot run: measure for real instead
             reason = f"{type(error).__name__}: {error}".splitlines()[0][:160]
             progress(f"  fake-tensor pass not possible ({reason}); measuring on the CPU instead")
-    return _saved_tensor_bytes(*args, copy.deepcopy(trainer), *settings, REAL_PASS)
+    return one_pass(REAL_PASS)
 
 
 @contextmanager
@@ -359,8 +362,7 @@ def model_sizes(
         return methods[0] if len(set(methods)) == 1 else f"{REAL_PASS} (on fake tensors where they could run)"
 
     if not stacks:
-        whole = measured(None)
-        return whole, how()
+        return measured(None), how()  # measured() runs first: how() reads what it recorded
     smaller = {stack.name: stack.measure_at[0] for stack in stacks}
     base = measured(smaller)
     sizes = base
