@@ -1,11 +1,19 @@
-"""emotion-av on real RAVDESS speech: train on actors 01-12, validate on 13-16, as the profiles ship it.
+"""emotion-av on real RAVDESS speech: speaker-grouped k-fold over actors 01-20, or the quick 1-12 -> 13-16 split.
 
-    python bench/bench_ravdess_speech.py                                  # the cpu profile as shipped
+    python bench/bench_ravdess_speech.py --folds 5 --seeds 0 1            # the yardstick: 5 folds x 2 seeds
+    python bench/bench_ravdess_speech.py                                  # the quick check: the cpu profile as shipped
     python bench/bench_ravdess_speech.py --profile rtx3050-4gb            # its model sizes, trained on this CPU
     python bench/bench_ravdess_speech.py --set models.emotion-av.train.epochs=20 --json out.json
     python bench/bench_ravdess_speech.py --ablation --json ablation.json  # the README's ablation table
 
-Each run is ``lexiedge train --profile P --model emotion-av --data ../shared/data/ravdess-speech`` (the
+``--folds K`` is ``lexiedge eval --folds K`` (:mod:`lexiedge.crossval`, the same protocol): the actors present
+(01-20) cut into K blocks of consecutive actors (5 folds: 1-4, 5-8, ...), each model trained on the other
+actors for the recipe's fixed epochs and scored with its final weights on its block, never evaluated on
+it while training; feature statistics fitted on the training actors only. Printed and written: mean ± sd
+of UAR, WAR and macro-F1 over folds x seeds, each seed's mean over folds, and the per-fold table. The run
+folders under ``--out`` make it resumable: the same command continues after a kill.
+
+Without ``--folds``, each run is ``lexiedge train --profile P --model emotion-av --data ../shared/data/ravdess-speech`` (the
 same ``lexiedge.training_runs.train`` call the CLI makes) with one override, the split:
 
     models.emotion-av.data.split={train: [1..12], val: [13..16], test: []}
@@ -175,13 +183,35 @@ def train_once(profile_name: str, overrides: list[str], data: Path, out: Path, c
     }
 
 
+def crossval_once(profile_name: str, overrides: list[str], data: Path, out: Path, folds: int, seeds: list[int],
+                  console: Any) -> dict[str, Any]:
+    """``lexiedge eval --folds K`` of the recipe (the profile with ``overrides``) over every actor in ``data``."""
+    from lexiedge.crossval import CrossValRequest, cross_validate, print_report
+    from lexiedge.plugin import get_host
+    from lexiedge.profile import load_profile
+
+    console.print(f"lexiedge eval --folds {folds} --profile {profile_name} --model {MODEL} --data {data}"
+                  + "".join(f" --set '{item}'" for item in overrides) + "".join(f" --seed {s}" for s in seeds)
+                  + f" --out {out}", soft_wrap=True, markup=False)
+    profile = load_profile(profile_name, overrides, host=get_host())
+    started = time.perf_counter()
+    report = cross_validate(CrossValRequest(profile=profile, model_key=MODEL, data=data, folds=folds, out=out,
+                                            seeds=tuple(seeds)), console)
+    print_report(report, console)
+    return {"profile": profile_name, "overrides": overrides, "folds": folds, "seeds": seeds,
+            "epochs": profile.model(MODEL).train.settings.epochs, "wall_s": time.perf_counter() - started,
+            "crossval": report.summary, "report": str(report.path)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="\n".join(__doc__.splitlines()[1:6]))
+                                     epilog="\n".join(__doc__.splitlines()[1:7]))
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="RAVDESS speech folder (Actor_NN/*.wav)")
     parser.add_argument("--profile", default="cpu", help="cpu (as shipped) or rtx3050-4gb (its sizes, on this CPU)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="more profile overrides")
+    parser.add_argument("--folds", type=int, help="speaker-grouped k-fold over every actor in --data (the yardstick)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="with --folds: train.seed of each repeat")
     parser.add_argument("--ablation", action="store_true", help="the ablation table's runs (cpu profile)")
     parser.add_argument("--rows", type=int, nargs="+", help="with --ablation: only these rows (0 = before, 1 = shipped)")
     parser.add_argument("--out", type=Path, help="parent of the run directories (default: a new temp directory)")
@@ -208,6 +238,15 @@ def main() -> None:
     profile_name = "cpu" if args.ablation else args.profile
     results = []
     for index, (name, overrides) in enumerate(rows):
+        if args.folds:
+            result = crossval_once(profile_name, [*overrides, *args.set], args.data, root / f"crossval-{index:02d}",
+                                   args.folds, args.seeds, console)
+            result["name"] = name
+            results.append(result)
+            stats = result["crossval"]["mean_sd"]
+            console.print(f"{name}: UAR {stats['uar']['mean']:.3f} ± {stats['uar']['sd']:.3f} over "
+                          f"{stats['uar']['n']} fold x seed runs", soft_wrap=True)
+            continue
         result = train_once(profile_name, [*overrides, *args.set], args.data, root / f"run-{index:02d}", console)
         result["name"] = name
         results.append(result)
@@ -216,16 +255,34 @@ def main() -> None:
                       f"macro-F1 {best['val_macro_f1']:.3f}), last {result['last']['val_uar']:.3f}; "
                       f"{result['wall_s'] / 60:.1f} min", soft_wrap=True)
     reference = None
-    if not args.no_reference:
+    if not args.no_reference and not args.folds:
         reference_profile = load_profile(profile_name, [SPLIT, *args.set], host=get_host())
         reference = reference_scores(reference_profile, args.data)
         console.print(f"yardstick (linear, {reference['features']}): val UAR {reference['val_uar']:.3f}, "
                       f"WAR {reference['val_war']:.3f}, macro-F1 {reference['val_macro_f1']:.3f}", soft_wrap=True)
-    summary = {"data": str(args.data), "train_actors": TRAIN_ACTORS, "val_actors": VAL_ACTORS,
-               "chance_uar": CHANCE_UAR, "results": results, "reference_linear": reference}
-    console.print(markdown_table(results, reference), markup=False, soft_wrap=True)
+    if args.folds:
+        summary = {"data": str(args.data), "folds": args.folds, "seeds": args.seeds, "chance_uar": CHANCE_UAR,
+                   "results": results}
+        console.print(crossval_table(results), markup=False, soft_wrap=True)
+    else:
+        summary = {"data": str(args.data), "train_actors": TRAIN_ACTORS, "val_actors": VAL_ACTORS,
+                   "chance_uar": CHANCE_UAR, "results": results, "reference_linear": reference}
+        console.print(markdown_table(results, reference), markup=False, soft_wrap=True)
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+
+
+def crossval_table(results: list[dict[str, Any]]) -> str:
+    """One markdown row per recipe: mean ± sd over folds x seeds, and each seed's mean over folds."""
+    lines = ["| recipe | UAR mean ± sd | WAR | macro-F1 | UAR per seed (mean over folds) | runs |",
+             "|---|---:|---:|---:|---|---:|"]
+    for result in results:
+        stats, seeds = result["crossval"]["mean_sd"], result["crossval"]["per_seed"]
+        cell = {key: f"{stats[key]['mean']:.3f} ± {stats[key]['sd']:.3f}" for key in ("uar", "war", "macro_f1")}
+        per_seed = ", ".join(f"{row['uar']:.3f}" for row in seeds.values())
+        lines.append(f"| {result['name']} | {cell['uar']} | {cell['war']} | {cell['macro_f1']} | {per_seed} | "
+                     f"{stats['uar']['n']} |")
+    return "\n".join(lines)
 
 
 def markdown_table(results: list[dict[str, Any]], reference: dict[str, Any] | None) -> str:

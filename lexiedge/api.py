@@ -201,6 +201,29 @@ class DatasetPlugin(Plugin):
         """
         return None
 
+    def groups(self, settings: PluginSettings, source: Path | None) -> "list[int | str] | None":
+        """The groups the examples at ``source`` come in that a split must never cut: the speakers.
+
+        Speaker-grouped cross-validation (:mod:`lexiedge.crossval`: `lexiedge eval --folds K`, `lexiedge tune
+        --folds K`) makes its folds of whole groups, so no speaker is on both sides of a fold. Return the
+        ids of the groups present (RAVDESS: actor numbers; a generic set: its speaker or group column's
+        values), found cheaply (names, an index file; no decoding). ``None`` (the default): the data has
+        no groups, and ``--folds`` is refused. A missing or unusable ``source`` raises a
+        :class:`~lexiedge.errors.LexiedgeError` naming it.
+        """
+        return None
+
+    def fold_overrides(self, train: "list[int | str]", val: "list[int | str]", test: "list[int | str]"
+                       ) -> dict[str, Any]:
+        """The settings (keys of this plugin's ``models.<name>.data`` section) that make ``train``, ``val`` and
+        ``test`` groups (ids from :meth:`groups`; ``val`` may be empty) its three splits, deep-merged into the
+        profile for one fold (RAVDESS: ``{"split": {"train": [...], "val": [...], "test": [...]}}``).
+        Needed only by a plugin whose :meth:`groups` returns some."""
+        from lexiedge.errors import NotAvailableError
+
+        raise NotAvailableError(f"data plugin {self.name!r} declares groups but cannot split by them "
+                                "(implement DatasetPlugin.fold_overrides)")
+
     def label_of(self, path: Path) -> str | None:
         """The label a file carries in its name or beside it (RAVDESS names encode the emotion), if any.
 

@@ -477,7 +477,11 @@ def bench(
 
 @app.command("eval")
 def evaluate(
-    paths: Annotated[list[Path], typer.Argument(help="run directories (PyTorch) and/or artifact directories (runtime)")],
+    paths: Annotated[
+        Optional[list[Path]],
+        typer.Argument(help="run directories (PyTorch) and/or artifact directories (runtime); with --folds: "
+                       "at most one run, whose recipe is cross-validated (or give --profile)"),
+    ] = None,
     data: Annotated[
         Optional[Path],
         typer.Option("--data", "-d", help="labelled data (default: the run's recorded data; tutor: the JFLEG folder)"),
@@ -485,23 +489,77 @@ def evaluate(
     split: Annotated[str, typer.Option("--split", help="classifier: train, val or test; JFLEG: dev or test")] = "test",
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="eval.json and plots go here (default: evals/<time>)")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="score only the first N samples")] = None,
+    folds: Annotated[
+        Optional[int],
+        typer.Option("--folds", help="speaker-grouped K-fold cross-validation of a recipe: train K models, each "
+                     "tested on speakers it never heard (resumable: rerun the same command)"),
+    ] = None,
+    profile: Annotated[Optional[str], typer.Option("--profile", "-p", metavar="NAME|PATH",
+                                                   help="with --folds: the recipe to cross-validate")] = None,
+    model: ModelOpt = None,
+    set_: SetOpt = None,
+    seeds: Annotated[
+        Optional[list[int]], typer.Option("--seed", help="with --folds: train every fold with this seed (repeatable; "
+                                          "default: the profile's train.seed)")
+    ] = None,
+    val_groups: Annotated[
+        int, typer.Option("--val-groups", min=0, help="with --folds: training speakers held out per fold to pick "
+                          "the best epoch (default 0: the recipe's fixed epochs, final weights)")
+    ] = 0,
     as_json: JsonOpt = False,
 ) -> None:
-    """The task metric of runs and artifacts in one table: what each export costs.
+    """The task metric of runs and artifacts in one table: what each export costs; or, with --folds,
+    a recipe's speaker-independent k-fold cross-validation.
 
     lexiedge eval runs/cpu/emotion-av/<time> artifacts/emotion-av/onnx artifacts/emotion-av/onnx-int8;
-    lexiedge eval runs/cpu/qwen-lora/<time> artifacts/qwen-lora/onnx-int4 --data jfleg/ --split test.
+    lexiedge eval runs/cpu/qwen-lora/<time> artifacts/qwen-lora/onnx-int4 --data jfleg/ --split test;
+    lexiedge eval --folds 5 --profile cpu --model emotion-av --data ravdess-speech/ --seed 0 --seed 1.
     """
+    if folds is not None:
+        _cross_validate(paths or [], folds=folds, profile=profile, model=model, overrides=set_ or [], data=data,
+                        out=out, seeds=seeds, val_groups=val_groups, as_json=as_json)
+        return
+    from lexiedge.errors import UsageError
+
+    for name, given in (("--profile", profile), ("--model", model), ("--set", set_), ("--seed", seeds),
+                        ("--val-groups", val_groups)):
+        if given:
+            raise UsageError(f"{name} applies to --folds (cross-validation of a recipe); to score runs or "
+                             "artifacts, pass their directories")
     from lexiedge.evaluate import evaluate as run_eval
     from lexiedge.evaluate import print_table
 
-    report = run_eval(paths, data=data, split=split, out=out, limit=limit, console=err_console if as_json else console)
+    report = run_eval(paths or [], data=data, split=split, out=out, limit=limit,
+                      console=err_console if as_json else console)
     if as_json:  # what eval.json holds, and where it is
         import json
 
         _print_json({**json.loads(report.path.read_text()), "path": str(report.path)})
         return
     print_table(report.results, report.primary_metric, console)
+    console.print(f"wrote {report.path}", highlight=False)
+
+
+def _cross_validate(paths: list[Path], *, folds: int, profile: str | None, model: str | None, overrides: list[str],
+                    data: Path | None, out: Path | None, seeds: list[int] | None, val_groups: int,
+                    as_json: bool) -> None:
+    """`lexiedge eval --folds K`: the recipe of --profile/--model (or of one run directory), k-fold."""
+    import time
+
+    from lexiedge.crossval import CrossValRequest, cross_validate, print_report
+    from lexiedge.evaluate import EVALS_DIR, folds_recipe
+
+    loaded, model_key, data = folds_recipe(paths, profile=profile, model=model, overrides=overrides, data=data)
+    if not seeds:
+        seeds = [int(getattr(loaded.model(model_key).train.settings, "seed", 0))]
+    request = CrossValRequest(profile=loaded, model_key=model_key, data=data, folds=folds,
+                              out=out or EVALS_DIR / f"crossval-{time.strftime('%Y%m%d-%H%M%S')}",
+                              seeds=tuple(dict.fromkeys(seeds)), val_groups=val_groups)
+    report = cross_validate(request, err_console if as_json else console)
+    if as_json:
+        _print_json({**report.summary, "path": str(report.path)})
+        return
+    print_report(report, console)
     console.print(f"wrote {report.path}", highlight=False)
 
 

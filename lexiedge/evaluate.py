@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from lexiedge.api import EvalResult, EvaluatorPlugin
+    from lexiedge.profile import Profile
 
 EVAL_JSON = "eval.json"
 EVALS_DIR = Path("evals")
@@ -161,3 +162,38 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3f}" if abs(value) < 1000 else f"{value:.0f}"
     return "" if value is None else str(value)
+
+
+def folds_recipe(paths: list[Path], *, profile: str | None, model: str | None, overrides: list[str],
+                 data: Path | None) -> tuple[Profile, str, Path | None]:
+    """What `lexiedge eval --folds` cross-validates: ``--profile``/``--model`` (+ ``--set``), or the recipe of one
+    run directory (its profile.yaml, + ``--set``; its recorded data unless ``--data``)."""
+    from lexiedge.plugin import get_host
+    from lexiedge.profile import load_profile
+
+    if paths and profile:
+        raise UsageError("--folds cross-validates one recipe: pass --profile (and --model) or one run directory, "
+                         "not both")
+    if len(paths) > 1:
+        raise UsageError(f"--folds cross-validates one recipe; got {len(paths)} paths (pass one run directory)")
+    if paths:
+        from lexiedge.rundir import is_run_dir, load_run_profile, profile_file, recorded_data_path
+
+        run = paths[0]
+        if not run.is_dir() or not is_run_dir(run):
+            raise UsageError(f"{run}: not a run directory (no profile.yaml); --folds cross-validates a run's recipe")
+        recorded, model_key = load_run_profile(run)
+        if model is not None and model != model_key:
+            raise UsageError(f"{run} trained {model_key!r}, not {model!r}")
+        loaded = load_profile(profile_file(run), overrides, host=get_host())
+        return loaded, model_key, data if data is not None else recorded_data_path(run)
+    if profile is None:
+        raise UsageError("--folds needs the recipe to cross-validate: --profile NAME --model MODEL (or a run "
+                         "directory)")
+    loaded = load_profile(profile, overrides, host=get_host())
+    if model is None:
+        if len(loaded.models) != 1:
+            raise UsageError(f"--folds needs --model: profile {loaded.name!r} has {', '.join(loaded.models)}")
+        model = next(iter(loaded.models))
+    loaded.model(model)
+    return loaded, model, data

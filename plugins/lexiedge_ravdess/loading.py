@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,24 +33,10 @@ def load_splits(
     Invalid names and clips that do not decode are reported (one line each on ``console``) and skipped;
     they never stop a run. ``workers`` decoding processes (default: by core count and work).
     """
-    if source is None:
-        raise UsageError(f"the ravdess data plugin needs a data folder: pass --data DIR ({LAYOUT}); or {NO_DATA_HINT}")
-    root = Path(source)
-    if not root.is_dir():
-        raise UsageError(f"{root}: no such data folder (expected RAVDESS {LAYOUT}); or {NO_DATA_HINT}")
-    clips, invalid = find_clips(root)
+    found = find_usable_clips(settings, source)
+    root, usable, invalid, songs, mute = found.root, found.usable, found.invalid, found.songs, found.mute
     for problem in invalid:
         console.print(f"[yellow]ravdess: skipped[/] {problem}", highlight=False, soft_wrap=True)
-    songs = [c for c in clips if c.is_song and not settings.include_song]
-    mute = [c for c in clips if not _has_usable_stream(c, settings)]
-    left_out = set(songs) | set(mute)
-    usable = [c for c in clips if c not in left_out]
-    if not usable:
-        raise UsageError(
-            f"{root}: no usable RAVDESS clips ({len(clips)} valid names, {len(invalid)} invalid, {len(songs)} songs "
-            f"left out by include_song=false, {len(mute)} without a stream in modalities {settings.modalities}); "
-            f"expected {LAYOUT}"
-        )
     actors = assign_actors({c.actor for c in usable}, settings.split)
     chosen = _clips_per_split(usable, actors, settings)
     if not chosen["train"]:
@@ -80,6 +67,42 @@ def load_splits(
         labels=list(EMOTIONS),
         summary=summary,
     )
+
+
+@dataclass(frozen=True)
+class FoundClips:
+    """The clips of a data folder the settings can use, and those they cannot (by reason)."""
+
+    root: Path
+    usable: list[ClipName]
+    invalid: list[str]  # one problem line per media file whose name is not a RAVDESS name
+    songs: list[ClipName]  # left out by include_song=false
+    mute: list[ClipName]  # no stream in the chosen modalities
+
+    @property
+    def actors(self) -> list[int]:
+        return sorted({clip.actor for clip in self.usable})
+
+
+def find_usable_clips(settings: RavdessSettings, source: Path | None) -> FoundClips:
+    """The usable clips under ``source`` by their names alone (nothing decoded); one line when there are none."""
+    if source is None:
+        raise UsageError(f"the ravdess data plugin needs a data folder: pass --data DIR ({LAYOUT}); or {NO_DATA_HINT}")
+    root = Path(source)
+    if not root.is_dir():
+        raise UsageError(f"{root}: no such data folder (expected RAVDESS {LAYOUT}); or {NO_DATA_HINT}")
+    clips, invalid = find_clips(root)
+    songs = [c for c in clips if c.is_song and not settings.include_song]
+    mute = [c for c in clips if not _has_usable_stream(c, settings)]
+    left_out = set(songs) | set(mute)
+    usable = [c for c in clips if c not in left_out]
+    if not usable:
+        raise UsageError(
+            f"{root}: no usable RAVDESS clips ({len(clips)} valid names, {len(invalid)} invalid, {len(songs)} songs "
+            f"left out by include_song=false, {len(mute)} without a stream in modalities {settings.modalities}); "
+            f"expected {LAYOUT}"
+        )
+    return FoundClips(root, usable, invalid, songs, mute)
 
 
 def _has_usable_stream(clip: ClipName, settings: RavdessSettings) -> bool:

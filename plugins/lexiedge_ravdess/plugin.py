@@ -48,6 +48,17 @@ class RavdessPlugin(DatasetPlugin):
             )
         return load_splits(settings, source, cache_dir=cache_dir, console=console)
 
+    def groups(self, settings: PluginSettings, source: Path | None) -> list[int | str]:
+        """The actors of the usable clips under ``source`` (by file name; nothing decoded): RAVDESS's speakers."""
+        from lexiedge_ravdess.loading import find_usable_clips
+
+        return list(find_usable_clips(_ours(settings), source).actors)
+
+    def fold_overrides(self, train: list[int | str], val: list[int | str], test: list[int | str]) -> dict:
+        """A fold is ``data.split``: its actors per split."""
+        return {"split": {"train": [int(a) for a in train], "val": [int(a) for a in val],
+                          "test": [int(a) for a in test]}}
+
     def decode_for_inference(self, settings: PluginSettings | dict, path: Path) -> dict:
         """One .mp4/.wav decoded as evaluation data is: the runtime's decoder with :meth:`media_preprocessing`'s
         options (audio centre-fit to clip_seconds at the model's rate, face-cropped uint8 frames, which
