@@ -62,7 +62,9 @@ def windowed_dft_basis(n_fft: int) -> np.ndarray:
     window = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / n_fft)  # periodic Hann, as torch.hann_window
     angles = 2.0 * np.pi * k[:, None] * n[None, :] / n_fft
     basis = np.concatenate([np.cos(angles) * window, -np.sin(angles) * window], axis=0)
-    return basis[:, None, :]
+    # a copy, not the view: the view's new axis has stride 0, which torch keeps and ExecuTorch's
+    # serializer rejects
+    return basis[:, None, :].copy()
 
 
 Normalization = Literal["global", "utterance"]
