@@ -103,13 +103,16 @@ class SelfAttention(nn.Module):
             cos, sin = rotary_tables(x.shape[1], self.head_dim, q)
             q = apply_rotary(q, cos, sin)
             k = apply_rotary(k, cos, sin)
+        # K transposed before its heads are repeated: the same numbers, but LiteRT's converter computed
+        # q @ repeat(k).transpose wrong for kv_heads == 1 (max |logit diff| 3e-3), and right this way
+        k_t = k.transpose(-1, -2)
         if self.kv_heads != self.heads:
             # share each key/value head among heads // kv_heads query heads
             repeat = self.heads // self.kv_heads
-            k = k[:, :, None].expand(-1, -1, repeat, -1, -1).flatten(1, 2)
+            k_t = k_t[:, :, None].expand(-1, -1, repeat, -1, -1).flatten(1, 2)
             v = v[:, :, None].expand(-1, -1, repeat, -1, -1).flatten(1, 2)
         # Plain matmul + softmax: exports to opset-18 MatMul/Softmax that ORT Mobile and TensorRT run.
-        scores = torch.matmul(q, k.transpose(-1, -2)) * (self.head_dim**-0.5)
+        scores = torch.matmul(q, k_t) * (self.head_dim**-0.5)
         if bias is not None:
             scores = scores + bias
         weights = self.dropout(torch.softmax(scores.float(), dim=-1).to(v.dtype))
