@@ -22,8 +22,14 @@ from lexiedge.values import DeviceSpec as DeviceSpec
 from lexiedge.values import NoSettings as NoSettings
 from lexiedge.values import PluginSettings as PluginSettings
 
+# The search space's value types (a leaf module); plugins import them from here.
+from lexiedge.tune.space import Choice as Choice
+from lexiedge.tune.space import FloatRange as FloatRange
+from lexiedge.tune.space import IntRange as IntRange
+from lexiedge.tune.space import SearchParam as SearchParam
+
 if TYPE_CHECKING:  # torch is heavy; the runtime and `lexiedge profiles` never need it
-    from collections.abc import Iterable, Iterator, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Sequence
 
     import torch
     from rich.console import Console
@@ -121,6 +127,22 @@ class ModelPlugin(Plugin):
         Returns a JSON-able summary recorded in ``run.json`` (``fitted_to_data``); ``None``: nothing.
         """
         return None
+
+    def search_space(self, entry: "ModelEntry") -> list[SearchParam]:
+        """What `lexiedge tune` searches for this model unless a ``--space`` file says otherwise.
+
+        Each :class:`SearchParam` (:class:`FloatRange`, :class:`IntRange`, :class:`Choice`) names profile keys
+        relative to ``models.<name>`` (``train.lr``, ``model.head.dropout``, ``data.clip_seconds``); ``entry``
+        is the profile's validated model entry, so a range may follow its values (``lr / 10`` to ``lr * 10``).
+        A key the profile's data or trainer plugin does not have is left out with a note, so a space may
+        name the keys of the plugins the model usually trains with. Default: the shared engine's learning
+        rate around the profile's and its weight decay.
+        """
+        lr = float(getattr(entry.train.settings, "lr", 1e-4))
+        return [
+            FloatRange.around("train.lr", lr),
+            FloatRange("train.weight_decay", 1e-4, 0.1, log=True),
+        ]
 
     def merge(self, run_dir: Path, out_dir: Path, console: "Console") -> dict[str, Any]:
         """Merge a run's adapter into its base and save a self-contained model in ``out_dir``."""
@@ -248,6 +270,16 @@ class TrainJob:
     run_dir: Path
     resume: bool
     console: "Console"
+    #: called on rank 0 with each evaluation's history row (``epoch``, ``step``, ``val/<metric>``, ...) once it
+    #: is recorded; it may raise :class:`StopTraining`. `lexiedge tune` reports to Optuna and prunes through it.
+    on_evaluate: "Callable[[dict[str, Any]], None] | None" = None
+    #: False: the test split is never evaluated (a search's trials: what is tuned must not see it)
+    evaluate_test: bool = True
+
+
+class StopTraining(Exception):
+    """Raised by :attr:`TrainJob.on_evaluate` to end a run early (a search pruning a trial that is clearly
+    worse): the engine records the run as ``stopped`` with this message as the reason, then re-raises."""
 
 
 @dataclass

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -40,6 +42,8 @@ class TrainRequest:
     out: Path | None
     resume: bool
     allow_changes: bool = False  # with resume: continue with settings or data other than the recorded ones
+    on_evaluate: Callable[[dict[str, Any]], None] | None = None  # see TrainJob.on_evaluate (lexiedge tune)
+    evaluate_test: bool = True  # False: the test split is never evaluated (a search's trials)
 
 
 def parse_data_args(values: list[str], model_keys: list[str]) -> dict[str, Path | None]:
@@ -128,6 +132,8 @@ def train(request: TrainRequest, console: Console) -> list[TrainResult]:
                 run_dir=run_dir,
                 resume=request.resume,
                 console=console,
+                on_evaluate=request.on_evaluate,
+                evaluate_test=request.evaluate_test,
             )
             console.print(f"[bold]train[/] {model_key} with profile {profile.name} -> {run_dir}")
             results.append(host.trainers.get(entry.train.plugin).fit(job))

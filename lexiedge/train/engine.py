@@ -21,7 +21,7 @@ from rich.console import Console
 from torch.nn.parallel import DistributedDataParallel
 
 import lexiedge
-from lexiedge.api import BuiltModel, DataSplits, TrainJob, TrainResult
+from lexiedge.api import BuiltModel, DataSplits, StopTraining, TrainJob, TrainResult
 from lexiedge.errors import LexiedgeError
 from lexiedge.train import checkpoint as ckpt
 from lexiedge.train.batching import (
@@ -98,6 +98,10 @@ class Engine:
         try:
             with deterministic_algorithms(self.device):
                 return self._run()
+        except StopTraining as exc:  # asked for by job.on_evaluate (a search pruning a trial)
+            if self.files.info:
+                self.files.finish("stopped", reason=str(exc))
+            raise
         except BaseException as exc:
             if self.files.info:
                 self.files.finish("failed", error=f"{type(exc).__name__}: {exc}")
@@ -254,6 +258,8 @@ class Engine:
         self.progress.print(eval_line(row))
         self._check_learning(state, row["epoch"])
         state.meter = Meter()
+        if self.job.on_evaluate is not None and self.dist.is_main:
+            self.job.on_evaluate(row)
 
     def _evaluate_split(self, dataset, split: str, state: TrainState) -> dict[str, Any]:
         module = self.built.module
@@ -381,7 +387,7 @@ class Engine:
             if best_weights is not None:
                 self.task.load_checkpoint_state(self.built, ckpt.load_weights(best_weights, self.device))
                 used = "best"
-            if self.splits.test is not None:
+            if self.splits.test is not None and self.job.evaluate_test:
                 test = self._evaluate_split(self.splits.test, "test", state)
                 step = state.best_step if used == "best" else state.step
                 self.files.write_json(TEST_METRICS_JSON, {"split": "test", "checkpoint": used, "step": step, **plain(test)})

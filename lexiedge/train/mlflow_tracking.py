@@ -38,7 +38,7 @@ from lexiedge.train.trackers import curve_points
 PARAM_VALUE_LIMIT = 500
 _PARAMS_PER_CALL = 100  # log_batch's limit
 _PARAM_KEY = re.compile(r"[\w./\- :]{1,250}")  # what MLflow accepts as a param name
-_STATUS = {"completed": "FINISHED", "failed": "FAILED"}  # run.json's final status -> MLflow's
+_STATUS = {"completed": "FINISHED", "failed": "FAILED", "stopped": "KILLED"}  # run.json's final status -> MLflow's
 _SERVERS = ("http", "https", "databricks", "databricks-uc", "uc")  # opened in a browser, not with mlflow ui
 
 
