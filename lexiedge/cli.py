@@ -248,6 +248,113 @@ def train(
         console.print(f"[green]done[/] {result.run_dir}")
 
 
+@app.command("tune")
+def tune(
+    profile: ProfileOpt,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="the model to tune (default: the profile's only one)")] = None,
+    data: Annotated[Optional[Path], typer.Option("--data", "-d", help="training data, as for `lexiedge train`")] = None,
+    trials: Annotated[
+        Optional[int], typer.Option("--trials", "-n", help="trials to train in all (with --resume: the new total)")
+    ] = None,
+    space: Annotated[
+        Optional[Path], typer.Option("--space", metavar="FILE", help="YAML search space (default: the model plugin's; "
+                                                                     "see --show-space)")
+    ] = None,
+    set_: SetOpt = None,
+    out: Annotated[
+        Optional[Path], typer.Option("--out", "-o", help="tune folder (default runs/<profile>/<model>/tune-<time>)")
+    ] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="continue the newest search (or --out) after a kill")] = False,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="the TPE sampler's seed (default 0)")] = None,
+    no_prune: Annotated[bool, typer.Option("--no-prune", help="train every trial to the end (no median pruning)")] = False,
+    prune_startup: Annotated[
+        Optional[int], typer.Option("--prune-startup", help="trials that finish before any is pruned (default 5)")
+    ] = None,
+    prune_warmup: Annotated[
+        Optional[float], typer.Option("--prune-warmup", help="epochs of each trial never pruned (default 1)")
+    ] = None,
+    no_baseline: Annotated[
+        bool, typer.Option("--no-baseline", help="do not train the profile's own settings first")
+    ] = False,
+    write_profile: Annotated[
+        Optional[Path], typer.Option("--write-profile", metavar="FILE",
+                                     help="write the best trial as a profile that extends --profile")
+    ] = None,
+    show_space: Annotated[bool, typer.Option("--show-space", help="print the search space as a --space file and exit")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Hyperparameter search (Optuna: TPE, median pruning) over a profile's settings; the best as a profile.
+
+    Trials are scored on the validation split only (the trainer's metric: val/uar, val/loss for the LM).
+
+    The test split is never evaluated: a tuned number measured on it would not be one a user gets.
+
+    Study (SQLite) and trials: runs/<profile>/<model>/tune-<time>/; --resume continues a killed search.
+
+    lexiedge tune --profile cpu --model emotion-av --data ravdess/ --trials 20 --write-profile best.yaml
+    """
+    from lexiedge.errors import UsageError
+    from lexiedge.tune.search import Search, TuneRequest, resolve
+
+    request = TuneRequest(
+        profile=profile, model_key=model, data=data, trials=trials, space_file=space, sets=list(set_ or []),
+        out=out, resume=resume, seed=seed, prune=False if no_prune else None, prune_startup=prune_startup,
+        prune_warmup=prune_warmup, baseline=False if no_baseline else None,
+    )
+    if show_space:
+        import yaml
+
+        from lexiedge.plugin import get_host
+        from lexiedge.profile import load_profile
+        from lexiedge.tune.search import _model_key, search_space
+
+        loaded = load_profile(profile, request.sets, host=get_host())
+        found, notes = search_space(request, loaded, _model_key(loaded, model))
+        for note in notes:
+            err_console.print(f"[dim]{_escape(note)}[/]", highlight=False, soft_wrap=True)
+        text = yaml.safe_dump(found.as_yaml(), sort_keys=False, default_flow_style=None)
+        console.print(f"# {found.source}\n{text}", markup=False,
+                      highlight=False, soft_wrap=True)
+        return
+    if write_profile is not None and (write_profile.is_dir() or write_profile.suffix not in (".yaml", ".yml")):
+        raise UsageError(f"--write-profile {write_profile}: expected a .yaml file to write the best profile to")
+    _check_out_dir(out)
+    setup = resolve(request)
+    result = Search(setup, err_console if as_json else console).run()
+    written = None
+    if write_profile is not None:
+        from lexiedge.tune.report import write_best_profile
+
+        written = write_best_profile(result.record, result.folder, write_profile)
+    if as_json:
+        from lexiedge.tune.folder import STUDY_DB
+
+        _print_json({**result.record, "folder": str(result.folder), "study": str(result.folder / STUDY_DB),
+                     "plot": str(result.plot) if result.plot else None,
+                     "profile_written": str(written) if written else None})
+        return
+    _print_tune_summary(result, written)
+
+
+def _print_tune_summary(result, written: Path | None) -> None:
+    from lexiedge.tune.folder import STUDY_DB
+    from lexiedge.tune.report import format_params, format_value
+
+    request, best = result.record["request"], result.record.get("best")
+    if best:
+        console.print(f"best: trial {best['number']}, {request['metric']} {format_value(best['value'])}: "
+                      f"{_escape(format_params(best['params']))} ({_escape(str(best['run_dir']))})", highlight=False,
+                      soft_wrap=True)
+    else:
+        console.print("best: none (no trial completed)", highlight=False)
+    console.print(f"study: {_escape(str(result.folder / STUDY_DB))}"
+                  + (f"; plot: {_escape(str(result.plot))}" if result.plot else ""), highlight=False, soft_wrap=True)
+    if written is not None:
+        command = f"lexiedge train --profile {written} --model {request['model']}" + (
+            f" --data {request['data']}" if request.get("data") else "")
+        console.print(f"wrote {_escape(str(written))}: {_escape(command)}", highlight=False, soft_wrap=True)
+
+
 @app.command("merge")
 def merge(
     run: Annotated[Path, typer.Argument(help="a run directory written by `lexiedge train`")],

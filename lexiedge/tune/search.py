@@ -1,0 +1,572 @@
+"""The search: an Optuna study whose trials are `lexiedge train` runs of one profile with other settings.
+
+Each trial asks the sampler (TPE, seeded) for a value of every parameter of the space, loads the search's
+profile with them as ``--set`` lines (validated as `lexiedge train` validates), and trains it through the
+training pipeline into ``trials/NNNN/``, where every evaluation reports the task's metric (the trainer's
+``best_metric``: ``val/uar`` for the classifier, ``val/loss`` for the LM) to Optuna; the median pruner stops a
+trial that is worse than the median of earlier trials at the same epoch. A trial's value is its best
+evaluation, the one its ``checkpoints/best/`` holds. The test split is never evaluated.
+
+The study lives in SQLite in the tune folder. A search killed (kill -9, a power cut) leaves its running trial
+marked running: ``--resume`` marks it failed (``interrupted``), queues its parameters again, and goes on until
+the requested number of trials finished; finished trials are kept and never trained again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.markup import escape
+
+import lexiedge
+from lexiedge import atomic
+from lexiedge.api import StopTraining
+from lexiedge.errors import LexiedgeError, ProfileError, UsageError
+from lexiedge.plugin import get_host
+from lexiedge.profile import Profile, load_profile
+from lexiedge.tune import folder as layout
+from lexiedge.tune.space import SearchSpace, SpaceError, check_against_profile, read_space_file
+
+if TYPE_CHECKING:
+    import optuna
+
+STUDY_NAME = "lexiedge-tune"
+STEPS_PER_EPOCH = 1000  # Optuna's steps are integers: a trial reports at epoch * 1000 (evaluations mid-epoch too)
+# a trial's user attributes in the study
+ORIGIN, RERUN_OF, INTERRUPTED, ERROR = "origin", "rerun_of", "interrupted", "error"
+
+
+@dataclass
+class TuneRequest:
+    """What `lexiedge tune` was asked; ``None`` on a resume means: what the search recorded."""
+
+    profile: str  # --profile: a name from profiles/ or a path
+    model_key: str | None
+    data: Path | None
+    trials: int | None
+    space_file: Path | None = None
+    sets: list[str] = field(default_factory=list)
+    out: Path | None = None
+    resume: bool = False
+    seed: int | None = None
+    prune: bool | None = None
+    prune_startup: int | None = None
+    prune_warmup: float | None = None
+    baseline: bool | None = None
+
+
+DEFAULTS = {"seed": 0, "prune": True, "prune_startup": 5, "prune_warmup": 1.0, "baseline": True}
+
+
+@dataclass
+class Setup:
+    """Everything a search needs, decided before the first trial (and recorded for --resume)."""
+
+    folder: Path
+    profile: Profile  # the --profile with --set, as loaded now (its model entry: the plugins)
+    model_key: str
+    space: SearchSpace
+    metric: str
+    direction: str  # "maximize" or "minimize"
+    record: dict[str, Any]  # tune.json: {"request": {...}, "trials": [...], "best": {...}}
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def request(self) -> dict[str, Any]:
+        return self.record["request"]
+
+    @property
+    def data(self) -> Path | None:
+        data = self.request.get("data")
+        return Path(data) if data else None
+
+
+# --- deciding what to search ---------------------------------------------------------------------
+
+
+def resolve(request: TuneRequest) -> Setup:
+    """Check the request and work out the search (a new one, or the recorded one on --resume); no training."""
+    host = get_host()
+    profile = load_profile(request.profile, request.sets, host=host)
+    model_key = _model_key(profile, request.model_key)
+    if request.resume:
+        return _resolve_resume(request, profile, model_key)
+    if request.trials is None:
+        raise UsageError("--trials N is required: how many trials the search trains")
+    if request.trials < 1:
+        raise UsageError(f"--trials must be at least 1 (the number of trials to train), got {request.trials}")
+    entry = profile.model(model_key)
+    metric, direction = task_metric(entry.train.plugin)
+    space, notes = search_space(request, profile, model_key)
+    if request.data is not None and not request.data.exists():
+        raise UsageError(f"--data {request.data} does not exist")
+    host.datasets.get(entry.data.plugin).check_source(entry.data.settings, request.data)
+    options = {key: getattr(request, key) if getattr(request, key) is not None else value
+               for key, value in DEFAULTS.items()}
+    if options["prune_startup"] < 0 or options["prune_warmup"] < 0:
+        raise UsageError("--prune-startup and --prune-warmup count trials and epochs: 0 or more")
+    folder = request.out or layout.new_folder(profile.name, model_key)
+    if folder.exists() and (not folder.is_dir() or any(p.name != "run.lock" for p in folder.iterdir())):
+        raise UsageError(f"{folder} exists and is not empty; use --resume to continue that search or another --out")
+    record = {"request": {
+        "profile": request.profile,
+        "profile_source": str(Path(profile.source).resolve()),
+        "profile_name": profile.name,
+        "model": model_key,
+        "data": str(request.data.resolve()) if request.data else None,
+        "sets": list(request.sets),
+        "space_source": space.source,
+        "space": space.as_yaml(),
+        "metric": metric,
+        "direction": direction,
+        "split": "val",
+        "trials": request.trials,
+        **options,
+        "lexiedge_version": lexiedge.__version__,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }, "trials": [], "best": None}
+    return Setup(folder, profile, model_key, space, metric, direction, record, notes)
+
+
+def search_space(request: TuneRequest, profile: Profile, model_key: str) -> tuple[SearchSpace, list[str]]:
+    """The --space file's space, else the model plugin's, checked against the profile."""
+    host = get_host()
+    entry = profile.model(model_key)
+    try:
+        if request.space_file is not None:
+            space = read_space_file(request.space_file, model_key)
+        else:
+            params = host.models.get(entry.model.plugin).search_space(entry)
+            space = SearchSpace(tuple(params), source=f"the {entry.model.plugin} model's default space")
+        return check_against_profile(space, request.profile, request.sets, model_key, host,
+                                     declared=request.space_file is None)
+    except SpaceError as exc:
+        where = "" if request.space_file is not None else f"{entry.model.plugin}'s default space: "
+        raise UsageError(f"{where}{exc}") from None
+
+
+def task_metric(trainer_name: str) -> tuple[str, str]:
+    """The metric the trainer chooses its best checkpoint by (``val/uar``, max) as an Optuna direction."""
+    trainer = get_host().trainers.get_class(trainer_name)
+    declared = getattr(trainer, "best_metric", None)
+    if not (isinstance(declared, tuple) and len(declared) == 2 and declared[1] in ("max", "min")):
+        raise UsageError(f"trainer {trainer_name!r} declares no best_metric (e.g. ('val/uar', 'max')); a search "
+                         "needs the metric to optimise")
+    name, mode = declared
+    if not name.startswith("val/"):
+        raise UsageError(f"trainer {trainer_name!r} chooses its best checkpoint by {name}; a search scores trials "
+                         "on the validation split only (val/...)")
+    return name, "maximize" if mode == "max" else "minimize"
+
+
+def _model_key(profile: Profile, wanted: str | None) -> str:
+    if wanted is not None:
+        profile.model(wanted)  # an unknown one lists the profile's
+        return wanted
+    if len(profile.models) == 1:
+        return next(iter(profile.models))
+    raise UsageError(f"profile {profile.name} has several models ({', '.join(profile.models)}); "
+                     "pick the one to tune with --model")
+
+
+def _resolve_resume(request: TuneRequest, profile: Profile, model_key: str) -> Setup:
+    folder = request.out or layout.newest_folder(profile.name, model_key)
+    record = layout.read_record(folder)
+    recorded = record["request"]
+    if recorded.get("model") != model_key:
+        raise UsageError(f"{folder} searched {recorded.get('model')!r}, not {model_key!r}")
+    if request.sets and list(request.sets) != recorded.get("sets"):
+        raise UsageError(f"{folder}: --resume continues with the recorded --set options "
+                         f"({' '.join(recorded.get('sets') or []) or 'none'}); drop --set or start a new search")
+    if request.data is not None and str(request.data.resolve()) != recorded.get("data"):
+        raise UsageError(f"{folder}: --resume continues on the recorded data ({recorded.get('data')}); drop --data "
+                         "or start a new search")
+    try:
+        space = SearchSpace(
+            tuple(_params_from_record(recorded["space"], model_key)),
+            tuple(recorded["space"].get("try_first") or ()), source=recorded.get("space_source", ""))
+    except (SpaceError, KeyError, TypeError) as exc:
+        raise UsageError(f"{folder}/{layout.TUNE_JSON}: the recorded space cannot be read: {exc}") from None
+    if request.space_file is not None:
+        wanted = read_space_file(request.space_file, model_key).as_yaml()
+        if wanted != space.as_yaml():
+            raise UsageError(f"{folder}: --resume continues the recorded search space; drop --space or start a new "
+                             "search to search another one")
+    for key in DEFAULTS:
+        given = getattr(request, key)
+        if given is not None and given != recorded.get(key):
+            option = "--" + key.replace("_", "-")
+            raise UsageError(f"{folder}: --resume continues with the recorded {option} ({recorded.get(key)}); "
+                             "drop it or start a new search")
+    if request.trials is not None:
+        if request.trials < 1:
+            raise UsageError(f"--trials must be at least 1 (the number of trials to train), got {request.trials}")
+        recorded["trials"] = request.trials
+    profile = load_profile(folder / layout.PROFILE_YAML, host=get_host())
+    return Setup(folder, profile, model_key, space, recorded["metric"], recorded["direction"], record)
+
+
+def _params_from_record(document: dict[str, Any], model_key: str) -> list:
+    from lexiedge.tune.space import param_from_yaml
+
+    return [param_from_yaml(name, entry, model_key) for name, entry in document["space"].items()]
+
+
+# --- reading the study ---------------------------------------------------------------------------
+
+STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running", "WAITING": "waiting"}
+
+
+def summarize(study: optuna.Study, folder: Path) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Every trial (number, state, parameters, value, epochs reached, run directory) and the best one."""
+    minimize = study.direction.name == "MINIMIZE"
+    trials = []
+    for trial in study.get_trials(deepcopy=False):
+        state = STATES.get(trial.state.name, trial.state.name.lower())
+        if state == "waiting":
+            continue
+        if state == "failed" and trial.user_attrs.get(INTERRUPTED):
+            state = "interrupted"
+        reported = [v for v in trial.intermediate_values.values() if isinstance(v, float) and math.isfinite(v)]
+        value = trial.value if state == "complete" else (min(reported) if minimize else max(reported)) \
+            if reported else None
+        steps = sorted(trial.intermediate_values)
+        run_dir = layout.trial_dir(folder, trial.number)
+        trials.append({
+            "number": trial.number,
+            "state": state,
+            "params": dict(trial.params),
+            "value": value,
+            "epochs": steps[-1] / STEPS_PER_EPOCH if steps else None,
+            "origin": trial.user_attrs.get(ORIGIN, "sampler"),
+            **({"rerun_of": trial.user_attrs[RERUN_OF]} if RERUN_OF in trial.user_attrs else {}),
+            **({"error": trial.user_attrs[ERROR]} if ERROR in trial.user_attrs else {}),
+            "run_dir": str(run_dir) if run_dir.is_dir() else None,
+        })
+    complete = [t for t in trials if t["state"] == "complete" and t["value"] is not None]
+    best = None
+    if complete:
+        best = (min if minimize else max)(complete, key=lambda t: t["value"])
+        best = {"number": best["number"], "value": best["value"], "params": best["params"], "run_dir": best["run_dir"]}
+    return trials, best
+
+
+def importances(study: optuna.Study) -> dict[str, float] | None:
+    """Each parameter's share of the variation of the metric (Optuna's PED-ANOVA, which needs no scikit-learn),
+    once two trials completed; ``None`` before, or when Optuna cannot tell (every trial the same)."""
+    from optuna.importance import PedAnovaImportanceEvaluator, get_param_importances
+    from optuna.trial import TrialState
+
+    if len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) < 2:
+        return None
+    try:
+        with warnings.catch_warnings():  # PED-ANOVA is marked experimental
+            warnings.simplefilter("ignore")
+            found = get_param_importances(study, evaluator=PedAnovaImportanceEvaluator())
+    except (ValueError, RuntimeError, ZeroDivisionError):
+        return None
+    return {name: float(value) for name, value in found.items()} or None
+
+
+# --- running it ----------------------------------------------------------------------------------
+
+
+@dataclass
+class TuneResult:
+    folder: Path
+    record: dict[str, Any]  # tune.json as written last
+    plot: Path | None
+
+
+class Search:
+    """One search on its study; :meth:`run` trains trials until the requested number finished."""
+
+    def __init__(self, setup: Setup, console: Console) -> None:
+        self.setup, self.console = setup, console
+        self.request = setup.request
+        self.host = get_host()
+
+    def run(self) -> TuneResult:
+        import optuna
+
+        if not _verbose():
+            optuna.logging.set_verbosity(optuna.logging.ERROR)
+        setup, request = self.setup, self.request
+        with layout.folder_lock(setup.folder):
+            study = self._open_study(optuna)
+            counted = self._finished(study)
+            self._header(counted)
+            plot = None
+            while counted < request["trials"]:
+                self._run_trial(study, counted)
+                counted = self._finished(study)
+                plot = self._write_reports(study)
+            if plot is None:
+                plot = self._write_reports(study)
+        return TuneResult(setup.folder, self.setup.record, plot)
+
+    # --- the study -------------------------------------------------------------------------------
+
+    def _open_study(self, optuna) -> optuna.Study:
+        setup, request = self.setup, self.request
+        folder = setup.folder
+        fresh = not (folder / layout.STUDY_DB).exists()
+        if fresh:
+            folder.mkdir(parents=True, exist_ok=True)
+            profile = _single_model(setup.profile, setup.model_key)
+            atomic.write_text(folder / layout.PROFILE_YAML,
+                              f"# resolved from {setup.profile.source}\n{profile.to_yaml()}", fsync=True)
+            layout.write_record(folder, setup.record)
+        storage = optuna.storages.RDBStorage(layout.storage_url(folder),
+                                             engine_kwargs={"connect_args": {"timeout": 60}})
+        existing = 0 if fresh else len(optuna.load_study(study_name=STUDY_NAME, storage=storage).trials)
+        sampler = optuna.samplers.TPESampler(seed=request["seed"] + existing)  # a resume draws new points
+        pruner = (optuna.pruners.MedianPruner(n_startup_trials=request["prune_startup"],
+                                              n_warmup_steps=round(request["prune_warmup"] * STEPS_PER_EPOCH))
+                  if request["prune"] else optuna.pruners.NopPruner())
+        study = optuna.create_study(study_name=STUDY_NAME, storage=storage, sampler=sampler, pruner=pruner,
+                                    direction=setup.direction, load_if_exists=not fresh)
+        if fresh:
+            self._enqueue_first(study)
+        else:
+            self._requeue_interrupted(study)
+        return study
+
+    def _enqueue_first(self, study: optuna.Study) -> None:
+        """The profile's own settings first (when they lie in the space), then the space's try_first points."""
+        space = self.setup.space
+        if self.request["baseline"]:
+            values, outside = baseline_values(space, self.setup.profile, self.setup.model_key)
+            if values:
+                study.enqueue_trial(values, user_attrs={ORIGIN: "baseline"})
+            note = f" ({', '.join(outside)} outside the space: sampled)" if outside else ""
+            self.setup.notes.append(f"trial 0 trains the profile's own settings{note}")
+        for point in space.try_first:
+            study.enqueue_trial(dict(point), user_attrs={ORIGIN: "try_first"})
+
+    def _requeue_interrupted(self, study: optuna.Study) -> None:
+        """A trial left running (its process was killed) is marked failed and its parameters are queued again."""
+        from optuna.trial import TrialState
+
+        storage = study._storage
+        rerun = {t.user_attrs.get(RERUN_OF) for t in study.get_trials(deepcopy=False)}
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if trial.number not in rerun:
+                study.enqueue_trial(dict(trial.params), user_attrs={ORIGIN: "rerun", RERUN_OF: trial.number})
+            storage.set_trial_user_attr(trial._trial_id, INTERRUPTED, True)
+            storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+            self.setup.notes.append(f"trial {trial.number} was interrupted (its process ended): queued again")
+
+    @staticmethod
+    def _finished(study: optuna.Study) -> int:
+        """Trials that count toward --trials: complete, pruned, or failed by themselves (not interrupted)."""
+        from optuna.trial import TrialState
+
+        done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+        return sum(1 for t in study.get_trials(deepcopy=False, states=done) if not t.user_attrs.get(INTERRUPTED))
+
+    # --- one trial -------------------------------------------------------------------------------
+
+    def _run_trial(self, study: optuna.Study, counted: int) -> None:
+        from optuna.trial import TrialState
+
+        setup = self.setup
+        trial = study.ask()
+        params = {param.name: param.suggest(trial) for param in setup.space.params}
+        run_dir = layout.trial_dir(setup.folder, trial.number)
+        log = layout.trial_log(setup.folder, trial.number)
+        reporter = Reporter(trial, setup.metric, setup.direction)
+        outcome: dict[str, Any] = {}
+        try:
+            with self._status(f"trial {trial.number}: training (log: {log})"):
+                self._train(trial, params, run_dir, log, reporter)
+        except StopTraining:
+            study.tell(trial, state=TrialState.PRUNED)
+            outcome = {"state": "pruned"}
+        except BaseException as exc:
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)) or not isinstance(exc, Exception):
+                self._interrupted(study, trial)
+                raise
+            message = _one_line(exc)
+            trial.set_user_attr(ERROR, message)
+            study.tell(trial, state=TrialState.FAIL)
+            outcome = {"state": "failed", "error": message}
+            if isinstance(exc, NoMetricError):
+                self._write_reports(study)
+                raise
+        else:
+            study.tell(trial, reporter.best)
+            outcome = {"state": "complete"}
+        finally:
+            gc.collect()  # the trial's model and optimizer state, before the next one is built
+        self.console.print(trial_line(setup, study, trial.number, params, reporter, outcome, counted + 1),
+                           highlight=False, soft_wrap=True)
+
+    def _train(self, trial, params: dict[str, Any], run_dir: Path, log: Path, reporter: Reporter) -> None:
+        from lexiedge import training_runs
+        from lexiedge.console import make_console
+
+        setup = self.setup
+        lines = setup.space.overrides(setup.model_key, params)
+        try:
+            profile = load_profile(setup.folder / layout.PROFILE_YAML, lines, host=self.host)
+        except ProfileError as exc:  # a combination the plugins refuse (the ends of each range were checked)
+            raise LexiedgeError(f"settings refused: {exc.key}: {exc.problem}") from None
+        request = training_runs.TrainRequest(
+            profile=profile, model_keys=[setup.model_key], data={setup.model_key: setup.data}, out=run_dir,
+            resume=False, on_evaluate=reporter, evaluate_test=False,
+        )
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "w", encoding="utf-8") as handle:
+            trial_console = make_console(file=handle)
+            trial_console.print("lexiedge train " + " ".join(
+                [f"--profile {setup.folder / layout.PROFILE_YAML}", f"--model {setup.model_key}",
+                 *([f"--data {setup.data}"] if setup.data else []), *(f"--set {line}" for line in lines)]),
+                markup=False, highlight=False)
+            try:
+                training_runs.train(request, trial_console)
+            except StopTraining as exc:
+                trial_console.print(str(exc), markup=False, highlight=False)
+                raise
+            except LexiedgeError as exc:
+                trial_console.print(f"error: {exc}", markup=False, highlight=False)
+                raise
+            except Exception:
+                trial_console.print_exception()  # the trial fails, the search goes on: the log keeps the traceback
+                raise
+        if reporter.best is None:
+            raise NoMetricError(
+                f"trial {trial.number} trained but no evaluation reported {setup.metric}: the data has no "
+                "validation split, and a search scores trials on it (never on the test split)")
+
+    def _interrupted(self, study: optuna.Study, trial) -> None:
+        """Ctrl-C (or a signal that ends the process cleanly): the trial is queued again for --resume."""
+        from optuna.trial import TrialState
+
+        with contextlib.suppress(Exception):
+            study.enqueue_trial(dict(trial.params), user_attrs={ORIGIN: "rerun", RERUN_OF: trial.number})
+            trial.set_user_attr(INTERRUPTED, True)
+            study.tell(trial, state=TrialState.FAIL)
+            self._write_reports(study)
+
+    def _status(self, text: str):
+        if self.console.is_terminal and not self.console.quiet:
+            return self.console.status(escape(text))
+        return contextlib.nullcontext()
+
+    # --- reports -----------------------------------------------------------------------------------
+
+    def _header(self, counted: int) -> None:
+        setup, request = self.setup, self.request
+        verb = "maximising" if setup.direction == "maximize" else "minimising"
+        action = f"resuming ({counted} of {request['trials']} trials done)" if counted else f"{request['trials']} trials"
+        self.console.print(
+            f"[bold]tune[/] {setup.model_key} with profile {escape(request['profile_name'])} -> "
+            f"{escape(str(setup.folder))}: {action}, {verb} {setup.metric} on the validation split (never the test "
+            f"split); space: {escape(request['space_source'])}", highlight=False, soft_wrap=True)
+        for note in setup.notes:
+            self.console.print(f"[dim]{escape(note)}[/]", highlight=False, soft_wrap=True)
+
+    def _write_reports(self, study: optuna.Study) -> Path | None:
+        from lexiedge.tune.report import draw_study
+
+        setup = self.setup
+        trials, best = summarize(study, setup.folder)
+        found = importances(study)
+        setup.record.update(trials=trials, best=best, importances=found)
+        setup.record["request"]["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+        layout.write_record(setup.folder, setup.record)
+        return draw_study(trials, found, setup.metric, setup.direction, setup.folder / layout.STUDY_PNG)
+
+
+class NoMetricError(UsageError):
+    """A trial trained but never reported the metric: no validation split. The search stops."""
+
+
+class Reporter:
+    """``TrainJob.on_evaluate`` of a trial: reports the metric to Optuna, keeps the best, prunes."""
+
+    def __init__(self, trial, metric: str, direction: str) -> None:
+        self.trial, self.metric, self.direction = trial, metric, direction
+        self.best: float | None = None
+        self.last: float | None = None
+        self.epoch: float | None = None
+
+    def __call__(self, row: dict[str, Any]) -> None:
+        value = row.get(self.metric)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            return
+        self.last, self.epoch = float(value), float(row.get("epoch", 0.0))
+        if self.best is None or (value > self.best if self.direction == "maximize" else value < self.best):
+            self.best = float(value)
+        with warnings.catch_warnings():  # a step reported twice (never at our cadence) is only a warning
+            warnings.simplefilter("ignore")
+            self.trial.report(float(value), round(self.epoch * STEPS_PER_EPOCH))
+        if self.trial.should_prune():
+            raise StopTraining(f"pruned at epoch {self.epoch:.2f}: {self.metric} {value:.4g} is worse than the "
+                               "median of the earlier trials at that epoch")
+
+
+def baseline_values(space: SearchSpace, profile: Profile, model_key: str) -> tuple[dict[str, Any], list[str]]:
+    """The profile's own value of each parameter (defaults filled in) that lies in the space; the names outside."""
+    from lexiedge.train.resume import training_settings
+
+    settings = training_settings(profile, model_key)
+    values, outside = {}, []
+    for param in space.params:
+        found = [settings.get(f"models.{model_key}.{key}", _MISSING) for key in param.keys]
+        if all(value is not _MISSING for value in found) and len({repr(v) for v in found}) == 1 \
+                and param.contains(found[0]):
+            values[param.name] = found[0]
+        else:
+            outside.append(param.name)
+    return values, outside
+
+
+_MISSING = object()
+
+
+def _single_model(profile: Profile, model_key: str) -> Profile:
+    from lexiedge.training_runs import single_model_profile
+
+    return single_model_profile(profile, model_key)
+
+
+def _verbose() -> bool:
+    from lexiedge.console import is_verbose
+
+    return is_verbose()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    message = text[0] if text else ""
+    return message if isinstance(exc, LexiedgeError) else f"{type(exc).__name__}: {message}"
+
+
+def trial_line(setup: Setup, study, number: int, params: dict[str, Any], reporter: Reporter,
+               outcome: dict[str, Any], position: int) -> str:
+    from lexiedge.tune.report import format_params, format_value
+
+    total = setup.request["trials"]
+    state = outcome["state"]
+    parts = [f"[{position}/{total}] trial {number}", format_params(params)]
+    if state == "complete":
+        parts.append(f"{setup.metric} {format_value(reporter.best)}")
+    elif state == "pruned":
+        parts.append(f"{setup.metric} {format_value(reporter.last)} at epoch {reporter.epoch:.2f}")
+    parts.append(state if state != "failed" else f"failed: {outcome.get('error', '')}")
+    try:
+        best_trial = study.best_trial
+        parts.append(f"best {format_value(best_trial.value)} (trial {best_trial.number})")
+    except ValueError:
+        parts.append("best: none yet")
+    return escape(" | ".join(parts))
