@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from lexiedge.api import BlockStack, BuiltModel, DataSplits, ModelPlugin, PluginSettings
+from lexiedge.api import BlockStack, BuiltModel, DataSplits, ModelPlugin, PluginSettings, SearchParam
 from lexiedge.errors import UsageError
 from lexiedge.plugin import hookimpl
 from lexiedge_emotion_av.settings import EmotionAVSettings
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     import torch
     from rich.console import Console
 
-    from lexiedge.profile import DeviceSpec
+    from lexiedge.profile import DeviceSpec, ModelEntry
     from lexiedge.registry import Registry
 
 # RAVDESS order: emotion code EE in the file name = index + 1 (same order as lexiedge_ravdess.labels)
@@ -155,6 +155,11 @@ class EmotionAVPlugin(ModelPlugin):
 
         waveform, frames, audio_mask, video_mask = example_inputs
         return export_onnx(module, path, (waveform, frames, audio_mask, video_mask), opset=opset)
+
+    def search_space(self, entry: ModelEntry) -> list[SearchParam]:
+        from lexiedge_emotion_av.search_space import default_space
+
+        return default_space(entry)
 
     def parameter_groups(self, module: torch.nn.Module) -> dict[str, int]:
         """Parameters per part: audio, visual, fusion, head (they sum to the total)."""

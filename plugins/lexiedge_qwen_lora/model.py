@@ -6,7 +6,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from lexiedge.api import BlockStack, BuiltModel, ModelPlugin, PluginSettings
+from lexiedge.api import BlockStack, BuiltModel, Choice, FloatRange, IntRange, ModelPlugin, PluginSettings, SearchParam
 from lexiedge.errors import UsageError
 from lexiedge_qwen_lora.base import (
     base_layers,
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import torch
     from rich.console import Console
 
-    from lexiedge.profile import DeviceSpec
+    from lexiedge.profile import DeviceSpec, ModelEntry
 
 LORA_MARKER = "lora_"
 DECODER_LAYERS = "decoder layers"  # the block stack the memory plan cuts down
@@ -94,6 +94,19 @@ class QwenLoraPlugin(ModelPlugin):
 
     def build(self, settings: PluginSettings, device: "DeviceSpec", *, pretrained: bool = True) -> BuiltModel:
         return self._build(settings, device, pretrained=pretrained)
+
+    def search_space(self, entry: "ModelEntry") -> list[SearchParam]:
+        """`lexiedge tune`'s default: the rate around the profile's, the adapter's rank, scale and dropout, epochs
+        (scored by validation loss, minimised)."""
+        lr = float(getattr(entry.train.settings, "lr", 2e-4))
+        epochs = int(getattr(entry.train.settings, "epochs", 2))
+        return [
+            FloatRange.around("train.lr", lr),
+            Choice("model.lora.r", (4, 8, 16, 32)),
+            Choice("model.lora.alpha", (8, 16, 32, 64)),
+            FloatRange("model.lora.dropout", 0.0, 0.1),
+            IntRange("train.epochs", 1, max(2, epochs * 2)),
+        ]
 
     def block_stacks(self, settings: PluginSettings) -> list[BlockStack]:
         """The decoder layers: planning the 0.5B then builds 1 and 2 of its 24 layers."""
