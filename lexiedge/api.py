@@ -253,6 +253,12 @@ class DatasetPlugin(Plugin):
         """
         return None
 
+    def held_out_groups(self, settings: PluginSettings, source: Path | None) -> "list[int | str]":
+        """The groups (ids from :meth:`groups`) that ``settings`` keep for the final test split (RAVDESS: the
+        actors of ``data.split.test``, by default 21-24). `lexiedge tune --folds` makes its folds of the other
+        groups only, so a search never trains or scores on them. Default: none."""
+        return []
+
 
 # --- trainers ---------------------------------------------------------------------------------
 
@@ -270,8 +276,8 @@ class TrainJob:
     run_dir: Path
     resume: bool
     console: "Console"
-    #: called on rank 0 with each evaluation's history row (``epoch``, ``step``, ``val/<metric>``, ...) once it
-    #: is recorded; it may raise :class:`StopTraining`. `lexiedge tune` reports to Optuna and prunes through it.
+    #: called on rank 0 with each evaluation's history row (``epoch``, ``step``, ``val/<metric>``, ...) once
+    #: it is recorded; it may raise :class:`StopTraining`. `lexiedge tune` reports to Optuna and prunes here.
     on_evaluate: "Callable[[dict[str, Any]], None] | None" = None
     #: False: the test split is never evaluated (a search's trials: what is tuned must not see it)
     evaluate_test: bool = True

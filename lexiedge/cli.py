@@ -251,27 +251,40 @@ def train(
 @app.command("tune")
 def tune(
     profile: ProfileOpt,
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="the model to tune (default: the profile's only one)")] = None,
-    data: Annotated[Optional[Path], typer.Option("--data", "-d", help="training data, as for `lexiedge train`")] = None,
+    model: Annotated[
+        Optional[str], typer.Option("--model", "-m", help="the model to tune (default: the profile's one)")
+    ] = None,
+    data: Annotated[
+        Optional[Path], typer.Option("--data", "-d", help="training data, as for `lexiedge train`")
+    ] = None,
     trials: Annotated[
-        Optional[int], typer.Option("--trials", "-n", help="trials to train in all (with --resume: the new total)")
+        Optional[int], typer.Option("--trials", "-n", help="trials to train in all (--resume: the new total)")
+    ] = None,
+    folds: Annotated[
+        Optional[int], typer.Option("--folds", help="score each trial by its K-fold mean over the data's "
+                                                    "speakers (never the test split's)")
     ] = None,
     space: Annotated[
-        Optional[Path], typer.Option("--space", metavar="FILE", help="YAML search space (default: the model plugin's; "
-                                                                     "see --show-space)")
+        Optional[Path], typer.Option("--space", metavar="FILE", help="YAML search space (default: the model "
+                                                                     "plugin's; see --show-space)")
     ] = None,
     set_: SetOpt = None,
     out: Annotated[
-        Optional[Path], typer.Option("--out", "-o", help="tune folder (default runs/<profile>/<model>/tune-<time>)")
+        Optional[Path], typer.Option("--out", "-o", help="tune folder (runs/<profile>/<model>/tune-<time>)")
     ] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="continue the newest search (or --out) after a kill")] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="continue the newest search (or --out) after a kill")
+    ] = False,
     seed: Annotated[Optional[int], typer.Option("--seed", help="the TPE sampler's seed (default 0)")] = None,
-    no_prune: Annotated[bool, typer.Option("--no-prune", help="train every trial to the end (no median pruning)")] = False,
+    no_prune: Annotated[
+        bool, typer.Option("--no-prune", help="train every trial to the end (no median pruning)")
+    ] = False,
     prune_startup: Annotated[
-        Optional[int], typer.Option("--prune-startup", help="trials that finish before any is pruned (default 5)")
+        Optional[int], typer.Option("--prune-startup", help="trials done before any is pruned (default 5)")
     ] = None,
     prune_warmup: Annotated[
-        Optional[float], typer.Option("--prune-warmup", help="epochs of each trial never pruned (default 1)")
+        Optional[float], typer.Option("--prune-warmup", help="epochs (with --folds: folds) of each trial "
+                                                             "never pruned (default 1)")
     ] = None,
     no_baseline: Annotated[
         bool, typer.Option("--no-baseline", help="do not train the profile's own settings first")
@@ -280,14 +293,18 @@ def tune(
         Optional[Path], typer.Option("--write-profile", metavar="FILE",
                                      help="write the best trial as a profile that extends --profile")
     ] = None,
-    show_space: Annotated[bool, typer.Option("--show-space", help="print the search space as a --space file and exit")] = False,
+    show_space: Annotated[
+        bool, typer.Option("--show-space", help="print the search space as a --space file and exit")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Hyperparameter search (Optuna: TPE, median pruning) over a profile's settings; the best as a profile.
 
-    Trials are scored on the validation split only (the trainer's metric: val/uar, val/loss for the LM).
+    Score: the trainer's metric on the validation split (val/uar; the LM: val/loss, minimised).
 
-    The test split is never evaluated: a tuned number measured on it would not be one a user gets.
+    With --folds K: the mean over K speaker-grouped folds of the data's speakers (as lexiedge eval --folds).
+
+    The test split is never evaluated, nor its speakers folded in: a number tuned on it is not one users get.
 
     Study (SQLite) and trials: runs/<profile>/<model>/tune-<time>/; --resume continues a killed search.
 
@@ -299,7 +316,7 @@ def tune(
     request = TuneRequest(
         profile=profile, model_key=model, data=data, trials=trials, space_file=space, sets=list(set_ or []),
         out=out, resume=resume, seed=seed, prune=False if no_prune else None, prune_startup=prune_startup,
-        prune_warmup=prune_warmup, baseline=False if no_baseline else None,
+        prune_warmup=prune_warmup, baseline=False if no_baseline else None, folds=folds,
     )
     if show_space:
         import yaml
@@ -316,8 +333,10 @@ def tune(
         console.print(f"# {found.source}\n{text}", markup=False,
                       highlight=False, soft_wrap=True)
         return
-    if write_profile is not None and (write_profile.is_dir() or write_profile.suffix not in (".yaml", ".yml")):
-        raise UsageError(f"--write-profile {write_profile}: expected a .yaml file to write the best profile to")
+    bad_profile_path = write_profile is not None and (write_profile.suffix not in (".yaml", ".yml")
+                                                      or write_profile.is_dir())
+    if bad_profile_path:
+        raise UsageError(f"--write-profile {write_profile}: expected a .yaml file for the best profile")
     _check_out_dir(out)
     setup = resolve(request)
     result = Search(setup, err_console if as_json else console).run()
@@ -342,13 +361,13 @@ def _print_tune_summary(result, written: Path | None) -> None:
 
     request, best = result.record["request"], result.record.get("best")
     if best:
-        console.print(f"best: trial {best['number']}, {request['metric']} {format_value(best['value'])}: "
-                      f"{_escape(format_params(best['params']))} ({_escape(str(best['run_dir']))})", highlight=False,
-                      soft_wrap=True)
+        console.print(f"best: trial {best['number']}, {request.get('objective', request['metric'])} "
+                      f"{format_value(best['value'])}: {_escape(format_params(best['params']))} "
+                      f"({_escape(str(best['run_dir']))})", highlight=False, soft_wrap=True)
     else:
         console.print("best: none (no trial completed)", highlight=False)
-    console.print(f"study: {_escape(str(result.folder / STUDY_DB))}"
-                  + (f"; plot: {_escape(str(result.plot))}" if result.plot else ""), highlight=False, soft_wrap=True)
+    plot = f"; plot: {_escape(str(result.plot))}" if result.plot else ""
+    console.print(f"study: {_escape(str(result.folder / STUDY_DB))}{plot}", highlight=False, soft_wrap=True)
     if written is not None:
         command = f"lexiedge train --profile {written} --model {request['model']}" + (
             f" --data {request['data']}" if request.get("data") else "")

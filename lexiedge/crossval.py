@@ -189,6 +189,7 @@ class CrossValRequest:
     out: Path
     seeds: tuple[int, ...] = (0,)
     val_groups: int = 0
+    exclude_groups: tuple[Group, ...] = ()  # in no fold (`lexiedge tune --folds`: the final test speakers)
 
 
 @dataclass
@@ -215,6 +216,7 @@ def plan(request: CrossValRequest) -> tuple[DatasetPlugin, list[Fold]]:
                          "(ravdess: the actors)")
     if not request.seeds:
         raise UsageError("cross-validation needs at least one seed")
+    groups = [group for group in groups if group not in set(request.exclude_groups)]
     return data_plugin, make_folds(groups, request.folds, request.val_groups)
 
 

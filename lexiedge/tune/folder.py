@@ -43,10 +43,14 @@ def new_folder(profile_name: str, model_key: str, runs_dir: Path = RUNS_DIR) -> 
 
 def newest_folder(profile_name: str, model_key: str, runs_dir: Path = RUNS_DIR) -> Path:
     parent = runs_dir / profile_name / model_key
-    found = sorted(p for p in parent.glob(f"{PREFIX}*") if (p / TUNE_JSON).is_file()) if parent.is_dir() else []
+    found = (
+        sorted(p for p in parent.glob(f"{PREFIX}*") if (p / TUNE_JSON).is_file()) if parent.is_dir() else []
+    )
     if not found:
-        raise UsageError(f"no search of {model_key!r} with profile {profile_name!r} under {parent} to resume; "
-                         "start one without --resume")
+        raise UsageError(
+            f"no search of {model_key!r} with profile {profile_name!r} under {parent} to resume; "
+            "start one without --resume"
+        )
     return found[-1]
 
 
@@ -67,9 +71,13 @@ def read_record(folder: Path) -> dict[str, Any]:
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        raise UsageError(f"{path} cannot be read ({exc}); is {folder} a folder `lexiedge tune` wrote?") from None
+        raise UsageError(
+            f"{path} cannot be read ({exc}); is {folder} a folder `lexiedge tune` wrote?"
+        ) from None
     if not isinstance(record, dict) or not isinstance(record.get("request"), dict):
-        raise UsageError(f"{path} is not a tune record (no `request`); is {folder} a folder `lexiedge tune` wrote?")
+        raise UsageError(
+            f"{path} is not a tune record (no `request`); is {folder} a folder `lexiedge tune` wrote?"
+        )
     return record
 
 

@@ -1,4 +1,4 @@
-"""What a search reports: its trials as tune.json lists them, the study plot, and the best trial as a profile."""
+"""What a search reports besides its per-trial lines: the study plot, and the best trial as a profile."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ from lexiedge import atomic
 from lexiedge.errors import UsageError
 from lexiedge.tune import folder as layout
 
-def draw_study(trials: list[dict[str, Any]], found: dict[str, float] | None, metric: str, direction: str,
-               path: Path) -> Path | None:
+
+def draw_study(
+    trials: list[dict[str, Any]], found: dict[str, float] | None, metric: str, direction: str, path: Path
+) -> Path | None:
     """study.png: each trial's metric (complete, pruned) with the best so far; the parameters' importances."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
@@ -27,11 +29,22 @@ def draw_study(trials: list[dict[str, Any]], found: dict[str, float] | None, met
     left, right = figure.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
     complete = [t for t in scored if t["state"] == "complete"]
     pruned = [t for t in scored if t["state"] == "pruned"]
-    left.scatter([t["number"] for t in complete], [t["value"] for t in complete], color="tab:blue", label="complete",
-                 zorder=3)
+    left.scatter(
+        [t["number"] for t in complete],
+        [t["value"] for t in complete],
+        color="tab:blue",
+        label="complete",
+        zorder=3,
+    )
     if pruned:
-        left.scatter([t["number"] for t in pruned], [t["value"] for t in pruned], color="tab:gray", marker="x",
-                     label="pruned (best before it stopped)", zorder=3)
+        left.scatter(
+            [t["number"] for t in pruned],
+            [t["value"] for t in pruned],
+            color="tab:gray",
+            marker="x",
+            label="pruned (best before it stopped)",
+            zorder=3,
+        )
     best_line, best = [], None
     for trial in sorted(complete, key=lambda t: t["number"]):
         value = trial["value"]
@@ -69,20 +82,21 @@ def format_params(params: dict[str, Any]) -> str:
     """``lr=0.0012 dropout=0.21``: each parameter by the last part of its name when that is unambiguous."""
     short = {name: name.rsplit(".", 1)[-1] for name in params}
     counts = {value: list(short.values()).count(value) for value in short.values()}
-    return " ".join(f"{short[name] if counts[short[name]] == 1 else name}={format_value(value)}"
-                    for name, value in params.items())
+    return " ".join(
+        f"{short[name] if counts[short[name]] == 1 else name}={format_value(value)}"
+        for name, value in params.items()
+    )
 
 
 # --- the best trial as a profile -----------------------------------------------------------------
 
 
 def write_best_profile(record: dict[str, Any], folder: Path, dest: Path) -> Path:
-    """``dest``: a profile that ``extends:`` the searched one and sets the best trial's values (and the search's
-    --set options), checked to load to exactly the settings the best trial trained with, then moved into place.
+    """``dest``: a profile that ``extends:`` the searched one and sets the best trial's values (and the
+    search's --set options), checked to load to exactly what the best trial trained, then moved into place.
     """
     from lexiedge.plugin import get_host
     from lexiedge.profile import apply_overrides, load_profile
-    from lexiedge.rundir import load_run_profile
     from lexiedge.train.resume import compare
     from lexiedge.tune.space import SearchSpace, param_from_yaml
 
@@ -92,27 +106,35 @@ def write_best_profile(record: dict[str, Any], folder: Path, dest: Path) -> Path
     model_key = request["model"]
     params = [param_from_yaml(name, entry, model_key) for name, entry in request["space"]["space"].items()]
     space = SearchSpace(tuple(params))
-    lines = [*request["sets"], *space.overrides(model_key, best["params"])]
+    tuned = space.overrides(model_key, best["params"])
+    lines = [*request["sets"], *tuned]
     dest = dest.resolve() if dest.is_absolute() else Path.cwd() / dest
     document: dict[str, Any] = {
         "extends": _extends(request, dest.parent),
-        "description": f"{request['profile_name']} with the settings of trial {best['number']} of {folder}",
+        "description": f"{request['profile_name']} with the settings of trial {best['number']} "
+        f"of {folder.resolve()}",
     }
     document = apply_overrides(document, lines)
-    header = (f"# lexiedge tune: trial {best['number']} of {len(record.get('trials') or [])}, "
-              f"{request['metric']} {format_value(best['value'])} (validation split)\n"
-              f"# lexiedge train --profile {dest.name} --model {model_key}"
-              + (f" --data {request['data']}" if request.get("data") else "") + "\n")
+    header = (
+        f"# lexiedge tune: trial {best['number']} of {len(record.get('trials') or [])}, "
+        f"{request.get('objective', request['metric'])} {format_value(best['value'])}\n"
+        f"# lexiedge train --profile {dest.name} --model {model_key}"
+        + (f" --data {request['data']}" if request.get("data") else "")
+        + "\n"
+    )
     text = header + yaml.safe_dump(document, sort_keys=False)
     dest.parent.mkdir(parents=True, exist_ok=True)
     with atomic.atomic_path(dest, suffix=".tmp.yaml") as tmp:
         tmp.write_text(text, encoding="utf-8")
         written = load_profile(tmp, host=get_host())
-        trained, _ = load_run_profile(Path(best["run_dir"]))
+        # what the best trial trained: the search's resolved profile with its --set lines
+        trained = load_profile(folder / layout.PROFILE_YAML, tuned, host=get_host())
         changes = compare(trained, written, model_key, None, None)
         if changes:
-            raise UsageError(f"{dest}: the written profile would not train trial {best['number']}'s settings "
-                             f"({changes[0].describe()}); not written")
+            raise UsageError(
+                f"{dest}: the written profile would not train trial {best['number']}'s settings "
+                f"({changes[0].describe()}); not written"
+            )
     return dest
 
 

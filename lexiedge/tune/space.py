@@ -11,7 +11,7 @@ types below; a ``--space`` YAML file replaces it::
         keys: [model.audio.dropout, model.head.dropout]
         low: 0.0
         high: 0.3
-    try_first:                  # optional: settings tried before the sampler's (Ray Tune's points_to_evaluate)
+    try_first:                  # optional, tried before the sampler's (Ray Tune's points_to_evaluate)
       - {train.lr: 1.0e-3, dropout: 0.1}
 
 A range of integers (``low`` and ``high`` both whole numbers) is searched over integers, unless
@@ -47,7 +47,7 @@ class SpaceError(ValueError):
 
 @dataclass(frozen=True)
 class SearchParam:
-    """One searched value: its ``name`` (shown in reports, used in ``try_first``) and the profile keys it sets,
+    """One searched value: its ``name`` (shown in reports, used in ``try_first``) and the profile keys it sets
     relative to ``models.<model>`` (default: the name itself, e.g. ``train.lr``)."""
 
     name: str
@@ -84,7 +84,7 @@ class SearchParam:
 
 @dataclass(frozen=True)
 class FloatRange(SearchParam):
-    """A real value in ``[low, high]``; ``log``: uniform in log space (rates); ``step``: on a grid from ``low``."""
+    """A real value in ``[low, high]``; ``log``: uniform in log space (rates); ``step``: a grid on ``low``."""
 
     low: float
     high: float
@@ -93,7 +93,7 @@ class FloatRange(SearchParam):
 
     @classmethod
     def around(cls, name: str, value: float, factor: float = 10.0, **options: Any) -> FloatRange:
-        """``value / factor`` to ``value * factor`` in log space (a rate around a profile's), 3 significant digits."""
+        """``value / factor`` to ``value * factor`` in log space (a rate around a profile's), 3 digits."""
         return cls(name, _round(value / factor), _round(value * factor), log=True, **options)
 
     def _check(self) -> None:
@@ -101,12 +101,17 @@ class FloatRange(SearchParam):
         if self.log and self.low <= 0:
             raise SpaceError(f"log: true needs low above 0, got {self.low:g}")
         if self.step is not None and (self.log or self.step <= 0 or self.step > self.high - self.low):
-            raise SpaceError(f"step must be above 0 and at most high - low ({self.high - self.low:g}), without log; "
-                             f"got {self.step:g}")
+            raise SpaceError(
+                f"step must be above 0 and at most high - low ({self.high - self.low:g}), without log; "
+                f"got {self.step:g}"
+            )
 
     def contains(self, value: Any) -> bool:
-        return _is_number(value) and self.low <= value <= self.high and (
-            self.step is None or _on_grid(value, self.low, self.step))
+        return (
+            _is_number(value)
+            and self.low <= value <= self.high
+            and (self.step is None or _on_grid(value, self.low, self.step))
+        )
 
     def candidates(self) -> list[Scalar]:
         return [self.low, self.high]
@@ -136,14 +141,17 @@ class IntRange(SearchParam):
 
     def _check(self) -> None:
         if not all(_is_whole(value) for value in (self.low, self.high, self.step)):
-            raise SpaceError(f"low, high and step of an integer range must be whole numbers, got "
-                             f"{self.low!r}, {self.high!r}, {self.step!r}")
+            raise SpaceError(
+                f"low, high and step of an integer range must be whole numbers, got "
+                f"{self.low!r}, {self.high!r}, {self.step!r}"
+            )
         _check_range(self.low, self.high)
         if self.log and self.low < 1:
             raise SpaceError(f"log: true needs low of at least 1, got {self.low}")
         if self.step < 1 or self.step > self.high - self.low or (self.log and self.step != 1):
-            raise SpaceError(f"step must be from 1 to high - low ({self.high - self.low}), and 1 with log; "
-                             f"got {self.step}")
+            raise SpaceError(
+                f"step must be from 1 to high - low ({self.high - self.low}), and 1 with log; got {self.step}"
+            )
 
     def contains(self, value: Any) -> bool:
         return _is_whole(value) and self.low <= value <= self.high and (value - self.low) % self.step == 0
@@ -181,7 +189,8 @@ class Choice(SearchParam):
 
     def contains(self, value: Any) -> bool:
         return any(type(value) is type(choice) and value == choice for choice in self.choices) or (
-            _is_number(value) and any(_is_number(choice) and value == choice for choice in self.choices))
+            _is_number(value) and any(_is_number(choice) and value == choice for choice in self.choices)
+        )
 
     def candidates(self) -> list[Scalar]:
         return list(self.choices)
@@ -216,9 +225,13 @@ class SearchSpace:
             for name, value in point.items():
                 param = self.param(name)
                 if param is None:
-                    raise SpaceError(f"try_first[{index}].{name}: not a parameter of the space ({', '.join(names)})")
+                    raise SpaceError(
+                        f"try_first[{index}].{name}: not a parameter of the space ({', '.join(names)})"
+                    )
                 if not param.contains(value):
-                    raise SpaceError(f"try_first[{index}].{name}: {value!r} is outside the space ({_brief(param)})")
+                    raise SpaceError(
+                        f"try_first[{index}].{name}: {value!r} is outside the space ({_brief(param)})"
+                    )
 
     def param(self, name: str) -> SearchParam | None:
         return next((param for param in self.params if param.name == name), None)
@@ -268,8 +281,10 @@ def read_space_file(path: Path, model_key: str) -> SearchSpace:
         raise SpaceError(f"{path}: {unknown[0]}: unknown section; a space file has {' and '.join(TOP_LEVEL)}")
     entries = document["space"]
     if not isinstance(entries, dict) or not entries:
-        raise SpaceError(f"{path}: space: expected a mapping of keys to ranges, e.g. train.lr: {{low: 1.0e-4, "
-                         "high: 1.0e-2, log: true}")
+        raise SpaceError(
+            f"{path}: space: expected a mapping of keys to ranges, e.g. train.lr: {{low: 1.0e-4, "
+            "high: 1.0e-2, log: true}"
+        )
     params = []
     for raw_name, entry in entries.items():
         name = relative_key(str(raw_name), model_key)
@@ -290,12 +305,16 @@ def read_space_file(path: Path, model_key: str) -> SearchSpace:
 def param_from_yaml(name: str, entry: Any, model_key: str) -> SearchParam:
     """One ``space:`` entry: ``{low, high[, log, step, type]}`` or ``{choices}``, with optional ``keys``."""
     if not isinstance(entry, dict):
-        raise SpaceError(f"expected a mapping such as {{low: 0.0, high: 0.3}} or {{choices: [4, 8]}}, got {entry!r}")
+        raise SpaceError(
+            f"expected a mapping such as {{low: 0.0, high: 0.3}} or {{choices: [4, 8]}}, got {entry!r}"
+        )
     unknown = [key for key in entry if key not in FIELDS]
     if unknown:
         raise SpaceError(f"{unknown[0]}: unknown field; a parameter has {', '.join(FIELDS)}")
     keys = entry.get("keys")
-    if keys is not None and (not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys)):
+    if keys is not None and (
+        not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys)
+    ):
         raise SpaceError(f"keys: expected a list of dotted keys, e.g. [model.head.dropout], got {keys!r}")
     keys = tuple(relative_key(key, model_key) for key in keys or ())
     kind = entry.get("type")
@@ -317,21 +336,25 @@ def param_from_yaml(name: str, entry: Any, model_key: str) -> SearchParam:
     whole = _is_whole(low) and _is_whole(high) and (step is None or _is_whole(step))
     if kind == "int" or (kind is None and whole and isinstance(low, int) and isinstance(high, int)):
         return IntRange(name, low, high, log=log, step=1 if step is None else step, keys=keys)
-    return FloatRange(name, float(low), float(high), log=log, step=None if step is None else float(step), keys=keys)
+    return FloatRange(
+        name, float(low), float(high), log=log, step=None if step is None else float(step), keys=keys
+    )
 
 
 def relative_key(key: str, model_key: str) -> str:
     """``models.<model>.train.lr`` -> ``train.lr``; a key already relative is kept."""
     prefix = f"models.{model_key}."
-    return key[len(prefix):] if key.startswith(prefix) else key
+    return key[len(prefix) :] if key.startswith(prefix) else key
 
 
 def check_key(key: str) -> None:
     """A key a search may set: under the model, data or train section, not a plugin choice."""
     parts = key.split(".")
     if len(parts) < 2 or parts[0] not in SECTIONS or any(not part for part in parts):
-        raise SpaceError(f"{key!r} is not a profile key of the model; keys are relative to models.<model> and "
-                         f"start with {', '.join(p + '.' for p in SECTIONS)} (e.g. train.lr, model.head.dropout)")
+        raise SpaceError(
+            f"{key!r} is not a profile key of the model; keys are relative to models.<model> and "
+            f"start with {', '.join(p + '.' for p in SECTIONS)} (e.g. train.lr, model.head.dropout)"
+        )
     if parts[-1] == "plugin" and len(parts) == 2:
         raise SpaceError(f"{key}: a search varies a plugin's settings, not which plugin runs")
 
@@ -340,7 +363,12 @@ def check_key(key: str) -> None:
 
 
 def check_against_profile(
-    space: SearchSpace, profile: str | Path, sets: Sequence[str], model_key: str, host: PluginLookup, *,
+    space: SearchSpace,
+    profile: str | Path,
+    sets: Sequence[str],
+    model_key: str,
+    host: PluginLookup,
+    *,
     declared: bool,
 ) -> tuple[SearchSpace, list[str]]:
     """Load the profile with each end of each range (each choice), as `lexiedge train --set` would.
@@ -364,12 +392,18 @@ def check_against_profile(
                 key = (exc.key or "").removeprefix(f"models.{model_key}.") or param.name
                 if unknown and declared:
                     dropped.add(param.name)
-                    notes.append(f"{param.name}: left out of the default space: the profile's plugins have no {key}")
+                    notes.append(
+                        f"{param.name}: left out of the default space: the profile's plugins have no {key}"
+                    )
                     break
                 if unknown:
-                    raise SpaceError(f"{param.name}: unknown key {key} (the profile's plugins do not have it; "
-                                     "`lexiedge profiles show` lists the keys)") from None
-                raise SpaceError(f"{param.name}: {yaml_scalar(value)} is refused for {key}: {exc.problem}") from None
+                    raise SpaceError(
+                        f"{param.name}: unknown key {key} (the profile's plugins do not have it; "
+                        "`lexiedge profiles show` lists the keys)"
+                    ) from None
+                raise SpaceError(
+                    f"{param.name}: {yaml_scalar(value)} is refused for {key}: {exc.problem}"
+                ) from None
     return (space.without(dropped) if dropped else space), notes
 
 

@@ -6,7 +6,16 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from lexiedge.api import BlockStack, BuiltModel, Choice, FloatRange, IntRange, ModelPlugin, PluginSettings, SearchParam
+from lexiedge.api import (
+    BlockStack,
+    BuiltModel,
+    Choice,
+    FloatRange,
+    IntRange,
+    ModelPlugin,
+    PluginSettings,
+    SearchParam,
+)
 from lexiedge.errors import UsageError
 from lexiedge_qwen_lora.base import (
     base_layers,
@@ -96,8 +105,8 @@ class QwenLoraPlugin(ModelPlugin):
         return self._build(settings, device, pretrained=pretrained)
 
     def search_space(self, entry: "ModelEntry") -> list[SearchParam]:
-        """`lexiedge tune`'s default: the rate around the profile's, the adapter's rank, scale and dropout, epochs
-        (scored by validation loss, minimised)."""
+        """`lexiedge tune`'s default: the rate around the profile's, the adapter's rank, scale and dropout,
+        epochs (scored by validation loss, minimised)."""
         lr = float(getattr(entry.train.settings, "lr", 2e-4))
         epochs = int(getattr(entry.train.settings, "epochs", 2))
         return [

@@ -82,6 +82,14 @@ class RavdessPlugin(DatasetPlugin):
         except InvalidName:
             return None
 
+    def held_out_groups(self, settings: PluginSettings, source: Path | None) -> list[int | str]:
+        """The actors the split keeps for testing (``data.split.test``; without one, the default split's)."""
+        from lexiedge_ravdess.loading import find_usable_clips
+        from lexiedge_ravdess.splits import assign_actors
+
+        ours = _ours(settings)
+        return list(assign_actors(find_usable_clips(ours, source).actors, ours.split).test)
+
 
 def _ours(settings: PluginSettings | dict) -> RavdessSettings:
     """An artifact's recorded data_settings (a dict) or another plugin's settings, validated as ours."""

@@ -28,13 +28,28 @@ def test_a_value_goes_through_a_set_line_unchanged(value) -> None:
 
 
 def test_whole_number_ranges_search_integers_unless_typed_float(space_file) -> None:
-    space = read_space_file(space_file({"space": {
-        "train.epochs": {"low": 10, "high": 40, "step": 10},
-        "train.label_smoothing": {"low": 0, "high": 1, "type": "float"},
-        "models.emotion-av.train.lr": {"low": 1.0e-4, "high": 1.0e-2, "log": True},  # a full key is made relative
-        "train.batch_size": {"choices": [4, 8, 16]},
-        "dropout": {"keys": ["model.head.dropout", "model.fusion.dropout"], "low": 0.0, "high": 0.3},
-    }}), MODEL)
+    space = read_space_file(
+        space_file(
+            {
+                "space": {
+                    "train.epochs": {"low": 10, "high": 40, "step": 10},
+                    "train.label_smoothing": {"low": 0, "high": 1, "type": "float"},
+                    "models.emotion-av.train.lr": {
+                        "low": 1.0e-4,
+                        "high": 1.0e-2,
+                        "log": True,
+                    },  # a full key is made relative
+                    "train.batch_size": {"choices": [4, 8, 16]},
+                    "dropout": {
+                        "keys": ["model.head.dropout", "model.fusion.dropout"],
+                        "low": 0.0,
+                        "high": 0.3,
+                    },
+                }
+            }
+        ),
+        MODEL,
+    )
     epochs, smoothing, lr, batch, dropout = space.params
     assert isinstance(epochs, IntRange) and epochs.contains(30) and not epochs.contains(35)
     assert isinstance(smoothing, FloatRange) and smoothing.contains(0.5)
@@ -46,18 +61,23 @@ def test_whole_number_ranges_search_integers_unless_typed_float(space_file) -> N
         "models.emotion-av.model.head.dropout=0.25",
         "models.emotion-av.model.fusion.dropout=0.25",
     ]
-    again = read_space_file(space_file(space.as_yaml()), MODEL)  # --show-space prints what reads back the same
+    again = read_space_file(
+        space_file(space.as_yaml()), MODEL
+    )  # --show-space prints what reads back the same
     assert again.params == space.params
 
 
-@pytest.mark.parametrize(("entry", "problem"), [
-    ({"low": 0.1, "high": 0.01}, "must be below high"),
-    ({"low": 0.0, "high": 0.1, "log": True}, "log: true needs low above 0"),
-    ({"choices": []}, "choices is empty"),
-    ({"lo": 0.1, "high": 1.0}, "lo: unknown field"),
-    ({"low": 1, "high": 4, "step": 5}, "step must be"),
-    ({"choices": [[16], [32, 16]]}, "choices must be numbers"),
-])
+@pytest.mark.parametrize(
+    ("entry", "problem"),
+    [
+        ({"low": 0.1, "high": 0.01}, "must be below high"),
+        ({"low": 0.0, "high": 0.1, "log": True}, "log: true needs low above 0"),
+        ({"choices": []}, "choices is empty"),
+        ({"lo": 0.1, "high": 1.0}, "lo: unknown field"),
+        ({"low": 1, "high": 4, "step": 5}, "step must be"),
+        ({"choices": [[16], [32, 16]]}, "choices must be numbers"),
+    ],
+)
 def test_a_bad_range_names_the_key(space_file, entry, problem) -> None:
     path = space_file({"space": {"train.lr": entry}})
     with pytest.raises(SpaceError, match=problem) as caught:
@@ -92,20 +112,33 @@ def test_the_profile_decides_which_keys_and_values_exist() -> None:
 
 def test_the_baseline_is_the_profiles_own_values_inside_the_space() -> None:
     profile = load_profile(TINY_PROFILE, host=get_host())  # lr 3e-3, batch 8, dropouts at their 0.1 default
-    space = SearchSpace((
-        FloatRange("train.lr", 1e-4, 1e-2, log=True),
-        Choice("train.batch_size", (4, 16)),
-        FloatRange("dropout", 0.0, 0.3, keys=("model.head.dropout", "model.fusion.dropout")),
-    ))
+    space = SearchSpace(
+        (
+            FloatRange("train.lr", 1e-4, 1e-2, log=True),
+            Choice("train.batch_size", (4, 16)),
+            FloatRange("dropout", 0.0, 0.3, keys=("model.head.dropout", "model.fusion.dropout")),
+        )
+    )
     values, outside = baseline_values(space, profile, MODEL)
     assert values == {"train.lr": 3e-3, "dropout": 0.1} and outside == ["train.batch_size"]
 
 
 def test_each_model_declares_a_default_space_its_profiles_accept(cli) -> None:
-    for model, expected in (("emotion-av", {"train.lr", "train.weight_decay", "dropout", "train.label_smoothing",
-                                            "train.batch_size", "train.epochs", "data.clip_seconds"}),
-                            ("qwen-lora", {"train.lr", "model.lora.r", "model.lora.alpha", "model.lora.dropout",
-                                           "train.epochs"})):
+    for model, expected in (
+        (
+            "emotion-av",
+            {
+                "train.lr",
+                "train.weight_decay",
+                "dropout",
+                "train.label_smoothing",
+                "train.batch_size",
+                "train.epochs",
+                "data.clip_seconds",
+            },
+        ),
+        ("qwen-lora", {"train.lr", "model.lora.r", "model.lora.alpha", "model.lora.dropout", "train.epochs"}),
+    ):
         result = cli("tune", "--profile", "cpu", "--model", model, "--show-space")
         assert result.exit_code == 0, result.stderr
         assert result.stderr == ""  # no key left out: the cpu profile's plugins have them all

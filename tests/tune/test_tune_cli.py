@@ -1,4 +1,4 @@
-"""Bad input to `lexiedge tune`: one line naming what was wrong, exit 2, nothing trained and no folder left."""
+"""Bad input to `lexiedge tune`: one line naming what was wrong, exit 2, nothing trained, no folder left."""
 
 from __future__ import annotations
 
@@ -30,21 +30,37 @@ def tune(cli, tmp_path: Path):
     return run
 
 
-@pytest.mark.parametrize(("space", "expected"), [
-    ({"space": {"train.lrr": {"low": 1.0e-4, "high": 1.0e-2}}}, ("train.lrr", "unknown key")),
-    ({"space": {"model.audio.dropout": {"low": 0.3, "high": 0.1}}}, ("model.audio.dropout", "must be below high")),
-    ({"space": {"train.label_smoothing": {"low": 0.0, "high": 1.5}}}, ("train.label_smoothing", "1.5 is refused")),
-    ({"space": {"device.memory_gb": {"low": 1, "high": 4}}}, ("device.memory_gb", "relative to models.<model>")),
-    ({"space": {"train.lr": {"low": 1.0e-4, "high": 1.0e-2}}, "first": []}, ("first", "unknown section")),
-    ({"space": {"train.lr": {"low": 1.0e-4, "high": 1.0e-2}}, "try_first": [{"train.lr": 1.0}]},
-     ("try_first[0].train.lr", "outside the space")),
-])
+@pytest.mark.parametrize(
+    ("space", "expected"),
+    [
+        ({"space": {"train.lrr": {"low": 1.0e-4, "high": 1.0e-2}}}, ("train.lrr", "unknown key")),
+        (
+            {"space": {"model.audio.dropout": {"low": 0.3, "high": 0.1}}},
+            ("model.audio.dropout", "must be below high"),
+        ),
+        (
+            {"space": {"train.label_smoothing": {"low": 0.0, "high": 1.5}}},
+            ("train.label_smoothing", "1.5 is refused"),
+        ),
+        (
+            {"space": {"device.memory_gb": {"low": 1, "high": 4}}},
+            ("device.memory_gb", "relative to models.<model>"),
+        ),
+        ({"space": {"train.lr": {"low": 1.0e-4, "high": 1.0e-2}}, "first": []}, ("first", "unknown section")),
+        (
+            {"space": {"train.lr": {"low": 1.0e-4, "high": 1.0e-2}}, "try_first": [{"train.lr": 1.0}]},
+            ("try_first[0].train.lr", "outside the space"),
+        ),
+    ],
+)
 def test_a_bad_space_file_is_one_line_naming_the_key(tune, space_file, space, expected) -> None:
     _one_line_error(tune("--trials", "3", "--space", str(space_file(space))), *expected)
 
 
 def test_a_missing_space_file_is_one_line(tune, tmp_path: Path) -> None:
-    _one_line_error(tune("--trials", "3", "--space", str(tmp_path / "nope.yaml")), "nope.yaml", "no such file")
+    _one_line_error(
+        tune("--trials", "3", "--space", str(tmp_path / "nope.yaml")), "nope.yaml", "no such file"
+    )
 
 
 @pytest.mark.parametrize("trials", ["0", "-2"])
@@ -57,7 +73,9 @@ def test_trials_are_required_for_a_new_search(tune) -> None:
 
 
 def test_resuming_without_a_search_is_one_line(cli, tmp_path: Path) -> None:
-    result = cli("tune", "--profile", str(TINY_PROFILE), "--model", MODEL, "--resume", "--out", str(tmp_path / "none"))
+    result = cli(
+        "tune", "--profile", str(TINY_PROFILE), "--model", MODEL, "--resume", "--out", str(tmp_path / "none")
+    )
     _one_line_error(result, "tune.json cannot be read")
 
 
@@ -71,3 +89,27 @@ def test_write_profile_must_be_a_yaml_file(tune, tmp_path: Path) -> None:
 
 def test_missing_data_is_refused_before_anything_trains(tune, tmp_path: Path) -> None:
     _one_line_error(tune("--trials", "2", "--data", str(tmp_path / "absent")), "--data", "does not exist")
+
+
+def test_more_folds_than_the_speakers_a_search_may_use_is_one_line(tune, synth_av: Path) -> None:
+    # 6 actors: the default split keeps actor 6 for testing, so 5 speakers can be folded
+    result = tune("--trials", "2", "--data", str(synth_av), "--folds", "6")
+    _one_line_error(result, "--folds 6 is more than the 5 speakers", "test split's 6", "at most --folds 5")
+    _one_line_error(tune("--trials", "2", "--data", str(synth_av), "--folds", "1"), "at least 2 folds")
+
+
+def test_folds_need_a_classification_metric(cli, tmp_path: Path) -> None:
+    result = cli(
+        "tune",
+        "--profile",
+        "cpu",
+        "--model",
+        "qwen-lora",
+        "--folds",
+        "2",
+        "--trials",
+        "2",
+        "--out",
+        str(tmp_path / "lm"),
+    )
+    _one_line_error(result, "--folds scores uar", "val/loss")

@@ -40,15 +40,34 @@ PRUNING = ["--prune-startup", "1", "--prune-warmup", "0"]
 
 
 def _tune_args(folder: Path, space: Path, synth: Path) -> list[str]:
-    return ["tune", "--profile", str(TINY_PROFILE), "--model", MODEL, "--data", str(synth), "--trials", "3",
-            "--space", str(space), "--out", str(folder), *PRUNING]
+    return [
+        "tune",
+        "--profile",
+        str(TINY_PROFILE),
+        "--model",
+        MODEL,
+        "--data",
+        str(synth),
+        "--trials",
+        "3",
+        "--space",
+        str(space),
+        "--out",
+        str(folder),
+        *PRUNING,
+    ]
 
 
 def _kill_during_trial_2(folder: Path, space: Path, synth: Path) -> str:
     """`lexiedge tune` in a child process, SIGKILLed once trial 2 is training (its run.json exists)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "lexiedge", *_tune_args(folder, space, synth)], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lexiedge", *_tune_args(folder, space, synth)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     started = folder / "trials" / "0002" / "run.json"
     deadline = time.monotonic() + 900
     while not started.is_file():
@@ -72,18 +91,40 @@ def search(tmp_path_factory: pytest.TempPathFactory, synth_av: Path) -> dict:
     killed_output = _kill_during_trial_2(folder, space, synth_av)
     study = optuna.load_study(study_name="lexiedge-tune", storage=f"sqlite:///{folder / 'study.db'}")
     states_at_kill = {t.number: t.state.name for t in study.get_trials()}
-    finished_files = {path: path.read_bytes() for number in (0, 1) for path in
-                      sorted((folder / "trials" / f"{number:04d}").rglob("*")) if path.is_file()}
+    finished_files = {
+        path: path.read_bytes()
+        for number in (0, 1)
+        for path in sorted((folder / "trials" / f"{number:04d}").rglob("*"))
+        if path.is_file()
+    }
     best = root / "profiles" / "best.yaml"
     captured = io.StringIO()
     with contextlib.redirect_stdout(captured):
-        code = main(["tune", "--profile", str(TINY_PROFILE), "--model", MODEL, "--resume", "--out", str(folder),
-                     "--write-profile", str(best), "--json"])
+        code = main(
+            [
+                "tune",
+                "--profile",
+                str(TINY_PROFILE),
+                "--model",
+                MODEL,
+                "--resume",
+                "--out",
+                str(folder),
+                "--write-profile",
+                str(best),
+                "--json",
+            ]
+        )
     assert code == 0, captured.getvalue()[-3000:]
     return {
-        "folder": folder, "killed_output": killed_output, "states_at_kill": states_at_kill,
-        "finished_files": finished_files, "document": json.loads(captured.getvalue()), "best": best,
-        "synth": synth_av, "space": space,
+        "folder": folder,
+        "killed_output": killed_output,
+        "states_at_kill": states_at_kill,
+        "finished_files": finished_files,
+        "document": json.loads(captured.getvalue()),
+        "best": best,
+        "synth": synth_av,
+        "space": space,
     }
 
 
@@ -105,7 +146,12 @@ def test_the_resume_reruns_the_interrupted_trial_and_keeps_the_finished_ones(sea
     for path, content in search["finished_files"].items():  # trials 0 and 1 were not trained again
         assert path.read_bytes() == content, f"{path} changed on resume"
     study = optuna.load_study(study_name="lexiedge-tune", storage=f"sqlite:///{folder / 'study.db'}")
-    assert [t.state.name for t in study.get_trials()] == ["COMPLETE", "PRUNED", "FAIL", trials[3]["state"].upper()]
+    assert [t.state.name for t in study.get_trials()] == [
+        "COMPLETE",
+        "PRUNED",
+        "FAIL",
+        trials[3]["state"].upper(),
+    ]
     assert json.loads((folder / "tune.json").read_text())["trials"] == document["trials"]
     assert document["study"] == str(folder / "study.db") and document["request"]["trials"] == 3
 
@@ -114,7 +160,9 @@ def test_a_clearly_worse_trial_is_pruned_after_its_first_epoch(search) -> None:
     folder = search["folder"]
     baseline = json.loads((folder / "trials" / "0000" / "history.json").read_text())
     learned = baseline[0]["val/uar"]
-    assert learned > 0.125 + 0.05, f"the baseline did not learn in its first epoch (val UAR {learned}): no contrast"
+    assert learned > 0.125 + 0.05, (
+        f"the baseline did not learn in its first epoch (val UAR {learned}): no contrast"
+    )
     pruned = next(t for t in search["document"]["trials"] if t["number"] == 1)
     assert pruned["state"] == "pruned" and pruned["epochs"] == 1.0 and pruned["value"] < learned
     run = json.loads((folder / "trials" / "0001" / "run.json").read_text())
@@ -140,11 +188,15 @@ def test_the_best_trial_becomes_a_profile_that_trains_as_is(search, cli) -> None
     assert set(tuned) <= {"train", "model"} and set(tuned["model"]) == {"head", "fusion"}
     assert tuned["train"]["lr"] == document["best"]["params"]["train.lr"]
     run = search["folder"].parent / "best-run"
-    result = cli("train", "--profile", str(best), "--model", MODEL, "--data", str(search["synth"]), "--out", str(run))
+    result = cli(
+        "train", "--profile", str(best), "--model", MODEL, "--data", str(search["synth"]), "--out", str(run)
+    )
     assert result.exit_code == 0, result.stderr
     trained, _ = load_run_profile(run)
     best_trial, _ = load_run_profile(Path(document["best"]["run_dir"]))
-    assert compare(best_trial, trained, MODEL, None, None) == []  # exactly the settings the best trial trained with
+    assert (
+        compare(best_trial, trained, MODEL, None, None) == []
+    )  # exactly the settings the best trial trained with
     assert json.loads((run / "run.json").read_text())["status"] == "completed"
 
 
@@ -158,10 +210,68 @@ def test_the_study_plot_and_the_per_trial_logs_are_written(search) -> None:
 
 def test_resuming_with_another_space_is_refused_in_one_line(search, cli, space_file) -> None:
     other = space_file({"space": {"train.lr": {"low": 1.0e-4, "high": 1.0e-2, "log": True}}})
-    result = cli("tune", "--profile", str(TINY_PROFILE), "--model", MODEL, "--resume", "--out", str(search["folder"]),
-                 "--space", str(other))
+    result = cli(
+        "tune",
+        "--profile",
+        str(TINY_PROFILE),
+        "--model",
+        MODEL,
+        "--resume",
+        "--out",
+        str(search["folder"]),
+        "--space",
+        str(other),
+    )
     assert result.exit_code == 2 and "recorded search space" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
-    more = cli("tune", "--profile", str(TINY_PROFILE), "--model", MODEL, "--resume", "--out", str(search["folder"]),
-               "--seed", "3")
+    more = cli(
+        "tune",
+        "--profile",
+        str(TINY_PROFILE),
+        "--model",
+        MODEL,
+        "--resume",
+        "--out",
+        str(search["folder"]),
+        "--seed",
+        "3",
+    )
     assert more.exit_code == 2 and "recorded --seed (0)" in more.stderr
+
+
+def test_with_folds_a_trial_is_the_k_fold_mean_over_speakers_never_the_test_split(
+    cli, synth_av: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "folds"
+    result = cli(
+        "tune",
+        "--profile",
+        str(TINY_PROFILE),
+        "--model",
+        MODEL,
+        "--data",
+        str(synth_av),
+        "--trials",
+        "1",
+        "--folds",
+        "2",
+        "--set",
+        f"models.{MODEL}.train.epochs=1",
+        "--out",
+        str(folder),
+        "--json",
+    )
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    request, trial = document["request"], document["trials"][0]
+    assert request["fold_groups"] == [1, 2, 3, 4, 5] and request["held_out_groups"] == [
+        6
+    ]  # the default split
+    assert request["objective"] == "uar (2-fold mean)" and trial["state"] == "complete"
+    crossval = json.loads((folder / "trials" / "0000" / "crossval.json").read_text())
+    runs = crossval["runs"]
+    assert sorted(group for run in runs for group in run["test_groups"]) == [1, 2, 3, 4, 5]
+    assert all(6 not in run["train_groups"] + run["val_groups"] + run["test_groups"] for run in runs)
+    assert trial["value"] == pytest.approx(sum(run["metrics"]["uar"] for run in runs) / 2)
+    assert trial["value"] == pytest.approx(crossval["mean_sd"]["uar"]["mean"])
+    assert "2-fold mean of uar over speakers 1, 2, 3, 4, 5 (never the test split's 6)" in result.stderr
