@@ -254,9 +254,9 @@ class DatasetPlugin(Plugin):
         return None
 
     def held_out_groups(self, settings: PluginSettings, source: Path | None) -> "list[int | str]":
-        """The groups (ids from :meth:`groups`) that ``settings`` keep for the final test split (RAVDESS: the
-        actors of ``data.split.test``, by default 21-24). `lexiedge tune --folds` makes its folds of the other
-        groups only, so a search never trains or scores on them. Default: none."""
+        """The groups (ids from :meth:`groups`) that ``settings`` keep for the final test (RAVDESS: the actors
+        of ``data.split.test``; without a split, RAVDESS's test actors 21-24). `lexiedge tune --folds` makes its
+        folds of the other groups only, so a search never trains or scores on them. Default: none."""
         return []
 
 

@@ -8,6 +8,8 @@ import pytest
 
 from tune_fixtures import MODEL, TINY_PROFILE
 
+SPLIT = "{train: [1, 2, 3, 4], val: [5], test: [6]}"
+
 
 def _one_line_error(result, *expected: str) -> None:
     assert result.exit_code == 2, (result.stdout, result.stderr)
@@ -92,10 +94,13 @@ def test_missing_data_is_refused_before_anything_trains(tune, tmp_path: Path) ->
 
 
 def test_more_folds_than_the_speakers_a_search_may_use_is_one_line(tune, synth_av: Path) -> None:
-    # 6 actors: the default split keeps actor 6 for testing, so 5 speakers can be folded
-    result = tune("--trials", "2", "--data", str(synth_av), "--folds", "6")
+    data = ["--trials", "2", "--data", str(synth_av)]
+    # no split in the profile: RAVDESS's test actors are 21-24, absent here, so all 6 actors may be folded
+    _one_line_error(tune(*data, "--folds", "7"), "--folds 7 is more than the 6 speakers", "at most --folds 6")
+    # a split whose test actor is 6: 5 speakers are left to fold
+    result = tune(*data, "--folds", "6", "--set", f"models.{MODEL}.data.split={SPLIT}")
     _one_line_error(result, "--folds 6 is more than the 5 speakers", "test split's 6", "at most --folds 5")
-    _one_line_error(tune("--trials", "2", "--data", str(synth_av), "--folds", "1"), "at least 2 folds")
+    _one_line_error(tune(*data, "--folds", "1"), "at least 2 folds")
 
 
 def test_folds_need_a_classification_metric(cli, tmp_path: Path) -> None:

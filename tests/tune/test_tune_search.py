@@ -243,30 +243,14 @@ def test_with_folds_a_trial_is_the_k_fold_mean_over_speakers_never_the_test_spli
     cli, synth_av: Path, tmp_path: Path
 ) -> None:
     folder = tmp_path / "folds"
-    result = cli(
-        "tune",
-        "--profile",
-        str(TINY_PROFILE),
-        "--model",
-        MODEL,
-        "--data",
-        str(synth_av),
-        "--trials",
-        "1",
-        "--folds",
-        "2",
-        "--set",
-        f"models.{MODEL}.train.epochs=1",
-        "--out",
-        str(folder),
-        "--json",
-    )
+    split = "{train: [1, 2, 3, 4], val: [5], test: [6]}"
+    sets = ["--set", f"models.{MODEL}.train.epochs=1", "--set", f"models.{MODEL}.data.split={split}"]
+    args = ["--data", str(synth_av), "--trials", "1", "--folds", "2", "--out", str(folder), "--json", *sets]
+    result = cli("tune", "--profile", str(TINY_PROFILE), "--model", MODEL, *args)
     assert result.exit_code == 0, result.stderr
     document = json.loads(result.stdout)
     request, trial = document["request"], document["trials"][0]
-    assert request["fold_groups"] == [1, 2, 3, 4, 5] and request["held_out_groups"] == [
-        6
-    ]  # the default split
+    assert request["fold_groups"] == [1, 2, 3, 4, 5] and request["held_out_groups"] == [6]  # the split's test
     assert request["objective"] == "uar (2-fold mean)" and trial["state"] == "complete"
     crossval = json.loads((folder / "trials" / "0000" / "crossval.json").read_text())
     runs = crossval["runs"]
