@@ -1,4 +1,5 @@
-"""The optimizer and the learning-rate schedule: AdamW, linear warmup, cosine decay to a floor."""
+"""The optimizer and the learning-rate schedule: AdamW, linear warmup, cosine decay to a floor (once, or in
+cycles restarting at the full rate: warm restarts)."""
 
 from __future__ import annotations
 
@@ -16,44 +17,57 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Schedule:
-    """Linear warmup over ``warmup_steps``, then a half cosine from ``base_lr`` down to ``min_lr_ratio * base_lr``."""
+    """Linear warmup over ``warmup_steps``, then a half cosine from ``base_lr`` down to ``min_lr_ratio * base_lr``;
+    with ``restart_steps``, a half cosine per cycle of that many steps, each starting again at ``base_lr``."""
 
     base_lr: float
     total_steps: int
     warmup_steps: int
     min_lr_ratio: float = 0.0
+    restart_steps: int | None = None
 
     @classmethod
-    def from_settings(cls, settings: EngineSettings, total_steps: int) -> Schedule:
+    def from_settings(cls, settings: EngineSettings, total_steps: int, steps_per_epoch: int = 1) -> Schedule:
+        restart_epochs = getattr(settings, "restart_epochs", None)
         return cls(
             base_lr=settings.lr,
             total_steps=total_steps,
             warmup_steps=round(settings.warmup_ratio * total_steps),
             min_lr_ratio=settings.min_lr_ratio,
+            restart_steps=restart_epochs * steps_per_epoch if restart_epochs else None,
         )
 
     def lr_at(self, step: int) -> float:
         """The learning rate of optimizer step ``step`` (0-based); past the end it stays at the floor."""
-        return lr_at(step, self.base_lr, self.total_steps, self.warmup_steps, self.min_lr_ratio)
+        return lr_at(step, self.base_lr, self.total_steps, self.warmup_steps, self.min_lr_ratio, self.restart_steps)
 
-    def as_dict(self) -> dict[str, float | int | str]:
+    def as_dict(self) -> dict[str, float | int | str | None]:
         return {
-            "kind": "warmup-cosine",
+            "kind": "warmup-cosine-restarts" if self.restart_steps else "warmup-cosine",
             "base_lr": self.base_lr,
             "total_steps": self.total_steps,
             "warmup_steps": self.warmup_steps,
             "min_lr_ratio": self.min_lr_ratio,
+            "restart_steps": self.restart_steps,
         }
 
 
-def lr_at(step: int, base_lr: float, total_steps: int, warmup_steps: int, min_lr_ratio: float) -> float:
-    """nanoGPT's get_lr: warmup never starts at 0 (step 0 would be wasted), cosine ends at the floor."""
+def lr_at(step: int, base_lr: float, total_steps: int, warmup_steps: int, min_lr_ratio: float,
+          restart_steps: int | None = None) -> float:
+    """nanoGPT's get_lr: warmup never starts at 0 (step 0 would be wasted), cosine ends at the floor.
+
+    With ``restart_steps`` the cosine restarts at ``base_lr`` every that many steps after warmup (SGDR with
+    T_mult 1, as torch's CosineAnnealingWarmRestarts); the last cycle may be cut short by the end of the run.
+    """
     min_lr = base_lr * min_lr_ratio
     if step < warmup_steps:
         return base_lr * (step + 1) / (warmup_steps + 1)
     if step >= total_steps:
         return min_lr
-    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    if restart_steps:
+        progress = ((step - warmup_steps) % restart_steps) / restart_steps
+    else:
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
     return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (base_lr - min_lr)
 
 

@@ -30,6 +30,14 @@ class EngineSettings(PluginSettings):
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.05, ge=0, lt=1, description="share of optimizer steps spent warming up")
     min_lr_ratio: float = Field(0.0, ge=0, le=1, description="cosine floor as a share of lr")
+    restart_epochs: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "cosine with warm restarts (SGDR, Loshchilov & Hutter 2017): after warmup the rate falls from lr to the "
+            "floor over this many epochs, then starts again at lr; null: one cosine over the whole run"
+        ),
+    )
     grad_clip: float | None = Field(1.0, gt=0, description="max global gradient norm; null disables clipping")
     optimizer: Literal["adamw", "adamw-8bit"] = Field(
         "adamw", description="adamw-8bit needs bitsandbytes and CUDA (the `gpu` extra)"

@@ -126,4 +126,4 @@ def planned_schedule(settings: EngineSettings, samples_per_rank: int, micro_batc
     drop_last = train_drop_last(samples_per_rank, micro_batch)
     per_epoch = steps_per_epoch(samples_per_rank, micro_batch, grad_accum, drop_last)
     total = per_epoch * settings.epochs if settings.max_steps is None else min(settings.max_steps, per_epoch * settings.epochs)
-    return Schedule.from_settings(settings, total)
+    return Schedule.from_settings(settings, total, per_epoch)

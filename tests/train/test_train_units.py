@@ -36,6 +36,18 @@ def test_schedule_from_settings_rounds_the_warmup_share() -> None:
     assert schedule.lr_at(15) == pytest.approx(2e-3) and schedule.lr_at(300) == pytest.approx(4e-4)
 
 
+def test_warm_restarts_start_each_cycle_at_the_peak() -> None:
+    settings = EngineSettings(lr=1e-3, warmup_ratio=0.0, min_lr_ratio=0.01, restart_epochs=2, epochs=6)
+    schedule = Schedule.from_settings(settings, total_steps=60, steps_per_epoch=10)
+    assert schedule.restart_steps == 20 and schedule.as_dict()["kind"] == "warmup-cosine-restarts"
+    lrs = [schedule.lr_at(step) for step in range(60)]
+    assert [lrs[0], lrs[20], lrs[40]] == [pytest.approx(1e-3)] * 3, "every cycle starts at lr"
+    assert lrs[10] == pytest.approx(1e-5 + 0.5 * (1e-3 - 1e-5)), "half way down the first cycle"
+    assert lrs[19] < 2e-5 and lrs[59] < 2e-5, "each cycle ends at the floor, the run's last step too"
+    plain = Schedule.from_settings(EngineSettings(lr=1e-3, warmup_ratio=0.0), total_steps=60, steps_per_epoch=10)
+    assert plain.restart_steps is None and plain.lr_at(20) < plain.lr_at(10), "without restarts: one cosine"
+
+
 def test_batch_resolution_keeps_the_effective_batch() -> None:
     assert resolve_batch(EngineSettings(batch_size=8, grad_accum=3), world_size=1) == (8, 3)
     assert resolve_batch(EngineSettings(batch_size=4, effective_batch=24), world_size=1) == (4, 6)
