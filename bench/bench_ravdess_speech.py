@@ -111,7 +111,7 @@ def reference_scores(profile: Any, data: Path) -> dict[str, Any]:
     training clips. Seconds to fit, deterministic.
     """
     import torch
-    from lexiedge_emotion_av.frontend import LOG_FLOOR, LogMelFrontend
+    from lexiedge_emotion_av.frontend import LOG_FLOOR, AudioFrontend
     from lexiedge_ravdess.loading import load_splits
     from rich.console import Console
 
@@ -122,7 +122,7 @@ def reference_scores(profile: Any, data: Path) -> dict[str, Any]:
     data_settings = entry.data.settings.model_copy(update={"random_crop": False})
     splits = load_splits(data_settings, data, cache_dir=cache_dir(), console=Console(quiet=True))
     model = entry.model.settings
-    frontend = LogMelFrontend(model.sample_rate, model.n_fft, model.hop_length, model.n_mels)
+    frontend = AudioFrontend(model.sample_rate, model.n_fft, model.hop_length, model.n_mels)
 
     def features(dataset: Any) -> tuple[torch.Tensor, torch.Tensor]:
         waveforms = torch.stack([dataset[index]["waveform"] for index in range(len(dataset))])

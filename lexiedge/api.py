@@ -49,9 +49,19 @@ class Plugin(ABC):
 # --- models -----------------------------------------------------------------------------------
 
 
+#: ``BuiltModel.extras`` keys a model plugin may set (read by trainers, evaluators and data plugins):
+#: the batch entries its module takes, in the order of its forward (default: its task's inputs)
+MODEL_INPUTS = "inputs"
+#: a model that normalises its features by speaker (enrollment): a function of waveforms (N, S) float32
+#: -> (N, 2, F) each clip's per-feature mean and mean square over its frames; a data plugin with
+#: enrollment clips gives every example its speaker's statistics from these (see lexiedge_ravdess.enrollment)
+CLIP_STATISTICS = "clip_statistics"
+
+
 @dataclass
 class BuiltModel:
-    """A model as its plugin built it: the module plus what it needs around it (tokenizer, labels)."""
+    """A model as its plugin built it: the module plus what it needs around it (tokenizer, labels, and the
+    :data:`MODEL_INPUTS` / :data:`CLIP_STATISTICS` extras)."""
 
     module: "torch.nn.Module"
     tokenizer: Any | None = None
@@ -246,6 +256,14 @@ class DatasetPlugin(Plugin):
         raise NotAvailableError(f"data plugin {self.name!r} declares groups but cannot split by them "
                                 "(implement DatasetPlugin.fold_overrides)")
 
+    def enrollment_overrides(self, enroll: str) -> dict[str, Any]:
+        """The settings (keys of ``models.<name>.data``) that choose each speaker's enrollment clips, for
+        `lexiedge eval --enroll ENROLL` (``"neutral"`` or a clip count): its splits then score the other clips
+        and give a speaker-normalising model (:data:`CLIP_STATISTICS`) their statistics."""
+        from lexiedge.errors import UsageError
+
+        raise UsageError(f"data plugin {self.name!r} has no enrollment clips (--enroll)")
+
     def label_of(self, path: Path) -> str | None:
         """The label a file carries in its name or beside it (RAVDESS names encode the emotion), if any.
 
@@ -425,6 +443,7 @@ class EvalRequest:
     out_dir: Path  # where this target's files (plots, per-sample results) go
     console: "Console"
     limit: int | None = None  # evaluate only the first N samples (quick checks)
+    enroll: str | None = None  # --enroll: each speaker's enrollment clips (DatasetPlugin.enrollment_overrides)
 
 
 @dataclass

@@ -632,6 +632,11 @@ def evaluate(
         int, typer.Option("--val-groups", min=0, help="with --folds: training speakers held out per fold to pick "
                           "the best epoch (default 0: the recipe's fixed epochs, final weights)")
     ] = 0,
+    enroll: Annotated[
+        Optional[str], typer.Option("--enroll", metavar="neutral|K", help="score with each speaker's enrollment "
+                                    "clips (their neutral and calm clips, or K at random): they give a speaker-"
+                                    "normalising model its profile and are left out of the scored clips")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """The task metric of runs and artifacts in one table: what each export costs; or, with --folds,
@@ -643,7 +648,7 @@ def evaluate(
     """
     if folds is not None:
         _cross_validate(paths or [], folds=folds, profile=profile, model=model, overrides=set_ or [], data=data,
-                        out=out, seeds=seeds, val_groups=val_groups, as_json=as_json)
+                        out=out, seeds=seeds, val_groups=val_groups, enroll=enroll, as_json=as_json)
         return
     from lexiedge.errors import UsageError
 
@@ -656,7 +661,7 @@ def evaluate(
     from lexiedge.evaluate import print_table
 
     report = run_eval(paths or [], data=data, split=split, out=out, limit=limit,
-                      console=err_console if as_json else console)
+                      console=err_console if as_json else console, enroll=enroll)
     if as_json:  # what eval.json holds, and where it is
         import json
 
@@ -668,7 +673,7 @@ def evaluate(
 
 def _cross_validate(paths: list[Path], *, folds: int, profile: str | None, model: str | None, overrides: list[str],
                     data: Path | None, out: Path | None, seeds: list[int] | None, val_groups: int,
-                    as_json: bool) -> None:
+                    enroll: str | None, as_json: bool) -> None:
     """`lexiedge eval --folds K`: the recipe of --profile/--model (or of one run directory), k-fold."""
     import time
 
@@ -680,7 +685,7 @@ def _cross_validate(paths: list[Path], *, folds: int, profile: str | None, model
         seeds = [int(getattr(loaded.model(model_key).train.settings, "seed", 0))]
     request = CrossValRequest(profile=loaded, model_key=model_key, data=data, folds=folds,
                               out=out or EVALS_DIR / f"crossval-{time.strftime('%Y%m%d-%H%M%S')}",
-                              seeds=tuple(dict.fromkeys(seeds)), val_groups=val_groups)
+                              seeds=tuple(dict.fromkeys(seeds)), val_groups=val_groups, enroll=enroll)
     report = cross_validate(request, err_console if as_json else console)
     if as_json:
         _print_json({**report.summary, "path": str(report.path)})

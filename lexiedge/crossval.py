@@ -22,6 +22,11 @@ call :func:`cross_validate`. The protocol:
 - **Seeds.** Every fold is trained once per seed (``train.seed``); the report gives mean ± sd over all
   fold x seed runs, each seed's mean over folds, and each seed's pooled score (the confusion matrices
   of its folds summed: every clip scored once, by the model that never heard its speaker).
+- **Enrollment** (``enroll``: ``neutral`` or a clip count; the data plugin's enrollment clips). Each
+  test speaker's enrollment clips give a speaker-normalising model its speaker's profile, and are left
+  out of the scored clips for every model, so a recipe scored with and without enrollment is scored on
+  the same clips. A recipe already cross-validated is only scored again (``results/...-enroll-E.json``,
+  ``crossval-enroll-E.json``); a speaker-normalising recipe trains with ``data.enrollment`` in it.
 - **Resumable.** Runs go one after the other into ``OUT/fold-F-seed-S/``; a finished one's scores are
   written to ``OUT/results/fold-F-seed-S.json`` (atomically) and never recomputed. After a kill, the
   same command continues: finished runs are kept, the interrupted one resumes from its last checkpoint
@@ -132,8 +137,9 @@ class FoldResult:
     extra: dict[str, Any] = field(default_factory=dict)  # what the scorer added (enrollment, per-class recall)
 
 
-def result_name(fold: Fold, seed: int) -> str:
-    return f"{fold.name}-seed-{seed}"
+def result_name(fold: Fold, seed: int, enroll: str | None = None) -> str:
+    """The fold's run directory (without ``enroll``) and result file names."""
+    return f"{fold.name}-seed-{seed}" + (f"-enroll-{enroll}" if enroll else "")
 
 
 def fold_profile(profile: Profile, model_key: str, data_plugin: DatasetPlugin, fold: Fold, seed: int) -> Profile:
@@ -177,6 +183,27 @@ def test_scores(run_dir: Path, fold: Fold, seed: int) -> dict[str, Any]:
     return scores
 
 
+def enrolled_scores(enroll: str, data: Path | None, console: Console) -> Scorer:
+    """A scorer of the test fold with each speaker's enrollment clips (`lexiedge eval --enroll`): they give a
+    speaker-normalising model its speakers' profiles, and every model is scored on the other clips only."""
+
+    def score(run_dir: Path, fold: Fold, seed: int) -> dict[str, Any]:
+        from lexiedge.api import EvalRequest
+        from lexiedge.evaluate import evaluator_for, resolve_target
+
+        target = resolve_target(run_dir)
+        out = run_dir / f"eval-enroll-{enroll}"
+        out.mkdir(parents=True, exist_ok=True)
+        result = evaluator_for(target.task).evaluate_run(
+            EvalRequest(run_dir, data, "test", out, console, enroll=enroll))
+        details = result.details
+        return {**{key: result.metrics[key] for key in METRICS}, "samples": details.get("samples", 0),
+                "confusion": details.get("confusion") or [], "checkpoint": result.name, "step": 0,
+                "recall_per_class": details.get("recall_per_class")}
+
+    return score
+
+
 # --- the whole cross-validation ---------------------------------------------------------------------
 
 
@@ -190,6 +217,7 @@ class CrossValRequest:
     seeds: tuple[int, ...] = (0,)
     val_groups: int = 0
     exclude_groups: tuple[Group, ...] = ()  # in no fold (`lexiedge tune --folds`: the final test speakers)
+    enroll: str | None = None  # score with each speaker's enrollment clips (and without them in the scored clips)
 
 
 @dataclass
@@ -225,10 +253,20 @@ def cross_validate(request: CrossValRequest, console: Console, *, train: TrainFo
                    ) -> CrossValReport:
     """Train and score every fold with every seed, one after the other; resume what a kill interrupted.
 
-    ``train`` and ``score`` default to `lexiedge train` and the trainer's test scores; ``on_result`` sees
-    each fold's result as it comes (finished ones from a previous process too), e.g. to prune a search.
+    ``train`` and ``score`` default to `lexiedge train` and the trainer's test scores (with ``request.enroll``:
+    the test fold scored again with enrollment, :func:`enrolled_scores`; a recipe trained before is only
+    scored); ``on_result`` sees each fold's result as it comes (finished ones from a previous process too),
+    e.g. to prune a search.
     """
     data_plugin, folds = plan(request)
+    if request.enroll is not None:  # a bad --enroll, too few clips to enroll: one line before anything trains
+        from lexiedge.profile import deep_merge
+
+        settings = request.profile.model(request.model_key).data.settings
+        enrolled = deep_merge(settings.model_dump(), data_plugin.enrollment_overrides(request.enroll))
+        data_plugin.check_source(data_plugin.Settings.model_validate(enrolled), request.data)
+        if score is test_scores:
+            score = enrolled_scores(request.enroll, request.data, console)
     out = request.out
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; pass a directory")
@@ -236,18 +274,26 @@ def cross_validate(request: CrossValRequest, console: Console, *, train: TrainFo
     results: list[FoldResult] = []
     for seed in request.seeds:  # seed-major: the first seed's k-fold mean is complete first
         for fold in folds:
-            result = _load_result(out, fold, seed)
+            result = _load_result(out, fold, seed, request.enroll)
             name = f"{fold.name} (test {_describe(fold.test)}), seed {seed}"
             if result is None:
                 run_dir = out / result_name(fold, seed)
-                profile = fold_profile(request.profile, request.model_key, data_plugin, fold, seed)
-                resume = _prepare_run_dir(run_dir)
-                console.print(f"[bold]crossval[/] {name}: train on {_describe(fold.train)}"
-                              + (f", validate on {_describe(fold.val)}" if fold.val else "")
-                              + (" (resumed)" if resume else ""), highlight=False)
-                train(profile, request.model_key, request.data, run_dir, resume, console)
-                result = _result(fold, seed, run_dir, score(run_dir, fold, seed))
-                atomic.write_json(out / RESULTS_DIR / f"{result_name(fold, seed)}.json", asdict(result), fsync=True)
+                if _load_result(out, fold, seed) is None:  # not trained yet (--enroll: a trained fold is only scored)
+                    profile = fold_profile(request.profile, request.model_key, data_plugin, fold, seed)
+                    resume = _prepare_run_dir(run_dir)
+                    console.print(f"[bold]crossval[/] {name}: train on {_describe(fold.train)}"
+                                  + (f", validate on {_describe(fold.val)}" if fold.val else "")
+                                  + (" (resumed)" if resume else ""), highlight=False)
+                    train(profile, request.model_key, request.data, run_dir, resume, console)
+                    scores = (score if request.enroll is None else test_scores)(run_dir, fold, seed)
+                    _save_result(out, fold, seed, None, _result(fold, seed, run_dir, scores))
+                if request.enroll is not None:
+                    console.print(f"[bold]crossval[/] {name}: scored with enrollment ({request.enroll})",
+                                  highlight=False)
+                    enrolled = _result(fold, seed, run_dir, score(run_dir, fold, seed))
+                    _save_result(out, fold, seed, request.enroll, enrolled)
+                result = _load_result(out, fold, seed, request.enroll)
+                assert result is not None
             else:
                 console.print(f"[bold]crossval[/] {name}: done before, kept", highlight=False)
             console.print(f"  {name}: " + ", ".join(f"{key} {result.metrics[key]:.3f}" for key in METRICS),
@@ -256,7 +302,8 @@ def cross_validate(request: CrossValRequest, console: Console, *, train: TrainFo
             if on_result is not None:
                 on_result(result)
     summary = summarise(results, folds, request)
-    path = atomic.write_json(out / REPORT_JSON, summary)
+    report = REPORT_JSON if request.enroll is None else f"crossval-enroll-{request.enroll}.json"
+    path = atomic.write_json(out / report, summary)
     return CrossValReport(path, folds, results, summary)
 
 
@@ -320,10 +367,14 @@ def _check_plan(out: Path, request: CrossValRequest, folds: list[Fold]) -> None:
     atomic.write_json(path, record, fsync=True)
 
 
-def _load_result(out: Path, fold: Fold, seed: int) -> FoldResult | None:
+def _save_result(out: Path, fold: Fold, seed: int, enroll: str | None, result: FoldResult) -> None:
+    atomic.write_json(out / RESULTS_DIR / f"{result_name(fold, seed, enroll)}.json", asdict(result), fsync=True)
+
+
+def _load_result(out: Path, fold: Fold, seed: int, enroll: str | None = None) -> FoldResult | None:
     import json
 
-    path = out / RESULTS_DIR / f"{result_name(fold, seed)}.json"
+    path = out / RESULTS_DIR / f"{result_name(fold, seed, enroll)}.json"
     if not path.is_file():
         return None
     try:
@@ -368,6 +419,9 @@ def summarise(results: list[FoldResult], folds: list[Fold], request: CrossValReq
             "checkpoint": "best on the inner validation groups" if request.val_groups else
             "final weights after the recipe's fixed epochs (the test fold is never evaluated while training)",
             "seeds": list(request.seeds),
+            "enroll": request.enroll,
+            "scored": "the test speakers' clips that are not enrollment clips; the enrollment clips give each "
+            "speaker's profile" if request.enroll else "every clip of the test speakers (those the data scores)",
         },
         "model_key": request.model_key,
         "profile": request.profile.name,

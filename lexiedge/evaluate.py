@@ -90,8 +90,10 @@ def evaluate(
     out: Path | None,
     limit: int | None,
     console: Console,
+    enroll: str | None = None,
 ) -> EvalReport:
-    """Score every path with its task's evaluator; write ``<out>/eval.json``."""
+    """Score every path with its task's evaluator; write ``<out>/eval.json``. ``enroll``: each speaker's
+    enrollment clips (``neutral`` or a count) give speaker-normalising runs their profile and are not scored."""
     from lexiedge.api import EvalRequest
 
     if not paths:
@@ -111,11 +113,11 @@ def evaluate(
     for index, target in enumerate(targets):
         where = out / f"{index:02d}-{_slug(target.path.name if target.kind == ARTIFACT else 'run-' + target.path.name)}"
         where.mkdir(parents=True, exist_ok=True)
-        request = EvalRequest(target.path, data, split, where, console, limit)
+        request = EvalRequest(target.path, data, split, where, console, limit, enroll)
         console.print(f"[bold]eval[/] {target.kind} {target.path} ({target.task}, split {split})", highlight=False)
         run = evaluator.evaluate_run if target.kind == RUN else evaluator.evaluate_artifact
         results.append(run(request))
-    summary = _summary(evaluator, targets, results, data, split)
+    summary = {**_summary(evaluator, targets, results, data, split), "enroll": enroll}
     path = out / EVAL_JSON
     atomic.write_json(path, summary)
     return EvalReport(path, tasks[0], evaluator.primary_metric, results)

@@ -60,20 +60,34 @@ class ClassificationEvaluator(EvaluatorPlugin):
         module = built.module.cpu().float().eval()
         module.load_state_dict(load_file(checkpoint / WEIGHTS), strict=True)
         data = request.data or recorded_data_path(request.path)
-        splits = host.datasets.get(entry.data.plugin).load(
-            entry.data.settings, data, built=built, model_settings=entry.model.settings,
+        data_plugin = host.datasets.get(entry.data.plugin)
+        data_settings = entry.data.settings
+        if request.enroll is not None:  # score the clips that are not enrollment clips, with their speakers' profiles
+            from lexiedge.profile import deep_merge
+
+            merged = deep_merge(data_settings.model_dump(), data_plugin.enrollment_overrides(request.enroll))
+            data_settings = data_plugin.Settings.model_validate(merged)
+        splits = data_plugin.load(
+            data_settings, data, built=built, model_settings=entry.model.settings,
             cache_dir=_cache_dir(), console=request.console,
         )
 
+        inputs = ClassifierTrainer().model_inputs(built)
+
         def logits_of(feeds: dict[str, np.ndarray]) -> np.ndarray:
             with torch.no_grad():
-                return module(*(torch.from_numpy(feeds[key]) for key in ClassifierTrainer.input_keys)).float().numpy()
+                return module(*(torch.from_numpy(feeds[key]) for key in inputs)).float().numpy()
 
-        name = f"pytorch ({checkpoint.relative_to(request.path)})"
+        name = f"pytorch ({checkpoint.relative_to(request.path)})" + (
+            f", enrolled ({request.enroll})" if request.enroll else "")
         return self._score(name, "run", splits, request, logits_of)
 
     def evaluate_artifact(self, request: EvalRequest) -> EvalResult:
         from lexiedge.plugin import get_host
+
+        if request.enroll is not None:
+            raise UsageError(f"--enroll scores runs (PyTorch); {request.path} is an artifact, whose speaker "
+                             "profile an app computes with the runtime")
         from lexiedge.rundir import recorded_data_path
         from lexiedge.runtime import Classifier, load
 
@@ -141,7 +155,8 @@ def _split(splits: DataSplits, split: str):
 def _batches(dataset, collate, count: int) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
     for start in range(0, count, BATCH):
         batch = collate([dataset[index] for index in range(start, min(start + BATCH, count))])
-        feeds = {key: np.ascontiguousarray(batch[key].numpy().astype(np.float32)) for key in ClassifierTrainer.input_keys}
+        feeds = {key: np.ascontiguousarray(value.numpy().astype(np.float32)) for key, value in batch.items()
+                 if key != ClassifierTrainer.label_key}
         yield feeds, batch[ClassifierTrainer.label_key].numpy()
 
 

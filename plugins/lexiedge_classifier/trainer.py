@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from lexiedge import atomic
-from lexiedge.api import BuiltModel, DataSplits, TrainerPlugin, TrainJob, TrainResult, TrainTask
+from lexiedge.api import MODEL_INPUTS, BuiltModel, DataSplits, TrainerPlugin, TrainJob, TrainResult, TrainTask
 from lexiedge.metrics import classification_metrics, confusion_matrix
 from lexiedge.rundir import TEST_METRICS_JSON
 from lexiedge_classifier.settings import ClassifierSettings
@@ -98,7 +98,11 @@ class ClassifierTrainer(TrainerPlugin, TrainTask):
     # --- TrainTask ------------------------------------------------------------------------------------
 
     def logits(self, built: BuiltModel, batch: dict[str, Any]) -> torch.Tensor:
-        return built.module(*(batch[key] for key in self.input_keys))
+        return built.module(*(batch[key] for key in self.model_inputs(built)))
+
+    def model_inputs(self, built: BuiltModel) -> tuple[str, ...]:
+        """The batch entries the module takes: what its plugin declares (``extras["inputs"]``), else input_keys."""
+        return tuple(built.extras.get(MODEL_INPUTS) or self.input_keys)
 
     def evaluate(self, built: BuiltModel, loader: Iterable[dict[str, Any]], split: str) -> dict[str, Any]:
         """Mean cross-entropy (hard labels, no smoothing) and the scores of the whole split."""

@@ -17,7 +17,7 @@ import math
 import torch
 from torch import nn
 
-from lexiedge_emotion_av.frontend import LogMelFrontend, SpecAugment
+from lexiedge_emotion_av.frontend import AudioFrontend, SpecAugment
 from lexiedge_emotion_av.layers import FeedForward, SelfAttention
 from lexiedge_emotion_av.settings import EmotionAVSettings
 
@@ -110,33 +110,79 @@ class ConformerBlock(nn.Module):
         return self.out_norm(x)
 
 
+class ResLSTM(nn.Module):
+    """ResLSTM-SA's sequence model: (B, T, F) -> (B, T, dim).
+
+    LSTM1 is as wide as its input and its output is added to it (a residual: the raw features stay in
+    view), BatchNorm over the features, then LSTM2 of width ``dim``. Initialised as the paper's code:
+    Xavier-normal input weights, orthogonal recurrent weights, forget-gate bias 1 (in both bias vectors).
+    ONNX: each LSTM is one ``LSTM`` op over the runtime's number of frames.
+    """
+
+    def __init__(self, features: int, dim: int) -> None:
+        super().__init__()
+        self.lstm1 = nn.LSTM(features, features, batch_first=True)
+        self.norm = nn.BatchNorm1d(features)
+        self.lstm2 = nn.LSTM(features, dim, batch_first=True)
+        for lstm in (self.lstm1, self.lstm2):
+            nn.init.xavier_normal_(lstm.weight_ih_l0)
+            nn.init.orthogonal_(lstm.weight_hh_l0)
+            for bias in (lstm.bias_ih_l0, lstm.bias_hh_l0):
+                nn.init.zeros_(bias)
+                with torch.no_grad():
+                    bias[lstm.hidden_size : 2 * lstm.hidden_size].fill_(1.0)  # gates: input, forget, cell, output
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        enriched, _ = self.lstm1(x)
+        x = self.norm((x + enriched).transpose(1, 2)).transpose(1, 2)
+        tokens, _ = self.lstm2(x)
+        return tokens
+
+
 class AudioEncoder(nn.Module):
-    """(B, S) raw waveform -> (B, Ta, dim) audio tokens, Ta ~ (1 + S // hop) / subsampling."""
+    """(B, S) raw waveform -> (B, Ta, dim) audio tokens: Ta ~ (1 + S // hop) / subsampling for the Conformer,
+    1 + S // hop (one per feature frame) for the ResLSTM."""
 
     def __init__(self, settings: EmotionAVSettings) -> None:
         super().__init__()
         audio = settings.audio
-        self.frontend = LogMelFrontend(
-            settings.sample_rate, settings.n_fft, settings.hop_length, settings.n_mels, settings.feature_norm
+        self.frontend = AudioFrontend(
+            settings.sample_rate, settings.n_fft, settings.hop_length, settings.n_mels, settings.feature_norm,
+            features=settings.features, n_mfcc=settings.n_mfcc, n_chroma=settings.n_chroma,
         )
+        width = self.frontend.feature_dim
         augment = settings.spec_augment
         self.spec_augment = (
             SpecAugment(augment.freq_masks, augment.freq_width, augment.time_masks, augment.time_width)
             if augment is not None
             else nn.Identity()
         )
-        if audio.stem == "vgg":
-            self.subsampling: nn.Module = VggStem(settings.n_mels, audio.dim, audio.subsampling, audio.stem_channels)
-        else:
-            self.subsampling = ConvSubsampling(settings.n_mels, audio.dim, audio.subsampling)
         self.dropout = nn.Dropout(audio.dropout)
+        self.recurrent = audio.encoder == "reslstm"
+        if self.recurrent:
+            self.sequence = ResLSTM(width, audio.dim)
+            return
+        if audio.stem == "vgg":
+            self.subsampling: nn.Module = VggStem(width, audio.dim, audio.subsampling, audio.stem_channels)
+        else:
+            self.subsampling = ConvSubsampling(width, audio.dim, audio.subsampling)
         self.blocks = nn.ModuleList(
             ConformerBlock(audio.dim, audio.heads, audio.ffn, audio.conv_kernel, audio.dropout)
             for _ in range(audio.layers)
         )
 
-    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        x = self.dropout(self.subsampling(self.spec_augment(self.frontend(waveform))))
+    def path_linears(self) -> list[nn.Linear]:
+        """Linears on the main signal path outside any residual branch (see EmotionAVModel's initialisation)."""
+        return [] if self.recurrent else [self.subsampling.proj]
+
+    def forward(self, waveform: torch.Tensor, speaker_mean: torch.Tensor | None = None,
+                speaker_std: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(audio tokens, the clip's feature statistics (B, 2, F), see AudioFrontend.features_and_statistics)."""
+        features, statistics = self.frontend.features_and_statistics(waveform, speaker_mean, speaker_std)
+        x = self.spec_augment(features)
+        if self.recurrent:
+            return self.dropout(self.sequence(x)), statistics
+        x = self.dropout(self.subsampling(x))
         for block in self.blocks:
             x = block(x)
-        return x
+        return x, statistics

@@ -82,6 +82,8 @@ class LFM2Fusion(nn.Module):
         )
         self.out_norm = RMSNorm(settings.hidden)
         self.with_std = settings.pooling == "mean_std"
+        # soft attention pooling: one score vector per modality; zeros start as the plain mean
+        self.attention = nn.Parameter(torch.zeros(2, settings.hidden)) if settings.pooling == "attention" else None
         self.out_proj = nn.Linear(settings.hidden * (2 if self.with_std else 1), settings.out)
 
     def forward(
@@ -103,18 +105,21 @@ class LFM2Fusion(nn.Module):
     def _pool(
         self, x: torch.Tensor, audio_tokens: int | torch.SymInt, audio_mask: torch.Tensor, video_mask: torch.Tensor
     ) -> torch.Tensor:
-        """Statistics of each modality's tokens (mean, and std with ``pooling: mean_std``), then their mean
-        over the modalities present.
+        """Statistics of each modality's tokens (mean, and std with ``pooling: mean_std``; the attention-weighted
+        mean with ``pooling: attention``), then their mean over the modalities present.
 
         Pooling per modality first keeps the ~10x more numerous audio tokens from outweighing the
         frames; the denominator is clamped so that an input with no modality gives zeros, not NaN.
         """
-        audio_vector = self._statistics(x[:, :audio_tokens])
-        visual_vector = self._statistics(x[:, audio_tokens:])
+        audio_vector = self._statistics(x[:, :audio_tokens], 0)
+        visual_vector = self._statistics(x[:, audio_tokens:], 1)
         present = (audio_mask + video_mask).clamp(min=1.0)[:, None]
         return (audio_vector * audio_mask[:, None] + visual_vector * video_mask[:, None]) / present
 
-    def _statistics(self, tokens: torch.Tensor) -> torch.Tensor:
+    def _statistics(self, tokens: torch.Tensor, modality: int) -> torch.Tensor:
+        if self.attention is not None:
+            weights = torch.softmax(torch.matmul(tokens, self.attention[modality]), dim=1)  # (B, T)
+            return (tokens * weights[:, :, None]).sum(dim=1)
         mean = tokens.mean(dim=1)
         if not self.with_std:
             return mean

@@ -104,17 +104,27 @@ class EmotionAVModel(nn.Module):
         # the signal, and Adam's steps (about lr in size) would then be large against them. At 0.02 the
         # fusion did not train at the profiles' rates on real speech; fan-in scaling keeps each one's scale.
         fusion = self.fusion
-        for linear in (self.audio.subsampling.proj, fusion.audio_proj, fusion.visual_proj, fusion.out_proj):
+        for linear in (*self.audio.path_linears(), fusion.audio_proj, fusion.visual_proj, fusion.out_proj):
             init_path_linear(linear)
         self.head.reset_parameters()
 
     def forward(
-        self, waveform: torch.Tensor, frames: torch.Tensor, audio_mask: torch.Tensor, video_mask: torch.Tensor
+        self, waveform: torch.Tensor, frames: torch.Tensor, audio_mask: torch.Tensor, video_mask: torch.Tensor,
+        speaker_mean: torch.Tensor | None = None, speaker_std: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """Logits (B, num_classes). ``speaker_mean``/``speaker_std`` (B, F): with ``feature_norm: speaker``, the
+        statistics of each clip's speaker (without them, the global training statistics)."""
+        return self.logits_and_statistics(waveform, frames, audio_mask, video_mask, speaker_mean, speaker_std)[0]
+
+    def logits_and_statistics(
+        self, waveform: torch.Tensor, frames: torch.Tensor, audio_mask: torch.Tensor, video_mask: torch.Tensor,
+        speaker_mean: torch.Tensor | None = None, speaker_std: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, the clip's feature statistics (B, 2, F): what a speaker-normalised graph also outputs)."""
         eager = not torch.compiler.is_compiling()
         if eager:
             check_inputs(waveform, frames, audio_mask, video_mask, self.settings.n_fft)
-        audio_tokens = self.audio(waveform)
+        audio_tokens, statistics = self.audio(waveform, speaker_mean, speaker_std)
         if eager and not bool(video_mask.any()):
             # No clip of the batch has video (a speech-only set): the fusion masks visual tokens out of
             # every convolution, attention and pooling, so their values cannot change the logits. Skipping
@@ -123,7 +133,7 @@ class EmotionAVModel(nn.Module):
         else:
             visual_tokens = self.visual(frames)
         clip = self.fusion(audio_tokens, visual_tokens, audio_mask, video_mask)
-        return self.head(clip)
+        return self.head(clip), statistics
 
 
 def init_path_linear(linear: nn.Linear) -> None:

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from lexiedge.api import BlockStack, BuiltModel, DataSplits, ModelPlugin, PluginSettings, SearchParam
+from lexiedge.api import (
+    CLIP_STATISTICS,
+    MODEL_INPUTS,
+    BlockStack,
+    BuiltModel,
+    DataSplits,
+    ModelPlugin,
+    PluginSettings,
+    SearchParam,
+)
 from lexiedge.errors import UsageError
 from lexiedge.plugin import hookimpl
 from lexiedge_emotion_av.settings import EmotionAVSettings
@@ -18,6 +28,10 @@ if TYPE_CHECKING:
 
     from lexiedge.profile import DeviceSpec, ModelEntry
     from lexiedge.registry import Registry
+
+# the forward's inputs: the task's four, then, with feature_norm: speaker, the speaker's statistics
+MODEL_INPUT_NAMES = ("waveform", "frames", "audio_mask", "video_mask")
+SPEAKER_INPUT_NAMES = ("speaker_mean", "speaker_std")
 
 # RAVDESS order: emotion code EE in the file name = index + 1 (same order as lexiedge_ravdess.labels)
 RAVDESS_EMOTIONS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
@@ -67,7 +81,11 @@ class EmotionAVPlugin(ModelPlugin):
 
         model_settings = _as_settings(settings)
         module = EmotionAVModel(model_settings)
-        return BuiltModel(module=module, extras={"labels": class_labels(model_settings.num_classes)})
+        extras: dict[str, Any] = {"labels": class_labels(model_settings.num_classes)}
+        if model_settings.feature_norm == "speaker":
+            extras[MODEL_INPUTS] = (*MODEL_INPUT_NAMES, *SPEAKER_INPUT_NAMES)
+            extras[CLIP_STATISTICS] = partial(_clip_statistics, module.audio.frontend)
+        return BuiltModel(module=module, extras=extras)
 
     def block_stacks(self, settings: PluginSettings) -> list[BlockStack]:
         """The stacks whose depth is a whole number of periods (fusion: an even number of blocks); the plan
@@ -75,6 +93,8 @@ class EmotionAVPlugin(ModelPlugin):
         model_settings = _as_settings(settings)
         stacks = []
         for section, key, measure_at in BLOCK_STACKS:
+            if (section, key) == ("audio", "layers") and model_settings.audio.encoder != "conformer":
+                continue  # the ResLSTM has no stack of blocks
             depth = getattr(getattr(model_settings, section), key)
             if depth % (measure_at[1] - measure_at[0]) == 0:
                 stacks.append(BlockStack(f"{section}.{key}", depth, measure_at))
@@ -128,8 +148,8 @@ class EmotionAVPlugin(ModelPlugin):
         from torch.utils.data import default_collate
 
         settings = built.module.settings
-        if settings.feature_norm != "global":
-            return None
+        if settings.feature_norm == "utterance":
+            return None  # (speaker: the global statistics are the fallback of a clip without a speaker profile)
         frontend = built.module.audio.frontend
         collate = splits.collate or default_collate
         clips = 0
@@ -146,8 +166,8 @@ class EmotionAVPlugin(ModelPlugin):
 
         summary = frontend.fit_statistics(audio_batches())
         console.print(f"emotion-av: feature normalisation measured on {clips} training clips "
-                      f"({summary['frames']} log-mel frames)", highlight=False)
-        return {"feature_norm": "global", "clips": clips, **summary}
+                      f"({summary['frames']} feature frames)", highlight=False)
+        return {"feature_norm": settings.feature_norm, "clips": clips, **summary}
 
     def export_onnx(self, module: torch.nn.Module, path: Path, example_inputs: Sequence[torch.Tensor], *,
                     opset: int) -> Path:
@@ -164,6 +184,16 @@ class EmotionAVPlugin(ModelPlugin):
     def parameter_groups(self, module: torch.nn.Module) -> dict[str, int]:
         """Parameters per part: audio, visual, fusion, head (they sum to the total)."""
         return {name: sum(p.numel() for p in getattr(module, name).parameters()) for name in PARAMETER_GROUPS}
+
+
+def _clip_statistics(frontend: Any, waveforms: Any) -> Any:
+    """The data plugin's view of the front end: numpy waveforms (N, S) -> numpy (N, 2, F) clip statistics."""
+    import numpy as np
+    import torch
+
+    device = frontend.feature_mean.device
+    statistics = frontend.clip_statistics(torch.as_tensor(np.asarray(waveforms, np.float32), device=device))
+    return statistics.cpu().numpy()
 
 
 def _as_settings(settings: PluginSettings) -> EmotionAVSettings:

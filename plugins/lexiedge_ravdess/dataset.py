@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import Dataset
 
 from lexiedge_ravdess.cache import CachedClip, read_audio, read_video
+from lexiedge_ravdess.enrollment import SpeakerStatistics
 from lexiedge_ravdess.labels import ClipName
 from lexiedge_ravdess.preprocessing import decode_options
 from lexiedge_ravdess.settings import RavdessSettings
@@ -23,6 +24,8 @@ from lexiedge_runtime.media.decode import centre_fit, decode_clip
 
 Item = dict[str, torch.Tensor]
 BATCH_KEYS = ("waveform", "frames", "audio_mask", "video_mask", "label")
+# with data.enrollment and a model that reads them: the clip's speaker's feature statistics, (F,) each
+SPEAKER_KEYS = ("speaker_mean", "speaker_std")
 
 
 def make_item(
@@ -69,7 +72,8 @@ def collate_batch(items: Sequence[Item]) -> dict[str, torch.Tensor]:
     Stacked with numpy: torch.stack wakes torch's intra-op thread pool for every key, which costs more
     than the copy itself when the loader runs in the training process on a busy CPU.
     """
-    return {key: torch.from_numpy(np.stack([item[key].numpy() for item in items])) for key in BATCH_KEYS}
+    keys = BATCH_KEYS + tuple(key for key in SPEAKER_KEYS if key in items[0])
+    return {key: torch.from_numpy(np.stack([item[key].numpy() for item in items])) for key in keys}
 
 
 class ClipDataset(Dataset):
@@ -85,6 +89,7 @@ class ClipDataset(Dataset):
         self.clips = list(clips)
         self.settings = settings
         self.train = train
+        self.speaker_statistics: list[SpeakerStatistics] | None = None  # per clip, set by the loader (enrollment)
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -103,7 +108,11 @@ class ClipDataset(Dataset):
                 and waveform.shape[0] > self.settings.num_samples):
             start = int(torch.randint(0, waveform.shape[0] - self.settings.num_samples + 1, ()))
             waveform = waveform[start : start + self.settings.num_samples]
-        return make_item(self.clips[index].emotion, waveform, frames, self.settings)
+        item = make_item(self.clips[index].emotion, waveform, frames, self.settings)
+        if self.speaker_statistics is not None:
+            speaker = self.speaker_statistics[index]
+            item["speaker_mean"], item["speaker_std"] = torch.from_numpy(speaker.mean), torch.from_numpy(speaker.std)
+        return item
 
     @abstractmethod
     def _arrays(self, index: int) -> tuple[np.ndarray | None, np.ndarray | None]:

@@ -8,10 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from lexiedge.api import DataSplits
 from lexiedge.errors import UsageError
 from lexiedge_ravdess.cache import CachedClip, FailedClip, FeatureCache
+from lexiedge_ravdess import enrollment as enrollment_choice
 from lexiedge_ravdess.dataset import CachedClipDataset, collate_batch
+from lexiedge_ravdess.enrollment import ClipStatistics, SpeakerStatistics
 from lexiedge_ravdess.labels import EMOTIONS, ClipName, find_clips
 from lexiedge_ravdess.preprocessing import decode_options
 from lexiedge_ravdess.settings import RavdessSettings
@@ -26,12 +30,16 @@ NO_DATA_HINT = "make a small synthetic set with `lexiedge data synth-av --out DI
 
 
 def load_splits(
-    settings: RavdessSettings, source: Path | None, *, cache_dir: Path, console: Console, workers: int | None = None
+    settings: RavdessSettings, source: Path | None, *, cache_dir: Path, console: Console, workers: int | None = None,
+    clip_statistics: ClipStatistics | None = None,
 ) -> DataSplits:
     """Datasets of the actor splits of ``source``, preprocessed once into ``cache_dir``.
 
     Invalid names and clips that do not decode are reported (one line each on ``console``) and skipped;
-    they never stop a run. ``workers`` decoding processes (default: by core count and work).
+    they never stop a run. ``workers`` decoding processes (default: by core count and work). With
+    ``settings.enrollment``, validation and test keep only the clips that are not enrollment clips, and
+    with ``clip_statistics`` (the model's, see :mod:`lexiedge_ravdess.enrollment`) every clip carries its
+    speaker's statistics.
     """
     found = find_usable_clips(settings, source)
     root, usable, invalid, songs, mute = found.root, found.usable, found.invalid, found.songs, found.mute
@@ -53,12 +61,21 @@ def load_splits(
     kept = {name: [by_clip[c] for c in chosen[name] if c in by_clip] for name in SPLIT_NAMES}
     if not kept["train"]:
         raise UsageError(f"{root}: none of the {len(chosen['train'])} training clips could be decoded")
+    enrollment_summary = None
+    statistics: dict[str, list[SpeakerStatistics]] = {}
+    if settings.enrollment is not None:
+        kept, statistics, enrollment_summary = _enroll(kept, settings, clip_statistics)
     datasets = {
         name: CachedClipDataset(kept[name], settings, train=name == "train")
         if kept[name] else None
         for name in SPLIT_NAMES
     }
+    for name, per_clip in statistics.items():
+        if datasets[name] is not None:
+            datasets[name].speaker_statistics = per_clip
     summary = _summary(root, settings, actors, kept, invalid, failed, songs, mute, cache)
+    if enrollment_summary is not None:
+        summary["enrollment"] = enrollment_summary
     return DataSplits(
         train=datasets["train"],
         val=datasets["val"],
@@ -103,6 +120,34 @@ def find_usable_clips(settings: RavdessSettings, source: Path | None) -> FoundCl
             f"expected {LAYOUT}"
         )
     return FoundClips(root, usable, invalid, songs, mute)
+
+
+def _enroll(kept: dict[str, list[CachedClip]], settings: RavdessSettings, clip_statistics: ClipStatistics | None
+            ) -> tuple[dict[str, list[CachedClip]], dict[str, list[SpeakerStatistics]], dict[str, Any]]:
+    """Validation and test without their enrollment clips; every clip's speaker statistics when the model reads
+    them (training clips that enroll: of their speaker's other enrollment clips)."""
+    enrollment = settings.enrollment
+    assert enrollment is not None
+    chosen = {name: enrollment_choice.choose([e.clip for e in entries], enrollment) if entries else set()
+              for name, entries in kept.items()}
+    statistics: dict[str, list[SpeakerStatistics]] = {}
+    if clip_statistics is not None:
+        centre = settings.model_copy(update={"random_crop": False})
+        for name, entries in kept.items():
+            enrolling = [e for e in entries if e.clip in chosen[name]]
+            if not enrolling:
+                continue
+            reader = CachedClipDataset(enrolling, centre)  # the centre window, as evaluation reads a clip
+            waveforms = np.stack([reader[i]["waveform"].numpy() for i in range(len(reader))])
+            per_clip = dict(zip([e.clip for e in enrolling], np.asarray(clip_statistics(waveforms), np.float64)))
+            scored = entries if name == "train" else [e for e in entries if e.clip not in chosen[name]]
+            statistics[name] = enrollment_choice.item_statistics([e.clip for e in scored], chosen[name], per_clip)
+    scored = {name: entries if name == "train" else [e for e in entries if e.clip not in chosen[name]]
+              for name, entries in kept.items()}
+    summary = {"clips": enrollment.clips, "seed": enrollment.seed, "statistics_read": clip_statistics is not None,
+               "enrollment_clips": {name: len(clips) for name, clips in chosen.items()},
+               "left_out_of_scoring": {name: len(kept[name]) - len(scored[name]) for name in kept}}
+    return scored, statistics, summary
 
 
 def _has_usable_stream(clip: ClipName, settings: RavdessSettings) -> bool:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, ClassVar
 
 import typer
 
-from lexiedge.api import BuiltModel, DataSplits, DatasetPlugin, PluginSettings
+from lexiedge.api import CLIP_STATISTICS, BuiltModel, DataSplits, DatasetPlugin, PluginSettings
 from lexiedge.errors import UsageError
 from lexiedge.plugin import hookimpl
 from lexiedge_ravdess.settings import RavdessSettings
@@ -46,7 +46,21 @@ class RavdessPlugin(DatasetPlugin):
             raise UsageError(
                 f"data.sample_rate is {settings.sample_rate} Hz but model.sample_rate is {model_rate} Hz; set them equal"
             )
-        return load_splits(settings, source, cache_dir=cache_dir, console=console)
+        clip_statistics = (getattr(built, "extras", None) or {}).get(CLIP_STATISTICS)
+        if clip_statistics is not None and settings.enrollment is None:
+            raise UsageError("the model normalises features by speaker, so it needs each speaker's enrollment clips: "
+                             "set data.enrollment.clips (neutral, or a number of clips per speaker)")
+        return load_splits(settings, source, cache_dir=cache_dir, console=console, clip_statistics=clip_statistics)
+
+    def check_source(self, settings: PluginSettings, source: Path | None) -> None:
+        """A folder with usable RAVDESS clips, and enough enrollment clips per actor (by file names alone)."""
+        from lexiedge_ravdess.enrollment import choose
+        from lexiedge_ravdess.loading import find_usable_clips
+
+        ours = _ours(settings)
+        found = find_usable_clips(ours, source)
+        if ours.enrollment is not None:
+            choose(found.usable, ours.enrollment)
 
     def groups(self, settings: PluginSettings, source: Path | None) -> list[int | str]:
         """The actors of the usable clips under ``source`` (by file name; nothing decoded): RAVDESS's speakers."""
@@ -58,6 +72,11 @@ class RavdessPlugin(DatasetPlugin):
         """A fold is ``data.split``: its actors per split."""
         return {"split": {"train": [int(a) for a in train], "val": [int(a) for a in val],
                           "test": [int(a) for a in test]}}
+
+    def enrollment_overrides(self, enroll: str) -> dict:
+        """``neutral`` or a clip count K: ``data.enrollment.clips``."""
+        clips: str | int = enroll if enroll == "neutral" else _clip_count(enroll)
+        return {"enrollment": {"clips": clips}}
 
     def decode_for_inference(self, settings: PluginSettings | dict, path: Path) -> dict:
         """One .mp4/.wav decoded as evaluation data is: the runtime's decoder with :meth:`media_preprocessing`'s
@@ -98,6 +117,17 @@ def _ours(settings: PluginSettings | dict) -> RavdessSettings:
     if isinstance(settings, RavdessSettings):
         return settings
     return RavdessSettings.model_validate(settings if isinstance(settings, dict) else settings.model_dump())
+
+
+def _clip_count(enroll: str) -> int:
+    try:
+        count = int(enroll)
+    except ValueError:
+        count = 0
+    if count < 2:
+        raise UsageError(f"--enroll {enroll!r}: expected neutral (each speaker's neutral and calm clips) or a number "
+                         "of clips per speaker, at least 2")
+    return count
 
 
 @hookimpl

@@ -38,6 +38,22 @@ class SplitSettings(PluginSettings):
         return self
 
 
+class EnrollmentSettings(PluginSettings):
+    """Which clips give each speaker's feature statistics (see :mod:`lexiedge_ravdess.enrollment`)."""
+
+    clips: Literal["neutral"] | int = Field(
+        description="neutral: each speaker's neutral and calm clips; K (>= 2): K of each speaker's clips at random"
+    )
+    seed: int = Field(0, description="seed of the random choice (with the actor number)")
+
+    @field_validator("clips")
+    @classmethod
+    def _at_least_two(cls, clips: str | int) -> str | int:
+        if isinstance(clips, int) and clips < 2:
+            raise ValueError(f"enrollment needs at least 2 clips per speaker, got {clips}")
+        return clips
+
+
 class RavdessSettings(PluginSettings):
     """How RAVDESS clips become training examples; every field but ``seed``/``split``/``data_fraction``
     changes the preprocessed features and so keys the feature cache."""
@@ -66,6 +82,14 @@ class RavdessSettings(PluginSettings):
         description=(
             "training clips: a random clip_seconds window of the recording each time it is read (validation, "
             "test and inference: the centre window); the cache keeps up to 2 x clip_seconds around the centre"
+        ),
+    )
+
+    enrollment: EnrollmentSettings | None = Field(
+        None,
+        description=(
+            "each speaker's enrollment clips: validation and test score the other clips, and a model that "
+            "normalises by speaker (emotion-av feature_norm: speaker) reads their statistics; null: none"
         ),
     )
 

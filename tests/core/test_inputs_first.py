@@ -80,7 +80,19 @@ def test_the_bundled_set_passes_the_check():
 
 
 def test_default_check_source_accepts_anything(tmp_path: Path):
-    from lexiedge.plugin import get_host
+    from lexiedge.api import DatasetPlugin
 
-    ravdess = get_host().datasets.get("ravdess")
-    ravdess.check_source(ravdess.Settings(), tmp_path)  # the default: load reports its own errors
+    class LoadsAndReports(DatasetPlugin):  # a plugin without check_source: load reports its own errors
+        name = "loads-and-reports"
+        tasks = frozenset({"av-classification"})
+
+        def load(self, settings, source, **_):
+            raise NotImplementedError
+
+    plugin = LoadsAndReports()
+    plugin.check_source(plugin.Settings(), tmp_path)
+
+
+def test_an_empty_ravdess_folder_is_refused_before_anything_loads(cli, nothing_heavy, tmp_path):
+    _one_line_error(cli("train", "--profile", "cpu", "--model", "emotion-av", "--data", str(tmp_path)),
+                    str(tmp_path), "no usable RAVDESS clips")

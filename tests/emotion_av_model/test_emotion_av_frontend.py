@@ -1,4 +1,5 @@
-"""The in-graph log-mel front end: matches torch.stft, puts tones in the right band, normalises globally
+"""The in-graph front end: its DFT conv matches torch.stft (which it uses while training), puts tones in the
+right mel band and pitch class, its MFCCs are the DCT of its log-mel bands, it normalises globally
 (statistics of the training clips, kept with the weights) or per clip, and masks only while training."""
 
 from __future__ import annotations
@@ -9,14 +10,21 @@ import numpy as np
 import pytest
 import torch
 
-from lexiedge_emotion_av.frontend import LogMelFrontend, SpecAugment, hz_to_mel, mel_filterbank, mel_to_hz
+from lexiedge_emotion_av.frontend import (
+    AudioFrontend,
+    SpecAugment,
+    chroma_filterbank,
+    hz_to_mel,
+    mel_filterbank,
+    mel_to_hz,
+)
 
 SR, N_FFT, HOP, N_MELS = 16000, 400, 160, 64
 
 
 @pytest.fixture(scope="module")
-def frontend() -> LogMelFrontend:
-    return LogMelFrontend(SR, N_FFT, HOP, N_MELS, normalization="utterance")
+def frontend() -> AudioFrontend:
+    return AudioFrontend(SR, N_FFT, HOP, N_MELS, normalization="utterance").eval()  # eval: the exported graph's path
 
 
 def tone(frequency: float, seconds: float = 1.0, amplitude: float = 0.5) -> torch.Tensor:
@@ -24,7 +32,7 @@ def tone(frequency: float, seconds: float = 1.0, amplitude: float = 0.5) -> torc
     return (amplitude * torch.sin(2 * math.pi * frequency * t)).float()[None]
 
 
-def test_conv_stft_matches_torch_stft(frontend: LogMelFrontend) -> None:
+def test_conv_stft_matches_torch_stft(frontend: AudioFrontend) -> None:
     waveform = (torch.rand(2, 12345, generator=torch.Generator().manual_seed(0)) * 2 - 1).double()
     reference = (
         torch.stft(
@@ -47,6 +55,37 @@ def test_conv_stft_matches_torch_stft(frontend: LogMelFrontend) -> None:
     assert 0 not in frontend.dft_basis.stride()
 
 
+@pytest.mark.parametrize("features", ["log_mel", "mfcc_chroma"])
+def test_training_computes_the_exported_features_with_an_fft(features: str) -> None:
+    """Training's torch.stft and the graph's DFT conv give the same features to float precision."""
+    frontend = AudioFrontend(SR, 1360, 680, 128, features=features)
+    speech_like = torch.cat([tone(f, seconds=0.7, amplitude=a) for f, a in ((180, 0.4), (240, 0.1), (130, 0.6))], 1)
+    waveform = speech_like + 0.01 * torch.randn(speech_like.shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        trained = frontend.train().raw_features(waveform)
+        exported = frontend.eval().raw_features(waveform)
+    assert trained.shape == exported.shape == (1, frontend.feature_dim, 1 + waveform.shape[1] // 680)
+    assert (trained - exported).abs().max() < 1e-3
+
+
+def test_mfccs_are_the_dct_of_the_log_mel_bands_and_chroma_names_the_note() -> None:
+    from scipy.fft import dct
+
+    frontend = AudioFrontend(SR, 1360, 680, 128, features="mfcc_chroma", n_mfcc=34, n_chroma=12).eval()
+    a4 = tone(440.0) + 0.5 * tone(880.0)  # A4 and its octave
+    with torch.no_grad():
+        features = frontend.raw_features(a4)[0].double()  # (46, frames)
+        log_mel = frontend.log_mel(a4)[0].double()
+    assert features.shape[0] == frontend.feature_dim == 46
+    expected = dct(log_mel.numpy(), type=2, norm="ortho", axis=0)[:34]
+    assert np.abs(features[:34].numpy() - expected).max() < 1e-3
+    chroma = features[34:, 2:-2]  # inner frames (the edges see padding)
+    assert (chroma.argmax(dim=0) == 9).all(), "A is pitch class 9 counting from C"
+    assert chroma.max(dim=0).values.allclose(torch.ones(chroma.shape[1], dtype=torch.float64)), "peak-normalised"
+    filters = chroma_filterbank(SR, 1360)
+    assert filters.shape == (12, 681) and filters.min() >= 0 and filters.flags["C_CONTIGUOUS"]
+
+
 def test_filterbank_is_triangles_on_the_htk_scale() -> None:
     filters = mel_filterbank(SR, N_FFT, N_MELS)
     assert filters.shape == (N_MELS, N_FFT // 2 + 1)
@@ -59,14 +98,14 @@ def test_filterbank_is_triangles_on_the_htk_scale() -> None:
 
 
 @pytest.mark.parametrize("frequency", [300.0, 1000.0, 4000.0])
-def test_a_tone_peaks_in_the_band_centred_nearest_it(frontend: LogMelFrontend, frequency: float) -> None:
+def test_a_tone_peaks_in_the_band_centred_nearest_it(frontend: AudioFrontend, frequency: float) -> None:
     corners = mel_to_hz(np.linspace(hz_to_mel(np.array(0.0)), hz_to_mel(np.array(SR / 2)), N_MELS + 2))
     expected = int(np.abs(corners[1:-1] - frequency).argmin())
     energies = frontend.mel_power(tone(frequency))[0].mean(dim=-1)
     assert abs(int(energies.argmax()) - expected) <= 1
 
 
-def test_features_are_normalised_per_clip_and_ignore_loudness(frontend: LogMelFrontend) -> None:
+def test_features_are_normalised_per_clip_and_ignore_loudness(frontend: AudioFrontend) -> None:
     generator = torch.Generator().manual_seed(1)
     speechlike = torch.randn(1, SR, generator=generator) * 0.02 + tone(220.0, amplitude=0.3)
     features = frontend(speechlike)
@@ -86,7 +125,7 @@ def _speechlike(seed: int, pitch: float, level: float) -> torch.Tensor:
 
 
 def test_global_statistics_are_fitted_on_the_training_clips_and_keep_loudness() -> None:
-    frontend = LogMelFrontend(SR, N_FFT, HOP, N_MELS, normalization="global")
+    frontend = AudioFrontend(SR, N_FFT, HOP, N_MELS, normalization="global")
     clips = [_speechlike(seed, pitch, level) for seed, (pitch, level) in enumerate(
         [(220.0, 1.0), (180.0, 0.3), (300.0, 0.6), (250.0, 1.2)])]
     summary = frontend.fit_statistics(iter([torch.cat(clips[:2]), torch.cat(clips[2:])]))
@@ -100,7 +139,7 @@ def test_global_statistics_are_fitted_on_the_training_clips_and_keep_loudness() 
     # the statistics are buffers of the state dict: they travel with the weights (and into the ONNX graph)
     state = frontend.state_dict()
     assert set(state) == {"feature_mean", "feature_std"}
-    restored = LogMelFrontend(SR, N_FFT, HOP, N_MELS)
+    restored = AudioFrontend(SR, N_FFT, HOP, N_MELS)
     restored.load_state_dict(state)
     assert torch.equal(restored(clips[1]), frontend(clips[1]))
 
@@ -124,13 +163,13 @@ def test_spec_augment_masks_stripes_while_training_and_is_the_identity_otherwise
 
 
 @pytest.mark.parametrize("samples", [N_FFT, 8000, 48000 + 37])
-def test_any_length_gives_finite_features(frontend: LogMelFrontend, samples: int) -> None:
+def test_any_length_gives_finite_features(frontend: AudioFrontend, samples: int) -> None:
     features = frontend(torch.zeros(1, samples))  # silence: constant log floor, variance 0
     assert features.shape == (1, 1 + samples // HOP, N_MELS)
     assert torch.isfinite(features).all()
 
 
-def test_autocast_keeps_the_front_end_in_fp32(frontend: LogMelFrontend) -> None:
+def test_autocast_keeps_the_front_end_in_fp32(frontend: AudioFrontend) -> None:
     loud = tone(1000.0, amplitude=1.0)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         features = frontend(loud)
@@ -140,7 +179,7 @@ def test_autocast_keeps_the_front_end_in_fp32(frontend: LogMelFrontend) -> None:
 
 @pytest.mark.shared_data
 def test_real_speech_gives_normalised_features_that_ignore_gain(
-    frontend: LogMelFrontend, shared_data
+    frontend: AudioFrontend, shared_data
 ) -> None:
     import soundfile
 

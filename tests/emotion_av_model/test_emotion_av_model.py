@@ -198,3 +198,28 @@ def test_seed_configurations_parameter_counts() -> None:
     assert large > 10 * small
     for group in ("audio", "visual", "fusion", "head"):
         assert counts["t4-16gb"][1][group] > 4 * counts["rtx3050-4gb"][1][group]
+
+
+def test_speaker_normalisation_reads_the_speakers_statistics_and_reports_the_clips(tiny_settings, inputs) -> None:
+    """feature_norm: speaker: the speaker's (B, F) statistics replace the global ones; without them the model is
+    the global-normalised one; the clip's own statistics (the graph's feature_stats) are its raw features' mean
+    and mean square over frames."""
+    torch.manual_seed(0)
+    model = EmotionAVModel(tiny_settings(feature_norm="speaker")).eval()
+    frontend = model.audio.frontend
+    frontend.feature_mean.copy_(torch.linspace(-3, 1, frontend.feature_dim))
+    frontend.feature_std.copy_(torch.linspace(1, 2, frontend.feature_dim))
+    arrays = inputs(3, 12000, 2, seed=5)
+    batch = arrays[0].shape[0]
+    mean = frontend.feature_mean.expand(batch, -1)
+    std = frontend.feature_std.expand(batch, -1)
+    with torch.no_grad():
+        fallback, statistics = model.logits_and_statistics(*arrays)
+        as_global = model(*arrays, mean.contiguous(), std.contiguous())
+        shifted = model(*arrays, mean + 0.5, std * 2)
+        raw = frontend.raw_features(arrays[0])
+    assert torch.allclose(fallback, as_global, atol=1e-6), "the global statistics as a profile = no profile"
+    assert (fallback - shifted).abs().max() > 1e-3, "another speaker profile changes the logits"
+    assert statistics.shape == (batch, 2, frontend.feature_dim)
+    assert torch.allclose(statistics[:, 0], raw.mean(-1), atol=1e-5)
+    assert torch.allclose(statistics[:, 1], (raw * raw).mean(-1), rtol=1e-5, atol=1e-4)

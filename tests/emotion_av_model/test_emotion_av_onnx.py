@@ -108,6 +108,34 @@ def test_dynamic_image_size_export_runs_other_face_sizes(tmp_path: Path) -> None
         assert np.abs(logits - expected).max() <= TOLERANCE
 
 
+def test_the_reslstm_on_mfcc_chroma_frames_exports_and_matches_at_other_lengths(tmp_path: Path) -> None:
+    """ResLSTM-SA's recipe as settings: coarse MFCC + chroma frames, two LSTMs (ONNX LSTM ops), attention pooling
+    and no fusion blocks; the graph takes any clip length and batch, as the Conformer's does."""
+    torch.manual_seed(2)
+    settings = build_tiny_settings(
+        n_fft=1360, hop_length=680, n_mels=64, features="mfcc_chroma", n_mfcc=20,
+        audio={"encoder": "reslstm", "dim": 32, "heads": 2},
+        fusion={"audio_in": 32, "visual_in": 32, "hidden": 32, "layers": 0, "out": 16, "heads": 4, "kv_heads": 2,
+                "pooling": "attention"},
+    )
+    model = EmotionAVModel(settings)
+    model.train()
+    model(*make_inputs(4, 16000, 2, seed=3))  # one training pass moves the BatchNorm's statistics off 0 / 1
+    model.eval()
+    path = export_onnx(model, tmp_path / "reslstm.onnx", make_inputs(2, 12800, 2, seed=4, video_mask=[1, 0]))
+    graph = onnx.load(str(path))
+    ops = [node.op_type for node in graph.graph.node]
+    assert ops.count("LSTM") == 2 and "STFT" not in ops and "Loop" not in ops
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for batch, samples in ((1, 8000), (3, 40000)):
+        arrays = make_inputs(batch, samples, 2, seed=samples, video_mask=[0] * batch)
+        with torch.no_grad():
+            expected = model(*arrays).numpy()
+        (logits,) = session.run(None, {n: a.numpy() for n, a in zip(INPUT_NAMES, arrays, strict=True)})
+        assert np.abs(logits - expected).max() <= TOLERANCE
+        assert np.abs(expected).max() > 0.05
+
+
 def test_a_trace_shape_that_would_freeze_an_axis_is_refused(tiny_model, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="batch >= 2 and frames >= 2"):
         export_onnx(tiny_model, tmp_path / "model.onnx", make_inputs(1, 8000, 3))

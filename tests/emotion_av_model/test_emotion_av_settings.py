@@ -67,6 +67,7 @@ def test_shipped_profiles_validate(profile: str) -> None:
         ({"n_mels": 300}, "n_mels (300) must be <= n_fft // 2 + 1"),
         ({"audio": {"subsampling": 3}}, "subsampling"),
         ({"head": {"hidden": [64, 0]}}, "head.hidden widths must be >= 1"),
+        ({"features": "mfcc_chroma", "n_mels": 32, "n_mfcc": 40}, "n_mfcc (40) must be <= n_mels (32)"),
     ],
 )
 def test_inconsistent_sizes_are_rejected(change: dict, message: str) -> None:

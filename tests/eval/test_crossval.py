@@ -101,11 +101,35 @@ def test_a_killed_cross_validation_continues_where_it_stopped(synth: Path, tmp_p
     report = json.loads((out / "crossval.json").read_text())
     assert [(r["fold"], sorted(r["test_groups"])) for r in report["runs"]] == [(1, [1, 2]), (2, [3, 4])]
 
+    enrolled = subprocess.run([*command, "--enroll", "neutral"], capture_output=True, text=True, timeout=600)
+    assert enrolled.returncode == 0, enrolled.stdout[-3000:]
+    assert "train on" not in enrolled.stdout and enrolled.stdout.count("scored with enrollment (neutral)") == 2
+    rescored = json.loads((out / "crossval-enroll-neutral.json").read_text())
+    assert rescored["protocol"]["enroll"] == "neutral"
+    assert [r["samples"] for r in rescored["runs"]] == [2 * 6, 2 * 6], "each actor's 2 neutral/calm clips not scored"
+
     more_seeds = subprocess.run([*command, "--seed", "0", "--seed", "1"], capture_output=True, text=True, timeout=600)
     assert more_seeds.returncode == 0, more_seeds.stdout[-3000:]
     assert more_seeds.stdout.count("done before, kept") == 2, "seed 0's folds are kept, seed 1's trained"
     assert sorted(p.name for p in (out / RESULTS_DIR).iterdir()) == [
-        "fold-1-seed-0.json", "fold-1-seed-1.json", "fold-2-seed-0.json", "fold-2-seed-1.json"]
+        "fold-1-seed-0-enroll-neutral.json", "fold-1-seed-0.json", "fold-1-seed-1.json",
+        "fold-2-seed-0-enroll-neutral.json", "fold-2-seed-0.json", "fold-2-seed-1.json"]
+
+
+def test_a_speaker_normalised_recipe_trains_and_scores_with_its_speakers_profiles(synth: Path, cli, tmp_path) -> None:
+    out = tmp_path / "cv"
+    speaker = ["--set", "models.emotion-av.model.feature_norm=speaker",
+               "--set", "models.emotion-av.data.enrollment.clips=neutral"]
+    result = cli("eval", "--folds", "2", *QUICK, *speaker, "--data", str(synth), "--out", str(out), "--json")
+    assert result.exit_code == 0, result.stderr
+    runs = json.loads(result.stdout)["runs"]
+    assert [r["samples"] for r in runs] == [12, 12], "the enrollment clips give the profile and are not scored"
+    for run in runs:
+        info = json.loads((Path(run["run_dir"]) / "run.json").read_text())
+        assert info["fitted_to_data"]["feature_norm"] == "speaker", "the global fallback is fitted too"
+    missing = cli("eval", "--folds", "2", *QUICK, speaker[0], speaker[1], "--data", str(synth),
+                  "--out", str(tmp_path / "no-enrollment"))
+    assert missing.exit_code == 2 and "needs each speaker's enrollment clips" in missing.stderr
 
 
 def test_bad_cross_validation_requests_are_one_line_each(synth: Path, cli, tmp_path: Path) -> None:
@@ -130,11 +154,17 @@ def test_bad_cross_validation_requests_are_one_line_each(synth: Path, cli, tmp_p
         (("--folds", "2", *QUICK, "--data", str(synth), "--val-groups", "2"), "--val-groups 2: with 4 speakers"),
         (("--folds", "2", *QUICK, "--data", str(tmp_path / "nowhere")), "no such file or folder"),
         ((str(tmp_path), "--profile", "cpu"), "--profile applies to --folds"),
+        (("--folds", "2", *QUICK, "--data", str(synth), "--enroll", "one"), "--enroll 'one': expected neutral"),
+        (("--folds", "2", *QUICK, "--data", str(synth), "--enroll", "9"), "actor 01 has 8 clips with audio, 8 of"),
     ]
+    unused = tmp_path / "unused"
     for args, expected in cases:
+        if "--folds" in args and "--out" not in args:
+            args = (*args, "--out", str(unused))  # never evals/ in the working directory
         result = cli("eval", *args)
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert result.exit_code == 2, (args, result.stderr)
         assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], (args, result.stderr)
         assert "Traceback" not in result.stderr
     assert sorted(p.name for p in other.iterdir()) == ["notes.txt"], "nothing written into a foreign folder"
+    assert not unused.exists(), "bad input is refused before the output folder is made"
