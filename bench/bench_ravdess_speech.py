@@ -1,6 +1,7 @@
 """emotion-av on real RAVDESS speech: speaker-grouped k-fold over actors 01-20, or the quick 1-12 -> 13-16 split.
 
     python bench/bench_ravdess_speech.py --folds 5 --seeds 0 1            # the yardstick: 5 folds x 2 seeds
+    python bench/bench_ravdess_speech.py --folds 5 --enroll neutral       # without and with speaker enrollment
     python bench/bench_ravdess_speech.py                                  # the quick check: the cpu profile as shipped
     python bench/bench_ravdess_speech.py --profile rtx3050-4gb            # its model sizes, trained on this CPU
     python bench/bench_ravdess_speech.py --set models.emotion-av.train.epochs=20 --json out.json
@@ -11,7 +12,10 @@
 actors for the recipe's fixed epochs and scored with its final weights on its block, never evaluated on
 it while training; feature statistics fitted on the training actors only. Printed and written: mean ± sd
 of UAR, WAR and macro-F1 over folds x seeds, each seed's mean over folds, and the per-fold table. The run
-folders under ``--out`` make it resumable: the same command continues after a kill.
+folders under ``--out`` make it resumable: the same command continues after a kill. ``--enroll neutral|K``
+reports each recipe without and with speaker enrollment, on the same scored clips (each test actor's
+enrollment clips left out of both): the recipe as is, and the recipe normalised by speaker
+(``feature_norm: speaker``, ``data.enrollment.clips``), whose test actors' profiles come from those clips.
 
 Without ``--folds``, each run is ``lexiedge train --profile P --model emotion-av --data ../shared/data/ravdess-speech`` (the
 same ``lexiedge.training_runs.train`` call the CLI makes) with one override, the split:
@@ -93,13 +97,14 @@ def scores(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def parameter_count(run: Path) -> int:
-    """Learned parameters of the run's model (the feature statistics buffers left out)."""
-    from safetensors.torch import load_file
+    """Learned parameters of the run's model (buffers, such as feature statistics and filters, left out)."""
+    from lexiedge.plugin import get_host
+    from lexiedge.rundir import load_run_profile
 
-    from lexiedge.rundir import WEIGHTS, final_dir
-
-    weights = load_file(final_dir(run) / WEIGHTS)
-    return sum(tensor.numel() for name, tensor in weights.items() if not name.endswith(("feature_mean", "feature_std")))
+    profile, key = load_run_profile(run)
+    entry = profile.model(key)
+    built = get_host().models.get(entry.model.plugin).build(entry.model.settings, profile.device, pretrained=False)
+    return sum(parameter.numel() for parameter in built.module.parameters())
 
 
 def reference_scores(profile: Any, data: Path) -> dict[str, Any]:
@@ -184,7 +189,7 @@ def train_once(profile_name: str, overrides: list[str], data: Path, out: Path, c
 
 
 def crossval_once(profile_name: str, overrides: list[str], data: Path, out: Path, folds: int, seeds: list[int],
-                  console: Any) -> dict[str, Any]:
+                  console: Any, enroll: str | None = None) -> dict[str, Any]:
     """``lexiedge eval --folds K`` of the recipe (the profile with ``overrides``) over every actor in ``data``."""
     from lexiedge.crossval import CrossValRequest, cross_validate, print_report
     from lexiedge.plugin import get_host
@@ -192,26 +197,43 @@ def crossval_once(profile_name: str, overrides: list[str], data: Path, out: Path
 
     console.print(f"lexiedge eval --folds {folds} --profile {profile_name} --model {MODEL} --data {data}"
                   + "".join(f" --set '{item}'" for item in overrides) + "".join(f" --seed {s}" for s in seeds)
-                  + f" --out {out}", soft_wrap=True, markup=False)
+                  + (f" --enroll {enroll}" if enroll else "") + f" --out {out}", soft_wrap=True, markup=False)
     profile = load_profile(profile_name, overrides, host=get_host())
     started = time.perf_counter()
     report = cross_validate(CrossValRequest(profile=profile, model_key=MODEL, data=data, folds=folds, out=out,
-                                            seeds=tuple(seeds)), console)
+                                            seeds=tuple(seeds), enroll=enroll), console)
     print_report(report, console)
     return {"profile": profile_name, "overrides": overrides, "folds": folds, "seeds": seeds,
             "epochs": profile.model(MODEL).train.settings.epochs, "wall_s": time.perf_counter() - started,
-            "crossval": report.summary, "report": str(report.path)}
+            "crossval": report.summary, "report": str(report.path), "enroll": enroll}
+
+
+def enrollment_rows(profile_name: str, overrides: list[str], data: Path, out: Path, folds: int, seeds: list[int],
+                    enroll: str, console: Any) -> dict[str, Any]:
+    """The recipe without and with enrollment, k-fold, both scored on the same clips (each test speaker's
+    enrollment clips left out): the recipe as is (rescored with ``--enroll``), and the recipe normalised by
+    speaker (feature_norm: speaker, data.enrollment.clips = ``enroll``), trained and scored with the profiles."""
+    crossval_once(profile_name, overrides, data, out, folds, seeds, console)  # trained once, kept
+    without = crossval_once(profile_name, overrides, data, out, folds, seeds, console, enroll=enroll)
+    clips = enroll if enroll == "neutral" else int(enroll)
+    speaker = [*overrides, f"{_M}.feature_norm=speaker", f"{_D}.enrollment.clips={clips}"]
+    with_profiles = crossval_once(profile_name, speaker, data, out.with_name(out.name + "-speaker"), folds, seeds,
+                                  console, enroll=enroll)
+    gain = (with_profiles["crossval"]["mean_sd"]["uar"]["mean"] - without["crossval"]["mean_sd"]["uar"]["mean"])
+    return {"enroll": enroll, "without": without, "with": with_profiles, "uar_gain": gain}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="\n".join(__doc__.splitlines()[1:7]))
+                                     epilog="\n".join(__doc__.splitlines()[1:8]))
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="RAVDESS speech folder (Actor_NN/*.wav)")
     parser.add_argument("--profile", default="cpu", help="cpu (as shipped) or rtx3050-4gb (its sizes, on this CPU)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="more profile overrides")
     parser.add_argument("--folds", type=int, help="speaker-grouped k-fold over every actor in --data (the yardstick)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="with --folds: train.seed of each repeat")
+    parser.add_argument("--enroll", metavar="neutral|K", help="with --folds: each recipe without and with speaker "
+                        "enrollment (normalised by the profile of each speaker's neutral+calm or K clips)")
     parser.add_argument("--ablation", action="store_true", help="the ablation table's runs (cpu profile)")
     parser.add_argument("--rows", type=int, nargs="+", help="with --ablation: only these rows (0 = before, 1 = shipped)")
     parser.add_argument("--out", type=Path, help="parent of the run directories (default: a new temp directory)")
@@ -238,6 +260,14 @@ def main() -> None:
     profile_name = "cpu" if args.ablation else args.profile
     results = []
     for index, (name, overrides) in enumerate(rows):
+        if args.folds and args.enroll:
+            result = enrollment_rows(profile_name, [*overrides, *args.set], args.data, root / f"crossval-{index:02d}",
+                                     args.folds, args.seeds, args.enroll, console)
+            result["name"] = name
+            results.append(result)
+            console.print(f"{name}: UAR with enrollment ({args.enroll}) - without, same clips: "
+                          f"{result['uar_gain']:+.3f}", soft_wrap=True)
+            continue
         if args.folds:
             result = crossval_once(profile_name, [*overrides, *args.set], args.data, root / f"crossval-{index:02d}",
                                    args.folds, args.seeds, console)
@@ -262,14 +292,29 @@ def main() -> None:
                       f"WAR {reference['val_war']:.3f}, macro-F1 {reference['val_macro_f1']:.3f}", soft_wrap=True)
     if args.folds:
         summary = {"data": str(args.data), "folds": args.folds, "seeds": args.seeds, "chance_uar": CHANCE_UAR,
-                   "results": results}
-        console.print(crossval_table(results), markup=False, soft_wrap=True)
+                   "enroll": args.enroll, "results": results}
+        console.print(enrollment_table(results) if args.enroll else crossval_table(results), markup=False,
+                      soft_wrap=True)
     else:
         summary = {"data": str(args.data), "train_actors": TRAIN_ACTORS, "val_actors": VAL_ACTORS,
                    "chance_uar": CHANCE_UAR, "results": results, "reference_linear": reference}
         console.print(markdown_table(results, reference), markup=False, soft_wrap=True)
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+
+
+def enrollment_table(results: list[dict[str, Any]]) -> str:
+    """One markdown row per recipe: UAR without and with enrollment (same scored clips), per seed and the gain."""
+    lines = ["| recipe | enrollment | UAR without (mean ± sd) | UAR with | gain | per seed without / with |",
+             "|---|---|---:|---:|---:|---|"]
+    for result in results:
+        without, with_ = result["without"]["crossval"], result["with"]["crossval"]
+        cells = [f"{run['mean_sd']['uar']['mean']:.3f} ± {run['mean_sd']['uar']['sd']:.3f}" for run in (without, with_)]
+        seeds = ", ".join(f"{a['uar']:.3f} / {b['uar']:.3f}"
+                          for a, b in zip(without["per_seed"].values(), with_["per_seed"].values()))
+        lines.append(f"| {result['name']} | {result['enroll']} | {cells[0]} | {cells[1]} | {result['uar_gain']:+.3f} "
+                     f"| {seeds} |")
+    return "\n".join(lines)
 
 
 def crossval_table(results: list[dict[str, Any]]) -> str:

@@ -172,6 +172,12 @@ class ModelPlugin(Plugin):
 
         raise NotAvailableError(f"model plugin {self.name!r} has no ONNX export (implement ModelPlugin.export_onnx)")
 
+    def manifest_sections(self, module: "torch.nn.Module") -> dict[str, Any]:
+        """Sections the artifacts of ``module`` add to ``manifest.json`` beside the task's: what an app needs to
+        use the graph's extra inputs and outputs (emotion-av with ``feature_norm: speaker``: ``enrollment``, how
+        to turn a speaker's clips into the profile the graph takes). Default: none."""
+        return {}
+
 
 # --- datasets ---------------------------------------------------------------------------------
 

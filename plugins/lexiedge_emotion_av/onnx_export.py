@@ -5,6 +5,16 @@ torch >= 2.9, with ``dynamic_shapes`` built from :class:`torch.export.Dim`. The 
 primitives only (Conv for the STFT, MatMul/Softmax attention, written-out RMSNorm), so the same file
 runs on ORT CPU, converts to ORT Mobile's format and parses in TensorRT.
 
+A model with ``feature_norm: speaker`` (enrollment) has one more output and two optional inputs, the
+contract :func:`enrollment_section` writes into the manifest:
+
+- ``feature_stats`` float32 (batch, 2, F): per clip and feature, the mean and the mean square of the
+  features over the clip's frames, before normalisation. A speaker's profile is their average over the
+  speaker's enrollment clips: mean = mean of [:, 0]; std = sqrt(max(mean of [:, 1] - mean^2, floor));
+- ``speaker_mean``, ``speaker_std`` float32 (1 or batch, F): a speaker's profile. They are graph inputs
+  with initializers (ONNX's optional inputs with a default): an app that feeds nothing gets the global
+  training statistics, so the graph's required inputs stay the task's four and any runtime runs it.
+
 Exporter reuse::
 
     from lexiedge_emotion_av.onnx_export import export_onnx, INPUT_NAMES, OUTPUT_NAMES
@@ -66,6 +76,45 @@ def dynamic_shapes(n_fft: int, *, dynamic_image: bool = False) -> dict[str, dict
     }
 
 
+SPEAKER_MEAN, SPEAKER_STD, FEATURE_STATS = "speaker_mean", "speaker_std", "feature_stats"
+
+
+class _WithStatistics(torch.nn.Module):
+    """The speaker-normalised model as the graph runs it: six inputs, (logits, feature_stats) out."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, waveform: torch.Tensor, frames: torch.Tensor, audio_mask: torch.Tensor,
+                video_mask: torch.Tensor, speaker_mean: torch.Tensor, speaker_std: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.model.logits_and_statistics(waveform, frames, audio_mask, video_mask, speaker_mean, speaker_std)
+
+
+def speaker_normalised(model: torch.nn.Module) -> bool:
+    return getattr(getattr(model, "settings", None), "feature_norm", None) == "speaker"
+
+
+def enrollment_section(model: torch.nn.Module) -> dict:
+    """The manifest's ``enrollment``: how an app turns a speaker's clips into the profile the graph takes."""
+    from lexiedge_emotion_av.frontend import NORM_EPS
+
+    frontend = model.audio.frontend
+    return {
+        "version": 1,
+        "statistics_output": FEATURE_STATS,
+        "profile_inputs": {"mean": SPEAKER_MEAN, "std": SPEAKER_STD},
+        "features": int(frontend.feature_dim),
+        "variance_floor": NORM_EPS,
+        "min_clips": 2,
+        "profile": (f"run the graph on each enrollment clip; mean = the average over the clips of "
+                    f"{FEATURE_STATS}[:, 0], std = sqrt(max(the average of {FEATURE_STATS}[:, 1] - mean^2, "
+                    f"variance_floor)); feed them as {SPEAKER_MEAN} and {SPEAKER_STD}, shape (1 or batch, features); "
+                    "without them the graph uses the global training statistics"),
+    }
+
+
 def export_onnx(
     model: torch.nn.Module,
     path: str | os.PathLike[str],
@@ -96,19 +145,58 @@ def export_onnx(
         with atomic.atomic_path(target) as temp_name:
             with torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the exporter's deprecation chatter is not actionable here
-                program = torch.onnx.export(
-                    model,
-                    tuple(example_inputs),
-                    dynamo=True,
-                    verbose=False,
-                    input_names=list(INPUT_NAMES),
-                    output_names=list(OUTPUT_NAMES),
-                    opset_version=opset,
-                    dynamic_shapes=dynamic_shapes(n_fft, dynamic_image=dynamic_image),
-                    external_data=False,
-                    optimize=True,
-                )
+                if speaker_normalised(model):
+                    program = _export_with_statistics(model, example_inputs, opset, n_fft, dynamic_image)
+                else:
+                    program = torch.onnx.export(
+                        model,
+                        tuple(example_inputs),
+                        dynamo=True,
+                        verbose=False,
+                        input_names=list(INPUT_NAMES),
+                        output_names=list(OUTPUT_NAMES),
+                        opset_version=opset,
+                        dynamic_shapes=dynamic_shapes(n_fft, dynamic_image=dynamic_image),
+                        external_data=False,
+                        optimize=True,
+                    )
             program.save(str(temp_name), external_data=False)
+            if speaker_normalised(model):
+                _default_to_global_statistics(temp_name, model)
     finally:
         model.train(was_training)
     return target
+
+
+def _export_with_statistics(model: torch.nn.Module, example_inputs: tuple, opset: int, n_fft: int,
+                            dynamic_image: bool):
+    """The six-input, two-output graph of a speaker-normalised model (traced with the global statistics)."""
+    frontend = model.audio.frontend
+    batch = example_inputs[0].shape[0]
+    mean = frontend.feature_mean.expand(batch, -1).contiguous()
+    std = frontend.feature_std.expand(batch, -1).contiguous()
+    shapes = dynamic_shapes(n_fft, dynamic_image=dynamic_image)
+    shapes[SPEAKER_MEAN] = shapes[SPEAKER_STD] = {0: shapes[WAVEFORM][0]}
+    wrapper = _WithStatistics(model).eval()
+    return torch.onnx.export(
+        wrapper, (*example_inputs, mean, std), dynamo=True, verbose=False,
+        input_names=[*INPUT_NAMES, SPEAKER_MEAN, SPEAKER_STD], output_names=[LOGITS, FEATURE_STATS],
+        opset_version=opset, dynamic_shapes={name: shapes[name] for name in (*INPUT_NAMES, SPEAKER_MEAN, SPEAKER_STD)},
+        external_data=False, optimize=True,
+    )
+
+
+def _default_to_global_statistics(path: Path, model: torch.nn.Module) -> None:
+    """Give the speaker inputs initializers (the global statistics, (1, F)): optional inputs with a default."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path))
+    frontend = model.audio.frontend
+    for name, value in ((SPEAKER_MEAN, frontend.feature_mean), (SPEAKER_STD, frontend.feature_std)):
+        array = value.detach().cpu().numpy().astype(np.float32)[None]
+        graph.graph.initializer.append(numpy_helper.from_array(array, name))
+        declared = next(tensor for tensor in graph.graph.input if tensor.name == name)
+        declared.type.tensor_type.shape.dim[0].dim_param = "speaker_batch"  # 1 (one profile) or batch
+    onnx.save(graph, str(path))

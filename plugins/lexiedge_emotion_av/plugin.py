@@ -181,6 +181,12 @@ class EmotionAVPlugin(ModelPlugin):
 
         return default_space(entry)
 
+    def manifest_sections(self, module: torch.nn.Module) -> dict[str, Any]:
+        """``enrollment`` for a speaker-normalised model (see :mod:`lexiedge_emotion_av.onnx_export`)."""
+        from lexiedge_emotion_av.onnx_export import enrollment_section, speaker_normalised
+
+        return {"enrollment": enrollment_section(module)} if speaker_normalised(module) else {}
+
     def parameter_groups(self, module: torch.nn.Module) -> dict[str, int]:
         """Parameters per part: audio, visual, fusion, head (they sum to the total)."""
         return {name: sum(p.numel() for p in getattr(module, name).parameters()) for name in PARAMETER_GROUPS}

@@ -125,6 +125,7 @@ def _classifier_manifest(job: ExportJob, source: classifier.ClassifierSource, ru
         model_files=model_files,
         source={"checkpoint_file": str(source.checkpoint / WEIGHTS)},
         verification=report,
+        **job.model_plugin.manifest_sections(source.module),
         **extra,
     )
 
