@@ -459,9 +459,10 @@ def infer(
     from lexiedge.caveats import tiny_lm_note
     from lexiedge.runtime import RuntimeInputError, UnverifiedArtifactWarning, load, read_manifest
     from lexiedge.runtime.chat import check_text
+    from lexiedge_runtime.tasks import task_spec
 
     manifest = read_manifest(artifact)  # checks the artifact is one before the arguments are judged
-    generates = manifest.get("task") == "causal-lm"
+    generates = task_spec(str(manifest.get("task")), str(artifact)).generates
     if generates and (files or prompt is None):
         raise UsageError(f"{artifact} ({manifest.get('task')}) generates text: pass --prompt TEXT, not files")
     if not generates and (prompt is not None or not files):

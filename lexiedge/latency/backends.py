@@ -2,35 +2,34 @@
 
 A classifier backend is called with the benchmark's fixed clip (``backend()``); an LLM backend
 generates (``backend.generate(prompt, new_tokens)`` -> :class:`GenerationTiming`). Libraries are
-imported when a backend is made, so ``load()`` times the model's loading only. ORT backends load
-through the embeddable runtime (:func:`lexiedge.runtime.load`); "torch" rebuilds the source model
-(classifier: through its model plugin from the run's profile and checkpoint; LLM: the merged model
-directory with transformers, eager attention, fp32). :mod:`bench` (bench/bench_llm_decode.py) times
-with the same generation functions.
+imported when a backend is made, so ``load()`` times the model's loading only. An artifact runs
+through the embeddable runtime (:func:`lexiedge.runtime.load`), on the runner its manifest's engine
+registered (:mod:`lexiedge_runtime.tasks.registry`), which also names the backend ("ort-int8"): a new
+export format is benchmarked without a change here. "torch" rebuilds the source model (classifier:
+through its model plugin from the run's profile and checkpoint; LLM: the merged model directory with
+transformers, eager attention, fp32). Both LLM kinds are timed by :func:`timed_generation` over a
+step iterator; :mod:`bench` (bench/bench_llm_decode.py) times with the same functions.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+from lexiedge_runtime.generator import genai_greedy_steps
+from lexiedge_runtime.tasks import runner_for
+from lexiedge_runtime.tasks.av_classification import ClassifierSpec, example_feeds
 
 from lexiedge.errors import LexiedgeError
 from lexiedge.rundir import WEIGHTS, is_run_dir
 from lexiedge.runtime.artifact import Artifact
 
 TORCH = "torch"
-TARGET_BACKENDS = {
-    "onnx": "ort",
-    "onnx-int8": "ort-int8",
-    "onnx-int4": "ort-int4",
-    "ort-mobile": "ort-mobile",
-}
 PROMPT_TEXT = (
     "Correct the grammar of this sentence and explain the change in one short line: "
     "she go to school every days and she like the math lessons very much. "
@@ -66,48 +65,50 @@ def percentiles_ms(samples_s: Sequence[float]) -> dict[str, float]:
     }
 
 
+def timed_generation(steps: Iterator[Any]) -> GenerationTiming:
+    """Time a greedy generation's step iterator: the first ``next`` prefills the prompt, the second yields
+    the first token, each further one a decode step (the runners' ``greedy_steps`` and :func:`hf_steps`)."""
+    start = time.perf_counter()
+    next(steps)
+    prefill = time.perf_counter() - start
+    next(steps)
+    ttft = time.perf_counter() - start
+    durations = []
+    while True:
+        step = time.perf_counter()
+        if next(steps, _DONE) is _DONE:
+            break
+        durations.append(time.perf_counter() - step)
+    return GenerationTiming(prefill, ttft, durations)
+
+
+_DONE = object()
+
+
 def genai_generation(model: Any, prompt: Sequence[int], new_tokens: int) -> GenerationTiming:
     """Greedy generation through onnxruntime-genai (KV cache in ORT), EOS suppressed so every step runs."""
-    import onnxruntime_genai as og
-
-    total = len(prompt) + new_tokens
-    params = og.GeneratorParams(model)
-    params.set_search_options(max_length=total, min_length=total, do_sample=False)
-    generator = og.Generator(model, params)
-    start = time.perf_counter()
-    generator.append_tokens(np.asarray([prompt], dtype=np.int32))
-    prefill = time.perf_counter() - start
-    generator.generate_next_token()
-    generator.get_next_tokens()
-    ttft = time.perf_counter() - start
-    steps = []
-    for _ in range(new_tokens - 1):
-        step = time.perf_counter()
-        generator.generate_next_token()
-        generator.get_next_tokens()
-        steps.append(time.perf_counter() - step)
-    return GenerationTiming(prefill, ttft, steps)
+    return timed_generation(genai_greedy_steps(model, prompt, new_tokens))
 
 
-def hf_generation(model: Any, prompt: Sequence[int], new_tokens: int) -> GenerationTiming:
-    """Greedy generation with a transformers model (KV cache on), one forward per new token."""
+def hf_steps(model: Any, prompt: Sequence[int], new_tokens: int) -> Iterator[Any]:
+    """Greedy generation with a transformers model (KV cache on), one forward per new token, as steps."""
     import torch
 
     with torch.inference_mode():
-        start = time.perf_counter()
         out = model(torch.tensor([list(prompt)]), use_cache=True)
-        prefill = time.perf_counter() - start
+        yield None
         token = out.logits[:, -1:].argmax(-1)
-        token.item()  # the first token exists on the host
-        ttft = time.perf_counter() - start
-        cache, steps = out.past_key_values, []
+        yield token.item()  # the first token exists on the host
+        cache = out.past_key_values
         for _ in range(new_tokens - 1):
-            step = time.perf_counter()
             out = model(token, past_key_values=cache, use_cache=True)
             cache, token = out.past_key_values, out.logits[:, -1:].argmax(-1)
-            token.item()
-            steps.append(time.perf_counter() - step)
-    return GenerationTiming(prefill, ttft, steps)
+            yield token.item()
+
+
+def hf_generation(model: Any, prompt: Sequence[int], new_tokens: int) -> GenerationTiming:
+    """Greedy generation with a transformers model (KV cache on), timed like every backend."""
+    return timed_generation(hf_steps(model, prompt, new_tokens))
 
 
 # --- memory ---------------------------------------------------------------------------------------
@@ -179,21 +180,22 @@ class ArtifactInfo(Artifact):
 
     @property
     def backend(self) -> str:
-        return TARGET_BACKENDS.get(self.target, f"ort-{self.target}")
+        """The runner's name for this artifact ("ort-int8"): its engine's registered runner says it."""
+        return runner_for(self.manifest, str(self.directory)).label(self.target)
 
     @property
     def source(self) -> dict[str, Any]:
         return self.manifest.get("source") or {}
 
 
-class OrtClassifier:
-    """A classifier artifact through the embeddable runtime (ONNX Runtime, CPU)."""
+class ArtifactClassifier:
+    """A classifier artifact through the embeddable runtime, on the CPU, with its engine's runner."""
 
     def __init__(self, name: str, info: ArtifactInfo, feeds: dict[str, np.ndarray], threads: int) -> None:
         self.name, self.kind, self.artifact = name, info.backend, info.directory
         self.model_bytes = int(info.manifest.get("size_bytes") or 0)
         self._feeds, self._threads, self._model = feeds, threads, None
-        import onnxruntime  # noqa: F401  (library import is not load time)
+        _import_runner(info)  # library import is not load time
 
     def load(self) -> None:
         from lexiedge.runtime import load
@@ -226,8 +228,8 @@ class TorchClassifier:
         import torch
         from safetensors.torch import load_file
 
-        from lexiedge.rundir import load_run_profile
         from lexiedge.plugin import get_host
+        from lexiedge.rundir import load_run_profile
 
         torch.set_num_threads(self._threads)
         profile, key = load_run_profile(self._run_dir)
@@ -249,22 +251,35 @@ class TorchClassifier:
             self._module(*self._inputs)
 
 
-class GenAiLm:
-    """An LLM artifact through the embeddable runtime (ONNX Runtime GenAI, CPU)."""
+class ArtifactLm:
+    """An LLM artifact through the embeddable runtime, on the CPU, with its engine's runner (``greedy_steps``)."""
 
     def __init__(self, name: str, info: ArtifactInfo, threads: int) -> None:
         self.name, self.kind, self.artifact = name, info.backend, info.directory
         self.model_bytes = int(info.manifest.get("size_bytes") or 0)
         self._threads, self._model = threads, None
-        import onnxruntime_genai  # noqa: F401  (library import is not load time)
+        _import_runner(info)  # library import is not load time
 
     def load(self) -> None:
         from lexiedge.runtime import load
 
-        self._model = load(self.artifact, "cpu", threads=self._threads).model
+        self._model = load(self.artifact, "cpu", threads=self._threads)
 
     def generate(self, prompt: Sequence[int], new_tokens: int) -> GenerationTiming:
-        return genai_generation(self._model, prompt, new_tokens)
+        return timed_generation(self._model.greedy_steps(prompt, new_tokens))
+
+
+OrtClassifier, GenAiLm = ArtifactClassifier, ArtifactLm  # the names bench/ scripts import
+
+
+def _import_runner(info: ArtifactInfo) -> None:
+    """Import the runner's module and its engine's library before anything is timed."""
+    import importlib
+
+    entry = runner_for(info.manifest, str(info.directory))
+    importlib.import_module(entry.opener.partition(":")[0])
+    for library in entry.libraries:
+        importlib.import_module(library)
 
 
 class TorchLm:
@@ -316,21 +331,10 @@ def classifier_source(info: ArtifactInfo) -> tuple[Path, Path]:
 
 
 def classifier_feeds(manifest: dict[str, Any], batch: int, seed: int) -> dict[str, np.ndarray]:
-    """A seeded random clip (both modalities present) shaped like the training clips."""
-    from lexiedge.runtime.inputs import ClassifierSpec
-    from lexiedge_runtime.io_names import AUDIO_MASK, FRAMES, VIDEO_MASK, WAVEFORM
-
+    """A seeded random clip (both modalities present) shaped like the training clips (the task's example)."""
     spec = ClassifierSpec.from_manifest(manifest, "the first artifact")
     rng = np.random.default_rng(seed)
-    size = spec.image_size
-    return {
-        WAVEFORM: (rng.uniform(-1.0, 1.0, (batch, spec.clip_samples)) * 0.1).astype(np.float32),
-        FRAMES: rng.uniform(0.0, 1.0, (batch, spec.frame_count, spec.channels, size, size)).astype(
-            np.float32
-        ),
-        AUDIO_MASK: np.ones(batch, np.float32),
-        VIDEO_MASK: np.ones(batch, np.float32),
-    }
+    return example_feeds(rng, batch, spec.clip_samples, spec.frame_count, spec.image_size, spec.channels)
 
 
 def prompt_ids(artifact: Path, count: int) -> list[int]:

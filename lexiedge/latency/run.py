@@ -3,8 +3,9 @@
     lexiedge bench artifacts/emotion-av/onnx artifacts/emotion-av/onnx-int8 --plot
     lexiedge bench artifacts/qwen-lora/onnx-int4 --backends torch,ort-int4 --new-tokens 32
 
-Each artifact is benchmarked as its target (:data:`TARGET_BACKENDS`: onnx -> "ort", onnx-int8 ->
-"ort-int8", ...) through the embeddable runtime (:func:`lexiedge.runtime.load`), and "torch" is the
+Each artifact is benchmarked through the embeddable runtime (:func:`lexiedge.runtime.load`) with the
+runner its manifest's engine registered, which names the backend (onnx -> "ort", onnx-int8 ->
+"ort-int8", ...: :mod:`lexiedge_runtime.tasks.registry`), and "torch" is the
 artifacts' source model in PyTorch eager mode, rebuilt through its model plugin (classifiers: the
 run's profile and checkpoint) or with transformers (LLMs: the merged model directory).
 
@@ -39,10 +40,10 @@ from lexiedge.latency.backends import (
     Backend,
     BenchError,
     ClassifierBackend,
-    GenAiLm,
+    ArtifactLm,
     GenerationTiming,
     LmBackend,
-    OrtClassifier,
+    ArtifactClassifier,
     PeakMemory,
     TorchClassifier,
     TorchLm,
@@ -265,12 +266,12 @@ def _classifier_backend(
     return (
         TorchClassifier(name, info, feeds, threads)
         if name == TORCH
-        else OrtClassifier(name, info, feeds, threads)
+        else ArtifactClassifier(name, info, feeds, threads)
     )
 
 
 def _lm_backend(name: str, info: ArtifactInfo, threads: int) -> LmBackend:
-    return TorchLm(name, info, threads) if name == TORCH else GenAiLm(name, info, threads)
+    return TorchLm(name, info, threads) if name == TORCH else ArtifactLm(name, info, threads)
 
 
 def _load(backend: Backend, warm_up: Callable[[], Any], progress: Callable[[str], None]) -> tuple[float, int]:

@@ -25,7 +25,8 @@ vendor the runtime, copy ``lexiedge_runtime/``.
 Stable API (the benchmarks call it; keep it compatible):
 
 * ``load(artifact_dir, device="auto", *, threads=None, providers=None, allow_unverified=False)
-  -> Classifier | TextGenerator`` chosen by the manifest's ``task``. Before opening any model file it
+  -> Classifier | TextGenerator``: the runner registered for the manifest's ``runtime.engine`` and
+  ``task`` (:mod:`lexiedge_runtime.tasks`; a new export format registers its own). Before opening any model file it
   validates the manifest (every path relative and inside the directory, values of the right type:
   :class:`ManifestError`), refuses an artifact whose export verification failed
   (:class:`UnverifiedArtifactError`; ``allow_unverified=True`` loads it with an
@@ -90,8 +91,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lexiedge_runtime.artifact import Artifact, open_artifact, read_manifest, sha256_file
-from lexiedge_runtime.classifier import ClassificationResult, Classifier
-from lexiedge_runtime.devices import ProviderSpec, available_devices, choose_providers
+from lexiedge_runtime.classifier import ClassificationResult, Classifier, ClassifierRunner
+from lexiedge_runtime.devices import ProviderSpec, available_devices
 from lexiedge_runtime.errors import (
     ArtifactError,
     ArtifactIntegrityError,
@@ -106,14 +107,12 @@ from lexiedge_runtime.errors import (
     UnverifiedArtifactError,
     UnverifiedArtifactWarning,
 )
-from lexiedge_runtime.extras import require
-from lexiedge_runtime.generator import Generation, TextGenerator, TextStream, choose_genai_device
+from lexiedge_runtime.generator import Generation, TextGenerator, TextStream
 from lexiedge_runtime.manifest import ManifestError
+from lexiedge_runtime.tasks import LoadRequest, runner_for
 
 __version__ = "0.1.0"  # released with the lexiedge toolkit of the same version, which pins it
 
-CLASSIFICATION_TASKS = frozenset({"av-classification"})
-GENERATION_TASKS = frozenset({"causal-lm"})
 
 __all__ = [
     "Artifact",
@@ -121,6 +120,7 @@ __all__ = [
     "ArtifactIntegrityError",
     "ClassificationResult",
     "Classifier",
+    "ClassifierRunner",
     "DeviceNotAvailableError",
     "Generation",
     "InferenceError",
@@ -154,18 +154,9 @@ def load(
     cache_tokens: int | None = None,
     warm_prompt: str | Sequence[dict[str, str]] | None = None,
 ) -> Classifier | TextGenerator:
-    """Check an artifact's manifest, verification and files, then load it for its task (see the module doc)."""
+    """Check an artifact's manifest, verification and files, then open it with the runner of its engine and
+    task (see the module doc; :mod:`lexiedge_runtime.tasks.registry` for adding one)."""
     artifact = open_artifact(artifact_dir, allow_unverified=allow_unverified)  # nothing unchecked is ever opened
-    task = artifact.task
-    if task in CLASSIFICATION_TASKS:
-        if cache_tokens is not None or warm_prompt is not None:
-            raise InputValueError(
-                f"{artifact.directory} is a classifier: cache_tokens and warm_prompt apply to text generation"
-            )
-        return Classifier(artifact, choose_providers(device, providers), threads=threads)
-    if task in GENERATION_TASKS:
-        require("llm", f"{artifact.directory}: text generation")
-        return TextGenerator(artifact, choose_genai_device(device, providers), threads=threads,
-                             prefix_reuse=prefix_reuse, cache_tokens=cache_tokens, warm_prompt=warm_prompt)
-    known = ", ".join(sorted(CLASSIFICATION_TASKS | GENERATION_TASKS))
-    raise ArtifactError(f"{artifact.directory}: task {task!r} is not one this runtime runs ({known})")
+    runner = runner_for(artifact.manifest, str(artifact.directory))
+    request = LoadRequest(device, threads, providers, prefix_reuse, cache_tokens, warm_prompt)
+    return runner.open(artifact, request)

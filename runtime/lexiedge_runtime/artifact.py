@@ -31,10 +31,7 @@ from lexiedge_runtime.errors import (
     UnverifiedArtifactError,
     UnverifiedArtifactWarning,
 )
-from lexiedge_runtime.manifest import MANIFEST, validate_manifest
-
-MANIFEST_FORMAT = "lexiedge-artifact"
-SUPPORTED_FORMAT_VERSIONS = (1,)
+from lexiedge_runtime.manifest import MANIFEST, MANIFEST_FORMAT, SUPPORTED_FORMAT_VERSIONS, validate_manifest
 # opening with O_NOFOLLOW closes the window between the symlink check and the read where it exists
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 MAX_MANIFEST_BYTES = 16 << 20  # a manifest is a few KB; a bigger one is not ours (and not read into memory)

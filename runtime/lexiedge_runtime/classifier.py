@@ -1,8 +1,12 @@
-"""The audio-visual classifier: an ONNX Runtime session over an exported graph (.onnx or .ort).
+"""The audio-visual classifier: what every ``av-classification`` runner shares, and the ONNX Runtime one.
 
-On CPU the session runs with plain ``session.run``. On a GPU provider (CUDA, TensorRT) inputs are
-copied to the device once and outputs are bound there through ``session.io_binding()``, so ORT does
-not allocate and copy per output behind our back; the probabilities come back to the host at the end.
+:class:`ClassifierRunner` is the task's interface for apps (``predict``, ``predict_file``, ``labels``,
+``spec``): it checks and prepares inputs and reads results; a runner of another engine subclasses it
+and implements :meth:`~ClassifierRunner.run` (the graph on ready feeds). :class:`Classifier` runs an
+exported graph (.onnx or .ort) with ONNX Runtime. On CPU the session runs with plain ``session.run``.
+On a GPU provider (CUDA, TensorRT) inputs are copied to the device once and outputs are bound there
+through ``session.io_binding()``, so ORT does not allocate and copy per output behind our back; the
+probabilities come back to the host at the end.
 """
 
 from __future__ import annotations
@@ -14,12 +18,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lexiedge_runtime.artifact import Artifact
-from lexiedge_runtime.devices import GPU_PROVIDERS, ProviderSpec, check_providers_taken, session_options
-from lexiedge_runtime.errors import ArtifactError, InferenceError
+from lexiedge_runtime.devices import (
+    GPU_PROVIDERS,
+    ProviderSpec,
+    check_providers_taken,
+    choose_providers,
+    session_options,
+)
+from lexiedge_runtime.errors import ArtifactError, InferenceError, InputValueError
 from lexiedge_runtime.extras import require
 from lexiedge_runtime.inputs import ClassifierSpec, prepare_inputs
 from lexiedge_runtime.io_names import INPUT_NAMES, LOGITS, PROBABILITIES
 from lexiedge_runtime.media.spec import MediaSpec
+from lexiedge_runtime.tasks.spec import LoadRequest
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -43,44 +54,28 @@ class ClassificationResult:
         return sorted(self.probabilities.items(), key=lambda item: -item[1])[:k]
 
 
-class Classifier:
-    """Runs an ``av-classification`` artifact. Build it with :func:`lexiedge_runtime.load`.
+class ClassifierRunner:
+    """An ``av-classification`` artifact, whatever engine runs it: inputs checked and prepared as the
+    manifest says, results read back. Build one with :func:`lexiedge_runtime.load`.
 
-    Attributes: ``session`` (the ``onnxruntime.InferenceSession``), ``provider`` (the execution
-    provider running it), ``labels``, ``spec`` (what the model reads), ``media`` (how training decoded
-    files, :class:`~lexiedge_runtime.media.spec.MediaSpec`, or None when the manifest records none),
-    ``manifest``, ``artifact_dir``.
+    Attributes: ``labels``, ``spec`` (what the model reads), ``media`` (how training decoded files,
+    :class:`~lexiedge_runtime.media.spec.MediaSpec`, or None when the manifest records none),
+    ``manifest``, ``artifact_dir``, ``provider`` (what runs the graph). A subclass implements
+    :meth:`run`.
     """
 
-    def __init__(self, artifact: Artifact, providers: list[ProviderSpec], *, threads: int | None = None) -> None:
-        import onnxruntime as ort
+    provider: str = ""
 
+    def __init__(self, artifact: Artifact) -> None:
         self.artifact_dir = artifact.directory
         self.manifest = artifact.manifest
         self.spec = ClassifierSpec.from_manifest(artifact.manifest, str(artifact.directory))
         self.labels = list(self.spec.labels)
         self.media = MediaSpec.from_manifest(artifact.manifest, str(artifact.directory))
-        graph = artifact.path(artifact.runtime.get("graph") or "model.onnx")
-        options = session_options(threads)
-        try:
-            self.session: ort.InferenceSession = ort.InferenceSession(str(graph), options, providers=providers)
-        except Exception as exc:  # ORT raises its own exception types; one line says which file failed
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise ArtifactError(f"{graph}: ONNX Runtime cannot load the graph: {first}") from None
-        check_providers_taken(self.session, providers)
-        self.provider = self.session.get_providers()[0]
-        self._inputs = [value.name for value in self.session.get_inputs()]
-        self._outputs = [value.name for value in self.session.get_outputs()]
-        expected = set(INPUT_NAMES)
-        if set(self._inputs) != expected or PROBABILITIES not in self._outputs:
-            raise ArtifactError(
-                f"{graph}: inputs {self._inputs} / outputs {self._outputs}; expected inputs {sorted(expected)} "
-                f"and a {PROBABILITIES!r} output"
-            )
-        classes = self._class_count()
-        if classes is not None and classes != len(self.labels):
-            raise ArtifactError(f"{graph}: the graph has {classes} classes but the manifest {len(self.labels)} labels")
-        self._use_io_binding = self.provider in GPU_PROVIDERS
+
+    def run(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """The graph on ready feeds (the four inputs): (logits, probabilities), each (batch, classes)."""
+        raise NotImplementedError
 
     def predict(
         self, waveform: Any = None, frames: Any = None, *, sample_rate: int = 16000
@@ -126,6 +121,52 @@ class Classifier:
         """The graph's four feeds for a file, batch of one: exactly what ``predict_file`` runs the model on."""
         return prepare_inputs(self.spec, **self.decode_file(path)).feeds
 
+    def _result(self, logits: np.ndarray, probabilities: np.ndarray) -> ClassificationResult:
+        index = int(np.argmax(probabilities))
+        return ClassificationResult(
+            label=self.labels[index],
+            probabilities={label: float(p) for label, p in zip(self.labels, probabilities)},
+            index=index,
+            logits=np.asarray(logits, np.float32),
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.artifact_dir}, provider={self.provider}, labels={len(self.labels)})"
+
+
+class Classifier(ClassifierRunner):
+    """Runs an ``av-classification`` artifact with ONNX Runtime (engine ``onnxruntime``).
+
+    Adds ``session`` (the ``onnxruntime.InferenceSession``) and ``provider`` (the execution provider
+    running it) to :class:`ClassifierRunner`'s attributes.
+    """
+
+    def __init__(self, artifact: Artifact, providers: list[ProviderSpec], *, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        super().__init__(artifact)
+        graph = artifact.path(artifact.runtime.get("graph") or "model.onnx")
+        options = session_options(threads)
+        try:
+            self.session: ort.InferenceSession = ort.InferenceSession(str(graph), options, providers=providers)
+        except Exception as exc:  # ORT raises its own exception types; one line says which file failed
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ArtifactError(f"{graph}: ONNX Runtime cannot load the graph: {first}") from None
+        check_providers_taken(self.session, providers)
+        self.provider = self.session.get_providers()[0]
+        self._inputs = [value.name for value in self.session.get_inputs()]
+        self._outputs = [value.name for value in self.session.get_outputs()]
+        expected = set(INPUT_NAMES)
+        if set(self._inputs) != expected or PROBABILITIES not in self._outputs:
+            raise ArtifactError(
+                f"{graph}: inputs {self._inputs} / outputs {self._outputs}; expected inputs {sorted(expected)} "
+                f"and a {PROBABILITIES!r} output"
+            )
+        classes = self._class_count()
+        if classes is not None and classes != len(self.labels):
+            raise ArtifactError(f"{graph}: the graph has {classes} classes but the manifest {len(self.labels)} labels")
+        self._use_io_binding = self.provider in GPU_PROVIDERS
+
     def run(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """The graph on ready feeds (the four inputs): (logits, probabilities), each (batch, classes)."""
         try:
@@ -153,21 +194,18 @@ class Classifier:
         self.session.run_with_iobinding(binding)
         return dict(zip(self._outputs, binding.copy_outputs_to_cpu()))
 
-    def _result(self, logits: np.ndarray, probabilities: np.ndarray) -> ClassificationResult:
-        index = int(np.argmax(probabilities))
-        return ClassificationResult(
-            label=self.labels[index],
-            probabilities={label: float(p) for label, p in zip(self.labels, probabilities)},
-            index=index,
-            logits=np.asarray(logits, np.float32),
-        )
-
     def _class_count(self) -> int | None:
         shape = next(o.shape for o in self.session.get_outputs() if o.name == PROBABILITIES)
         return shape[-1] if shape and isinstance(shape[-1], int) else None
 
-    def __repr__(self) -> str:
-        return f"Classifier({self.artifact_dir}, provider={self.provider}, labels={len(self.labels)})"
+
+def open_classifier(artifact: Artifact, request: LoadRequest) -> Classifier:
+    """The ``onnxruntime`` runner of ``av-classification`` artifacts (:mod:`lexiedge_runtime.tasks.registry`)."""
+    if request.cache_tokens is not None or request.warm_prompt is not None:
+        raise InputValueError(
+            f"{artifact.directory} is a classifier: cache_tokens and warm_prompt apply to text generation"
+        )
+    return Classifier(artifact, choose_providers(request.device, request.providers), threads=request.threads)
 
 
 def _device_of(provider: str) -> str:

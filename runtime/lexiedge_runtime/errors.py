@@ -3,7 +3,7 @@
 Two families:
 
 * :class:`ArtifactError` — the artifact cannot be loaded: no manifest, a manifest value of the wrong
-  type or a path leaving the directory (:class:`~lexiedge_runtime.manifest.ManifestError`), a task
+  type or a path leaving the directory (:class:`ManifestError`), a task
   this runtime does not run, a file whose sha256 differs from the manifest or that is a symbolic
   link (:class:`ArtifactIntegrityError`), an export that failed verification
   (:class:`UnverifiedArtifactError`), a device that is not available (:class:`DeviceNotAvailableError`).
@@ -46,6 +46,14 @@ class ArtifactError(LexiedgeError):
     """An artifact directory the runtime cannot load (names the directory and what is wrong)."""
 
     exit_code = 2
+
+
+class ManifestError(ArtifactError):
+    """A manifest value of the wrong type or range, or a path that would leave the artifact directory."""
+
+    def __init__(self, where: str, key: str, problem: str) -> None:
+        self.key = key
+        super().__init__(f"{where}: manifest.json: {key}: {problem}")
 
 
 class ArtifactIntegrityError(ArtifactError):

@@ -24,7 +24,9 @@ import numpy as np
 from lexiedge_runtime.artifact import Artifact
 from lexiedge_runtime.chat import ChatTokenizer, StopScanner, check_messages, cut_at_stop
 from lexiedge_runtime.errors import ArtifactError, DeviceNotAvailableError, InferenceError, InputValueError
+from lexiedge_runtime.extras import require
 from lexiedge_runtime.kv_cache import DEFAULT_CACHE_TOKENS, CacheSlot, KeptGenerator, SearchSettings, prefill
+from lexiedge_runtime.tasks.spec import LoadRequest
 
 GENAI_CONFIG = "genai_config.json"
 _PROVIDER_DEVICES = {
@@ -243,6 +245,12 @@ class TextGenerator:
             self._slot.release()
         return len(prompt) - reused
 
+    def greedy_steps(self, prompt_ids: Sequence[int], new_tokens: int) -> Iterator[int | None]:
+        """A benchmark's timed path: greedy decoding on a fresh generator (no kept cache), EOS suppressed so
+        every step runs. The generator exists when this returns; the iterator yields None once the prompt
+        is prefilled, then each of the ``new_tokens`` token ids (`lexiedge bench` times each ``next``)."""
+        return genai_greedy_steps(self.model, self._check_ids(prompt_ids), new_tokens)
+
     def clear_cache(self) -> None:
         """Free the kept KV cache (now, or when the call using it ends); the next call prefills all."""
         self._slot.clear()
@@ -422,6 +430,34 @@ class TextGenerator:
 
     def __repr__(self) -> str:
         return f"TextGenerator({self.artifact_dir}, device={self.device})"
+
+
+def open_generator(artifact: Artifact, request: LoadRequest) -> TextGenerator:
+    """The ``onnxruntime-genai`` runner of ``causal-lm`` artifacts (:mod:`lexiedge_runtime.tasks.registry`)."""
+    require("llm", f"{artifact.directory}: text generation")
+    return TextGenerator(artifact, choose_genai_device(request.device, request.providers), threads=request.threads,
+                         prefix_reuse=request.prefix_reuse, cache_tokens=request.cache_tokens,
+                         warm_prompt=request.warm_prompt)
+
+
+def genai_greedy_steps(model: Any, prompt: Sequence[int], new_tokens: int) -> Iterator[int | None]:
+    """:meth:`TextGenerator.greedy_steps` on an ``onnxruntime_genai.Model``: the generator is built now, the
+    prompt prefilled at the first ``next`` (which yields None), then one greedy token per ``next``."""
+    import onnxruntime_genai as og
+
+    total = len(prompt) + new_tokens
+    params = og.GeneratorParams(model)
+    params.set_search_options(max_length=total, min_length=total, do_sample=False)
+    generator = og.Generator(model, params)
+
+    def steps() -> Iterator[int | None]:
+        generator.append_tokens(np.asarray([list(prompt)], dtype=np.int32))
+        yield None
+        for _ in range(new_tokens):
+            generator.generate_next_token()
+            yield int(generator.get_next_tokens()[0])
+
+    return steps()
 
 
 def genai_devices() -> list[str]:

@@ -14,8 +14,10 @@ Decisions (documented in :mod:`lexiedge_runtime`):
 * float64/float16 arrays are converted to float32; NaN/inf and out-of-range values are refused;
 * a modality the model was not trained on (``data_settings.modalities``) is dropped, as in training.
 
-The same facts go into the manifest as data (``preprocessing.feeds``, :meth:`ClassifierSpec.feeds`),
-so that a runtime in another language (``runtime-js/``) checks and prepares inputs alike.
+What the graph reads is the task's manifest section, :class:`ClassifierSpec`
+(:mod:`lexiedge_runtime.tasks.av_classification`, re-exported here); the same facts go into the
+manifest as data (``preprocessing.feeds``, :meth:`ClassifierSpec.feeds`), so that a runtime in
+another language (``runtime-js/``) checks and prepares inputs alike.
 
 Every problem is a :class:`~lexiedge_runtime.errors.RuntimeInputError` naming the argument, what
 was given and what was expected.
@@ -23,153 +25,34 @@ was given and what was expected.
 
 from __future__ import annotations
 
-import math
-import sys
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from lexiedge_runtime.errors import ArtifactError, InputDtypeError, InputShapeError, InputValueError
-from lexiedge_runtime.io_names import AUDIO_MASK, FRAMES, LOGITS, PROBABILITIES, VIDEO_MASK, WAVEFORM
-from lexiedge_runtime.manifest import ManifestError
+from lexiedge_runtime.errors import InputDtypeError, InputShapeError, InputValueError
+from lexiedge_runtime.io_names import AUDIO_MASK, FRAMES, VIDEO_MASK, WAVEFORM
+from lexiedge_runtime.tasks.av_classification import (  # the task's manifest section: read once, there
+    FEEDS_VERSION,
+    MAX_INPUT_FACTOR,
+    MIN_AUDIO_SECONDS,
+    RANGE_SLACK,
+    ClassifierSpec,
+    input_limits,
+)
 
-# Out-of-range tolerance: float rounding in an app's own scaling must not be refused.
-RANGE_SLACK = 1e-3
-MIN_AUDIO_SECONDS = 0.1  # shorter clips carry no emotion and do not fill the STFT windows
-MAX_INPUT_FACTOR = 10  # inputs up to this many training clips long are accepted (see input_limits)
-# Sanity bounds on manifest values: wider than any real model, narrow enough to refuse nonsense.
-MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 384_000
-MAX_FRAMES, MAX_IMAGE_SIZE, MAX_SECONDS = 10_000, 4096, 3600.0
-FEEDS_VERSION = 1  # of the manifest's preprocessing.feeds (ClassifierSpec.feeds)
-
-
-@dataclass(frozen=True)
-class ClassifierSpec:
-    """What the artifact's manifest says the classifier reads."""
-
-    labels: tuple[str, ...]
-    sample_rate: int
-    clip_samples: int  # the training clip length: the length of a missing waveform's zeros
-    frame_count: int  # frames per training clip: the count of a missing video's zeros
-    image_size: int
-    uses_audio: bool
-    uses_video: bool
-    channels: int = 3
-    max_input_seconds: float = math.inf  # longer audio is refused: windowing long recordings is the app's job
-    max_frames: int = sys.maxsize
-
-    @classmethod
-    def from_manifest(cls, manifest: dict[str, Any], where: str) -> ClassifierSpec:
-        """The spec, or an :class:`ArtifactError` naming the first missing or out-of-range value."""
-        preprocessing = manifest.get("preprocessing") or {}
-        data = preprocessing.get("data_settings") or {}
-        labels = manifest.get("labels") or []
-        missing = [key for key in ("sample_rate", "clip_seconds", "frames", "image_size") if key not in data]
-        if missing or not labels:
-            what = ", ".join([f"preprocessing.data_settings.{key}" for key in missing] + ([] if labels else ["labels"]))
-            raise ArtifactError(f"{where}: the manifest lacks {what}; re-export the run with this lexiedge version")
-        rate = _whole(data, "sample_rate", where, low=MIN_SAMPLE_RATE, high=MAX_SAMPLE_RATE)
-        clip_seconds = _seconds(data, "clip_seconds", where, "preprocessing.data_settings")
-        frames = _whole(data, "frames", where, low=1, high=MAX_FRAMES)
-        image_size = _whole(data, "image_size", where, low=1, high=MAX_IMAGE_SIZE)
-        modalities = data.get("modalities") or ["audio", "video"]
-        if not isinstance(modalities, list) or not modalities or not set(modalities) <= {"audio", "video"}:
-            raise ManifestError(where, "preprocessing.data_settings.modalities",
-                                f"expected a non-empty list of \"audio\" and \"video\", got {modalities!r}")
-        limits = input_limits(clip_seconds, frames)
-        if "max_input_seconds" in preprocessing:
-            limits["max_input_seconds"] = _seconds(preprocessing, "max_input_seconds", where, "preprocessing")
-        if "max_frames" in preprocessing:
-            limits["max_frames"] = _whole(preprocessing, "max_frames", where, low=1, high=MAX_FRAMES,
-                                          prefix="preprocessing")
-        spec = cls(
-            labels=tuple(str(label) for label in labels),
-            sample_rate=rate,
-            clip_samples=round(clip_seconds * rate),
-            frame_count=frames,
-            image_size=image_size,
-            uses_audio="audio" in modalities,
-            uses_video="video" in modalities,
-            max_input_seconds=float(limits["max_input_seconds"]),
-            max_frames=int(limits["max_frames"]),
-        )
-        if preprocessing.get("feeds") is not None:  # exported before it existed: absent, and that is fine
-            spec.check_feeds(preprocessing["feeds"], where)
-        return spec
-
-    def feeds(self) -> dict[str, Any]:
-        """The manifest's ``preprocessing.feeds``: every fact a runtime in another language needs, as data.
-
-        The graph's input and output names by role, the audio rate, clip length and limits, the frame
-        layout, size and uint8 scaling, and the value ranges with their tolerance: what this module
-        checks and prepares, written by the exporter so that the JavaScript runtime (``runtime-js/``)
-        reads it from the artifact instead of restating it. Checked by :meth:`check_feeds` at load.
-        """
-        modalities = [m for m, used in (("audio", self.uses_audio), ("video", self.uses_video)) if used]
-        return {
-            "version": FEEDS_VERSION,
-            "modalities": modalities,
-            "waveform": {"input": WAVEFORM, "dtype": "float32", "layout": ["batch", "samples"],
-                         "sample_rate": self.sample_rate, "clip_samples": self.clip_samples, "range": [-1.0, 1.0],
-                         "min_seconds": MIN_AUDIO_SECONDS, "max_seconds": self.max_input_seconds},
-            "frames": {"input": FRAMES, "dtype": "float32", "layout": ["batch", "frames", "channels", "height", "width"],
-                       "channels": self.channels, "image_size": self.image_size, "frame_count": self.frame_count,
-                       "max_frames": self.max_frames, "range": [0.0, 1.0], "uint8_scale": float(np.float32(1 / 255))},
-            "audio_mask": {"input": AUDIO_MASK, "present": 1.0, "absent": 0.0},
-            "video_mask": {"input": VIDEO_MASK, "present": 1.0, "absent": 0.0},
-            "outputs": {"probabilities": PROBABILITIES, "logits": LOGITS},
-            "range_slack": RANGE_SLACK,
-            "max_input_factor": MAX_INPUT_FACTOR,
-        }
-
-    def check_feeds(self, recorded: Any, where: str) -> None:
-        """Refuse a ``preprocessing.feeds`` that disagrees with the model facts this runtime derives itself."""
-        key = "preprocessing.feeds"
-        if not isinstance(recorded, dict):
-            raise ManifestError(where, key, f"expected a mapping, got {type(recorded).__name__}")
-        if recorded.get("version") != FEEDS_VERSION:
-            raise ManifestError(where, f"{key}.version", f"expected {FEEDS_VERSION}, got {recorded.get('version')!r}")
-        expected = self.feeds()
-        for section, field_name in (("waveform", "input"), ("waveform", "sample_rate"), ("waveform", "clip_samples"),
-                                    ("waveform", "max_seconds"), ("frames", "input"), ("frames", "channels"),
-                                    ("frames", "image_size"), ("frames", "frame_count"), ("frames", "max_frames"),
-                                    ("audio_mask", "input"), ("video_mask", "input"), ("outputs", "probabilities")):
-            part = recorded.get(section)
-            value = part.get(field_name) if isinstance(part, dict) else None
-            if value != expected[section][field_name]:
-                raise ManifestError(where, f"{key}.{section}.{field_name}",
-                                    f"{value!r} disagrees with what the rest of the manifest says "
-                                    f"({expected[section][field_name]!r})")
-        if recorded.get("modalities") != expected["modalities"]:
-            raise ManifestError(where, f"{key}.modalities", f"{recorded.get('modalities')!r} disagrees with "
-                                f"preprocessing.data_settings.modalities ({expected['modalities']!r})")
-
-
-def input_limits(clip_seconds: float, frames: int) -> dict[str, float | int]:
-    """The longest input a classifier artifact accepts: ``MAX_INPUT_FACTOR`` training clips.
-
-    The exporter writes these into the manifest's ``preprocessing``; an artifact exported before they
-    existed gets the same limits from its clip length. Attention cost grows with the square of the
-    length (10 minutes of audio took 4 GB and 17 s), so an app splits long recordings into windows.
-    """
-    return {"max_input_seconds": round(clip_seconds * MAX_INPUT_FACTOR, 3), "max_frames": frames * MAX_INPUT_FACTOR}
-
-
-def _whole(values: dict[str, Any], key: str, where: str, *, low: int, high: int,
-           prefix: str = "preprocessing.data_settings") -> int:
-    value = values[key]
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ManifestError(where, f"{prefix}.{key}", f"expected a whole number from {low} to {high}, got {value!r}")
-    return value
-
-
-def _seconds(values: dict[str, Any], key: str, where: str, prefix: str) -> float:
-    value = values[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or not 0 < value <= MAX_SECONDS:
-        raise ManifestError(where, f"{prefix}.{key}", f"expected seconds in (0, {MAX_SECONDS:g}], got {value!r}")
-    return float(value)
+__all__ = [
+    "FEEDS_VERSION",
+    "MAX_INPUT_FACTOR",
+    "MIN_AUDIO_SECONDS",
+    "RANGE_SLACK",
+    "ClassifierSpec",
+    "PreparedBatch",
+    "input_limits",
+    "prepare_inputs",
+    "resample",
+    "scale_frames",
+]
 
 
 @dataclass

@@ -1,8 +1,7 @@
-"""The emotion classifier graph's input and output names, declared once.
+"""The emotion classifier graph's input and output names, for the modules that import them from here.
 
-The training side (``lexiedge_emotion_av.onnx_export``, ``lexiedge_onnx.classifier``), the latency
-bench and this runtime all name the graph's feeds and outputs with these constants; this module
-imports nothing, so an app (and the toolkit without torch) can read it.
+They are declared, with their dtypes and dynamic axes, by the task spec
+(:mod:`lexiedge_runtime.tasks.av_classification`); this module re-exports the names.
 
 Inputs, in the order of the model's ``forward``: ``waveform`` float32 (B, S), ``frames`` float32
 (B, T, 3, H, W), ``audio_mask`` and ``video_mask`` float32 (B,). Outputs: ``logits`` (B, classes),
@@ -11,15 +10,16 @@ what the model returns, and ``probabilities``, their softmax, appended to the gr
 
 from __future__ import annotations
 
-WAVEFORM = "waveform"
-FRAMES = "frames"
-AUDIO_MASK = "audio_mask"
-VIDEO_MASK = "video_mask"
-INPUT_NAMES: tuple[str, ...] = (WAVEFORM, FRAMES, AUDIO_MASK, VIDEO_MASK)
-
-LOGITS = "logits"
-PROBABILITIES = "probabilities"
-MODEL_OUTPUT_NAMES: tuple[str, ...] = (LOGITS,)  # what torch.onnx.export names; the softmax comes after
+from lexiedge_runtime.tasks.av_classification import (
+    AUDIO_MASK,
+    FRAMES,
+    INPUT_NAMES,
+    LOGITS,
+    MODEL_OUTPUT_NAMES,
+    PROBABILITIES,
+    VIDEO_MASK,
+    WAVEFORM,
+)
 
 __all__ = [
     "AUDIO_MASK",

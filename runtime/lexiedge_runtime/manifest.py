@@ -8,10 +8,10 @@ JSON before any file the manifest names is opened, and they check only what the 
   ``..``, so it names something inside the artifact directory (:func:`check_member_name`);
 * ``files`` maps those names to a 64-digit hex sha256 (and optionally a byte count);
 * ``labels``, ``verification.passed``, ``size_bytes``, ``signature`` and the tokenizer's ids have
-  the types the runtime, the bench and `lexiedge infer` use; a classifier's numbers (sample rate,
-  clip length, frame count, image size) are checked by
-  :meth:`lexiedge_runtime.inputs.ClassifierSpec.from_manifest`, and its recorded decoding
-  (``preprocessing.media``) by :meth:`lexiedge_runtime.media.spec.MediaSpec.from_manifest`.
+  the types the runtime, the bench and `lexiedge infer` use; the task's own section is checked by its
+  spec (:attr:`lexiedge_runtime.tasks.TaskSpec.check_manifest`: a classifier's sample rate, clip
+  length, frame count, image size and recorded decoding, in
+  :func:`lexiedge_runtime.tasks.av_classification.check_manifest`).
 
 Keys this runtime does not read are left alone: exporters may add verification numbers and
 sections freely. ``source`` paths (the run an artifact came from) are provenance for humans and
@@ -21,22 +21,17 @@ are never opened.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from pathlib import PureWindowsPath
 from typing import Any
 
-from lexiedge_runtime.errors import ArtifactError
+from lexiedge_runtime.errors import ArtifactError, ManifestError
+from lexiedge_runtime.tasks.registry import find_task
 
 MANIFEST = "manifest.json"
+MANIFEST_FORMAT = "lexiedge-artifact"  # the manifest's "format": what a reader checks first
+MANIFEST_VERSION = 1  # the "format_version" lexiedge export writes; bump it for a change readers must know
+SUPPORTED_FORMAT_VERSIONS = (1,)  # the versions this runtime reads
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-
-
-class ManifestError(ArtifactError):
-    """A manifest value of the wrong type or range, or a path that would leave the artifact directory."""
-
-    def __init__(self, where: str, key: str, problem: str) -> None:
-        self.key = key
-        super().__init__(f"{where}: manifest.json: {key}: {problem}")
 
 
 def check_member_name(name: Any, where: str, key: str) -> str:
@@ -83,9 +78,9 @@ def validate_manifest(manifest: dict[str, Any], where: str) -> None:
     preprocessing = _optional_dict(manifest, "preprocessing", where)
     if preprocessing.get("data_settings") is not None and not isinstance(preprocessing["data_settings"], dict):
         raise ManifestError(where, "preprocessing.data_settings", "expected a mapping")
-    check = TASK_CHECKS.get(manifest["task"])
-    if check is not None:
-        check(manifest, where)
+    task = find_task(manifest["task"])  # an unknown task is refused where a runner is chosen (load)
+    if task is not None and task.check_manifest is not None:
+        task.check_manifest(manifest, where)
 
 
 # --- sections ---------------------------------------------------------------------------------------
@@ -184,21 +179,5 @@ def _is_positive_int(value: Any) -> bool:
     return _is_count(value) and value >= 1
 
 
-def _classifier_check(manifest: dict[str, Any], where: str) -> None:
-    from lexiedge_runtime.inputs import ClassifierSpec
-    from lexiedge_runtime.media.spec import MediaSpec
-
-    spec = ClassifierSpec.from_manifest(manifest, where)
-    media = MediaSpec.from_manifest(manifest, where)
-    if media is not None:  # decoding must hand the model what the graph's contract says it reads
-        for key, recorded, expected in (("sample_rate", media.options.sample_rate, spec.sample_rate),
-                                        ("clip_samples", media.clip_samples, spec.clip_samples),
-                                        ("frames", media.options.frames, spec.frame_count),
-                                        ("image_size", media.options.image_size, spec.image_size)):
-            if recorded != expected:
-                raise ManifestError(where, f"preprocessing.media.{key}",
-                                    f"{recorded} disagrees with preprocessing.data_settings ({expected})")
-
-
-# Per-task checks of the values a task's runner reads (a table, not a check of the runner's class).
-TASK_CHECKS: dict[str, Callable[[dict[str, Any], str], None]] = {"av-classification": _classifier_check}
+__all__ = ["MANIFEST", "MANIFEST_FORMAT", "MANIFEST_VERSION", "SUPPORTED_FORMAT_VERSIONS", "ManifestError",
+           "check_member_name", "validate_manifest"]

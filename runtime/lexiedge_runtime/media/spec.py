@@ -21,7 +21,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from lexiedge_runtime.manifest import ManifestError
+from lexiedge_runtime.errors import ManifestError
 
 MEDIA_DECODER = "lexiedge_runtime.media.decode"
 DECODER_VERSION = 1  # bump when decode_clip's output for the same options changes (artifacts record it)

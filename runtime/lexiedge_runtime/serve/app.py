@@ -30,7 +30,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from lexiedge_runtime import Classifier, TextGenerator, TextStream
+from lexiedge_runtime import TextGenerator, TextStream
+from lexiedge_runtime.classifier import ClassifierRunner
 from lexiedge_runtime.errors import ArtifactError, MissingExtraError, RuntimeInputError
 from lexiedge_runtime.serve.metrics import Metrics
 from lexiedge_runtime.serve.models import ServedModel
@@ -265,9 +266,9 @@ class _StreamEvents:
             pass
 
 
-def _classify_file(model: Classifier | TextGenerator, data: bytes, filename: str) -> dict[str, Any]:
+def _classify_file(model: ClassifierRunner | TextGenerator, data: bytes, filename: str) -> dict[str, Any]:
     """An uploaded clip through ``predict_file``'s decoding; messages name the upload, not the temp file."""
-    assert isinstance(model, Classifier)
+    assert isinstance(model, ClassifierRunner)
     name = _SAFE_NAME.sub("_", Path(filename).name)[-100:] or "upload"
     is_wav = data[:4] == b"RIFF" and data[8:12] == b"WAVE"
     if is_wav != name.lower().endswith(".wav"):  # the decoder picks soundfile (wav) or PyAV (the rest) by suffix
@@ -286,8 +287,8 @@ def _classify_file(model: Classifier | TextGenerator, data: bytes, filename: str
     return _answer(result, decode_ms=(decoded - started) * 1000, inference_ms=(done - decoded) * 1000)
 
 
-def _classify_samples(model: Classifier | TextGenerator, waveform: np.ndarray, rate: int) -> dict[str, Any]:
-    assert isinstance(model, Classifier)
+def _classify_samples(model: ClassifierRunner | TextGenerator, waveform: np.ndarray, rate: int) -> dict[str, Any]:
+    assert isinstance(model, ClassifierRunner)
     started = time.perf_counter()
     result = model.predict(waveform=waveform, sample_rate=rate)
     return _answer(result, decode_ms=0.0, inference_ms=(time.perf_counter() - started) * 1000)

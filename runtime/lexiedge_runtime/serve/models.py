@@ -18,9 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from lexiedge_runtime import Classifier, TextGenerator, load, read_manifest
+from lexiedge_runtime import TextGenerator, load, read_manifest
+from lexiedge_runtime.classifier import ClassifierRunner
 from lexiedge_runtime.errors import LexiedgeError
 from lexiedge_runtime.serve.protocol import ApiError
+from lexiedge_runtime.tasks import task_spec
 
 T = TypeVar("T")
 DEFAULT_MAX_QUEUE = 64
@@ -37,7 +39,7 @@ class ServedModel:
     """One loaded artifact under the name clients use for it."""
 
     name: str
-    model: Classifier | TextGenerator
+    model: ClassifierRunner | TextGenerator
     max_queue: int = DEFAULT_MAX_QUEUE
     created: int = field(default_factory=lambda: int(time.time()))
     _worker: ThreadPoolExecutor = field(init=False, repr=False)
@@ -53,7 +55,8 @@ class ServedModel:
 
     @property
     def generates(self) -> bool:
-        return isinstance(self.model, TextGenerator)
+        """A text-generation model (chat endpoints), as its task declares; else a classifier."""
+        return task_spec(self.task).generates
 
     @property
     def pending(self) -> int:

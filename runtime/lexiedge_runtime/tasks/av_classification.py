@@ -1,0 +1,347 @@
+"""The ``av-classification`` task: an audio-visual clip in, a probability per label out.
+
+Declared once here, read by every stage (optimum's ``OnnxConfig`` is the model):
+
+* the graph's signature: :data:`INPUTS` and :data:`OUTPUTS` (names, dtypes, dynamic axes), in the
+  order of the model's ``forward``: ``waveform`` float32 (batch, samples) mono in [-1, 1],
+  ``frames`` float32 (batch, frames, 3, H, W) RGB in [0, 1], ``audio_mask``/``video_mask`` float32
+  (batch,), 1.0 where the modality is present; out ``logits`` (batch, classes), what the model
+  returns, and ``probabilities``, their softmax, appended at export;
+* the clip settings a dataset serving this task declares (:data:`CLIP_SETTINGS`, :class:`ClipShape`):
+  what the model plugin builds example batches from and the exporter records;
+* the manifest section: ``labels`` and ``preprocessing`` (:class:`ClassifierSpec` reads it and writes
+  ``preprocessing.feeds``; :func:`preprocessing_section` writes the rest), checked by
+  :func:`check_manifest` when an artifact loads; its JSON Schema is :mod:`lexiedge_runtime.tasks.schema`'s;
+* example inputs (:func:`example_feeds`): the seeded random clips the bench times and the export's
+  shape sweep runs;
+* the default verification thresholds (:data:`THRESHOLDS`, by the precision of the exported graph);
+* the task metric (:data:`METRIC`, UAR) and the runners (:data:`RUNNERS`, keyed by engine).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from lexiedge_runtime.errors import ArtifactError, ManifestError
+from lexiedge_runtime.media.spec import MediaSpec
+from lexiedge_runtime.tasks.spec import RunnerEntry, TaskMetric, TaskSpec, TensorSpec, ort_label
+
+NAME = "av-classification"
+
+# the graph's inputs, in the order of the model's forward, and its outputs
+WAVEFORM, FRAMES, AUDIO_MASK, VIDEO_MASK = "waveform", "frames", "audio_mask", "video_mask"
+LOGITS, PROBABILITIES = "logits", "probabilities"
+CHANNELS = 3  # RGB
+LABEL = "label"  # the batch entry holding the class index (int64) in training batches
+
+INPUTS: tuple[TensorSpec, ...] = (
+    TensorSpec(WAVEFORM, "float32", ("batch", "samples")),
+    TensorSpec(FRAMES, "float32", ("batch", "frames", CHANNELS, None, None)),  # None: the model's image_size
+    TensorSpec(AUDIO_MASK, "float32", ("batch",)),
+    TensorSpec(VIDEO_MASK, "float32", ("batch",)),
+)
+OUTPUTS: tuple[TensorSpec, ...] = (
+    TensorSpec(LOGITS, "float32", ("batch", None)),  # None: the number of labels
+    TensorSpec(PROBABILITIES, "float32", ("batch", None)),
+)
+INPUT_NAMES: tuple[str, ...] = tuple(tensor.name for tensor in INPUTS)
+MODEL_OUTPUT_NAMES: tuple[str, ...] = (LOGITS,)  # what torch.onnx.export names; the softmax is appended after
+SIGNAL_INPUTS = (WAVEFORM, FRAMES)  # the inputs that carry the clip (mixup blends these)
+MASK_INPUTS = (AUDIO_MASK, VIDEO_MASK)  # 1.0 present / 0.0 missing, one per modality
+MODALITIES = ("audio", "video")
+
+# Out-of-range tolerance: float rounding in an app's own scaling must not be refused.
+RANGE_SLACK = 1e-3
+MIN_AUDIO_SECONDS = 0.1  # shorter clips carry no emotion and do not fill the STFT windows
+MAX_INPUT_FACTOR = 10  # inputs up to this many training clips long are accepted (see input_limits)
+# Sanity bounds on manifest values: wider than any real model, narrow enough to refuse nonsense.
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 384_000
+MAX_FRAMES, MAX_IMAGE_SIZE, MAX_SECONDS = 10_000, 4096, 3600.0
+FEEDS_VERSION = 1  # of the manifest's preprocessing.feeds (ClassifierSpec.feeds)
+
+
+@dataclass(frozen=True)
+class ClassifierSpec:
+    """What the artifact's manifest says the classifier reads: the task's manifest section, read.
+
+    Built from ``labels``, ``preprocessing.data_settings`` (the :data:`CLIP_SETTINGS`) and the input
+    limits; :meth:`feeds` writes ``preprocessing.feeds``, the same facts as data for other runtimes.
+    """
+
+    labels: tuple[str, ...]
+    sample_rate: int
+    clip_samples: int  # the training clip length: the length of a missing waveform's zeros
+    frame_count: int  # frames per training clip: the count of a missing video's zeros
+    image_size: int
+    uses_audio: bool
+    uses_video: bool
+    channels: int = CHANNELS
+    max_input_seconds: float = math.inf  # longer audio is refused: windowing long recordings is the app's job
+    max_frames: int = sys.maxsize
+
+    @classmethod
+    def from_manifest(cls, manifest: dict[str, Any], where: str) -> ClassifierSpec:
+        """The spec, or an :class:`ArtifactError` naming the first missing or out-of-range value."""
+        preprocessing = manifest.get("preprocessing") or {}
+        data = preprocessing.get("data_settings") or {}
+        labels = manifest.get("labels") or []
+        missing = [key for key in ("sample_rate", "clip_seconds", "frames", "image_size") if key not in data]
+        if missing or not labels:
+            what = ", ".join([f"preprocessing.data_settings.{key}" for key in missing] + ([] if labels else ["labels"]))
+            raise ArtifactError(f"{where}: the manifest lacks {what}; re-export the run with this lexiedge version")
+        rate = _whole(data, "sample_rate", where, low=MIN_SAMPLE_RATE, high=MAX_SAMPLE_RATE)
+        clip_seconds = _seconds(data, "clip_seconds", where, "preprocessing.data_settings")
+        frames = _whole(data, "frames", where, low=1, high=MAX_FRAMES)
+        image_size = _whole(data, "image_size", where, low=1, high=MAX_IMAGE_SIZE)
+        modalities = data.get("modalities") or ["audio", "video"]
+        if not isinstance(modalities, list) or not modalities or not set(modalities) <= set(MODALITIES):
+            raise ManifestError(where, "preprocessing.data_settings.modalities",
+                                f"expected a non-empty list of \"audio\" and \"video\", got {modalities!r}")
+        limits = input_limits(clip_seconds, frames)
+        if "max_input_seconds" in preprocessing:
+            limits["max_input_seconds"] = _seconds(preprocessing, "max_input_seconds", where, "preprocessing")
+        if "max_frames" in preprocessing:
+            limits["max_frames"] = _whole(preprocessing, "max_frames", where, low=1, high=MAX_FRAMES,
+                                          prefix="preprocessing")
+        spec = cls(
+            labels=tuple(str(label) for label in labels),
+            sample_rate=rate,
+            clip_samples=round(clip_seconds * rate),
+            frame_count=frames,
+            image_size=image_size,
+            uses_audio="audio" in modalities,
+            uses_video="video" in modalities,
+            max_input_seconds=float(limits["max_input_seconds"]),
+            max_frames=int(limits["max_frames"]),
+        )
+        if preprocessing.get("feeds") is not None:  # exported before it existed: absent, and that is fine
+            spec.check_feeds(preprocessing["feeds"], where)
+        return spec
+
+    def feeds(self) -> dict[str, Any]:
+        """The manifest's ``preprocessing.feeds``: every fact a runtime in another language needs, as data.
+
+        The graph's input and output names by role, the audio rate, clip length and limits, the frame
+        layout, size and uint8 scaling, and the value ranges with their tolerance: what this module
+        checks and prepares, written by the exporter so that the JavaScript runtime (``runtime-js/``)
+        reads it from the artifact instead of restating it. Checked by :meth:`check_feeds` at load.
+        """
+        modalities = [m for m, used in (("audio", self.uses_audio), ("video", self.uses_video)) if used]
+        return {
+            "version": FEEDS_VERSION,
+            "modalities": modalities,
+            "waveform": {"input": WAVEFORM, "dtype": "float32", "layout": ["batch", "samples"],
+                         "sample_rate": self.sample_rate, "clip_samples": self.clip_samples, "range": [-1.0, 1.0],
+                         "min_seconds": MIN_AUDIO_SECONDS, "max_seconds": self.max_input_seconds},
+            "frames": {"input": FRAMES, "dtype": "float32", "layout": ["batch", "frames", "channels", "height", "width"],
+                       "channels": self.channels, "image_size": self.image_size, "frame_count": self.frame_count,
+                       "max_frames": self.max_frames, "range": [0.0, 1.0], "uint8_scale": float(np.float32(1 / 255))},
+            "audio_mask": {"input": AUDIO_MASK, "present": 1.0, "absent": 0.0},
+            "video_mask": {"input": VIDEO_MASK, "present": 1.0, "absent": 0.0},
+            "outputs": {"probabilities": PROBABILITIES, "logits": LOGITS},
+            "range_slack": RANGE_SLACK,
+            "max_input_factor": MAX_INPUT_FACTOR,
+        }
+
+    def check_feeds(self, recorded: Any, where: str) -> None:
+        """Refuse a ``preprocessing.feeds`` that disagrees with the model facts this runtime derives itself."""
+        key = "preprocessing.feeds"
+        if not isinstance(recorded, dict):
+            raise ManifestError(where, key, f"expected a mapping, got {type(recorded).__name__}")
+        if recorded.get("version") != FEEDS_VERSION:
+            raise ManifestError(where, f"{key}.version", f"expected {FEEDS_VERSION}, got {recorded.get('version')!r}")
+        expected = self.feeds()
+        for section, field_name in (("waveform", "input"), ("waveform", "sample_rate"), ("waveform", "clip_samples"),
+                                    ("waveform", "max_seconds"), ("frames", "input"), ("frames", "channels"),
+                                    ("frames", "image_size"), ("frames", "frame_count"), ("frames", "max_frames"),
+                                    ("audio_mask", "input"), ("video_mask", "input"), ("outputs", "probabilities")):
+            part = recorded.get(section)
+            value = part.get(field_name) if isinstance(part, dict) else None
+            if value != expected[section][field_name]:
+                raise ManifestError(where, f"{key}.{section}.{field_name}",
+                                    f"{value!r} disagrees with what the rest of the manifest says "
+                                    f"({expected[section][field_name]!r})")
+        if recorded.get("modalities") != expected["modalities"]:
+            raise ManifestError(where, f"{key}.modalities", f"{recorded.get('modalities')!r} disagrees with "
+                                f"preprocessing.data_settings.modalities ({expected['modalities']!r})")
+
+
+def input_limits(clip_seconds: float, frames: int) -> dict[str, float | int]:
+    """The longest input a classifier artifact accepts: ``MAX_INPUT_FACTOR`` training clips.
+
+    The exporter writes these into the manifest's ``preprocessing``; an artifact exported before they
+    existed gets the same limits from its clip length. Attention cost grows with the square of the
+    length (10 minutes of audio took 4 GB and 17 s), so an app splits long recordings into windows.
+    """
+    return {"max_input_seconds": round(clip_seconds * MAX_INPUT_FACTOR, 3), "max_frames": frames * MAX_INPUT_FACTOR}
+
+
+def _whole(values: dict[str, Any], key: str, where: str, *, low: int, high: int,
+           prefix: str = "preprocessing.data_settings") -> int:
+    value = values[key]
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ManifestError(where, f"{prefix}.{key}", f"expected a whole number from {low} to {high}, got {value!r}")
+    return value
+
+
+def _seconds(values: dict[str, Any], key: str, where: str, prefix: str) -> float:
+    value = values[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not 0 < value <= MAX_SECONDS:
+        raise ManifestError(where, f"{prefix}.{key}", f"expected seconds in (0, {MAX_SECONDS:g}], got {value!r}")
+    return float(value)
+
+
+
+# --- the clip a dataset of this task hands the model ------------------------------------------------
+
+CLIP_SETTINGS = ("sample_rate", "clip_seconds", "frames", "image_size")  # + optional "modalities"
+
+
+@dataclass(frozen=True)
+class ClipShape:
+    """The clip contract: what a dataset serving this task declares in its settings, by these names.
+
+    The model plugin builds its example batch from it, the exporter records it in the manifest
+    (``preprocessing.data_settings``), and the runtime reads it back (:class:`ClassifierSpec`).
+    """
+
+    sample_rate: int
+    clip_seconds: float
+    frames: int
+    image_size: int
+    modalities: tuple[str, ...] = MODALITIES
+
+    @property
+    def clip_samples(self) -> int:
+        return round(self.clip_seconds * self.sample_rate)
+
+    @classmethod
+    def from_settings(cls, settings: Any, where: str = "the data settings") -> ClipShape:
+        """The clip shape a dataset's settings declare (attributes or a mapping), or an ArtifactError naming
+        the first of :data:`CLIP_SETTINGS` they lack."""
+        values = settings if isinstance(settings, dict) else {key: getattr(settings, key) for key in
+                                                               (*CLIP_SETTINGS, "modalities") if hasattr(settings, key)}
+        missing = [key for key in CLIP_SETTINGS if key not in values]
+        if missing:
+            raise ArtifactError(f"{where} lack {', '.join(missing)}: a dataset serving {NAME} declares "
+                                f"{', '.join(CLIP_SETTINGS)} (lexiedge_runtime.tasks.av_classification.ClipShape)")
+        modalities = values.get("modalities") or MODALITIES
+        return cls(int(values["sample_rate"]), float(values["clip_seconds"]), int(values["frames"]),
+                   int(values["image_size"]), tuple(modalities))
+
+
+def declares_clip(settings: Any) -> bool:
+    """Whether a dataset's settings declare the clip contract (all of :data:`CLIP_SETTINGS`)."""
+    return all(hasattr(settings, key) for key in CLIP_SETTINGS)
+
+
+# --- the manifest section --------------------------------------------------------------------------
+
+WAVEFORM_NOTE = "mono float32 in [-1, 1] at sample_rate Hz; up to max_input_seconds (trained on clip_seconds)"
+FRAMES_NOTE = "float32 RGB in [0, 1], (frames, 3, image_size, image_size), face crops; up to max_frames frames"
+MASKS_NOTE = "audio_mask / video_mask: 1.0 when the modality is present, 0.0 (and zeros) when missing"
+OUTPUT_NOTE = "logits and probabilities (softmax) over labels"
+
+
+def preprocessing_section(labels: list[str], data_settings: dict[str, Any], data_plugin: str | None,
+                          media: dict[str, Any] | None) -> dict[str, Any]:
+    """The manifest's ``preprocessing`` of a classifier: what an app must feed, as prose and as data.
+
+    ``data_settings`` are the dataset plugin's settings as trained (their :data:`CLIP_SETTINGS` are
+    what the runtime reads); ``media`` how the runtime decodes files as training did (``MediaSpec``).
+    """
+    clip = ClipShape.from_settings(data_settings) if set(CLIP_SETTINGS) <= data_settings.keys() else None
+    # the runtime refuses longer input: a length the model was never meant for costs memory quadratically
+    limits = input_limits(data_settings["clip_seconds"], data_settings["frames"]) \
+        if {"clip_seconds", "frames"} <= data_settings.keys() else {}
+    section: dict[str, Any] = {
+        "waveform": WAVEFORM_NOTE, "frames": FRAMES_NOTE, **limits, "masks": MASKS_NOTE, "output": OUTPUT_NOTE,
+        "data_plugin": data_plugin, "data_settings": data_settings,
+    }
+    if clip is not None:  # the input contract as data (names by role, rates, sizes, ranges, limits): runtime-js
+        section["feeds"] = ClassifierSpec.from_manifest({"labels": list(labels), "preprocessing": section},
+                                                        "export").feeds()
+    if media is not None:
+        section["media"] = media
+    return section
+
+
+def check_manifest(manifest: dict[str, Any], where: str) -> None:
+    """The task section an ``av-classification`` runner reads, and that decoding agrees with it."""
+    spec = ClassifierSpec.from_manifest(manifest, where)
+    media = MediaSpec.from_manifest(manifest, where)
+    if media is not None:  # decoding must hand the model what the graph's contract says it reads
+        for key, recorded, expected in (("sample_rate", media.options.sample_rate, spec.sample_rate),
+                                        ("clip_samples", media.clip_samples, spec.clip_samples),
+                                        ("frames", media.options.frames, spec.frame_count),
+                                        ("image_size", media.options.image_size, spec.image_size)):
+            if recorded != expected:
+                raise ManifestError(where, f"preprocessing.media.{key}",
+                                    f"{recorded} disagrees with preprocessing.data_settings ({expected})")
+
+
+# --- example inputs -------------------------------------------------------------------------------
+
+
+def example_feeds(rng: np.random.Generator, batch: int, samples: int, frames: int, image_size: int,
+                  channels: int = CHANNELS) -> dict[str, np.ndarray]:
+    """A random batch shaped like the graph's inputs, both modalities present: quiet noise in [-0.1, 0.1]
+    for the waveform, uniform [0, 1] frames. ``rng`` decides the values (pass a seeded one)."""
+    return {
+        WAVEFORM: (rng.uniform(-1.0, 1.0, (batch, samples)) * 0.1).astype(np.float32),
+        FRAMES: rng.uniform(0.0, 1.0, (batch, frames, channels, image_size, image_size)).astype(np.float32),
+        AUDIO_MASK: np.ones(batch, np.float32),
+        VIDEO_MASK: np.ones(batch, np.float32),
+    }
+
+
+# --- verification thresholds, metric, runners, the spec ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClassifierThresholds:
+    """What export verification enforces against the PyTorch model (every number is reported either way)."""
+
+    atol: float | None  # on logits; None: reported, not enforced (quantized graphs)
+    min_top1: float  # top-1 agreement on decisive clips (near-ties are reported, not enforced)
+    max_uar_drop: float  # validation UAR of PyTorch minus the artifact's
+    min_decisive_share: float = 0.2  # fewer decisive clips: the export's noise is as large as the decisions
+
+    def report(self) -> dict[str, Any]:
+        return {"atol": self.atol, "min_top1": self.min_top1, "min_top1_on": "decisive clips",
+                "max_uar_drop": self.max_uar_drop, "min_decisive_share": self.min_decisive_share}
+
+
+# by the precision of the exported graph: an fp32 graph must match PyTorch; int8 may move near-ties
+THRESHOLDS: dict[str, ClassifierThresholds] = {
+    "fp32": ClassifierThresholds(atol=1e-4, min_top1=1.0, max_uar_drop=0.01),
+    "int8": ClassifierThresholds(atol=None, min_top1=0.99, max_uar_drop=0.03),
+}
+
+METRIC = TaskMetric("uar", "max", "unweighted average recall: the mean recall over the classes present, so "
+                                  "every label counts the same however many clips it has")
+
+
+RUNNERS = (
+    RunnerEntry("onnxruntime", NAME, "lexiedge_runtime.classifier:open_classifier", ort_label,
+                "ONNX Runtime session over model.onnx or model.ort (CPU, CUDA, TensorRT)", ("onnxruntime",)),
+)
+
+SPEC = TaskSpec(
+    name=NAME,
+    description="an audio-visual clip (waveform and face frames) in, a probability per label out",
+    inputs=INPUTS,
+    outputs=OUTPUTS,
+    metric=METRIC,
+    default_engine="onnxruntime",
+    generates=False,
+    check_manifest=check_manifest,
+    thresholds=THRESHOLDS,
+)
+
