@@ -78,6 +78,18 @@ def forward_backward(
     return total
 
 
+@dataclasses.dataclass
+class _Loop:
+    """What the training loop steps: the model as trained (DDP-wrapped under torchrun), its trainable
+    parameters, optimizer, grad scaler (fp16 only) and the sampler of the training split."""
+
+    built: BuiltModel
+    parameters: list[Any]
+    optimizer: torch.optim.Optimizer
+    scaler: Any
+    sampler: EpochSampler
+
+
 class Engine:
     def __init__(self, job: TrainJob, settings: EngineSettings, built: BuiltModel, splits: DataSplits, task: TrainTask) -> None:
         self.job, self.settings, self.built, self.splits, self.task = job, settings, built, splits, task
@@ -111,88 +123,130 @@ class Engine:
                 shutdown_distributed()
 
     def _run(self) -> TrainResult:
-        s, task = self.settings, self.task
-        check_trackers(s.trackers)  # training_runs.train checked before loading anything; this, for engines run without it
-        seed_everything(s.seed)
+        check_trackers(self.settings.trackers)  # training_runs.train checked before loading; this, for engines run without it
+        seed_everything(self.settings.seed)
+        loop = self._set_up()
+        state, resumed_from = self._start_state(loop)
+        # from the settings on a resume too: more epochs (or an allowed change of lr) move the schedule
+        schedule = planned_schedule(self.settings, loop.sampler.num_samples, state.micro_batch, state.grad_accum)
+        self._open_run_files(state, schedule, resumed_from)
+        # the first window's samples/s counts training from here, not the setup above (importing mlflow takes seconds)
+        state.meter.started = time.perf_counter()
+        loop.built = self._distributed(loop.built)
+        self.console.print(
+            f"training on {self.device} ({self.precision}, world size {self.dist.world_size}): "
+            f"micro-batch {state.micro_batch} x grad_accum {state.grad_accum}, {schedule.total_steps} steps"
+            + (f", resumed from {resumed_from.name}" if resumed_from else "")
+        )
+        with TrainProgress(self.console, self.dist.is_main, schedule.total_steps, state.step, self.job.model_key) as progress:
+            self.progress = progress
+            self._train_epochs(loop, state, schedule)
+            self._close_last_window(loop, state, schedule)
+        return self._finish(state)
+
+    # --- setting up ------------------------------------------------------------------------------------
+
+    def _set_up(self) -> _Loop:
+        """The model on its device, what the optimizer trains, and the sampler of the training split (the model
+        is wrapped for DDP later, once the state it starts from is loaded)."""
+        s = self.settings
         module = self.built.module.to(self.device).train()
-        parameters = task.trainable_parameters(self.built)
+        parameters = self.task.trainable_parameters(self.built)
         optimizer = build_optimizer(parameters, s, self.device)
         scaler = make_grad_scaler(self.device, self.precision)
         sampler = EpochSampler(self.splits.train, world_size=self.dist.world_size, rank=self.dist.rank, seed=s.seed)
         if s.ema_decay is not None:
             self.average = WeightAverage(parameters, s.ema_decay)
+        return _Loop(self.built, parameters, optimizer, scaler, sampler)
 
+    def _distributed(self, built: BuiltModel) -> BuiltModel:
+        """Under torchrun the task's loss runs through DistributedDataParallel (gradient all-reduce)."""
+        if not self.dist.distributed:
+            return built
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return dataclasses.replace(built, module=DistributedDataParallel(built.module, device_ids=ids))
+
+    def _start_state(self, loop: _Loop) -> tuple[TrainState, Path | None]:
+        """The state to train from: a resumed checkpoint's (and its path), else step 0 at the planned batch."""
         resumed = self._find_resume_checkpoint()
-        resumed_from = resumed[0] if resumed is not None else None
         if resumed is not None:
-            state = self._restore(*resumed, optimizer, scaler)
-        else:
-            micro, accum = resolve_batch(s, self.dist.world_size, self._planned_micro_batch)
-            state = TrainState(micro_batch=micro, grad_accum=accum)
-        # from the settings on a resume too: more epochs (or an allowed change of lr) move the schedule
-        schedule = planned_schedule(s, sampler.num_samples, state.micro_batch, state.grad_accum)
+            return self._restore(*resumed, loop.optimizer, loop.scaler), resumed[0]
+        micro, accum = resolve_batch(self.settings, self.dist.world_size, self._planned_micro_batch)
+        return TrainState(micro_batch=micro, grad_accum=accum), None
+
+    def _open_run_files(self, state: TrainState, schedule: Schedule, resumed_from: Path | None) -> None:
+        """run.json, the model's fit to the data (a fresh run only), the log cut to the checkpoint, the trackers."""
         fitted = None if resumed_from is not None else self.job.model_plugin.fit_to_data(self.built, self.splits, self.console)
         self.files.start(self._run_info(state, schedule), resumed=self.job.resume)
         if fitted is not None:
             self.files.update(fitted_to_data=plain(fitted))
         self.files.truncate_log(state.log_lines)
         hints = self.files.open_trackers(
-            s.trackers, purge_after_step=state.step if resumed_from is not None else None, mlflow=self._mlflow_target()
+            self.settings.trackers, purge_after_step=state.step if resumed_from is not None else None,
+            mlflow=self._mlflow_target(),
         )
         for hint in hints:
             self.console.print(hint, soft_wrap=True, markup=False, highlight=False)
-        # the first window's samples/s counts training from here, not the setup above (importing mlflow takes seconds)
-        state.meter.started = time.perf_counter()
-        train_built = self.built
-        if self.dist.distributed:  # the task's loss runs through the wrapper (gradient all-reduce)
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            train_built = dataclasses.replace(self.built, module=DistributedDataParallel(module, device_ids=ids))
-        self.console.print(
-            f"training on {self.device} ({self.precision}, world size {self.dist.world_size}): "
-            f"micro-batch {state.micro_batch} x grad_accum {state.grad_accum}, {schedule.total_steps} steps"
-            + (f", resumed from {resumed_from.name}" if resumed_from else "")
-        )
 
-        with TrainProgress(self.console, self.dist.is_main, schedule.total_steps, state.step, self.job.model_key) as progress:
-            self.progress = progress
-            while state.epoch < s.epochs and state.step < schedule.total_steps:
+    # --- epochs and steps ----------------------------------------------------------------------------
+
+    def _train_epochs(self, loop: _Loop, state: TrainState, schedule: Schedule) -> None:
+        """Epochs until ``epochs`` or ``max_steps``; each ends with its evaluation and checkpoint unless the
+        settings ask for them every N steps."""
+        s = self.settings
+        while state.epoch < s.epochs and state.step < schedule.total_steps:
+            if not self._train_epoch(loop, state, schedule):
+                return  # max_steps reached mid-epoch
+            state.epoch, state.position = state.epoch + 1, 0
+            if s.eval_every is None:
+                self._evaluate(state, loop.sampler, schedule.lr_at(max(state.step - 1, 0)))
+            if s.checkpoint_every is None:
+                self._checkpoint(state, loop.optimizer, loop.scaler, schedule)
+
+    def _train_epoch(self, loop: _Loop, state: TrainState, schedule: Schedule) -> bool:
+        """Optimizer steps from ``state.position`` to the end of the epoch (or ``max_steps``); True when the
+        epoch ran out. A CUDA out-of-memory step is retried with half the micro-batch."""
+        sampler = loop.sampler
+        sampler.start_epoch(state.epoch, state.position)
+        batches = iter(self._train_loader(sampler, state))
+        reset_peak_memory(self.device)
+        while not self._epoch_exhausted(sampler, state) and state.step < schedule.total_steps:
+            micro_batches = [batch for _, batch in zip(range(state.grad_accum), batches)]
+            lr = schedule.lr_at(state.step)
+            try:
+                loss = self._optimizer_step(loop.built, micro_batches, loop.parameters, loop.optimizer, loop.scaler, lr)
+            except torch.cuda.OutOfMemoryError:
+                loss = None  # handled below, outside the except block that pins the failed tensors
+            if loss is None:
+                self._shrink_after_oom(loop.optimizer, state)
                 sampler.start_epoch(state.epoch, state.position)
                 batches = iter(self._train_loader(sampler, state))
-                reset_peak_memory(self.device)
-                while not self._epoch_exhausted(sampler, state) and state.step < schedule.total_steps:
-                    micro_batches = [batch for _, batch in zip(range(state.grad_accum), batches)]
-                    lr = schedule.lr_at(state.step)
-                    try:
-                        loss = self._optimizer_step(train_built, micro_batches, parameters, optimizer, scaler, lr)
-                    except torch.cuda.OutOfMemoryError:
-                        loss = None  # handled below, outside the except block that pins the failed tensors
-                    if loss is None:
-                        self._shrink_after_oom(optimizer, state)
-                        sampler.start_epoch(state.epoch, state.position)
-                        batches = iter(self._train_loader(sampler, state))
-                        continue
-                    samples = sum(batch_length(batch) for batch in micro_batches)
-                    state.step += 1
-                    state.position += samples
-                    state.meter.add(loss, samples * self.dist.world_size)
-                    progress.update(state.step, state.meter.samples_per_s, loss)
-                    self._log({"step": state.step, "epoch": self._epoch_float(sampler, state), "lr": lr, "train/loss": loss})
-                    if s.eval_every and state.step % s.eval_every == 0:
-                        self._evaluate(state, sampler, lr)
-                    if s.checkpoint_every and state.step % s.checkpoint_every == 0:
-                        self._checkpoint(state, optimizer, scaler, schedule)
-                if not self._epoch_exhausted(sampler, state):
-                    break  # max_steps reached mid-epoch
-                state.epoch, state.position = state.epoch + 1, 0
-                if s.eval_every is None:
-                    self._evaluate(state, sampler, schedule.lr_at(max(state.step - 1, 0)))
-                if s.checkpoint_every is None:
-                    self._checkpoint(state, optimizer, scaler, schedule)
-            if state.last_eval_step != state.step:
-                self._evaluate(state, sampler, schedule.lr_at(max(state.step - 1, 0)))
-            if state.last_checkpoint_step != state.step:  # so that --resume of a finished run has nothing left to do
-                self._checkpoint(state, optimizer, scaler, schedule)
-        return self._finish(state)
+                continue
+            self._after_step(loop, state, schedule, micro_batches, loss, lr)
+        return self._epoch_exhausted(sampler, state)
+
+    def _after_step(self, loop: _Loop, state: TrainState, schedule: Schedule, micro_batches: list[Any],
+                    loss: float, lr: float) -> None:
+        """Count the step, show and log it, then evaluate and checkpoint when the settings' N steps came round."""
+        s = self.settings
+        samples = sum(batch_length(batch) for batch in micro_batches)
+        state.step += 1
+        state.position += samples
+        state.meter.add(loss, samples * self.dist.world_size)
+        self.progress.update(state.step, state.meter.samples_per_s, loss)
+        self._log({"step": state.step, "epoch": self._epoch_float(loop.sampler, state), "lr": lr, "train/loss": loss})
+        if s.eval_every and state.step % s.eval_every == 0:
+            self._evaluate(state, loop.sampler, lr)
+        if s.checkpoint_every and state.step % s.checkpoint_every == 0:
+            self._checkpoint(state, loop.optimizer, loop.scaler, schedule)
+
+    def _close_last_window(self, loop: _Loop, state: TrainState, schedule: Schedule) -> None:
+        """Evaluate and checkpoint the last steps if no epoch end or N-step mark did: a finished run's last
+        checkpoint is its last step, so ``--resume`` of it has nothing left to do."""
+        if state.last_eval_step != state.step:
+            self._evaluate(state, loop.sampler, schedule.lr_at(max(state.step - 1, 0)))
+        if state.last_checkpoint_step != state.step:
+            self._checkpoint(state, loop.optimizer, loop.scaler, schedule)
 
     # --- one optimizer step ------------------------------------------------------------------------
 
