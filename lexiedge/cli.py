@@ -380,11 +380,11 @@ def merge(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="output directory (default RUN/merged)")] = None,
 ) -> None:
     """Merge a LoRA run's adapter into its base model: a self-contained model directory."""
-    from lexiedge.export import merge_run
+    from lexiedge.export import merge_stage
     from lexiedge.rundir import merged_dir
 
     _check_out_dir(out)
-    report = merge_run(run, out or merged_dir(run), console)
+    report = merge_stage(run, out or merged_dir(run), console)
     console.print_json(data=report)
 
 

@@ -75,7 +75,7 @@ def _logits(model: "torch.nn.Module", inputs: list["torch.Tensor"]) -> list["tor
         return [model(input_ids=ids, use_cache=False).logits.float() for ids in inputs]
 
 
-def merge_run(run_dir: Path, out_dir: Path, console: "Console") -> dict[str, Any]:
+def merge_adapter(run_dir: Path, out_dir: Path, console: "Console") -> dict[str, Any]:
     """Merge ``run_dir``'s adapter into its recorded base and write the result to ``out_dir``.
 
     The merge itself runs in fp32 and must match the adapter model to float rounding; the saved

@@ -182,6 +182,6 @@ class QwenLoraPlugin(ModelPlugin):
         return {"base (frozen)": base, "lora (trainable)": lora}
 
     def merge(self, run_dir: Path, out_dir: Path, console: "Console") -> dict[str, Any]:
-        from lexiedge_qwen_lora.merge import merge_run
+        from lexiedge_qwen_lora.merge import merge_adapter
 
-        return merge_run(Path(run_dir), Path(out_dir), console)
+        return merge_adapter(Path(run_dir), Path(out_dir), console)

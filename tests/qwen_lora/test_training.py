@@ -138,10 +138,10 @@ def test_merged_directory_loads_and_generates_like_the_adapter_model(trained: tu
         assert (base(input_ids=ids).logits - merged(input_ids=ids).logits).abs().max() > 1e-3
 
     with pytest.raises(Exception, match="not empty"):
-        from lexiedge_qwen_lora.merge import merge_run
+        from lexiedge_qwen_lora.merge import merge_adapter
         from rich.console import Console
 
-        merge_run(run_dir, out, Console(quiet=True))
+        merge_adapter(run_dir, out, Console(quiet=True))
 
 
 KILLER = """
