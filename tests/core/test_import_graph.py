@@ -1,4 +1,4 @@
-"""The core's import graph has no cycle, no plugin package imports another, and the layers hold.
+"""No import cycle in the core, the runtime or any plugin package; no plugin imports another; the layers hold.
 
 Read with the standard library's ``ast``, never by importing: every ``import`` / ``from ... import``
 statement counts, at module level and inside functions (a deferred import is still a dependency,
@@ -13,8 +13,11 @@ import ast
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 CORE = ROOT / "lexiedge"
+RUNTIME = ROOT / "runtime" / "lexiedge_runtime"
 PLUGINS = ROOT / "plugins"
 
 # The plugin machinery: the profile loader is handed a host and names none of these (issue 17).
@@ -73,7 +76,12 @@ def resolve(source: str, imported: str | None, known: Iterable[str]) -> str:
 
 def core_graph(*, typing: bool = False) -> dict[str, set[str]]:
     """Module -> the lexiedge modules it imports (with ``typing``, also under ``if TYPE_CHECKING:``)."""
-    known = modules(CORE)
+    return package_graph(CORE, typing=typing)
+
+
+def package_graph(package: Path, *, typing: bool = False) -> dict[str, set[str]]:
+    """Module -> the modules of the same package it imports (with ``typing``, also under ``if TYPE_CHECKING:``)."""
+    known = modules(package)
     graph: dict[str, set[str]] = {name: set() for name in known}
     for name, path in known.items():
         for source, imported in imports_of(name, path, typing=typing):
@@ -155,6 +163,26 @@ def test_annotation_imports_close_no_cycle_either() -> None:
     assert not new, "import cycles in lexiedge/ (counting TYPE_CHECKING imports):\n" + "\n".join(new)
 
 
+def separate_packages() -> list[Path]:
+    """The runtime distribution and every plugin package: each its own import graph."""
+    return [RUNTIME, *plugin_packages()]
+
+
+@pytest.mark.parametrize("typing", [False, True], ids=["imports", "with TYPE_CHECKING imports"])
+def test_the_runtime_and_each_plugin_have_no_import_cycle(typing: bool) -> None:
+    """Counting imports inside functions (a deferred import still depends), and with ``typing`` the
+    annotation-only ones: a package whose modules need each other is one module split in two."""
+    packages = separate_packages()
+    assert RUNTIME in packages and PLUGINS / "lexiedge_onnx" in packages
+    found = []
+    for package in packages:
+        graph = package_graph(package, typing=typing)
+        assert graph, package
+        new, _ = _cycles_report(graph, [])
+        found += new
+    assert not found, "import cycles:\n" + "\n".join(found)
+
+
 def test_the_profile_loader_and_the_value_types_import_no_plugin_machinery() -> None:
     """profile.py is handed the plugin host; values.py (PluginSettings, DeviceSpec) is a leaf."""
     graph = core_graph(typing=True)
@@ -210,9 +238,9 @@ def test_layers_core_imports_no_plugin_and_runtime_imports_neither() -> None:
         crossings += [
             f"{name} imports {source}" for source, _ in imports_of(name, path) if source.split(".")[0] in plugins
         ]
-    runtime = ROOT / "runtime" / "lexiedge_runtime"
+    runtime = RUNTIME
     assert "lexiedge_runtime.classifier" in modules(runtime)
-    forbidden = plugins | {"lexiedge", "torch"}
+    forbidden = plugins | {"lexiedge", "torch", "pydantic"}
     for name, path in modules(runtime).items():
         crossings += [
             f"{name} imports {source}" for source, _ in imports_of(name, path) if source.split(".")[0] in forbidden
