@@ -133,6 +133,14 @@ def test_an_installed_outside_plugin_shows_up_and_is_usable(tmp_path: Path, inst
 
 EXAMPLE_PLUGINS = {"av-baseline": "models", "wav-folder": "datasets", "plain-classifier": "trainers",
                    "torchscript": "exporters"}
+# an app loading the exporter's artifact through the runtime: the runner the example registers for its engine
+LOAD_AND_PREDICT = (
+    "import sys, numpy as np\n"
+    "from lexiedge_runtime import load\n"
+    "model = load(sys.argv[1])\n"
+    "tone = 0.5 * np.sin(2 * np.pi * 1760.0 * np.arange(11025) / 22050).astype(np.float32)\n"
+    "print(type(model).__name__, model.provider, model.predict(waveform=tone, sample_rate=22050).label)\n"
+)
 
 
 def _write_wav_folder(root: Path) -> Path:
@@ -198,6 +206,22 @@ def test_the_example_plugins_train_and_export_together(tmp_path: Path, installed
     assert manifest["target"] == "torchscript" and manifest["model_files"] == ["model.pt"]
     assert manifest["verification"]["passed"] and manifest["verification"]["inputs"] == "data"
     assert (artifact / "model.pt").is_file() and verify_files(artifact) == []
+
+    # a new format is a plugin: the example's runner (lexiedge_runtime.runners entry point) runs the artifact in
+    # the runtime and in the bench, which names the backend after it; nothing in lexiedge lists the engine
+    assert manifest["runtime"]["engine"] == "torchscript" and manifest["labels"] == ["high", "low"]
+    loaded = subprocess.run([sys.executable, "-c", LOAD_AND_PREDICT, str(artifact)], env=installed,
+                            capture_output=True, text=True, check=False)
+    assert loaded.returncode == 0, loaded.stderr
+    runner, provider, label = loaded.stdout.split(maxsplit=2)
+    assert (runner, provider) == ("TorchScriptClassifier", "torch.jit") and label.strip() in {"high", "low"}
+    benched = subprocess.run([*lexiedge, "bench", str(artifact), "--backends", "torch,torchscript", "--warmup", "1",
+                              "--iterations", "2", "--rounds", "1", "--out", str(tmp_path / "bench"), "--json"],
+                             env=installed, capture_output=True, text=True, check=False)
+    assert benched.returncode == 0, benched.stderr
+    backends = {row["name"]: row for row in json.loads(benched.stdout)["backends"]}
+    assert sorted(backends) == ["torch", "torchscript"] and backends["torchscript"]["artifact"] == str(artifact)
+    assert backends["torchscript"]["kind"] == "torchscript" and backends["torch"]["kind"] == "torch"
 
 
 def test_the_example_dataset_refuses_a_missing_or_empty_folder(tmp_path: Path, installed: dict[str, str]) -> None:
