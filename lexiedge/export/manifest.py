@@ -20,7 +20,8 @@ from lexiedge import atomic
 from lexiedge.export.errors import ExportError
 from lexiedge.rundir import find_checkpoint
 from lexiedge.runtime.artifact import sha256_file  # the runtime checks these hashes: one helper for both
-from lexiedge.runtime.manifest import MANIFEST, MANIFEST_FORMAT, MANIFEST_VERSION
+from lexiedge.runtime.manifest import MANIFEST, MANIFEST_FORMAT, MANIFEST_VERSION, ManifestError
+from lexiedge_runtime.tasks.schema import check_manifest_schema
 
 if TYPE_CHECKING:
     from lexiedge.export.steps import ExportStep
@@ -117,8 +118,18 @@ def finalize_manifest(directory: Path, planned: ExportStep) -> dict[str, Any]:
         "versions": library_versions(),
         "files": files,
     }
+    _check_schema(manifest, planned)
     write_manifest(directory, manifest)
     return manifest
+
+
+def _check_schema(manifest: dict[str, Any], planned: ExportStep) -> None:
+    """Refuse a manifest the runtimes would refuse (the task's typed section, :mod:`lexiedge_runtime.tasks.schema`):
+    an exporter's mistake shows here, at export, not in an app."""
+    try:
+        check_manifest_schema(manifest, f"{planned.target} export")
+    except ManifestError as exc:
+        raise ExportError(f"{exc}; the {planned.target} exporter wrote a manifest the runtime cannot read") from None
 
 
 def verify_files(directory: Path) -> list[str]:

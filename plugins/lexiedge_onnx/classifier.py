@@ -27,7 +27,7 @@ from lexiedge.cache import cache_dir
 from lexiedge.errors import LexiedgeError
 from lexiedge.export import ExportError
 from lexiedge.rundir import WEIGHTS, find_checkpoint
-from lexiedge_runtime.io_names import (
+from lexiedge_runtime.tasks.av_classification import (
     AUDIO_MASK,
     FRAMES,
     INPUT_NAMES,
@@ -35,6 +35,8 @@ from lexiedge_runtime.io_names import (
     PROBABILITIES,
     VIDEO_MASK,
     WAVEFORM,
+    example_feeds,
+    preprocessing_section,
 )
 
 if TYPE_CHECKING:
@@ -289,12 +291,7 @@ def sweep_batches(source: ClassifierSource) -> list[Batch]:
     shapes = [(1, max(2000, int(samples * 0.6)), 1), (3, int(samples * 1.45) + 123, count + 3)]
     batches = []
     for batch, length, frame_count in shapes:
-        feeds = {
-            WAVEFORM: (rng.uniform(-1, 1, (batch, length)) * 0.1).astype(np.float32),
-            FRAMES: rng.uniform(0, 1, (batch, frame_count, 3, size, size)).astype(np.float32),
-            AUDIO_MASK: np.ones(batch, np.float32),
-            VIDEO_MASK: np.ones(batch, np.float32),
-        }
+        feeds = example_feeds(rng, batch, length, frame_count, size)
         if batch >= 3:
             feeds[AUDIO_MASK][1], feeds[WAVEFORM][1] = 0.0, 0.0
             feeds[VIDEO_MASK][2], feeds[FRAMES][2] = 0.0, 0.0
@@ -311,32 +308,13 @@ def reference_logits(source: ClassifierSource, feeds: dict[str, np.ndarray]) -> 
 
 
 def preprocessing(source: ClassifierSource) -> dict[str, Any]:
-    """What an app must feed: the data settings the model was trained with, and the input contract."""
-    from lexiedge.runtime.inputs import input_limits
-
+    """The manifest's ``preprocessing``, written by the task spec: the data settings the model was trained
+    with (its clip settings included) and how the runtime decodes files as the run's evaluation data."""
     data = source.data_settings.model_dump(mode="json") if hasattr(source.data_settings, "model_dump") else {}
-    # the runtime refuses longer input: a length the model was never meant for costs memory quadratically
-    limits = input_limits(data["clip_seconds"], data["frames"]) if {"clip_seconds", "frames"} <= data.keys() else {}
     data_plugin = source.job.entry.data.plugin if source.job else None
-    section = {
-        "waveform": "mono float32 in [-1, 1] at sample_rate Hz; up to max_input_seconds (trained on clip_seconds)",
-        "frames": "float32 RGB in [0, 1], (frames, 3, image_size, image_size), face crops; up to max_frames frames",
-        **limits,
-        "masks": "audio_mask / video_mask: 1.0 when the modality is present, 0.0 (and zeros) when missing",
-        "output": "logits and probabilities (softmax) over labels",
-        "data_plugin": data_plugin,
-        "data_settings": data,
-    }
-    if {"sample_rate", "clip_seconds", "frames", "image_size"} <= data.keys():
-        # the input contract as data (names by role, rates, sizes, ranges, limits): what runtime-js reads
-        from lexiedge.runtime.inputs import ClassifierSpec
-
-        section["feeds"] = ClassifierSpec.from_manifest({"labels": list(source.labels), "preprocessing": section},
-                                                        "export").feeds()
+    media = None
     if data_plugin is not None:  # how the runtime decodes files as this run's evaluation data (predict_file)
         from lexiedge.plugin import get_host
 
         media = get_host().datasets.get(data_plugin).media_preprocessing(source.data_settings)
-        if media is not None:
-            section["media"] = media
-    return section
+    return preprocessing_section(list(source.labels), data, data_plugin, media)

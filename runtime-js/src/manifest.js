@@ -3,12 +3,14 @@
 // Everything the model needs is read from the manifest; nothing here restates a model fact.
 
 import { ArtifactError, ManifestError, UnverifiedArtifactError } from './errors.js';
+import { MANIFEST_FORMAT, SUPPORTED_FORMAT_VERSIONS, TASKS } from './manifest.schema.js';
+import { schemaProblem } from './schema.js';
 
+export { MANIFEST_FORMAT, SUPPORTED_FORMAT_VERSIONS };
 export const MANIFEST = 'manifest.json';
-export const MANIFEST_FORMAT = 'lexiedge-artifact';
-export const SUPPORTED_FORMAT_VERSIONS = [1];
 export const FEEDS_VERSION = 1;
-export const TASK = 'av-classification';
+// the one task this runtime runs: the classifying one of the task specs (manifest.schema.js is generated)
+export const TASK = Object.keys(TASKS).find((name) => !TASKS[name].generates);
 const SHA256 = /^[0-9a-f]{64}$/;
 
 /** ``name`` if it is a relative, normalised POSIX path inside the artifact; else a ManifestError. */
@@ -72,6 +74,8 @@ export function parseManifest(text, where) {
   if (new Set(labels).size !== labels.length) {
     throw new ManifestError(where, 'labels', 'a label is listed twice; each class needs its own name');
   }
+  const problem = schemaProblem(manifest); // the rules the Python runtime checks too, from one declaration
+  if (problem) throw new ManifestError(where, problem[0] || '(the manifest)', problem[1]);
   return manifest;
 }
 

@@ -26,11 +26,14 @@ from typing import Any
 
 from lexiedge_runtime.errors import ArtifactError, ManifestError
 from lexiedge_runtime.tasks.registry import find_task
+from lexiedge_runtime.tasks.schema import (
+    MANIFEST_FORMAT,
+    MANIFEST_VERSION,
+    SUPPORTED_FORMAT_VERSIONS,
+    check_manifest_schema,
+)
 
 MANIFEST = "manifest.json"
-MANIFEST_FORMAT = "lexiedge-artifact"  # the manifest's "format": what a reader checks first
-MANIFEST_VERSION = 1  # the "format_version" lexiedge export writes; bump it for a change readers must know
-SUPPORTED_FORMAT_VERSIONS = (1,)  # the versions this runtime reads
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -81,6 +84,7 @@ def validate_manifest(manifest: dict[str, Any], where: str) -> None:
     task = find_task(manifest["task"])  # an unknown task is refused where a runner is chosen (load)
     if task is not None and task.check_manifest is not None:
         task.check_manifest(manifest, where)
+    check_manifest_schema(manifest, where)  # the rules runtime-js checks too, from the same declaration
 
 
 # --- sections ---------------------------------------------------------------------------------------

@@ -19,13 +19,31 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 from lexiedge_runtime.errors import ManifestError
+from lexiedge_runtime.tasks.sections import Section, required
 
 MEDIA_DECODER = "lexiedge_runtime.media.decode"
 DECODER_VERSION = 1  # bump when decode_clip's output for the same options changes (artifacts record it)
 _KEY = "preprocessing.media"
+
+
+@dataclass(frozen=True, kw_only=True)
+class MediaSection(Section):
+    """preprocessing.media: the decoder and options a classifier's files are decoded with, as in training."""
+
+    decoder: Literal[MEDIA_DECODER] = required()  # noqa: F821 (a module constant, evaluated by get_type_hints)
+    version: Literal[DECODER_VERSION] = required()  # noqa: F821
+    sample_rate: int = required(minimum=1000, maximum=384_000)
+    decoded_seconds: float = required(exclusiveMinimum=0, maximum=3600)
+    clip_samples: int = required(minimum=1, maximum=384_000 * 3600)
+    frames: int = required(minimum=1, maximum=10_000)
+    image_size: int = required(minimum=1, maximum=4096)
+    face_crop: bool = required()
+    face_detector: str | None = required()  # the detector training used; null without face crops
+    audio: bool = required()
+    video: bool = required()
 
 
 @dataclass(frozen=True)
@@ -53,19 +71,19 @@ class MediaSpec:
     face_detector: str | None = None  # the detector training used (FaceDetector.name), None without face crops
 
     def to_manifest(self) -> dict[str, Any]:
-        return {
-            "decoder": MEDIA_DECODER,
-            "version": DECODER_VERSION,
-            "sample_rate": self.options.sample_rate,
-            "decoded_seconds": self.options.clip_seconds,
-            "clip_samples": self.clip_samples,
-            "frames": self.options.frames,
-            "image_size": self.options.image_size,
-            "face_crop": self.options.face_crop,
-            "face_detector": self.face_detector,
-            "audio": self.options.audio,
-            "video": self.options.video,
-        }
+        return MediaSection(
+            decoder=MEDIA_DECODER,
+            version=DECODER_VERSION,
+            sample_rate=self.options.sample_rate,
+            decoded_seconds=self.options.clip_seconds,
+            clip_samples=self.clip_samples,
+            frames=self.options.frames,
+            image_size=self.options.image_size,
+            face_crop=self.options.face_crop,
+            face_detector=self.face_detector,
+            audio=self.options.audio,
+            video=self.options.video,
+        ).to_json()
 
     @classmethod
     def from_manifest(cls, manifest: dict[str, Any], where: str) -> MediaSpec | None:

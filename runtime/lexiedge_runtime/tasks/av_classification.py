@@ -20,15 +20,17 @@ Declared once here, read by every stage (optimum's ``OnnxConfig`` is the model):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from lexiedge_runtime.errors import ArtifactError, ManifestError
-from lexiedge_runtime.media.spec import MediaSpec
+from lexiedge_runtime.media.spec import MediaSection, MediaSpec
+from lexiedge_runtime.tasks.sections import Section, meta, required
 from lexiedge_runtime.tasks.spec import RunnerEntry, TaskMetric, TaskSpec, TensorSpec, ort_label
 
 NAME = "av-classification"
@@ -63,6 +65,145 @@ MAX_INPUT_FACTOR = 10  # inputs up to this many training clips long are accepted
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 384_000
 MAX_FRAMES, MAX_IMAGE_SIZE, MAX_SECONDS = 10_000, 4096, 3600.0
 FEEDS_VERSION = 1  # of the manifest's preprocessing.feeds (ClassifierSpec.feeds)
+Modality = Literal["audio", "video"]
+
+
+# --- the typed manifest section ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClipShape(Section):
+    """The clip contract: what a dataset serving this task declares in its settings, by these names.
+
+    The model plugin builds its example batch from it, the exporter records the dataset's settings
+    (``preprocessing.data_settings``, which hold these and more), and the runtime reads them back
+    (:class:`ClassifierSpec`). ``modalities`` None: both.
+    """
+
+    sample_rate: int = required(minimum=MIN_SAMPLE_RATE, maximum=MAX_SAMPLE_RATE)
+    clip_seconds: float = required(exclusiveMinimum=0, maximum=MAX_SECONDS)
+    frames: int = required(minimum=1, maximum=MAX_FRAMES)
+    image_size: int = required(minimum=1, maximum=MAX_IMAGE_SIZE)
+    modalities: list[Modality] | None = meta(minItems=1)
+
+    @property
+    def clip_samples(self) -> int:
+        return round(self.clip_seconds * self.sample_rate)
+
+    @classmethod
+    def of(cls, settings: Any, where: str = "the data settings") -> ClipShape:
+        """The clip a dataset's settings declare (:meth:`from_settings`); :data:`DEFAULT_CLIP` when they
+        declare none of :data:`CLIP_SETTINGS` (no dataset, or one of another task)."""
+        declared = settings.keys() if isinstance(settings, dict) else [k for k in CLIP_SETTINGS if hasattr(settings, k)]
+        return cls.from_settings(settings, where) if set(declared) & set(CLIP_SETTINGS) else DEFAULT_CLIP
+
+    @classmethod
+    def from_settings(cls, settings: Any, where: str = "the data settings") -> ClipShape:
+        """The clip shape a dataset's settings declare (attributes or a mapping), or an ArtifactError naming
+        the first of :data:`CLIP_SETTINGS` they lack."""
+        values = settings if isinstance(settings, dict) else {
+            key: getattr(settings, key) for key in (*CLIP_SETTINGS, "modalities") if hasattr(settings, key)}
+        missing = [key for key in CLIP_SETTINGS if key not in values]
+        if missing:
+            raise ArtifactError(f"{where} lack {', '.join(missing)}: a dataset serving {NAME} declares "
+                                f"{', '.join(CLIP_SETTINGS)} (lexiedge_runtime.tasks.av_classification.ClipShape)")
+        modalities = values.get("modalities")
+        return cls(sample_rate=int(values["sample_rate"]), clip_seconds=float(values["clip_seconds"]),
+                   frames=int(values["frames"]), image_size=int(values["image_size"]),
+                   modalities=list(modalities) if modalities else None)
+
+
+CLIP_SETTINGS = ("sample_rate", "clip_seconds", "frames", "image_size")  # + optional "modalities"
+# the clip of a model used without a dataset's settings (`lexiedge plan` of a bare model, tests): the
+# emotion-av defaults, 3 s of 16 kHz audio and 8 face crops of 64x64
+DEFAULT_CLIP = ClipShape(sample_rate=16000, clip_seconds=3.0, frames=8, image_size=64)
+
+
+@dataclass(frozen=True, kw_only=True)
+class WaveformFeed(Section):
+    """How the audio input is fed: its graph input, rate, the training clip's length, range and limits."""
+
+    input: str = required(pattern=".")
+    dtype: str = required()
+    layout: list[str] = required()
+    sample_rate: int = required(minimum=MIN_SAMPLE_RATE, maximum=MAX_SAMPLE_RATE)
+    clip_samples: int = required(minimum=1, maximum=MAX_SAMPLE_RATE * 3600)
+    range: list[float] = required(minItems=2, maxItems=2)
+    min_seconds: float = required(exclusiveMinimum=0)
+    max_seconds: float = required(exclusiveMinimum=0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FramesFeed(Section):
+    """How the video input is fed: its graph input, layout, size, frame counts, range and uint8 scaling."""
+
+    input: str = required(pattern=".")
+    dtype: str = required()
+    layout: list[str] = required()
+    channels: int = required(minimum=1, maximum=4)
+    image_size: int = required(minimum=1, maximum=MAX_IMAGE_SIZE)
+    frame_count: int = required(minimum=1, maximum=MAX_FRAMES)
+    max_frames: int = required(minimum=1, maximum=MAX_FRAMES)
+    range: list[float] = required(minItems=2, maxItems=2)
+    uint8_scale: float = required(exclusiveMinimum=0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MaskFeed(Section):
+    """A modality's mask input: the value that says present, and absent."""
+
+    input: str = required(pattern=".")
+    present: float = required()
+    absent: float = required()
+
+
+@dataclass(frozen=True, kw_only=True)
+class FeedOutputs(Section):
+    """The graph's outputs by role."""
+
+    probabilities: str = required(pattern=".")
+    logits: str | None = meta()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Feeds(Section):
+    """preprocessing.feeds: the input contract as data, what a runtime in another language reads."""
+
+    VERSION = FEEDS_VERSION
+
+    version: Literal[FEEDS_VERSION] = required()  # noqa: F821 (a module constant, evaluated by get_type_hints)
+    modalities: list[Modality] = required(minItems=1)
+    waveform: WaveformFeed = required()
+    frames: FramesFeed = required()
+    audio_mask: MaskFeed = required()
+    video_mask: MaskFeed = required()
+    outputs: FeedOutputs = required()
+    range_slack: float = required(minimum=0)
+    max_input_factor: int = required(minimum=1, maximum=1_000_000)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AvPreprocessing(Section):
+    """preprocessing of a classifier: what an app must feed, as prose and as data, and how files decode."""
+
+    waveform: str | None = meta(omit_none=True)
+    frames: str | None = meta(omit_none=True)
+    max_input_seconds: float | None = meta(exclusiveMinimum=0, maximum=MAX_SECONDS, omit_none=True)
+    max_frames: int | None = meta(minimum=1, maximum=MAX_FRAMES, omit_none=True)
+    masks: str | None = meta(omit_none=True)
+    output: str | None = meta(omit_none=True)
+    data_plugin: str | None = meta()
+    data_settings: dict[str, Any] = required(holds=ClipShape)
+    feeds: Feeds | None = meta(omit_none=True)
+    media: MediaSection | None = meta(omit_none=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AvSection(Section):
+    """The av-classification part of manifest.json: the labels and what the model reads."""
+
+    labels: list[str] = required(minItems=1)
+    preprocessing: AvPreprocessing = required()
 
 
 @dataclass(frozen=True)
@@ -132,21 +273,23 @@ class ClassifierSpec:
         reads it from the artifact instead of restating it. Checked by :meth:`check_feeds` at load.
         """
         modalities = [m for m, used in (("audio", self.uses_audio), ("video", self.uses_video)) if used]
-        return {
-            "version": FEEDS_VERSION,
-            "modalities": modalities,
-            "waveform": {"input": WAVEFORM, "dtype": "float32", "layout": ["batch", "samples"],
-                         "sample_rate": self.sample_rate, "clip_samples": self.clip_samples, "range": [-1.0, 1.0],
-                         "min_seconds": MIN_AUDIO_SECONDS, "max_seconds": self.max_input_seconds},
-            "frames": {"input": FRAMES, "dtype": "float32", "layout": ["batch", "frames", "channels", "height", "width"],
-                       "channels": self.channels, "image_size": self.image_size, "frame_count": self.frame_count,
-                       "max_frames": self.max_frames, "range": [0.0, 1.0], "uint8_scale": float(np.float32(1 / 255))},
-            "audio_mask": {"input": AUDIO_MASK, "present": 1.0, "absent": 0.0},
-            "video_mask": {"input": VIDEO_MASK, "present": 1.0, "absent": 0.0},
-            "outputs": {"probabilities": PROBABILITIES, "logits": LOGITS},
-            "range_slack": RANGE_SLACK,
-            "max_input_factor": MAX_INPUT_FACTOR,
-        }
+        return Feeds(
+            version=FEEDS_VERSION,
+            modalities=modalities,
+            waveform=WaveformFeed(
+                input=WAVEFORM, dtype="float32", layout=["batch", "samples"], sample_rate=self.sample_rate,
+                clip_samples=self.clip_samples, range=[-1.0, 1.0], min_seconds=MIN_AUDIO_SECONDS,
+                max_seconds=self.max_input_seconds),
+            frames=FramesFeed(
+                input=FRAMES, dtype="float32", layout=["batch", "frames", "channels", "height", "width"],
+                channels=self.channels, image_size=self.image_size, frame_count=self.frame_count,
+                max_frames=self.max_frames, range=[0.0, 1.0], uint8_scale=float(np.float32(1 / 255))),
+            audio_mask=MaskFeed(input=AUDIO_MASK, present=1.0, absent=0.0),
+            video_mask=MaskFeed(input=VIDEO_MASK, present=1.0, absent=0.0),
+            outputs=FeedOutputs(probabilities=PROBABILITIES, logits=LOGITS),
+            range_slack=RANGE_SLACK,
+            max_input_factor=MAX_INPUT_FACTOR,
+        ).to_json()
 
     def check_feeds(self, recorded: Any, where: str) -> None:
         """Refuse a ``preprocessing.feeds`` that disagrees with the model facts this runtime derives itself."""
@@ -198,49 +341,6 @@ def _seconds(values: dict[str, Any], key: str, where: str, prefix: str) -> float
 
 
 
-# --- the clip a dataset of this task hands the model ------------------------------------------------
-
-CLIP_SETTINGS = ("sample_rate", "clip_seconds", "frames", "image_size")  # + optional "modalities"
-
-
-@dataclass(frozen=True)
-class ClipShape:
-    """The clip contract: what a dataset serving this task declares in its settings, by these names.
-
-    The model plugin builds its example batch from it, the exporter records it in the manifest
-    (``preprocessing.data_settings``), and the runtime reads it back (:class:`ClassifierSpec`).
-    """
-
-    sample_rate: int
-    clip_seconds: float
-    frames: int
-    image_size: int
-    modalities: tuple[str, ...] = MODALITIES
-
-    @property
-    def clip_samples(self) -> int:
-        return round(self.clip_seconds * self.sample_rate)
-
-    @classmethod
-    def from_settings(cls, settings: Any, where: str = "the data settings") -> ClipShape:
-        """The clip shape a dataset's settings declare (attributes or a mapping), or an ArtifactError naming
-        the first of :data:`CLIP_SETTINGS` they lack."""
-        values = settings if isinstance(settings, dict) else {key: getattr(settings, key) for key in
-                                                               (*CLIP_SETTINGS, "modalities") if hasattr(settings, key)}
-        missing = [key for key in CLIP_SETTINGS if key not in values]
-        if missing:
-            raise ArtifactError(f"{where} lack {', '.join(missing)}: a dataset serving {NAME} declares "
-                                f"{', '.join(CLIP_SETTINGS)} (lexiedge_runtime.tasks.av_classification.ClipShape)")
-        modalities = values.get("modalities") or MODALITIES
-        return cls(int(values["sample_rate"]), float(values["clip_seconds"]), int(values["frames"]),
-                   int(values["image_size"]), tuple(modalities))
-
-
-def declares_clip(settings: Any) -> bool:
-    """Whether a dataset's settings declare the clip contract (all of :data:`CLIP_SETTINGS`)."""
-    return all(hasattr(settings, key) for key in CLIP_SETTINGS)
-
-
 # --- the manifest section --------------------------------------------------------------------------
 
 WAVEFORM_NOTE = "mono float32 in [-1, 1] at sample_rate Hz; up to max_input_seconds (trained on clip_seconds)"
@@ -256,20 +356,19 @@ def preprocessing_section(labels: list[str], data_settings: dict[str, Any], data
     ``data_settings`` are the dataset plugin's settings as trained (their :data:`CLIP_SETTINGS` are
     what the runtime reads); ``media`` how the runtime decodes files as training did (``MediaSpec``).
     """
-    clip = ClipShape.from_settings(data_settings) if set(CLIP_SETTINGS) <= data_settings.keys() else None
     # the runtime refuses longer input: a length the model was never meant for costs memory quadratically
     limits = input_limits(data_settings["clip_seconds"], data_settings["frames"]) \
         if {"clip_seconds", "frames"} <= data_settings.keys() else {}
-    section: dict[str, Any] = {
-        "waveform": WAVEFORM_NOTE, "frames": FRAMES_NOTE, **limits, "masks": MASKS_NOTE, "output": OUTPUT_NOTE,
-        "data_plugin": data_plugin, "data_settings": data_settings,
-    }
-    if clip is not None:  # the input contract as data (names by role, rates, sizes, ranges, limits): runtime-js
-        section["feeds"] = ClassifierSpec.from_manifest({"labels": list(labels), "preprocessing": section},
-                                                        "export").feeds()
-    if media is not None:
-        section["media"] = media
-    return section
+    section = AvPreprocessing(
+        waveform=WAVEFORM_NOTE, frames=FRAMES_NOTE, max_input_seconds=limits.get("max_input_seconds"),
+        max_frames=limits.get("max_frames"), masks=MASKS_NOTE, output=OUTPUT_NOTE, data_plugin=data_plugin,
+        data_settings=data_settings)
+    if set(CLIP_SETTINGS) <= data_settings.keys():  # the input contract as data (names by role, rates, sizes,
+        # ranges, limits): what runtime-js reads
+        feeds = ClassifierSpec.from_manifest({"labels": list(labels), "preprocessing": section.to_json()},
+                                             "export").feeds()
+        section = dataclasses.replace(section, feeds=feeds)
+    return dataclasses.replace(section, media=media).to_json()
 
 
 def check_manifest(manifest: dict[str, Any], where: str) -> None:
@@ -342,6 +441,7 @@ SPEC = TaskSpec(
     default_engine="onnxruntime",
     generates=False,
     check_manifest=check_manifest,
+    section=AvSection,
     thresholds=THRESHOLDS,
 )
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from lexiedge_runtime.tasks.sections import Section, meta, required
 from lexiedge_runtime.tasks.spec import RunnerEntry, TaskMetric, TaskSpec, TensorSpec, ort_label
 
 NAME = "causal-lm"
@@ -49,9 +50,47 @@ def present_name(past_name: str) -> str:
     return PRESENT_PREFIX + past_name.removeprefix(PAST_PREFIX)
 
 
+@dataclass(frozen=True, kw_only=True)
+class LmTokenizer(Section):
+    """tokenizer: the files that tokenize prompts as in training, the chat template, the ids that end a turn."""
+
+    files: list[str] | None = meta(omit_none=True)
+    chat_template: str | None = meta()
+    eos_token_ids: list[int] | int | None = meta(omit_none=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LmArchitecture(Section):
+    """architecture: the model's shape (the config's numbers); the runtime reads the vocabulary size."""
+
+    vocab_size: int | None = meta(minimum=1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LmPreprocessing(Section):
+    """preprocessing of a causal LM: what an app feeds the decoder, in words."""
+
+    input: str = required()
+    kv_cache: str = required()
+
+
+@dataclass(frozen=True, kw_only=True)
+class LmSection(Section):
+    """The causal-lm part of manifest.json."""
+
+    architecture: dict[str, Any] | None = meta(holds=LmArchitecture)
+    tokenizer: LmTokenizer | None = meta()
+    preprocessing: LmPreprocessing | None = meta()
+
+
 def preprocessing_section() -> dict[str, Any]:
     """The manifest's ``preprocessing`` of a causal LM: what an app feeds the decoder."""
-    return {"input": INPUT_NOTE, "kv_cache": KV_CACHE_NOTE}
+    return LmPreprocessing(input=INPUT_NOTE, kv_cache=KV_CACHE_NOTE).to_json()
+
+
+def tokenizer_section(files: list[str], chat_template: str | None, eos_token_ids: list[int]) -> dict[str, Any]:
+    """The manifest's ``tokenizer``: its files, the chat template's file (None without one), the EOS ids."""
+    return LmTokenizer(files=files, chat_template=chat_template, eos_token_ids=eos_token_ids).to_json()
 
 
 @dataclass(frozen=True)
@@ -96,5 +135,6 @@ SPEC = TaskSpec(
     default_engine="onnxruntime-genai",
     generates=True,
     check_manifest=None,
+    section=LmSection,
     thresholds=THRESHOLDS,
 )

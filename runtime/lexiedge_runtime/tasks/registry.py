@@ -134,6 +134,7 @@ def _loaded(point: importlib.metadata.EntryPoint) -> Iterable[Any]:
     return value if isinstance(value, (list, tuple)) else (value,)
 
 
+BUILT_IN_TASKS = (av_classification.SPEC, causal_lm.SPEC)
 for _module in (av_classification, causal_lm):  # the built-ins, registered as an outside package would be
     register_task(_module.SPEC)
     for _entry in _module.RUNNERS:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lexiedge_runtime.errors import ArtifactError
+from lexiedge_runtime.tasks.sections import Section
 
 if TYPE_CHECKING:
     from lexiedge_runtime.devices import ProviderSpec
@@ -95,8 +96,9 @@ class RunnerEntry:
 class TaskSpec:
     """Everything the stages share about one task; see the task modules (``av_classification``, ...).
 
-    ``check_manifest(manifest, where)`` refuses (:class:`~lexiedge_runtime.errors.ManifestError`) a
-    manifest whose task section the task's runners could not use; ``default_engine`` is the engine
+    ``section`` is the task's typed manifest section (written through it, checked against its JSON
+    Schema); ``check_manifest(manifest, where)`` refuses (:class:`~lexiedge_runtime.errors.ManifestError`)
+    what a schema cannot say (values that must agree with each other); ``default_engine`` is the engine
     of artifacts written before manifests named theirs. ``generates`` marks a text-generation task
     (chat endpoints and ``--prompt``), as opposed to one that classifies inputs.
     """
@@ -109,7 +111,8 @@ class TaskSpec:
     default_engine: str
     generates: bool
     check_manifest: ManifestCheck | None = None
-    thresholds: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    section: type[Section] | None = None  # the task's typed manifest section (its JSON Schema: tasks.schema)
+    thresholds: Mapping[str, Any] = field(default_factory=dict)  # by the exported graph's precision
 
     @property
     def input_names(self) -> tuple[str, ...]:
