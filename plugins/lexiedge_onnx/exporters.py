@@ -29,22 +29,68 @@ from lexiedge_onnx.quantize import (
 )
 from lexiedge_onnx.runners import OrtRunner, dynamic_axes
 from lexiedge_onnx.settings import OnnxInt4Settings, OnnxInt8Settings, OnnxSettings, OrtMobileSettings
-from lexiedge_onnx.verify_classifier import ClassifierThresholds, enforce_classifier, verify_classifier
-from lexiedge_onnx.verify_lm import LmThresholds, enforce_lm, verify_lm
-from lexiedge_runtime.io_names import WAVEFORM
+from lexiedge_onnx.verify_classifier import enforce_classifier, verify_classifier
+from lexiedge_onnx.verify_lm import enforce_lm, verify_lm
+from lexiedge_runtime.tasks import av_classification as av_task
+from lexiedge_runtime.tasks import causal_lm as lm_task
+from lexiedge_runtime.tasks.av_classification import WAVEFORM, ClassifierThresholds
+from lexiedge_runtime.tasks.causal_lm import LmThresholds
 
-CLASSIFICATION, CAUSAL_LM = "av-classification", "causal-lm"
+CLASSIFICATION, CAUSAL_LM = av_task.NAME, lm_task.NAME
 
 
 class _TaskExporter(ExporterPlugin):
-    """Dispatches on the model's task (a class attribute table, never a check of the model's class)."""
+    """Dispatches on the model's task (a class attribute table, never a check of the model's class).
 
+    A target defines ``export_classifier`` and/or ``export_lm``; the tasks it serves (``tasks``) and the
+    method of each (``task_methods``) follow from which it defines.
+    """
+
+    METHODS: ClassVar[dict[str, str]] = {CLASSIFICATION: "export_classifier", CAUSAL_LM: "export_lm"}
     task_methods: ClassVar[dict[str, str]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.task_methods = {task: method for task, method in cls.METHODS.items() if hasattr(cls, method)}
+        cls.tasks = frozenset(cls.task_methods)
 
     def export(self, job: ExportJob) -> Path:
         method = getattr(self, self.task_methods[job.model_plugin.task])
         method(job, job.settings)
         return job.out_dir
+
+
+# --- thresholds: the task spec's defaults for the graph's precision, unless the profile sets them ------
+
+
+def classifier_thresholds(settings: PluginSettings, precision: str) -> ClassifierThresholds:
+    """What verification enforces on a classifier graph of ``precision`` ("fp32", "int8"): each threshold the
+    target's settings set (not None), else the task's default (:data:`av_classification.THRESHOLDS`)."""
+    default = av_task.THRESHOLDS[precision]
+    return ClassifierThresholds(
+        atol=_set_or(settings, "atol", default.atol),
+        min_top1=_set_or(settings, "min_top1", default.min_top1),
+        max_uar_drop=_set_or(settings, "max_uar_drop", default.max_uar_drop),
+        min_decisive_share=settings.min_decisive_share,
+    )
+
+
+def lm_thresholds(settings: PluginSettings, precision: str) -> LmThresholds:
+    """What verification enforces on an LLM graph of ``precision`` ("fp32", "int8", "int4"), as above
+    (:data:`causal_lm.THRESHOLDS`); an fp32 graph must also generate PyTorch's text."""
+    default = lm_task.THRESHOLDS[precision]
+    return LmThresholds(
+        atol=_set_or(settings, "atol", default.atol),
+        min_token_agreement=_set_or(settings, "min_token_agreement", default.min_token_agreement),
+        identical_generation=default.identical_generation,
+        min_decisive_share=settings.min_decisive_share,
+    )
+
+
+def _set_or(settings: PluginSettings, name: str, default: Any) -> Any:
+    """The setting when the target has it and the profile (or its default) gives a value; else ``default``."""
+    value = getattr(settings, name, None)
+    return default if value is None else value
 
 
 # --- classifier pieces ---------------------------------------------------------------------------
@@ -159,11 +205,10 @@ def _lm_manifest(job: ExportJob, source: causal_lm.LmSource, graph: Path, runner
         signature=signature,
         dynamic_axes=dynamic_axes(signature),
         architecture=causal_lm.architecture(source),
-        tokenizer={"files": causal_lm.tokenizer_files(artifact), "chat_template": "chat_template.jinja"
-                   if (artifact / "chat_template.jinja").exists() else None, "eos_token_ids": source.eos_ids()},
-        preprocessing={"input": "token ids from tokenizer.json after the chat template (add_generation_prompt)",
-                       "kv_cache": "past_key_values.N.key/value -> present.N.key/value, (batch, kv_heads, length, "
-                                   "head_size); attention_mask covers past + new tokens"},
+        tokenizer=lm_task.tokenizer_section(
+            causal_lm.tokenizer_files(artifact),
+            lm_task.CHAT_TEMPLATE if (artifact / lm_task.CHAT_TEMPLATE).exists() else None, source.eos_ids()),
+        preprocessing=lm_task.preprocessing_section(),
         runtime={"engine": "onnxruntime-genai", "config": "genai_config.json", "graph": graph.name,
                  "genai": causal_lm.genai_summary(artifact)},
         model_files=sorted(p.name for p in artifact.iterdir() if p.name.startswith(graph.name)),
@@ -194,6 +239,13 @@ def _check_lm(job: ExportJob, source: causal_lm.LmSource, graph: Path, target: s
             _lm_manifest(job, source, graph, runner, report, **extra)
 
 
+def _build_lm(job: ExportJob, source: causal_lm.LmSource, out: Path, precision: str, cache: Path, *,
+              what: str | None = None, **options: Any) -> None:
+    """The merged model through ONNX Runtime GenAI's model builder into ``out``, shown as a step of the export."""
+    with job.stage(f"building the {what or precision} graph (onnxruntime-genai model builder)"):
+        build_genai_model(source.model_dir, out, precision=precision, cache_dir=cache, **options)
+
+
 def _builder_section(precision: str, **options: Any) -> dict[str, Any]:
     return {"tool": "onnxruntime_genai.models.builder", "precision": precision, "execution_provider": "cpu", **options}
 
@@ -205,8 +257,6 @@ class OnnxExporter(_TaskExporter):
     name: ClassVar[str] = "onnx"
     description: ClassVar[str] = "fp32 ONNX (classifier: torch.onnx, dynamic axes; LLM: GenAI builder with KV cache)"
     Settings: ClassVar[type[PluginSettings]] = OnnxSettings
-    tasks: ClassVar[frozenset[str]] = frozenset({CLASSIFICATION, CAUSAL_LM})
-    task_methods: ClassVar[dict[str, str]] = {CLASSIFICATION: "export_classifier", CAUSAL_LM: "export_lm"}
 
     def export_classifier(self, job: ExportJob, settings: OnnxSettings) -> None:
         graph = job.out_dir / MODEL_FILE
@@ -219,20 +269,16 @@ class OnnxExporter(_TaskExporter):
                     extra["optimization"] = optimize_graph(traced, graph)
         else:
             source = classifier_fp32_graph(job, graph, settings.opset)
-        thresholds = ClassifierThresholds(
-            settings.atol, settings.min_top1, settings.max_uar_drop, settings.min_decisive_share
-        )
+        thresholds = classifier_thresholds(settings, "fp32")
         export = {"tool": "torch.onnx.export (dynamo)", "opset": settings.opset, "optimized": settings.optimize}
         _check_classifier(job, source, graph, self.name, thresholds, settings.max_val_clips, export=export, **extra)
 
     def export_lm(self, job: ExportJob, settings: OnnxSettings) -> None:
         source = causal_lm.load_lm_source(job)
         with tempfile.TemporaryDirectory(prefix="lexiedge-genai-") as scratch:
-            with job.stage("building the fp32 graph (onnxruntime-genai model builder)"):
-                build_genai_model(source.model_dir, job.out_dir, precision="fp32", cache_dir=Path(scratch))
+            _build_lm(job, source, job.out_dir, "fp32", Path(scratch))
         causal_lm.copy_tokenizer_files(source, job.out_dir)
-        thresholds = LmThresholds(settings.atol, settings.min_token_agreement, identical_generation=True,
-                                  min_decisive_share=settings.min_decisive_share)
+        thresholds = lm_thresholds(settings, "fp32")
         _check_lm(job, source, job.out_dir / MODEL_FILE, self.name, thresholds, settings,
                   export=_builder_section("fp32"))
 
@@ -241,8 +287,6 @@ class OnnxInt8Exporter(_TaskExporter):
     name: ClassVar[str] = "onnx-int8"
     description: ClassVar[str] = "int8 ONNX through ONNX Runtime quantization (dynamic MatMul/Gemm, static QDQ conv)"
     Settings: ClassVar[type[PluginSettings]] = OnnxInt8Settings
-    tasks: ClassVar[frozenset[str]] = frozenset({CLASSIFICATION, CAUSAL_LM})
-    task_methods: ClassVar[dict[str, str]] = {CLASSIFICATION: "export_classifier", CAUSAL_LM: "export_lm"}
 
     def export_classifier(self, job: ExportJob, settings: OnnxInt8Settings) -> None:
         graph = job.out_dir / MODEL_FILE
@@ -251,9 +295,7 @@ class OnnxInt8Exporter(_TaskExporter):
             source = classifier_fp32_graph(job, fp32)
             section = classifier_int8_graph(job, source, fp32, graph, settings, Path(scratch))
             section["fp32_bytes"] = fp32.stat().st_size
-        thresholds = ClassifierThresholds(
-            None, settings.min_top1, settings.max_uar_drop, settings.min_decisive_share
-        )
+        thresholds = classifier_thresholds(settings, "int8")
         _check_classifier(job, source, graph, self.name, thresholds, settings.max_val_clips, quantization=section)
 
     def export_lm(self, job: ExportJob, settings: OnnxInt8Settings) -> None:
@@ -261,14 +303,12 @@ class OnnxInt8Exporter(_TaskExporter):
         graph = job.out_dir / MODEL_FILE
         with tempfile.TemporaryDirectory(prefix="lexiedge-genai-") as scratch:
             if settings.llm_method == "weight-only":
-                with job.stage("building the weight-only int8 graph (onnxruntime-genai model builder)"):
-                    build_genai_model(source.model_dir, job.out_dir, precision="int8", block_size=settings.block_size,
-                                      cache_dir=Path(scratch))
+                _build_lm(job, source, job.out_dir, "int8", Path(scratch), what="weight-only int8",
+                          block_size=settings.block_size)
                 section = _builder_section("int8", block_size=settings.block_size, method="weight-only MatMulNBits")
             else:
                 fp32_dir = Path(scratch) / "fp32"
-                with job.stage("building the fp32 graph (onnxruntime-genai model builder)"):
-                    build_genai_model(source.model_dir, fp32_dir, precision="fp32", cache_dir=Path(scratch) / "cache")
+                _build_lm(job, source, fp32_dir, "fp32", Path(scratch) / "cache")
                 with job.stage("dynamic int8 quantization"):
                     quantize_dynamic_int8(fp32_dir / MODEL_FILE, graph, op_types=settings.dynamic_op_types,
                                           exclude=[], per_channel=settings.per_channel)
@@ -279,8 +319,7 @@ class OnnxInt8Exporter(_TaskExporter):
                                            op_types=settings.dynamic_op_types)
         section["ops"] = causal_lm.op_counts(graph)
         causal_lm.copy_tokenizer_files(source, job.out_dir)
-        thresholds = LmThresholds(None, settings.min_token_agreement, identical_generation=False,
-                                  min_decisive_share=settings.min_decisive_share)
+        thresholds = lm_thresholds(settings, "int8")
         _check_lm(job, source, graph, self.name, thresholds, settings, quantization=section)
 
 
@@ -288,17 +327,13 @@ class OnnxInt4Exporter(_TaskExporter):
     name: ClassVar[str] = "onnx-int4"
     description: ClassVar[str] = "weight-only int4 LLM (MatMulNBits, int4 tied LM head/embeddings) via the GenAI builder"
     Settings: ClassVar[type[PluginSettings]] = OnnxInt4Settings
-    tasks: ClassVar[frozenset[str]] = frozenset({CAUSAL_LM})
-    task_methods: ClassVar[dict[str, str]] = {CAUSAL_LM: "export_lm"}
 
     def export_lm(self, job: ExportJob, settings: OnnxInt4Settings) -> None:
         source = causal_lm.load_lm_source(job)
         graph = job.out_dir / MODEL_FILE
         with tempfile.TemporaryDirectory(prefix="lexiedge-genai-") as scratch:
-            with job.stage("building the int4 graph (onnxruntime-genai model builder)"):
-                build_genai_model(source.model_dir, job.out_dir, precision="int4", block_size=settings.block_size,
-                                  accuracy_level=settings.accuracy_level, quantize_lm_head=settings.quantize_lm_head,
-                                  cache_dir=Path(scratch))
+            _build_lm(job, source, job.out_dir, "int4", Path(scratch), block_size=settings.block_size,
+                      accuracy_level=settings.accuracy_level, quantize_lm_head=settings.quantize_lm_head)
         causal_lm.copy_tokenizer_files(source, job.out_dir)
         section = _builder_section("int4", block_size=settings.block_size, accuracy_level=settings.accuracy_level,
                                    lm_head="int4, shared with the embeddings" if settings.quantize_lm_head else "fp32",
@@ -312,8 +347,7 @@ class OnnxInt4Exporter(_TaskExporter):
                 speed = decode_speed(model, prompt, settings.benchmark_tokens)
             extra["decode_speed"] = {**speed, "threads": settings.threads, "runtime": "onnxruntime-genai, greedy, CPU"}
             del model
-        thresholds = LmThresholds(None, settings.min_token_agreement, identical_generation=False,
-                                  min_decisive_share=settings.min_decisive_share)
+        thresholds = lm_thresholds(settings, "int4")
         _check_lm(job, source, graph, self.name, thresholds, settings, **extra)
 
 
@@ -321,8 +355,6 @@ class OrtMobileExporter(_TaskExporter):
     name: ClassVar[str] = "ort-mobile"
     description: ClassVar[str] = "ORT format (.ort) + required-operators config for a reduced ONNX Runtime Mobile build"
     Settings: ClassVar[type[PluginSettings]] = OrtMobileSettings
-    tasks: ClassVar[frozenset[str]] = frozenset({CLASSIFICATION, CAUSAL_LM})
-    task_methods: ClassVar[dict[str, str]] = {CLASSIFICATION: "export_classifier", CAUSAL_LM: "export_lm"}
 
     def export_classifier(self, job: ExportJob, settings: OrtMobileSettings) -> None:
         quantized = settings.source == "onnx-int8"
@@ -337,12 +369,7 @@ class OrtMobileExporter(_TaskExporter):
                 source = classifier_fp32_graph(job, onnx_path)
             with job.stage("ORT Mobile conversion (.ort and its required operators)"):
                 ort_path, config = convert_to_ort(onnx_path, job.out_dir, optimization_style=settings.optimization_style)
-        thresholds = ClassifierThresholds(
-            settings.atol if settings.atol is not None else (None if quantized else 1e-4),
-            settings.min_top1 if settings.min_top1 is not None else (0.99 if quantized else 1.0),
-            settings.max_uar_drop if settings.max_uar_drop is not None else (0.03 if quantized else 0.01),
-            settings.min_decisive_share,
-        )
+        thresholds = classifier_thresholds(settings, "int8" if quantized else "fp32")
         _check_classifier(job, source, ort_path, self.name, thresholds, settings.max_val_clips,
                           mobile=self._mobile_section(settings, config))
 
@@ -351,8 +378,7 @@ class OrtMobileExporter(_TaskExporter):
         precision = settings.llm_precision
         with tempfile.TemporaryDirectory(prefix="lexiedge-ort-") as scratch:
             built = Path(scratch) / "built"
-            with job.stage(f"building the {precision} graph (onnxruntime-genai model builder)"):
-                build_genai_model(source.model_dir, built, precision=precision, cache_dir=Path(scratch) / "cache")
+            _build_lm(job, source, built, precision, Path(scratch) / "cache")
             with job.stage("ORT Mobile conversion (.ort and its required operators)"):
                 ort_path, config = convert_to_ort(built / MODEL_FILE, job.out_dir,
                                                   optimization_style=settings.optimization_style)
@@ -361,13 +387,7 @@ class OrtMobileExporter(_TaskExporter):
                     shutil.copyfile(path, job.out_dir / path.name)
         causal_lm.set_genai_model_file(job.out_dir, ort_path.name)
         causal_lm.copy_tokenizer_files(source, job.out_dir)
-        exact = precision == "fp32"
-        thresholds = LmThresholds(
-            settings.atol if settings.atol is not None else (1e-4 if exact else None),
-            settings.min_token_agreement if settings.min_token_agreement is not None else (1.0 if exact else 0.8),
-            identical_generation=exact,
-            min_decisive_share=settings.min_decisive_share,
-        )
+        thresholds = lm_thresholds(settings, precision)
         _check_lm(job, source, ort_path, self.name, thresholds, settings,
                   mobile=self._mobile_section(settings, config), export=_builder_section(precision))
 

@@ -1,7 +1,9 @@
 """Settings of the ONNX exporters: the profile's ``models.<name>.export.options.<target>`` mappings.
 
 One class per target. A field that only one task reads says so; thresholds are what verification
-enforces (a failing export names the output, the number and the threshold).
+enforces (a failing export names the output, the number and the threshold), and their defaults are the
+task specs' (``THRESHOLDS`` of :mod:`lexiedge_runtime.tasks.av_classification` and ``.causal_lm``, by
+the exported graph's precision).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from typing import Literal
 from pydantic import Field
 
 from lexiedge.api import PluginSettings
+from lexiedge_runtime.tasks.av_classification import THRESHOLDS as AV
+from lexiedge_runtime.tasks.causal_lm import THRESHOLDS as LM
 
 
 class VerifySettings(PluginSettings):
@@ -20,7 +24,7 @@ class VerifySettings(PluginSettings):
     prompts: int = Field(4, ge=1, le=8, description="LLM: built-in tutor prompts of different lengths compared")
     new_tokens: int = Field(24, ge=1, description="LLM: greedy tokens generated per prompt and compared")
     min_decisive_share: float = Field(
-        0.2,
+        AV["fp32"].min_decisive_share,
         ge=0,
         le=1,
         description=(
@@ -35,13 +39,17 @@ class OnnxSettings(VerifySettings):
     """`onnx`: fp32 graph; the classifier through torch.onnx, the LLM through ONNX Runtime GenAI's builder."""
 
     opset: int = Field(18, ge=17, description="classifier: ONNX opset of the torch export")
-    atol: float = Field(1e-4, gt=0, description="max |difference| of logits allowed against PyTorch")
+    atol: float = Field(AV["fp32"].atol, gt=0, description="max |difference| of logits allowed against PyTorch")
     min_top1: float = Field(
-        1.0, ge=0, le=1, description="classifier: top-1 agreement with PyTorch on the decisive validation clips"
+        AV["fp32"].min_top1, ge=0, le=1,
+        description="classifier: top-1 agreement with PyTorch on the decisive validation clips",
     )
-    max_uar_drop: float = Field(0.01, ge=0, le=1, description="classifier: validation UAR lost against PyTorch")
+    max_uar_drop: float = Field(
+        AV["fp32"].max_uar_drop, ge=0, le=1, description="classifier: validation UAR lost against PyTorch"
+    )
     min_token_agreement: float = Field(
-        1.0, ge=0, le=1, description="LLM: greedy tokens equal to PyTorch's on the decisive steps"
+        LM["fp32"].min_token_agreement, ge=0, le=1,
+        description="LLM: greedy tokens equal to PyTorch's on the decisive steps",
     )
     optimize: bool = Field(
         False,
@@ -91,7 +99,7 @@ class OnnxInt8Settings(VerifySettings):
     )
     block_size: int = Field(32, ge=16, description="LLM weight-only: quantization block size")
     min_top1: float = Field(
-        0.99,
+        AV["int8"].min_top1,
         ge=0,
         le=1,
         description=(
@@ -99,9 +107,12 @@ class OnnxInt8Settings(VerifySettings):
             "twice the export's logit noise); near-ties are reported apart (lexiedge_onnx.agreement)"
         ),
     )
-    max_uar_drop: float = Field(0.03, ge=0, le=1, description="classifier: validation UAR lost against fp32 PyTorch")
+    max_uar_drop: float = Field(
+        AV["int8"].max_uar_drop, ge=0, le=1, description="classifier: validation UAR lost against fp32 PyTorch"
+    )
     min_token_agreement: float = Field(
-        0.9, ge=0, le=1, description="LLM: next-token agreement with fp32 PyTorch on the decisive greedy steps"
+        LM["int8"].min_token_agreement, ge=0, le=1,
+        description="LLM: next-token agreement with fp32 PyTorch on the decisive greedy steps",
     )
 
 
@@ -116,7 +127,8 @@ class OnnxInt4Settings(VerifySettings):
         True, description="int4 LM head shared with the embeddings (tied weights: stored once); false keeps it fp32"
     )
     min_token_agreement: float = Field(
-        0.8, ge=0, le=1, description="next-token agreement with fp32 PyTorch on the decisive greedy steps"
+        LM["int4"].min_token_agreement, ge=0, le=1,
+        description="next-token agreement with fp32 PyTorch on the decisive greedy steps",
     )
     benchmark_tokens: int = Field(32, ge=0, description="greedy tokens timed for the manifest's decode speed (0: off)")
     benchmark_prompt_tokens: int = Field(64, ge=1, description="prompt length of the decode-speed measurement")

@@ -10,7 +10,6 @@ enforced.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,19 +26,10 @@ from lexiedge_onnx.classifier import (
     validation_batches,
 )
 from lexiedge_onnx.runners import Runner, softmax
-from lexiedge_runtime.io_names import LOGITS, PROBABILITIES
+from lexiedge_runtime.tasks.av_classification import METRIC, ClassifierThresholds
+from lexiedge_runtime.tasks.av_classification import LOGITS, PROBABILITIES
 
-
-@dataclass(frozen=True)
-class ClassifierThresholds:
-    atol: float | None  # on logits; None: reported, not enforced (quantized graphs)
-    min_top1: float  # top-1 agreement on decisive clips (near-ties are reported, not enforced)
-    max_uar_drop: float  # validation UAR of PyTorch minus the artifact's
-    min_decisive_share: float = 0.2  # fewer decisive clips: the export's noise is as large as the decisions
-
-    def report(self) -> dict[str, Any]:
-        return {"atol": self.atol, "min_top1": self.min_top1, "min_top1_on": "decisive clips",
-                "max_uar_drop": self.max_uar_drop, "min_decisive_share": self.min_decisive_share}
+__all__ = ["ClassifierThresholds", "enforce_classifier", "one_clip_uar", "verify_classifier"]
 
 
 def _run_checked(runner: Runner, batch: Batch, num_classes: int, target: str) -> dict[str, np.ndarray]:
@@ -89,11 +79,12 @@ def _compare(runner: Runner, source: ClassifierSource, batches: list[Batch], tar
         scores = {name: classification_metrics(confusion_matrix(truth, logits.argmax(-1), source.num_classes))
                   for name, logits in (("pytorch", reference), ("artifact", artifact))}
         report["accuracy"] = {name: scores[name]["war"] for name in scores}
+        metric = METRIC.name  # the task's: UAR
         report["task_metric"] = {
-            "name": "uar",
-            "pytorch": scores["pytorch"]["uar"],
-            "artifact": scores["artifact"]["uar"],
-            "delta": scores["artifact"]["uar"] - scores["pytorch"]["uar"],
+            "name": metric,
+            "pytorch": scores["pytorch"][metric],
+            "artifact": scores["artifact"][metric],
+            "delta": scores["artifact"][metric] - scores["pytorch"][metric],
             "one_clip": one_clip_uar(truth),
         }
     return report

@@ -17,32 +17,27 @@ PyTorch's at a near-tie (allowed: a coin toss) or at a decisive step (a real dif
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from lexiedge.export import AgreementError, AtolError, ShapeError
-from lexiedge_onnx.agreement import measure_agreement, top2_margin
+from lexiedge_onnx.agreement import Agreement, measure_agreement, top2_margin
 from lexiedge_onnx.causal_lm import LmSource, padded, prompt_ids
 from lexiedge_onnx.genai import greedy_generate, load_genai_model
 from lexiedge_onnx.runners import OrtRunner
+from lexiedge_runtime.tasks.causal_lm import (
+    ATTENTION_MASK,
+    INPUT_IDS,
+    LOGITS,
+    PAST_PREFIX,
+    LmThresholds,
+    present_name,
+)
 
-LOGITS = "logits"
-
-
-@dataclass(frozen=True)
-class LmThresholds:
-    atol: float | None  # on logits; None for quantized graphs (reported only)
-    min_token_agreement: float  # on decisive teacher-forced steps
-    identical_generation: bool  # fp32: every greedy generation must equal PyTorch's up to its first near-tie
-    min_decisive_share: float = 0.2  # fewer decisive steps: the export's noise is as large as the decisions
-
-    def report(self) -> dict[str, Any]:
-        return {"atol": self.atol, "min_token_agreement": self.min_token_agreement,
-                "min_token_agreement_on": "decisive steps", "identical_generation": self.identical_generation,
-                "min_decisive_share": self.min_decisive_share}
+__all__ = ["KvDecoder", "LmThresholds", "enforce_lm", "verify_lm"]
 
 
 class KvDecoder:
@@ -51,9 +46,9 @@ class KvDecoder:
     def __init__(self, runner: OrtRunner) -> None:
         self.runner = runner
         inputs = {i.name: i for i in runner.session.get_inputs()}
-        self.past_names = sorted(n for n in inputs if n.startswith("past_key_values."))
-        if "input_ids" not in inputs or not self.past_names:
-            raise ShapeError("llm", "input_ids", f"not a decoder with a KV cache (inputs: {sorted(inputs)})")
+        self.past_names = sorted(n for n in inputs if n.startswith(PAST_PREFIX))
+        if INPUT_IDS not in inputs or not self.past_names:
+            raise ShapeError("llm", INPUT_IDS, f"not a decoder with a KV cache (inputs: {sorted(inputs)})")
         shape = inputs[self.past_names[0]].shape  # (batch, kv_heads, past, head_size); head_size may be symbolic
         self.kv_heads = shape[1]
         self.head_size = shape[3] if isinstance(shape[3], int) else None
@@ -67,8 +62,8 @@ class KvDecoder:
         return {name: np.zeros((batch, self.kv_heads, 0, self.head_size), self.dtype) for name in self.past_names}
 
     def __call__(self, ids: np.ndarray, mask: np.ndarray, past: dict[str, np.ndarray]) -> tuple[np.ndarray, dict]:
-        outputs = self.runner({"input_ids": ids.astype(np.int64), "attention_mask": mask.astype(np.int64), **past})
-        present = {name: outputs[name.replace("past_key_values.", "present.")] for name in self.past_names}
+        outputs = self.runner({INPUT_IDS: ids.astype(np.int64), ATTENTION_MASK: mask.astype(np.int64), **past})
+        present = {name: outputs[present_name(name)] for name in self.past_names}
         return outputs[LOGITS].astype(np.float32), present
 
 
@@ -120,11 +115,33 @@ def verify_lm(runner: OrtRunner, artifact: Path, source: LmSource, target: str, 
     """
     decoder = KvDecoder(runner).with_head_size(head_size)
     all_prompts = prompt_ids(source, max(prompts, 4))
+    prefill_diff = _first_pass_diff(decoder, source, target, all_prompts)
+    generations = [_reference_generation(source, p, new_tokens) for p in all_prompts[:prompts]]
+    steps = _teacher_forced_steps(decoder, source, target, all_prompts, generations, prompts)
+    agreement = steps.agreement()
+    report: dict[str, Any] = {
+        "reference": f"pytorch fp32 ({source.model_dir})",
+        "prompts": prompts,
+        "prompt_lengths": [len(p) for p in all_prompts[:prompts]],
+        "batch_sizes": [1, 3],
+        "max_abs_diff": {"logits_first_pass": prefill_diff, "logits_kv_decode": steps.max_diff},
+        "token_agreement": agreement.overall if agreement else None,
+        "teacher_forced_steps": agreement.samples if agreement else 0,
+        **(agreement.report() if agreement else {}),
+    }
+    if genai:
+        tie_margin = agreement.tie_margin if agreement else 0.0
+        report["generation"] = _genai_generation(artifact, source, target, all_prompts[:prompts], generations,
+                                                 new_tokens, tie_margin)
+    return report
+
+
+def _first_pass_diff(decoder: KvDecoder, source: LmSource, target: str, all_prompts: list[list[int]]) -> float:
+    """Check 1: the largest |logit difference| of a first pass, batch 1 and a right-padded batch 3 of three
+    lengths (padding positions aside); a wrong output shape is a ShapeError."""
     pad = source.eos_ids()[0]
     vocab = int(source.config.get("vocab_size", 0))
-
-    # 1. first pass: batch 1 and a right-padded batch 3 of three lengths
-    prefill_diff = 0.0
+    diff = 0.0
     for group in ([all_prompts[0]], all_prompts[1:4]):
         ids, mask = padded(group, pad)
         what = f"a first pass of batch {len(group)}, lengths {[len(p) for p in group]}"
@@ -133,83 +150,91 @@ def verify_lm(runner: OrtRunner, artifact: Path, source: LmSource, target: str, 
             raise ShapeError(target, LOGITS, f"shape {logits.shape} on {what}; expected {(*ids.shape, vocab)}")
         reference = _reference_logits(source, ids, mask)
         valid = mask.astype(bool)
-        prefill_diff = max(prefill_diff, float(np.abs(logits[valid] - reference[valid]).max()))
+        diff = max(diff, float(np.abs(logits[valid] - reference[valid]).max()))
+    return diff
 
-    # 2. KV cache, teacher-forced with PyTorch's greedy tokens: batch 1 per prompt, then batch 3
-    generations = [_reference_generation(source, p, new_tokens) for p in all_prompts[:prompts]]
-    decode_diff = 0.0
-    artifact_steps: list[np.ndarray] = []
-    reference_steps: list[np.ndarray] = []
-    expected_tokens: list[np.ndarray] = []
-    groups = [[i] for i in range(prompts)] + [list(range(min(3, prompts)))]
-    for group in groups:
+
+@dataclass
+class _Steps:
+    """The artifact's and PyTorch's logits at every teacher-forced KV-cache step, and the tokens expected."""
+
+    artifact: list[np.ndarray] = field(default_factory=list)
+    reference: list[np.ndarray] = field(default_factory=list)
+    expected: list[np.ndarray] = field(default_factory=list)
+    max_diff: float = 0.0
+
+    def add(self, artifact: np.ndarray, reference: np.ndarray, expected: np.ndarray) -> None:
+        self.max_diff = max(self.max_diff, float(np.abs(artifact - reference).max()))
+        self.artifact.append(artifact)
+        self.reference.append(reference)
+        self.expected.append(expected)
+
+    def agreement(self) -> Agreement | None:
+        if not self.artifact:
+            return None
+        return measure_agreement(np.concatenate(self.reference), np.concatenate(self.artifact),
+                                 expected=np.concatenate(self.expected))
+
+
+def _teacher_forced_steps(decoder: KvDecoder, source: LmSource, target: str, all_prompts: list[list[int]],
+                          generations: list[list[int]], prompts: int) -> _Steps:
+    """Check 2: the KV-cache path, fed PyTorch's greedy tokens one at a time: batch 1 per prompt, then a
+    batch of 3 prompts cut to one length (with PyTorch's greedy tokens for those exact rows)."""
+    steps = _Steps()
+    for group in [[i] for i in range(prompts)] + [list(range(min(3, prompts)))]:
         length = min(len(all_prompts[i]) for i in group)
         rows = [all_prompts[i][:length] for i in group]
-        follow = min(len(generations[i]) for i in group) if len(group) == 1 else 4
         if len(group) > 1:  # truncated prompts: PyTorch's greedy tokens for these exact rows
-            rows_gen = [_reference_generation(source, r, follow) for r in rows]
-            follow = min(len(g) for g in rows_gen)
+            rows_gen = [_reference_generation(source, r, 4) for r in rows]
         else:
             rows_gen = [generations[group[0]]]
+        follow = min(len(g) for g in rows_gen)
         if follow == 0:
             continue
         full = np.array([r + g[:follow] for r, g in zip(rows, rows_gen)], dtype=np.int64)
         reference = _reference_logits(source, full, np.ones_like(full))
-        what = f"KV-cache decoding of batch {len(group)} after {length} prompt tokens"
-        logits, past = _decode(target, what, decoder, full[:, :length], np.ones((len(group), length)),
-                               decoder.empty(len(group)))
-        step_logits = [logits[:, -1]]
-        for step in range(follow - 1):
-            position = length + step
-            token = full[:, position : position + 1]
-            mask = np.ones((len(group), position + 1))
-            logits, past = _decode(target, what, decoder, token, mask, past)
-            step_logits.append(logits[:, -1])
-        for step, current in enumerate(step_logits):
-            expected = reference[:, length - 1 + step]
-            decode_diff = max(decode_diff, float(np.abs(current - expected).max()))
-            artifact_steps.append(current)
-            reference_steps.append(expected)
-            expected_tokens.append(full[:, length + step])
-    agreement = None
-    if artifact_steps:
-        agreement = measure_agreement(np.concatenate(reference_steps), np.concatenate(artifact_steps),
-                                      expected=np.concatenate(expected_tokens))
-        del artifact_steps, reference_steps
+        for step, logits in enumerate(_kv_decode(decoder, target, full, length, follow)):
+            steps.add(logits, reference[:, length - 1 + step], full[:, length + step])
+    return steps
 
-    report: dict[str, Any] = {
-        "reference": f"pytorch fp32 ({source.model_dir})",
-        "prompts": prompts,
-        "prompt_lengths": [len(p) for p in all_prompts[:prompts]],
-        "batch_sizes": [1, 3],
-        "max_abs_diff": {"logits_first_pass": prefill_diff, "logits_kv_decode": decode_diff},
-        "token_agreement": agreement.overall if agreement else None,
-        "teacher_forced_steps": agreement.samples if agreement else 0,
-        **(agreement.report() if agreement else {}),
+
+def _kv_decode(decoder: KvDecoder, target: str, full: np.ndarray, length: int, follow: int) -> list[np.ndarray]:
+    """The last-position logits of a prefill of ``full[:, :length]`` and of each of the next ``follow - 1``
+    tokens fed one at a time through the KV cache."""
+    batch = len(full)
+    what = f"KV-cache decoding of batch {batch} after {length} prompt tokens"
+    logits, past = _decode(target, what, decoder, full[:, :length], np.ones((batch, length)), decoder.empty(batch))
+    step_logits = [logits[:, -1]]
+    for step in range(follow - 1):
+        position = length + step
+        token = full[:, position : position + 1]
+        logits, past = _decode(target, what, decoder, token, np.ones((batch, position + 1)), past)
+        step_logits.append(logits[:, -1])
+    return step_logits
+
+
+def _genai_generation(artifact: Path, source: LmSource, target: str, prompts: list[list[int]],
+                      generations: list[list[int]], new_tokens: int, tie_margin: float) -> dict[str, Any]:
+    """Check 3: greedy generation through ONNX Runtime GenAI against PyTorch's; where one parts from the
+    other, whether it did at a near-tie (a coin toss) or at a decisive step."""
+    model = _guard(target, "loading with onnxruntime-genai", lambda: load_genai_model(artifact))
+    identical, positions, matches, at_near_tie = 0, 0, 0, 0
+    for prompt, expected in zip(prompts, generations):
+        produced = greedy_generate(model, prompt, new_tokens)
+        identical += int(produced == expected)
+        positions += max(len(produced), len(expected))
+        matches += sum(a == b for a, b in zip(produced, expected))
+        if produced != expected:
+            at_near_tie += int(_divergence_margin(source, prompt, expected, produced) <= tie_margin)
+    return {
+        "runtime": "onnxruntime-genai",
+        "new_tokens": new_tokens,
+        "identical": identical,
+        "of": len(prompts),
+        "diverged_at_near_tie": at_near_tie,
+        "diverged_at_decisive_step": len(prompts) - identical - at_near_tie,
+        "position_agreement": matches / positions if positions else None,
     }
-    tie_margin = agreement.tie_margin if agreement else 0.0
-
-    # 3. greedy generation through ONNX Runtime GenAI
-    if genai:
-        model = _guard(target, "loading with onnxruntime-genai", lambda: load_genai_model(artifact))
-        identical, positions, matches, at_near_tie = 0, 0, 0, 0
-        for prompt, expected in zip(all_prompts[:prompts], generations):
-            produced = greedy_generate(model, prompt, new_tokens)
-            identical += int(produced == expected)
-            positions += max(len(produced), len(expected))
-            matches += sum(a == b for a, b in zip(produced, expected))
-            if produced != expected:
-                at_near_tie += int(_divergence_margin(source, prompt, expected, produced) <= tie_margin)
-        report["generation"] = {
-            "runtime": "onnxruntime-genai",
-            "new_tokens": new_tokens,
-            "identical": identical,
-            "of": prompts,
-            "diverged_at_near_tie": at_near_tie,
-            "diverged_at_decisive_step": prompts - identical - at_near_tie,
-            "position_agreement": matches / positions if positions else None,
-        }
-    return report
 
 
 def _divergence_margin(source: LmSource, prompt: list[int], expected: list[int], produced: list[int]) -> float:
