@@ -53,9 +53,10 @@ from lexiedge.latency.backends import (
     prompt_ids,
 )
 from lexiedge.errors import UsageError
+from lexiedge_runtime.tasks import AV_CLASSIFICATION as CLASSIFICATION
+from lexiedge_runtime.tasks import CAUSAL_LM
 
 SETTLE_S = 0.05  # pause between backends (see _settle)
-CLASSIFICATION, CAUSAL_LM = "av-classification", "causal-lm"
 
 
 @dataclass(frozen=True)
@@ -311,21 +312,9 @@ def _measure_classifiers(
                 samples[backend.name].append(time.perf_counter() - start)
     results = []
     for backend in backends:
-        load_s, memory = loaded[backend.name]
         latency = percentiles_ms(samples[backend.name])
-        results.append(
-            BackendResult(
-                backend.name,
-                backend.kind,
-                _str(backend.artifact),
-                backend.model_bytes,
-                load_s,
-                memory,
-                latency,
-                throughput=settings.batch * 1e3 / latency["mean"],
-                throughput_unit="clips/s",
-            )
-        )
+        results.append(_result(backend, loaded[backend.name], latency, settings.batch * 1e3 / latency["mean"],
+                               "clips/s"))
     return results
 
 
@@ -347,7 +336,6 @@ def _measure_lms(
             timings[backend.name].append(backend.generate(prompt, settings.new_tokens))
     results = []
     for backend in backends:
-        load_s, memory = loaded[backend.name]
         runs = timings[backend.name]
         steps = [step for run in runs for step in run.steps_s]
         decode_rate = len(steps) / sum(steps) if steps else 0.0
@@ -357,21 +345,17 @@ def _measure_lms(
             "prefill_tokens_per_s": len(prompt) / statistics.median(run.prefill_s for run in runs),
             "decode_tokens_per_s": decode_rate,
         }
-        results.append(
-            BackendResult(
-                backend.name,
-                backend.kind,
-                _str(backend.artifact),
-                backend.model_bytes,
-                load_s,
-                memory,
-                percentiles_ms(steps or [0.0]),
-                throughput=decode_rate,
-                throughput_unit="tokens/s",
-                generation=generation,
-            )
-        )
+        results.append(_result(backend, loaded[backend.name], percentiles_ms(steps or [0.0]), decode_rate,
+                               "tokens/s", generation))
     return results
+
+
+def _result(backend: Backend, loaded: tuple[float, int], latency: dict[str, float], throughput: float, unit: str,
+            generation: dict[str, float] | None = None) -> BackendResult:
+    """One backend's row: what it is, its load time and peak memory (:func:`_load`), then its numbers."""
+    load_s, memory = loaded
+    return BackendResult(backend.name, backend.kind, _str(backend.artifact), backend.model_bytes, load_s, memory,
+                         latency, throughput=throughput, throughput_unit=unit, generation=generation or {})
 
 
 def _settle() -> None:

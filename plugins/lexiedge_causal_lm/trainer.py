@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from lexiedge.api import BuiltModel, TrainerPlugin, TrainJob, TrainResult, TrainTask
 from lexiedge_causal_lm.settings import CausalLMSettings
+from lexiedge_runtime.tasks import causal_lm as lm_task
 
 if TYPE_CHECKING:
     import torch
@@ -79,7 +80,7 @@ class CausalLMTrainer(TrainerPlugin, TrainTask):
         "causal-LM LoRA fine-tuning: loss on answer tokens, packed rows, adapter-only checkpoints"
     )
     Settings = CausalLMSettings
-    tasks: ClassVar[frozenset[str]] = frozenset({"causal-lm"})
+    tasks: ClassVar[frozenset[str]] = frozenset({lm_task.NAME})
     best_metric = ("val/loss", "min")
 
     def __init__(self) -> None:

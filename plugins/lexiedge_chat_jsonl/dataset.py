@@ -12,6 +12,7 @@ from lexiedge.errors import UsageError
 from lexiedge.samples import TUTOR_SAMPLE
 from lexiedge_chat_jsonl.examples import EXPECTED_SOURCES, describe_bad_lines, load_examples, require_examples
 from lexiedge_chat_jsonl.settings import ChatJsonlSettings
+from lexiedge_runtime.tasks import causal_lm as lm_task
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -67,7 +68,7 @@ class ChatJsonlDataset(DatasetPlugin):
     description: ClassVar[str] = (
         "chat-format JSONL for causal-LM fine-tuning: chat template, loss on answers only, packed rows"
     )
-    tasks: ClassVar[frozenset[str]] = frozenset({"causal-lm"})
+    tasks: ClassVar[frozenset[str]] = frozenset({lm_task.NAME})
     Settings = ChatJsonlSettings
 
     def check_source(self, settings: PluginSettings, source: Path | None) -> None:

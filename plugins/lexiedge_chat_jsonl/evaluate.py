@@ -22,6 +22,7 @@ from lexiedge.errors import UsageError
 from lexiedge_chat_jsonl.gec_scores import score_corrections
 from lexiedge_chat_jsonl.jfleg import JFLEG_SPLITS, REFERENCES, read_lines, detokenize
 from lexiedge_chat_jsonl.tutor import GRAMMAR_PROMPTS, TUTOR_SYSTEM_PROMPT
+from lexiedge_runtime.tasks import causal_lm as lm_task
 
 MAX_NEW_TOKENS = 160  # the grammar JSON of a long sentence with a few errors fits; "corrected" comes first
 RESULTS_JSONL = "corrections.jsonl"
@@ -79,8 +80,8 @@ def corrected_text(answer: str) -> tuple[str, bool]:
 class TutorJflegEvaluator(EvaluatorPlugin):
     name: ClassVar[str] = "tutor-jfleg"
     description: ClassVar[str] = "grammar corrections of JFLEG sentences vs 4 references: BLEU, chrF, exact match, edits"
-    tasks: ClassVar[frozenset[str]] = frozenset({"causal-lm"})
-    primary_metric: ClassVar[str] = "bleu"
+    tasks: ClassVar[frozenset[str]] = frozenset({lm_task.NAME})
+    primary_metric: ClassVar[str] = lm_task.METRIC.name
 
     def evaluate_run(self, request: EvalRequest) -> EvalResult:
         import torch

@@ -166,11 +166,6 @@ def parse_record(record: Any) -> tuple[Message, ...]:
     return tuple(messages[: last_assistant + 1])
 
 
-def parse_lines(lines: Iterable[str], source: str) -> tuple[list[Example], list[BadLine]]:
-    """Examples and bad lines of JSONL text; blank lines are ignored, line numbers count from 1."""
-    return _parse_numbered(((number, line, None) for number, line in enumerate(lines, start=1)), source)
-
-
 def _parse_numbered(
     lines: Iterable[tuple[int, str | None, str | None]], source: str
 ) -> tuple[list[Example], list[BadLine]]:

@@ -20,6 +20,7 @@ from lexiedge.api import DataSplits, EvalRequest, EvalResult, EvaluatorPlugin
 from lexiedge.errors import UsageError
 from lexiedge.metrics import classification_metrics, confusion_matrix
 from lexiedge_classifier.trainer import ClassifierTrainer
+from lexiedge_runtime.tasks import av_classification as av_task
 
 SPLITS = ("train", "val", "test")
 BATCH = 16
@@ -40,7 +41,7 @@ class ClassificationEvaluator(EvaluatorPlugin):
     name: ClassVar[str] = "classification"
     description: ClassVar[str] = "UAR / WAR / macro-F1, per-class recall and confusion (PNG + JSON) of runs and artifacts"
     tasks: ClassVar[frozenset[str]] = ClassifierTrainer.tasks
-    primary_metric: ClassVar[str] = "uar"
+    primary_metric: ClassVar[str] = av_task.METRIC.name
 
     def evaluate_run(self, request: EvalRequest) -> EvalResult:
         import torch

@@ -18,6 +18,7 @@ import numpy as np
 from lexiedge import atomic
 from lexiedge.api import MODEL_INPUTS, BuiltModel, DataSplits, TrainerPlugin, TrainJob, TrainResult, TrainTask
 from lexiedge.metrics import classification_metrics, confusion_matrix
+from lexiedge_runtime.tasks import av_classification as av_task
 from lexiedge.rundir import TEST_METRICS_JSON
 from lexiedge_classifier.settings import ClassifierSettings
 
@@ -34,17 +35,17 @@ CONFUSION_PNG = "confusion.png"
 class ClassifierTrainer(TrainerPlugin, TrainTask):
     name = "classifier"
     description = "cross-entropy classifier training; UAR/WAR/macro-F1 per epoch, best by val UAR, test report + plots"
-    tasks: ClassVar[frozenset[str]] = frozenset({"av-classification"})
+    tasks: ClassVar[frozenset[str]] = frozenset({av_task.NAME})
     Settings = ClassifierSettings
 
-    #: batch entries passed to the model, in order (the emotion-av forward signature, see contracts)
-    input_keys: ClassVar[tuple[str, ...]] = ("waveform", "frames", "audio_mask", "video_mask")
-    label_key: ClassVar[str] = "label"
-    best_metric: ClassVar[tuple[str, str]] = ("val/uar", "max")
+    #: batch entries passed to the model, in order: the task's graph inputs (tasks.av_classification)
+    input_keys: ClassVar[tuple[str, ...]] = av_task.INPUT_NAMES
+    label_key: ClassVar[str] = av_task.LABEL
+    best_metric: ClassVar[tuple[str, str]] = (f"val/{av_task.METRIC.name}", av_task.METRIC.mode)
 
     #: batch entries blended by mixup (the inputs that carry signal; masks are combined with max)
-    mixed_keys: ClassVar[tuple[str, ...]] = ("waveform", "frames")
-    mask_keys: ClassVar[tuple[str, ...]] = ("audio_mask", "video_mask")
+    mixed_keys: ClassVar[tuple[str, ...]] = av_task.SIGNAL_INPUTS
+    mask_keys: ClassVar[tuple[str, ...]] = av_task.MASK_INPUTS
 
     def __init__(self) -> None:
         self.label_smoothing = 0.0

@@ -19,6 +19,7 @@ from lexiedge.api import (
 from lexiedge.errors import UsageError
 from lexiedge.plugin import hookimpl
 from lexiedge_emotion_av.settings import EmotionAVSettings
+from lexiedge_runtime.tasks.av_classification import LABEL, NAME, ClipShape, example_feeds
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -35,12 +36,6 @@ SPEAKER_INPUT_NAMES = ("speaker_mean", "speaker_std")
 
 # RAVDESS order: emotion code EE in the file name = index + 1 (same order as lexiedge_ravdess.labels)
 RAVDESS_EMOTIONS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
-
-# the data contract's defaults, used when the data settings do not say
-DEFAULT_SAMPLE_RATE = 16000
-DEFAULT_CLIP_SECONDS = 3.0
-DEFAULT_FRAMES = 8
-DEFAULT_IMAGE_SIZE = 64
 
 PARAMETER_GROUPS = ("audio", "visual", "fusion", "head")
 STATISTICS_BATCH = 32  # training clips per batch while measuring the feature statistics
@@ -64,7 +59,7 @@ def class_labels(num_classes: int) -> list[str]:
 
 class EmotionAVPlugin(ModelPlugin):
     name: ClassVar[str] = "emotion-av"
-    task: ClassVar[str] = "av-classification"
+    task: ClassVar[str] = NAME
     description: ClassVar[str] = (
         "compact audio-visual emotion classifier: raw 16 kHz audio (in-graph log-mel, Conformer) "
         "+ face frames (GSCB CNN, temporal attention), LFM2-style fusion, 8 RAVDESS emotions"
@@ -120,24 +115,18 @@ class EmotionAVPlugin(ModelPlugin):
     def example_batch(
         self, built: BuiltModel, settings: PluginSettings, data_settings: PluginSettings, batch_size: int
     ) -> dict[str, torch.Tensor]:
-        """Random inputs shaped like a collated ravdess batch (both modalities present), with labels."""
+        """Random inputs shaped like a collated batch of the dataset's clips (the task's example inputs, both
+        modalities present), with labels; the clip is what the data settings declare (the task's contract)."""
+        import numpy as np
         import torch
 
         model_settings = _as_settings(settings)
-        sample_rate = int(getattr(data_settings, "sample_rate", DEFAULT_SAMPLE_RATE))
-        clip_seconds = float(getattr(data_settings, "clip_seconds", DEFAULT_CLIP_SECONDS))
-        frames = int(getattr(data_settings, "frames", DEFAULT_FRAMES))
-        image_size = int(getattr(data_settings, "image_size", DEFAULT_IMAGE_SIZE))
-        samples = round(clip_seconds * sample_rate)
+        clip = ClipShape.of(data_settings, "the emotion-av model's data settings")
+        rng = np.random.default_rng(0)
+        feeds = example_feeds(rng, batch_size, clip.clip_samples, clip.frames, clip.image_size)
+        batch = {key: torch.from_numpy(value) for key, value in feeds.items()}
+        batch[LABEL] = torch.from_numpy(rng.integers(0, model_settings.num_classes, batch_size))
         device = next(built.module.parameters()).device
-        generator = torch.Generator().manual_seed(0)
-        batch: dict[str, Any] = {
-            "waveform": (torch.rand(batch_size, samples, generator=generator) * 2 - 1) * 0.1,
-            "frames": torch.rand(batch_size, frames, 3, image_size, image_size, generator=generator),
-            "audio_mask": torch.ones(batch_size),
-            "video_mask": torch.ones(batch_size),
-            "label": torch.randint(0, model_settings.num_classes, (batch_size,), generator=generator),
-        }
         return {key: value.to(device) for key, value in batch.items()}
 
     def fit_to_data(self, built: BuiltModel, splits: DataSplits, console: Console) -> dict[str, Any] | None:

@@ -26,6 +26,7 @@ from lexiedge_qwen_lora.base import (
     write_base_record,
 )
 from lexiedge_qwen_lora.settings import QwenLoraSettings
+from lexiedge_runtime.tasks import causal_lm as lm_task
 
 if TYPE_CHECKING:
     import torch
@@ -98,7 +99,7 @@ class QwenLoraPlugin(ModelPlugin):
     name: ClassVar[str] = "qwen-lora"
     description: ClassVar[str] = "Qwen2.5 causal LM fine-tuned with a LoRA adapter (peft); QLoRA on CUDA"
     Settings: ClassVar[type[PluginSettings]] = QwenLoraSettings
-    task: ClassVar[str] = "causal-lm"
+    task: ClassVar[str] = lm_task.NAME
     supports_merge: ClassVar[bool] = True
 
     def build(self, settings: PluginSettings, device: "DeviceSpec", *, pretrained: bool = True) -> BuiltModel:

@@ -1,7 +1,8 @@
 """Torch datasets over RAVDESS clips, and the collate function that builds the contract batch.
 
-Batch (see notes/contracts.md): ``waveform`` float32 (B, S), ``frames`` float32 (B, T, 3, H, W) in [0, 1],
-``audio_mask``/``video_mask`` float32 (B,), ``label`` int64 (B,). A missing stream (an audio-only wav, a
+Batch (the av-classification task's contract, :mod:`lexiedge_runtime.tasks.av_classification`):
+``waveform`` float32 (B, S), ``frames`` float32 (B, T, 3, H, W) in [0, 1], ``audio_mask``/``video_mask``
+float32 (B,), ``label`` int64 (B,). A missing stream (an audio-only wav, a
 video-only mp4, or a modality the settings drop) is zeros with mask 0, so every batch has one shape.
 """
 

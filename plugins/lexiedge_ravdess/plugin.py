@@ -11,6 +11,7 @@ from lexiedge.api import CLIP_STATISTICS, BuiltModel, DataSplits, DatasetPlugin,
 from lexiedge.errors import UsageError
 from lexiedge.plugin import hookimpl
 from lexiedge_ravdess.settings import RavdessSettings
+from lexiedge_runtime.tasks import av_classification as av_task
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -23,7 +24,7 @@ class RavdessPlugin(DatasetPlugin):
 
     name: ClassVar[str] = "ravdess"
     description: ClassVar[str] = "RAVDESS speech+face clips (Actor_NN/*.mp4|wav), split by actor, feature-cached"
-    tasks: ClassVar[frozenset[str]] = frozenset({"av-classification"})
+    tasks: ClassVar[frozenset[str]] = frozenset({av_task.NAME})
     Settings: ClassVar[type[PluginSettings]] = RavdessSettings
 
     def load(
