@@ -223,12 +223,6 @@ def list_checkpoints(root: Path) -> list[Path]:
     return sorted(found, key=lambda p: int(STEP_DIR.match(p.name).group(1)))
 
 
-def latest_checkpoint(root: Path) -> Path | None:
-    """The newest complete checkpoint, unverified (see :func:`latest_intact_checkpoint` for a resume)."""
-    checkpoints = list_checkpoints(root)
-    return checkpoints[-1] if checkpoints else None
-
-
 def checkpoint_problems(checkpoint: Path) -> list[str]:
     """What is wrong with a checkpoint's files against its ``checksums.json`` (empty: intact)."""
     try:
@@ -318,7 +312,3 @@ def load_trainer_state(checkpoint: Path) -> dict[str, Any]:
     if not isinstance(state, dict) or "step" not in state:
         raise CheckpointError(f"{path} is not a lexiedge checkpoint (no training state in it); refusing it")
     return state
-
-
-def read_meta(checkpoint: Path) -> dict[str, Any]:
-    return json.loads((checkpoint / META).read_text(encoding="utf-8"))

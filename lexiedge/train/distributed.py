@@ -67,10 +67,3 @@ def mean_across_ranks(value: float, device: torch.device) -> float:
     return float(tensor.item()) / dist.get_world_size()
 
 
-def broadcast_flag(flag: bool, device: torch.device) -> bool:
-    """Rank 0's decision, on every rank (e.g. 'a CUDA OOM happened', 'stop now')."""
-    if not dist.is_initialized():
-        return flag
-    tensor = torch.tensor([1 if flag else 0], device=device)
-    dist.broadcast(tensor, src=0)
-    return bool(tensor.item())

@@ -46,10 +46,6 @@ class TrainProgress:
         if self.enabled:
             self._progress.update(self._task, completed=step, rate=samples_per_s, loss=loss)
 
-    def set_total(self, total_steps: int) -> None:
-        if self.enabled:
-            self._progress.update(self._task, total=total_steps)
-
     def print(self, message: str) -> None:
         """A line above the bar (evaluations, warnings), on rank 0 only; never wrapped by rich, so a log
         or a pipe keeps each message on one line (a terminal still wraps it on screen)."""

@@ -15,6 +15,7 @@ import torch
 
 from lexiedge.errors import DiskFullError
 from lexiedge.train import checkpoint as ckpt
+from train_fixtures import read_meta
 
 
 def _weights(value: float, size: int = 16) -> dict[str, torch.Tensor]:
@@ -34,9 +35,9 @@ def test_checkpoints_keep_the_last_n_and_load_with_weights_only(tmp_path: Path) 
         ckpt.prune(root, keep_last=2)
     assert [p.name for p in ckpt.list_checkpoints(root)] == ["step-00000200", "step-00000250"]
     assert sorted(p.name for p in root.iterdir()) == ["step-00000200", "step-00000250"]  # nothing else left
-    latest = ckpt.latest_checkpoint(root)
+    latest = ckpt.list_checkpoints(root)[-1]
     state = torch.load(latest / ckpt.TRAINER_STATE, weights_only=True)  # plain data only
-    assert state["step"] == 250 and ckpt.read_meta(latest) == {"step": 250}
+    assert state["step"] == 250 and read_meta(latest) == {"step": 250}
     weights = ckpt.load_weights(latest / ckpt.WEIGHTS)
     assert torch.equal(weights["tied.weight"], torch.full((16, 16), 250.0))  # tied tensors were saved apart
 
@@ -64,14 +65,14 @@ def test_best_is_swapped_atomically_and_recovered_after_a_crash(tmp_path: Path) 
     root = tmp_path / "checkpoints"
     ckpt.save_best(root, _weights(1.0), {"step": 1})
     ckpt.save_best(root, _weights(2.0), {"step": 2})
-    assert ckpt.read_meta(root / "best") == {"step": 2}
+    assert read_meta(root / "best") == {"step": 2}
     # the instant between "old best aside" and "new best in": only the old one and a temp dir exist
     os.replace(root / "best", root / ".old-best")
     (root / ".tmp-best-xyz").mkdir()
     (root / ".tmp-best-xyz" / "model.safetensors").write_bytes(b"partial")
     ckpt.recover(root)
     assert sorted(p.name for p in root.iterdir()) == ["best"]
-    assert ckpt.read_meta(root / "best") == {"step": 2}
+    assert read_meta(root / "best") == {"step": 2}
     assert torch.equal(ckpt.load_weights(root / "best" / "model.safetensors")["bias"], torch.arange(16.0))
 
 
@@ -111,7 +112,7 @@ def test_sigkill_at_any_moment_leaves_only_complete_checkpoints(tmp_path: Path) 
         assert len(checkpoints) in (2, 3)  # keep_last 2 (+1 when killed between save and prune)
         assert {p.name for p in root.iterdir()} == {p.name for p in checkpoints} | {"best"}
         for path in checkpoints:
-            step = ckpt.read_meta(path)["step"]
+            step = read_meta(path)["step"]
             assert ckpt.load_trainer_state(path)["step"] == step
             assert int(ckpt.load_weights(path / ckpt.WEIGHTS)["step"]) == step
-        assert int(ckpt.load_weights(root / "best" / ckpt.WEIGHTS)["step"]) == ckpt.read_meta(root / "best")["step"]
+        assert int(ckpt.load_weights(root / "best" / ckpt.WEIGHTS)["step"]) == read_meta(root / "best")["step"]

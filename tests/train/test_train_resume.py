@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from lexiedge.train import checkpoint as ckpt
-from train_fixtures import finish, start_training, subprocess_env
+from train_fixtures import finish, read_meta, start_training, subprocess_env
 
 # 96 samples, micro-batch 8 x accum 2: 6 steps per epoch, 18 in all; step 4 is 64 samples into epoch 0
 TRAIN = {"epochs": 3, "batch_size": 8, "grad_accum": 2, "checkpoint_every": 4, "keep_last": 2, "lr": 5e-3}
@@ -66,7 +66,7 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tiny_profile
     assert json.loads((killed_run / "run.json").read_text())["status"] == "running"
     assert max(r["step"] for r in _records(killed_run)) == 5
     assert not (killed_run / "final").exists()
-    meta = ckpt.read_meta(killed_run / "checkpoints" / "step-00000004")
+    meta = read_meta(killed_run / "checkpoints" / "step-00000004")
     assert (meta["epoch"], meta["position"]) == (0, 64)  # mid-epoch
 
     finish(start_training(profile, killed_run, "--resume"))

@@ -163,6 +163,15 @@ def lexiedge_add_datasets(registry):
 # --- profiles and runs ------------------------------------------------------------------------------
 
 
+def read_meta(checkpoint: Path) -> dict:
+    """A checkpoint's meta.json (step, epoch, position, ...), as the engine wrote it."""
+    import json
+
+    from lexiedge.train.checkpoint import META
+
+    return json.loads((checkpoint / META).read_text(encoding="utf-8"))
+
+
 def write_profile(path: Path, train: dict | None = None, model: dict | None = None, data: dict | None = None,
                   device: dict | None = None) -> Path:
     """A one-model CPU profile training `tiny-av` on `clusters` with the `classifier` trainer."""
