@@ -57,11 +57,12 @@ def main() -> None:
     targets = dict(zip(("onnx", "onnx-int8"), args.artifacts)) if args.artifacts else built_artifacts(args.profile)
 
     from lexiedge_runtime import load
+    from lexiedge_runtime.tasks.av_classification import WAVEFORM, example_feeds
     from playwright.sync_api import sync_playwright
 
     models = {target: load(path, "cpu", threads=args.threads) for target, path in targets.items()}
     spec = next(iter(models.values())).spec
-    clip = (np.random.default_rng(0).uniform(-1, 1, spec.clip_samples) * 0.1).astype(np.float32)
+    clip = example_feeds(np.random.default_rng(0), 1, spec.clip_samples, 1, spec.image_size)[WAVEFORM][0]
     port = free_port()
     log = args.out / "browser-serve.log"
     args.out.mkdir(parents=True, exist_ok=True)
