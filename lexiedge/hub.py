@@ -57,7 +57,8 @@ def hub_unreachable_reason(repo_id: str, revision: str | None = None) -> str | N
     return None
 
 
-def cache_dir() -> str:
+def hub_cache_dir() -> str:
+    """The Hugging Face hub's download cache (where ``from_pretrained`` looks first)."""
     from huggingface_hub import constants
 
     return constants.HF_HUB_CACHE
@@ -83,7 +84,7 @@ def load_from_hub(
         pass  # not (completely) in the cache
     reason = hub_unreachable_reason(repo_id, revision)
     if reason is not None:
-        hint = f"pre-fetch it on a connected machine (hf download {repo_id}; cache: {cache_dir()})"
+        hint = f"pre-fetch it on a connected machine (hf download {repo_id}; cache: {hub_cache_dir()})"
         raise NotAvailableError(
             f"{what} is not in the local Hugging Face cache and the hub is unreachable ({reason}); "
             f"{hint}" + (f", {ways_out}" if ways_out else "")

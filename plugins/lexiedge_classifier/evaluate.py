@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from lexiedge.api import DataSplits, EvalRequest, EvalResult, EvaluatorPlugin
+from lexiedge.cache import cache_dir
 from lexiedge.errors import UsageError
 from lexiedge.metrics import classification_metrics, confusion_matrix
 from lexiedge_classifier.trainer import ClassifierTrainer
@@ -70,7 +71,7 @@ class ClassificationEvaluator(EvaluatorPlugin):
             data_settings = data_plugin.Settings.model_validate(merged)
         splits = data_plugin.load(
             data_settings, data, built=built, model_settings=entry.model.settings,
-            cache_dir=_cache_dir(), console=request.console,
+            cache_dir=cache_dir(), console=request.console,
         )
 
         inputs = ClassifierTrainer().model_inputs(built)
@@ -107,7 +108,7 @@ class ClassificationEvaluator(EvaluatorPlugin):
             data = recorded_data_path(Path(run)) if run else None
         if data is None:
             raise UsageError(f"{request.path}: pass --data PATH (the labelled data to score the artifact on)")
-        splits = plugin.load(settings, data, built=_DataView(), model_settings=None, cache_dir=_cache_dir(),
+        splits = plugin.load(settings, data, built=_DataView(), model_settings=None, cache_dir=cache_dir(),
                              console=request.console)
 
         def logits_of(feeds: dict[str, np.ndarray]) -> np.ndarray:
@@ -159,9 +160,3 @@ def _batches(dataset, collate, count: int) -> Iterator[tuple[dict[str, np.ndarra
         feeds = {key: np.ascontiguousarray(value.numpy().astype(np.float32)) for key, value in batch.items()
                  if key != ClassifierTrainer.label_key}
         yield feeds, batch[ClassifierTrainer.label_key].numpy()
-
-
-def _cache_dir() -> Path:
-    from lexiedge.cache import cache_dir
-
-    return cache_dir()

@@ -114,7 +114,7 @@ def model_graph_writer(model_plugin: "ModelPlugin") -> GraphWriter:
     return model_plugin.export_onnx
 
 
-_graph_cache_dir: Path | None = None
+_traces: Path | None = None
 # torch.onnx's op registry warns once per process for each torchvision op it skips ("torchvision is
 # not installed"); our graphs use none of them, so the warning only confuses the user.
 _TORCH_ONNX_REGISTRY_LOGGER = "torch.onnx._internal.exporter._registration"
@@ -131,13 +131,13 @@ def _quiet_torch_onnx_registry() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _cache_dir() -> Path:
+def _traces_dir() -> Path:
     """A per-process scratch directory: several targets of one `lexiedge export` reuse one trace."""
-    global _graph_cache_dir
-    if _graph_cache_dir is None:
-        _graph_cache_dir = Path(tempfile.mkdtemp(prefix="lexiedge-onnx-"))
-        atexit.register(shutil.rmtree, _graph_cache_dir, True)
-    return _graph_cache_dir
+    global _traces
+    if _traces is None:
+        _traces = Path(tempfile.mkdtemp(prefix="lexiedge-onnx-"))
+        atexit.register(shutil.rmtree, _traces, True)
+    return _traces
 
 
 def export_graph(source: ClassifierSource, path: Path, *, opset: int, writer: GraphWriter | None = None) -> Path:
@@ -150,9 +150,9 @@ def export_graph(source: ClassifierSource, path: Path, *, opset: int, writer: Gr
         f"{sha256_file(source.checkpoint / 'model.safetensors')}|{source.job.entry.model.settings!r}|{opset}|"
         f"{getattr(writer, '__module__', '')}.{getattr(writer, '__qualname__', writer)!r}".encode()
     ).hexdigest()[:20]
-    cached = _cache_dir() / f"{key}.onnx"
+    cached = _traces_dir() / f"{key}.onnx"
     if not cached.is_file():
-        traced = _cache_dir() / f"{key}.trace.onnx"
+        traced = _traces_dir() / f"{key}.trace.onnx"
         try:
             with _quiet_torch_onnx_registry():
                 writer(source.module, traced, source.example, opset=opset)

@@ -1,4 +1,4 @@
-// The Python runtime's resampler (lexiedge_runtime.inputs.resample), in float64 like numpy's:
+// The Python runtime's resampler (lexiedge_runtime.inputs.resample_fft), in float64 like numpy's:
 // the real FFT of the clip, its spectrum cut at the new Nyquist (downsampling) or zero-extended
 // (upsampling), the inverse real FFT of the new length, scaled by new/old length and clipped to [-1, 1].
 // Lengths are arbitrary (a 3.2 s clip at 48 kHz is 153600 samples), so the DFT of any length is

@@ -50,7 +50,7 @@ __all__ = [
     "PreparedBatch",
     "input_limits",
     "prepare_inputs",
-    "resample",
+    "resample_fft",
     "scale_frames",
 ]
 
@@ -145,7 +145,7 @@ def _waveform(spec: ClassifierSpec, waveform: Any, sample_rate: Any) -> _AudioIn
             "(scale int16 PCM by 1/32768)"
         )
     if sample_rate != spec.sample_rate:
-        array = resample(array, int(sample_rate), spec.sample_rate)
+        array = resample_fft(array, int(sample_rate), spec.sample_rate)
     return _AudioIn(array, single)
 
 
@@ -261,7 +261,7 @@ def _nothing_to_classify(spec: ClassifierSpec, waveform: Any, frames: Any) -> st
             f"pass {'frames=' if unused == 'audio' else 'waveform='}")
 
 
-def resample(waveforms: np.ndarray, rate: int, target: int) -> np.ndarray:
+def resample_fft(waveforms: np.ndarray, rate: int, target: int) -> np.ndarray:
     """(B, N) float32 at ``rate`` -> (B, round(N * target / rate)) at ``target``, band-limited.
 
     FFT resampling: the spectrum is cut (downsampling: an ideal low-pass at the new Nyquist, so

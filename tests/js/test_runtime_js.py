@@ -19,7 +19,7 @@ import pytest
 import soundfile
 from lexiedge_runtime import load
 from lexiedge_runtime.errors import ArtifactIntegrityError, RuntimeInputError
-from lexiedge_runtime.inputs import resample
+from lexiedge_runtime.inputs import resample_fft
 from lexiedge_runtime.media.decode import centre_fit
 
 REPO = Path(__file__).resolve().parents[2]
@@ -66,11 +66,11 @@ def _bad_input(spec: dict, max_seconds: float) -> dict:
 
 
 def _fft_path(classifier, wav: Path) -> np.ndarray:
-    """predict_file's audio with the Python runtime's FFT resampler (inputs.resample) in place of swresample."""
+    """predict_file's audio with the Python runtime's FFT resampler (inputs.resample_fft) in place of swresample."""
     samples, rate = soundfile.read(str(wav), dtype="float32", always_2d=True)
     mono = samples.T.mean(axis=0, dtype=np.float32)
     target, media = classifier.spec.sample_rate, classifier.media
-    mono = np.clip(resample(mono[np.newaxis], rate, target)[0], -1.0, 1.0)
+    mono = np.clip(resample_fft(mono[np.newaxis], rate, target)[0], -1.0, 1.0)
     mono = centre_fit(mono, round(media.options.clip_seconds * target), pad=False)
     return centre_fit(mono, media.clip_samples)
 
@@ -124,7 +124,7 @@ def test_runtime_js_matches_the_python_runtime(small_av_artifact, small_av_int8_
         "artifacts": {key: str(path) for key, path in artifacts.items()},
         "cases": cases, "errors": errors, "flipped": flipped,
         "resample": {"input": signal.tolist(), "rate": 44100, "target": 16000,
-                     "output": resample(signal[np.newaxis], 44100, 16000)[0].tolist()},
+                     "output": resample_fft(signal[np.newaxis], 44100, 16000)[0].tolist()},
     }
     (tmp_path / "expectations.json").write_text(json.dumps(expectations))
     results = tmp_path / "results.json"
