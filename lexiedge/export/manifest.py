@@ -27,10 +27,29 @@ if TYPE_CHECKING:
     from lexiedge.export.steps import ExportStep
 
 # libraries whose versions decide what an artifact contains and how it runs
-VERSIONED_PACKAGES = ("lexiedge", "torch", "transformers", "onnx", "onnxruntime", "onnxruntime-genai", "numpy")
+VERSIONED_PACKAGES = (
+    "lexiedge",
+    "torch",
+    "transformers",
+    "onnx",
+    "onnxruntime",
+    "onnxruntime-genai",
+    "numpy",
+)
 
-__all__ = ["MANIFEST", "MANIFEST_FORMAT", "MANIFEST_VERSION", "VERSIONED_PACKAGES", "file_table", "finalize_manifest",
-           "library_versions", "read_manifest", "update_manifest", "verify_files", "write_manifest"]
+__all__ = [
+    "MANIFEST",
+    "MANIFEST_FORMAT",
+    "MANIFEST_VERSION",
+    "VERSIONED_PACKAGES",
+    "file_table",
+    "finalize_manifest",
+    "library_versions",
+    "read_manifest",
+    "update_manifest",
+    "verify_files",
+    "write_manifest",
+]
 
 
 def file_table(directory: Path) -> dict[str, dict[str, Any]]:
@@ -44,8 +63,10 @@ def file_table(directory: Path) -> dict[str, dict[str, Any]]:
         for name in [*folders, *names]:
             if os.path.islink(os.path.join(root, name)):
                 link = Path(root, name).relative_to(directory).as_posix()
-                raise ExportError(f"the exporter left a symbolic link {link!r} in {directory}; artifacts hold "
-                                  "regular files only (the runtime refuses links)")
+                raise ExportError(
+                    f"the exporter left a symbolic link {link!r} in {directory}; artifacts hold "
+                    "regular files only (the runtime refuses links)"
+                )
         found += [Path(root, name) for name in names]
     for path in sorted(found):
         relative = path.relative_to(directory).as_posix()
@@ -124,12 +145,14 @@ def finalize_manifest(directory: Path, planned: ExportStep) -> dict[str, Any]:
 
 
 def _check_schema(manifest: dict[str, Any], planned: ExportStep) -> None:
-    """Refuse a manifest the runtimes would refuse (the task's typed section, :mod:`lexiedge_runtime.tasks.schema`):
+    """Refuse a manifest the runtimes would refuse (the task's typed section, lexiedge_runtime.tasks.schema):
     an exporter's mistake shows here, at export, not in an app."""
     try:
         check_manifest_schema(manifest, f"{planned.target} export")
     except ManifestError as exc:
-        raise ExportError(f"{exc}; the {planned.target} exporter wrote a manifest the runtime cannot read") from None
+        raise ExportError(
+            f"{exc}; the {planned.target} exporter wrote a manifest the runtime cannot read"
+        ) from None
 
 
 def verify_files(directory: Path) -> list[str]:

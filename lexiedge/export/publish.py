@@ -22,7 +22,7 @@ from lexiedge.export.manifest import MANIFEST
 
 
 def temp_dir_for(out_dir: Path) -> Path:
-    """A new, empty temporary folder beside ``out_dir`` for this process's export (leftovers cleaned first)."""
+    """A new, empty temporary folder beside ``out_dir`` for this process's export (leftovers gone first)."""
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     clean_leftovers(out_dir)
     tmp = _sibling(out_dir, "tmp")

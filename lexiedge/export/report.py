@@ -16,8 +16,10 @@ def verification_summary(report: dict[str, Any]) -> str:
     decisive, near_ties = numbers.get("decisive") or {}, numbers.get("near_ties") or {}
     if isinstance(decisive.get("agreement"), (int, float)):
         what = "top-1" if "validation" in report else "tokens"
-        parts.append(f"{what} {decisive['agreement']:.1%} on {decisive['samples']} decisive "
-                     f"({near_ties.get('samples', 0)} near-ties, {near_ties.get('flips', 0)} flipped)")
+        parts.append(
+            f"{what} {decisive['agreement']:.1%} on {decisive['samples']} decisive "
+            f"({near_ties.get('samples', 0)} near-ties, {near_ties.get('flips', 0)} flipped)"
+        )
     metric = numbers.get("task_metric") or {}
     if isinstance(metric.get("artifact"), (int, float)):
         parts.append(f"{metric['name'].upper()} {metric['pytorch']:.3f} -> {metric['artifact']:.3f}")

@@ -42,7 +42,9 @@ def export(request: ExportRequest, console: Console) -> list[ExportResult]:
     return [export_run(item, console, force=request.force, data=request.data) for item in planned]
 
 
-def export_run(planned: ExportStep, console: Console, *, force: bool = False, data: Path | None = None) -> ExportResult:
+def export_run(
+    planned: ExportStep, console: Console, *, force: bool = False, data: Path | None = None
+) -> ExportResult:
     """Export one run to one target: temp dir, exporter, verification, manifest, then rename."""
     out_dir = planned.out_dir
     check_output_dir(out_dir, planned.run_dir, force=force)
@@ -101,8 +103,10 @@ def _show_steps(merges: list[MergeStep], planned: list[ExportStep], console: Con
     steps = [f"merge {m.run_dir} -> {m.out_dir}" + (" (done: reused)" if m.reuse else "") for m in merges]
     steps += [f"export {p.model_key} ({p.run_dir}) -> {p.target}: {p.out_dir}" for p in planned]
     if len(steps) > 1:
-        console.print("[bold]steps[/]: " + "; ".join(f"{number}. {step}" for number, step in enumerate(steps, 1)),
-                      soft_wrap=True)
+        console.print(
+            "[bold]steps[/]: " + "; ".join(f"{number}. {step}" for number, step in enumerate(steps, 1)),
+            soft_wrap=True,
+        )
 
 
 def _as_disk_full(exc: Exception, planned: ExportStep, out_dir: Path) -> DiskFullError | None:

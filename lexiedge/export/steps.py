@@ -68,8 +68,11 @@ def export_steps(request: ExportRequest) -> list[ExportStep]:
     chosen = _chosen_profile(request)
     profiles = _RunProfiles()
     runs = _runs_to_export(request, chosen, profiles)
-    planned = [step for model_key, run_dir in runs
-               for step in _steps_of_run(request, chosen, profiles.get(run_dir)[0], model_key, run_dir)]
+    planned = [
+        step
+        for model_key, run_dir in runs
+        for step in _steps_of_run(request, chosen, profiles.get(run_dir)[0], model_key, run_dir)
+    ]
     planned = [replace(step, out_dir=out) for step, out in zip(planned, _output_dirs(planned, request))]
     for step in planned:
         check_run_has_weights(step.run_dir, step.profile, step.model_key)
@@ -112,8 +115,9 @@ def _chosen_profile(request: ExportRequest) -> Profile | None:
     return load_profile(request.profile, list(request.overrides), host=get_host())
 
 
-def _runs_to_export(request: ExportRequest, chosen: Profile | None,
-                    profiles: _RunProfiles) -> list[tuple[str, Path]]:
+def _runs_to_export(
+    request: ExportRequest, chosen: Profile | None, profiles: _RunProfiles
+) -> list[tuple[str, Path]]:
     """(model key, run directory): --run; else the newest run of each model of --profile; else the newest
     run of each model under runs/, whatever its profile."""
     if request.run is not None:
@@ -130,21 +134,28 @@ def _newest_runs(request: ExportRequest, profiles: _RunProfiles) -> list[tuple[s
     found = newest_runs(request.runs_dir)
     if request.model is not None:
         if request.model not in found:
-            raise UsageError(f"no run of {request.model!r} under {request.runs_dir}; train one first or pass --run")
+            raise UsageError(
+                f"no run of {request.model!r} under {request.runs_dir}; train one first or pass --run"
+            )
         found = {request.model: found[request.model]}
     if not found:
-        raise UsageError(f"no runs under {request.runs_dir}; train one first, or pass --run RUN_DIR or --profile P")
+        raise UsageError(
+            f"no runs under {request.runs_dir}; train one first, or pass --run RUN_DIR or --profile P"
+        )
     runs = sorted(found.items())
     if not request.targets:
         return runs
     supported = [(key, run) for key, run in runs if _supports(request.targets, *profiles.get(run))]
     if not supported:  # only the models the asked targets can export
-        raise UsageError(f"no run under {request.runs_dir} of a model that {', '.join(request.targets)} can export")
+        raise UsageError(
+            f"no run under {request.runs_dir} of a model that {', '.join(request.targets)} can export"
+        )
     return supported
 
 
-def _steps_of_run(request: ExportRequest, chosen: Profile | None, trained: Profile, model_key: str,
-                  run_dir: Path) -> list[ExportStep]:
+def _steps_of_run(
+    request: ExportRequest, chosen: Profile | None, trained: Profile, model_key: str, run_dir: Path
+) -> list[ExportStep]:
     """One step per target of the run (--target, else the profile's), its output folder still unset."""
     profile = _export_profile(request, chosen, trained, model_key)
     entry = profile.model(model_key)
@@ -162,7 +173,9 @@ def _steps_of_run(request: ExportRequest, chosen: Profile | None, trained: Profi
     return steps
 
 
-def _export_profile(request: ExportRequest, chosen: Profile | None, trained: Profile, model_key: str) -> Profile:
+def _export_profile(
+    request: ExportRequest, chosen: Profile | None, trained: Profile, model_key: str
+) -> Profile:
     """The run's profile (what was trained), with the export section of --profile, or with --set applied."""
     if chosen is not None and model_key in chosen.models:
         return _with_export_section(trained, model_key, chosen)
@@ -171,7 +184,9 @@ def _export_profile(request: ExportRequest, chosen: Profile | None, trained: Pro
     from lexiedge.plugin import get_host
     from lexiedge.profile import apply_overrides, validate_profile
 
-    return validate_profile(apply_overrides(trained.raw, list(request.overrides)), trained.source, host=get_host())
+    return validate_profile(
+        apply_overrides(trained.raw, list(request.overrides)), trained.source, host=get_host()
+    )
 
 
 def _exporter_for(target: str, model_key: str, model_plugin: str) -> ExporterPlugin:
@@ -197,7 +212,9 @@ def _supports(targets: tuple[str, ...], profile: Profile, key: str) -> bool:
     return all(task in get_host().exporters.get_class(target).tasks for target in targets)
 
 
-def _target_settings(profile: Profile, model_key: str, target: str, exporter: ExporterPlugin) -> PluginSettings:
+def _target_settings(
+    profile: Profile, model_key: str, target: str, exporter: ExporterPlugin
+) -> PluginSettings:
     raw = profile.model(model_key).export.options.get(target) or {}
     prefix = f"models.{model_key}.export.options.{target}"
     try:
@@ -251,8 +268,8 @@ def check_output_dir(out_dir: Path, run_dir: Path, *, force: bool) -> None:
         raise UsageError(f"{out_dir} exists; pass --force to replace it (or --out for another directory)")
     if not (out_dir / MANIFEST).is_file():
         raise UsageError(
-            f"{out_dir} holds files but no {MANIFEST}, so it is not an artifact: --force replaces only an artifact "
-            "folder written by `lexiedge export`; pass another --out (or empty that folder yourself)"
+            f"{out_dir} holds files but no {MANIFEST}, so it is not an artifact: --force replaces only an "
+            "artifact folder written by `lexiedge export`; pass another --out (or empty that folder yourself)"
         )
 
 

@@ -31,26 +31,21 @@ import torch
 
 from lexiedge import atomic
 from lexiedge.errors import UsageError
-from lexiedge_runtime.io_names import (
+from lexiedge_runtime.tasks.av_classification import (
     AUDIO_MASK,
     FRAMES,
     INPUT_NAMES,
-    LOGITS,
+    INPUTS,
     MODEL_OUTPUT_NAMES,
+    OUTPUTS,
     VIDEO_MASK,
     WAVEFORM,
 )
 
 OUTPUT_NAMES = MODEL_OUTPUT_NAMES
 OPSET = 18
-# dynamic axes of each input (for manifests): name -> {axis: symbolic name}
-DYNAMIC_AXES: dict[str, dict[int, str]] = {
-    WAVEFORM: {0: "batch", 1: "samples"},
-    FRAMES: {0: "batch", 1: "frames"},
-    AUDIO_MASK: {0: "batch"},
-    VIDEO_MASK: {0: "batch"},
-    LOGITS: {0: "batch"},
-}
+# dynamic axes of each tensor, as the task declares them: name -> {axis: symbolic name}
+DYNAMIC_AXES: dict[str, dict[int, str]] = {t.name: t.dynamic_axes for t in (*INPUTS, OUTPUTS[0])}
 MAX_SAMPLES = 16000 * 600  # ten minutes at 16 kHz: far above any clip, keeps the symbolic range finite
 MAX_FRAMES = 4096
 

@@ -19,7 +19,14 @@ from lexiedge.api import (
 from lexiedge.errors import UsageError
 from lexiedge.plugin import hookimpl
 from lexiedge_emotion_av.settings import EmotionAVSettings
-from lexiedge_runtime.tasks.av_classification import LABEL, NAME, ClipShape, example_feeds
+from lexiedge_runtime.tasks.av_classification import (
+    AUDIO_MASK,
+    LABEL,
+    NAME,
+    WAVEFORM,
+    ClipShape,
+    example_feeds,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -148,10 +155,10 @@ class EmotionAVPlugin(ModelPlugin):
             train = splits.train
             for start in range(0, len(train), STATISTICS_BATCH):
                 batch = collate([train[i] for i in range(start, min(start + STATISTICS_BATCH, len(train)))])
-                present = batch["audio_mask"] > 0
+                present = batch[AUDIO_MASK] > 0
                 clips += int(present.sum())
                 if present.any():
-                    yield batch["waveform"][present]
+                    yield batch[WAVEFORM][present]
 
         summary = frontend.fit_statistics(audio_batches())
         console.print(f"emotion-av: feature normalisation measured on {clips} training clips "

@@ -31,6 +31,7 @@ from lexiedge_runtime.tasks.av_classification import (
     AUDIO_MASK,
     FRAMES,
     INPUT_NAMES,
+    LABEL,
     LOGITS,
     PROBABILITIES,
     VIDEO_MASK,
@@ -250,7 +251,7 @@ def _batches(dataset, collate, indices: list[int], batch_size: int, description:
         items = [dataset[i] for i in indices[start : start + batch_size]]
         collated = collate(items) if collate is not None else _stack(items)
         feeds = {name: np.ascontiguousarray(collated[name].numpy().astype(np.float32)) for name in INPUT_NAMES}
-        labels = collated["label"].numpy() if "label" in collated else None
+        labels = collated[LABEL].numpy() if LABEL in collated else None
         batches.append(Batch(feeds, labels, description))
     return batches
 

@@ -22,9 +22,17 @@ from lexiedge_ravdess.preprocessing import decode_options
 from lexiedge_ravdess.settings import RavdessSettings
 from lexiedge_runtime.inputs import scale_frames
 from lexiedge_runtime.media.decode import centre_fit, decode_clip
+from lexiedge_runtime.tasks.av_classification import (
+    AUDIO_MASK,
+    FRAMES,
+    INPUT_NAMES,
+    LABEL,
+    VIDEO_MASK,
+    WAVEFORM,
+)
 
 Item = dict[str, torch.Tensor]
-BATCH_KEYS = ("waveform", "frames", "audio_mask", "video_mask", "label")
+BATCH_KEYS = (*INPUT_NAMES, LABEL)  # the av-classification task's batch contract
 # with data.enrollment and a model that reads them: the clip's speaker's feature statistics, (F,) each
 SPEAKER_KEYS = ("speaker_mean", "speaker_std")
 
@@ -47,11 +55,11 @@ def make_item(
     else:
         video, video_mask = torch.zeros(count, 3, size, size), 0.0
     return {
-        "waveform": audio,
-        "frames": video,
-        "audio_mask": torch.tensor(audio_mask, dtype=torch.float32),
-        "video_mask": torch.tensor(video_mask, dtype=torch.float32),
-        "label": torch.tensor(label, dtype=torch.int64),
+        WAVEFORM: audio,
+        FRAMES: video,
+        AUDIO_MASK: torch.tensor(audio_mask, dtype=torch.float32),
+        VIDEO_MASK: torch.tensor(video_mask, dtype=torch.float32),
+        LABEL: torch.tensor(label, dtype=torch.int64),
     }
 
 

@@ -24,7 +24,9 @@ pytestmark = pytest.mark.slow
 
 
 def _files(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
 
 
 def test_force_never_replaces_a_folder_that_is_not_an_artifact(trained_run, artifact, tmp_path, cli):
@@ -37,8 +39,10 @@ def test_force_never_replaces_a_folder_that_is_not_an_artifact(trained_run, arti
     result = cli("export", "--run", str(trained_run), "--target", "onnx", "--out", str(out), "--force")
 
     assert result.exit_code == 2, result.stderr
-    expected = (f"error: {out} holds files but no manifest.json, so it is not an artifact: --force replaces only "
-                "an artifact folder written by `lexiedge export`; pass another --out (or empty that folder yourself)")
+    expected = (
+        f"error: {out} holds files but no manifest.json, so it is not an artifact: --force replaces only "
+        "an artifact folder written by `lexiedge export`; pass another --out (or empty that folder yourself)"
+    )
     assert result.stderr.strip().splitlines() == [expected]
     assert _files(out) == before, "the user's files are untouched"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photos"], "no temp folder left beside it"
@@ -53,8 +57,9 @@ def test_force_never_replaces_a_folder_that_is_not_an_artifact(trained_run, arti
 
 def _dead_pid() -> int:
     """The pid of a process that has ended (a real one, so the number is one the system handed out)."""
-    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
-                              check=True)
+    finished = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     return int(finished.stdout)
 
 
@@ -64,7 +69,9 @@ def test_a_killed_export_s_temp_folder_is_removed_by_the_next_export(trained_run
     try:
         deadline = time.monotonic() + 240
         while not [p for p in tmp_path.iterdir() if p.name.startswith(".artifact.tmp-")]:
-            assert victim.poll() is None, f"the export ended before it was killed:\n{victim.stdout.read()[-3000:]}"
+            assert victim.poll() is None, (
+                f"the export ended before it was killed:\n{victim.stdout.read()[-3000:]}"
+            )
             assert time.monotonic() < deadline, "the export never made its temp folder"
             time.sleep(0.01)
     finally:

@@ -77,12 +77,14 @@ def _python_verdict(manifest: dict[str, Any]) -> str | None:
     return None
 
 
-def test_python_and_runtime_js_refuse_the_same_manifests_at_the_same_key(small_av_artifact: Path,
-                                                                         small_lm_artifact: Path,
-                                                                         tmp_path: Path) -> None:
+def test_python_and_runtime_js_refuse_the_same_manifests_at_the_same_key(
+    small_av_artifact: Path, small_lm_artifact: Path, tmp_path: Path
+) -> None:
     node = node_or_skip()
-    real = {kind: json.loads((path / "manifest.json").read_text(encoding="utf-8"))
-            for kind, path in (("av", small_av_artifact), ("lm", small_lm_artifact))}
+    real = {
+        kind: json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+        for kind, path in (("av", small_av_artifact), ("lm", small_lm_artifact))
+    }
     manifests = {f"{kind} as exported": manifest for kind, manifest in real.items()}
     expected = {name: None for name in manifests}
     for kind, key, value, refused_at in CASES:
@@ -95,16 +97,18 @@ def test_python_and_runtime_js_refuse_the_same_manifests_at_the_same_key(small_a
 
     cases = tmp_path / "cases.json"
     cases.write_text(json.dumps(manifests), encoding="utf-8")
-    script = ("import { readFileSync } from 'node:fs';\n"
-              f"import {{ schemaProblem }} from '{(RUNTIME_JS / 'src' / 'schema.js').as_uri()}';\n"
-              "const cases = JSON.parse(readFileSync(process.argv[1], 'utf8'));\n"
-              "const verdicts = Object.fromEntries(Object.entries(cases).map(([name, manifest]) => {\n"
-              "  const problem = schemaProblem(manifest);\n"
-              "  return [name, problem ? problem[0] : null];\n"
-              "}));\n"
-              "console.log(JSON.stringify(verdicts));\n")
-    ran = subprocess.run([node, "--input-type=module", "-e", script, str(cases)], capture_output=True,
-                         text=True, timeout=60)
+    script = (
+        "import { readFileSync } from 'node:fs';\n"
+        f"import {{ schemaProblem }} from '{(RUNTIME_JS / 'src' / 'schema.js').as_uri()}';\n"
+        "const cases = JSON.parse(readFileSync(process.argv[1], 'utf8'));\n"
+        "const verdicts = Object.fromEntries(Object.entries(cases).map(([name, manifest]) => {\n"
+        "  const problem = schemaProblem(manifest);\n"
+        "  return [name, problem ? problem[0] : null];\n"
+        "}));\n"
+        "console.log(JSON.stringify(verdicts));\n"
+    )
+    ran = subprocess.run(
+        [node, "--input-type=module", "-e", script, str(cases)], capture_output=True, text=True, timeout=60
+    )
     assert ran.returncode == 0, ran.stderr
     assert json.loads(ran.stdout) == python
-

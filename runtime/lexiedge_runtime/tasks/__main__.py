@@ -1,4 +1,4 @@
-"""``python -m lexiedge_runtime.tasks OUT.js``: write runtime-js's manifest schema module (see tasks.schema)."""
+"""``python -m lexiedge_runtime.tasks OUT.js``: write runtime-js's manifest schema module (tasks.schema)."""
 
 from __future__ import annotations
 

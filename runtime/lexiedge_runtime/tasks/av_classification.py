@@ -94,23 +94,40 @@ class ClipShape(Section):
     def of(cls, settings: Any, where: str = "the data settings") -> ClipShape:
         """The clip a dataset's settings declare (:meth:`from_settings`); :data:`DEFAULT_CLIP` when they
         declare none of :data:`CLIP_SETTINGS` (no dataset, or one of another task)."""
-        declared = settings.keys() if isinstance(settings, dict) else [k for k in CLIP_SETTINGS if hasattr(settings, k)]
+        declared = (
+            settings.keys()
+            if isinstance(settings, dict)
+            else [k for k in CLIP_SETTINGS if hasattr(settings, k)]
+        )
         return cls.from_settings(settings, where) if set(declared) & set(CLIP_SETTINGS) else DEFAULT_CLIP
 
     @classmethod
     def from_settings(cls, settings: Any, where: str = "the data settings") -> ClipShape:
         """The clip shape a dataset's settings declare (attributes or a mapping), or an ArtifactError naming
         the first of :data:`CLIP_SETTINGS` they lack."""
-        values = settings if isinstance(settings, dict) else {
-            key: getattr(settings, key) for key in (*CLIP_SETTINGS, "modalities") if hasattr(settings, key)}
+        values = (
+            settings
+            if isinstance(settings, dict)
+            else {
+                key: getattr(settings, key)
+                for key in (*CLIP_SETTINGS, "modalities")
+                if hasattr(settings, key)
+            }
+        )
         missing = [key for key in CLIP_SETTINGS if key not in values]
         if missing:
-            raise ArtifactError(f"{where} lack {', '.join(missing)}: a dataset serving {NAME} declares "
-                                f"{', '.join(CLIP_SETTINGS)} (lexiedge_runtime.tasks.av_classification.ClipShape)")
+            raise ArtifactError(
+                f"{where} lack {', '.join(missing)}: a dataset serving {NAME} declares "
+                f"{', '.join(CLIP_SETTINGS)} (lexiedge_runtime.tasks.av_classification.ClipShape)"
+            )
         modalities = values.get("modalities")
-        return cls(sample_rate=int(values["sample_rate"]), clip_seconds=float(values["clip_seconds"]),
-                   frames=int(values["frames"]), image_size=int(values["image_size"]),
-                   modalities=list(modalities) if modalities else None)
+        return cls(
+            sample_rate=int(values["sample_rate"]),
+            clip_seconds=float(values["clip_seconds"]),
+            frames=int(values["frames"]),
+            image_size=int(values["image_size"]),
+            modalities=list(modalities) if modalities else None,
+        )
 
 
 CLIP_SETTINGS = ("sample_rate", "clip_seconds", "frames", "image_size")  # + optional "modalities"
@@ -233,22 +250,30 @@ class ClassifierSpec:
         labels = manifest.get("labels") or []
         missing = [key for key in ("sample_rate", "clip_seconds", "frames", "image_size") if key not in data]
         if missing or not labels:
-            what = ", ".join([f"preprocessing.data_settings.{key}" for key in missing] + ([] if labels else ["labels"]))
-            raise ArtifactError(f"{where}: the manifest lacks {what}; re-export the run with this lexiedge version")
+            what = ", ".join(
+                [f"preprocessing.data_settings.{key}" for key in missing] + ([] if labels else ["labels"])
+            )
+            raise ArtifactError(
+                f"{where}: the manifest lacks {what}; re-export the run with this lexiedge version"
+            )
         rate = _whole(data, "sample_rate", where, low=MIN_SAMPLE_RATE, high=MAX_SAMPLE_RATE)
         clip_seconds = _seconds(data, "clip_seconds", where, "preprocessing.data_settings")
         frames = _whole(data, "frames", where, low=1, high=MAX_FRAMES)
         image_size = _whole(data, "image_size", where, low=1, high=MAX_IMAGE_SIZE)
         modalities = data.get("modalities") or ["audio", "video"]
         if not isinstance(modalities, list) or not modalities or not set(modalities) <= set(MODALITIES):
-            raise ManifestError(where, "preprocessing.data_settings.modalities",
-                                f"expected a non-empty list of \"audio\" and \"video\", got {modalities!r}")
+            raise ManifestError(
+                where,
+                "preprocessing.data_settings.modalities",
+                f'expected a non-empty list of "audio" and "video", got {modalities!r}',
+            )
         limits = input_limits(clip_seconds, frames)
         if "max_input_seconds" in preprocessing:
             limits["max_input_seconds"] = _seconds(preprocessing, "max_input_seconds", where, "preprocessing")
         if "max_frames" in preprocessing:
-            limits["max_frames"] = _whole(preprocessing, "max_frames", where, low=1, high=MAX_FRAMES,
-                                          prefix="preprocessing")
+            limits["max_frames"] = _whole(
+                preprocessing, "max_frames", where, low=1, high=MAX_FRAMES, prefix="preprocessing"
+            )
         spec = cls(
             labels=tuple(str(label) for label in labels),
             sample_rate=rate,
@@ -277,13 +302,26 @@ class ClassifierSpec:
             version=FEEDS_VERSION,
             modalities=modalities,
             waveform=WaveformFeed(
-                input=WAVEFORM, dtype="float32", layout=["batch", "samples"], sample_rate=self.sample_rate,
-                clip_samples=self.clip_samples, range=[-1.0, 1.0], min_seconds=MIN_AUDIO_SECONDS,
-                max_seconds=self.max_input_seconds),
+                input=WAVEFORM,
+                dtype="float32",
+                layout=["batch", "samples"],
+                sample_rate=self.sample_rate,
+                clip_samples=self.clip_samples,
+                range=[-1.0, 1.0],
+                min_seconds=MIN_AUDIO_SECONDS,
+                max_seconds=self.max_input_seconds,
+            ),
             frames=FramesFeed(
-                input=FRAMES, dtype="float32", layout=["batch", "frames", "channels", "height", "width"],
-                channels=self.channels, image_size=self.image_size, frame_count=self.frame_count,
-                max_frames=self.max_frames, range=[0.0, 1.0], uint8_scale=float(np.float32(1 / 255))),
+                input=FRAMES,
+                dtype="float32",
+                layout=["batch", "frames", "channels", "height", "width"],
+                channels=self.channels,
+                image_size=self.image_size,
+                frame_count=self.frame_count,
+                max_frames=self.max_frames,
+                range=[0.0, 1.0],
+                uint8_scale=float(np.float32(1 / 255)),
+            ),
             audio_mask=MaskFeed(input=AUDIO_MASK, present=1.0, absent=0.0),
             video_mask=MaskFeed(input=VIDEO_MASK, present=1.0, absent=0.0),
             outputs=FeedOutputs(probabilities=PROBABILITIES, logits=LOGITS),
@@ -292,26 +330,45 @@ class ClassifierSpec:
         ).to_json()
 
     def check_feeds(self, recorded: Any, where: str) -> None:
-        """Refuse a ``preprocessing.feeds`` that disagrees with the model facts this runtime derives itself."""
+        """Refuse a ``preprocessing.feeds`` that disagrees with the facts this runtime derives itself."""
         key = "preprocessing.feeds"
         if not isinstance(recorded, dict):
             raise ManifestError(where, key, f"expected a mapping, got {type(recorded).__name__}")
         if recorded.get("version") != FEEDS_VERSION:
-            raise ManifestError(where, f"{key}.version", f"expected {FEEDS_VERSION}, got {recorded.get('version')!r}")
+            raise ManifestError(
+                where, f"{key}.version", f"expected {FEEDS_VERSION}, got {recorded.get('version')!r}"
+            )
         expected = self.feeds()
-        for section, field_name in (("waveform", "input"), ("waveform", "sample_rate"), ("waveform", "clip_samples"),
-                                    ("waveform", "max_seconds"), ("frames", "input"), ("frames", "channels"),
-                                    ("frames", "image_size"), ("frames", "frame_count"), ("frames", "max_frames"),
-                                    ("audio_mask", "input"), ("video_mask", "input"), ("outputs", "probabilities")):
+        for section, field_name in (
+            ("waveform", "input"),
+            ("waveform", "sample_rate"),
+            ("waveform", "clip_samples"),
+            ("waveform", "max_seconds"),
+            ("frames", "input"),
+            ("frames", "channels"),
+            ("frames", "image_size"),
+            ("frames", "frame_count"),
+            ("frames", "max_frames"),
+            ("audio_mask", "input"),
+            ("video_mask", "input"),
+            ("outputs", "probabilities"),
+        ):
             part = recorded.get(section)
             value = part.get(field_name) if isinstance(part, dict) else None
             if value != expected[section][field_name]:
-                raise ManifestError(where, f"{key}.{section}.{field_name}",
-                                    f"{value!r} disagrees with what the rest of the manifest says "
-                                    f"({expected[section][field_name]!r})")
+                raise ManifestError(
+                    where,
+                    f"{key}.{section}.{field_name}",
+                    f"{value!r} disagrees with what the rest of the manifest says "
+                    f"({expected[section][field_name]!r})",
+                )
         if recorded.get("modalities") != expected["modalities"]:
-            raise ManifestError(where, f"{key}.modalities", f"{recorded.get('modalities')!r} disagrees with "
-                                f"preprocessing.data_settings.modalities ({expected['modalities']!r})")
+            raise ManifestError(
+                where,
+                f"{key}.modalities",
+                f"{recorded.get('modalities')!r} disagrees with "
+                f"preprocessing.data_settings.modalities ({expected['modalities']!r})",
+            )
 
 
 def input_limits(clip_seconds: float, frames: int) -> dict[str, float | int]:
@@ -321,52 +378,82 @@ def input_limits(clip_seconds: float, frames: int) -> dict[str, float | int]:
     existed gets the same limits from its clip length. Attention cost grows with the square of the
     length (10 minutes of audio took 4 GB and 17 s), so an app splits long recordings into windows.
     """
-    return {"max_input_seconds": round(clip_seconds * MAX_INPUT_FACTOR, 3), "max_frames": frames * MAX_INPUT_FACTOR}
+    return {
+        "max_input_seconds": round(clip_seconds * MAX_INPUT_FACTOR, 3),
+        "max_frames": frames * MAX_INPUT_FACTOR,
+    }
 
 
-def _whole(values: dict[str, Any], key: str, where: str, *, low: int, high: int,
-           prefix: str = "preprocessing.data_settings") -> int:
+def _whole(
+    values: dict[str, Any],
+    key: str,
+    where: str,
+    *,
+    low: int,
+    high: int,
+    prefix: str = "preprocessing.data_settings",
+) -> int:
     value = values[key]
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ManifestError(where, f"{prefix}.{key}", f"expected a whole number from {low} to {high}, got {value!r}")
+        raise ManifestError(
+            where, f"{prefix}.{key}", f"expected a whole number from {low} to {high}, got {value!r}"
+        )
     return value
 
 
 def _seconds(values: dict[str, Any], key: str, where: str, prefix: str) -> float:
     value = values[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or not 0 < value <= MAX_SECONDS:
-        raise ManifestError(where, f"{prefix}.{key}", f"expected seconds in (0, {MAX_SECONDS:g}], got {value!r}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or not 0 < value <= MAX_SECONDS
+    ):
+        raise ManifestError(
+            where, f"{prefix}.{key}", f"expected seconds in (0, {MAX_SECONDS:g}], got {value!r}"
+        )
     return float(value)
-
 
 
 # --- the manifest section --------------------------------------------------------------------------
 
 WAVEFORM_NOTE = "mono float32 in [-1, 1] at sample_rate Hz; up to max_input_seconds (trained on clip_seconds)"
-FRAMES_NOTE = "float32 RGB in [0, 1], (frames, 3, image_size, image_size), face crops; up to max_frames frames"
+FRAMES_NOTE = (
+    "float32 RGB in [0, 1], (frames, 3, image_size, image_size), face crops; up to max_frames frames"
+)
 MASKS_NOTE = "audio_mask / video_mask: 1.0 when the modality is present, 0.0 (and zeros) when missing"
 OUTPUT_NOTE = "logits and probabilities (softmax) over labels"
 
 
-def preprocessing_section(labels: list[str], data_settings: dict[str, Any], data_plugin: str | None,
-                          media: dict[str, Any] | None) -> dict[str, Any]:
+def preprocessing_section(
+    labels: list[str], data_settings: dict[str, Any], data_plugin: str | None, media: dict[str, Any] | None
+) -> dict[str, Any]:
     """The manifest's ``preprocessing`` of a classifier: what an app must feed, as prose and as data.
 
     ``data_settings`` are the dataset plugin's settings as trained (their :data:`CLIP_SETTINGS` are
     what the runtime reads); ``media`` how the runtime decodes files as training did (``MediaSpec``).
     """
     # the runtime refuses longer input: a length the model was never meant for costs memory quadratically
-    limits = input_limits(data_settings["clip_seconds"], data_settings["frames"]) \
-        if {"clip_seconds", "frames"} <= data_settings.keys() else {}
+    limits = (
+        input_limits(data_settings["clip_seconds"], data_settings["frames"])
+        if {"clip_seconds", "frames"} <= data_settings.keys()
+        else {}
+    )
     section = AvPreprocessing(
-        waveform=WAVEFORM_NOTE, frames=FRAMES_NOTE, max_input_seconds=limits.get("max_input_seconds"),
-        max_frames=limits.get("max_frames"), masks=MASKS_NOTE, output=OUTPUT_NOTE, data_plugin=data_plugin,
-        data_settings=data_settings)
+        waveform=WAVEFORM_NOTE,
+        frames=FRAMES_NOTE,
+        max_input_seconds=limits.get("max_input_seconds"),
+        max_frames=limits.get("max_frames"),
+        masks=MASKS_NOTE,
+        output=OUTPUT_NOTE,
+        data_plugin=data_plugin,
+        data_settings=data_settings,
+    )
     if set(CLIP_SETTINGS) <= data_settings.keys():  # the input contract as data (names by role, rates, sizes,
         # ranges, limits): what runtime-js reads
-        feeds = ClassifierSpec.from_manifest({"labels": list(labels), "preprocessing": section.to_json()},
-                                             "export").feeds()
+        feeds = ClassifierSpec.from_manifest(
+            {"labels": list(labels), "preprocessing": section.to_json()}, "export"
+        ).feeds()
         section = dataclasses.replace(section, feeds=feeds)
     return dataclasses.replace(section, media=media).to_json()
 
@@ -376,20 +463,26 @@ def check_manifest(manifest: dict[str, Any], where: str) -> None:
     spec = ClassifierSpec.from_manifest(manifest, where)
     media = MediaSpec.from_manifest(manifest, where)
     if media is not None:  # decoding must hand the model what the graph's contract says it reads
-        for key, recorded, expected in (("sample_rate", media.options.sample_rate, spec.sample_rate),
-                                        ("clip_samples", media.clip_samples, spec.clip_samples),
-                                        ("frames", media.options.frames, spec.frame_count),
-                                        ("image_size", media.options.image_size, spec.image_size)):
+        for key, recorded, expected in (
+            ("sample_rate", media.options.sample_rate, spec.sample_rate),
+            ("clip_samples", media.clip_samples, spec.clip_samples),
+            ("frames", media.options.frames, spec.frame_count),
+            ("image_size", media.options.image_size, spec.image_size),
+        ):
             if recorded != expected:
-                raise ManifestError(where, f"preprocessing.media.{key}",
-                                    f"{recorded} disagrees with preprocessing.data_settings ({expected})")
+                raise ManifestError(
+                    where,
+                    f"preprocessing.media.{key}",
+                    f"{recorded} disagrees with preprocessing.data_settings ({expected})",
+                )
 
 
 # --- example inputs -------------------------------------------------------------------------------
 
 
-def example_feeds(rng: np.random.Generator, batch: int, samples: int, frames: int, image_size: int,
-                  channels: int = CHANNELS) -> dict[str, np.ndarray]:
+def example_feeds(
+    rng: np.random.Generator, batch: int, samples: int, frames: int, image_size: int, channels: int = CHANNELS
+) -> dict[str, np.ndarray]:
     """A random batch shaped like the graph's inputs, both modalities present: quiet noise in [-0.1, 0.1]
     for the waveform, uniform [0, 1] frames. ``rng`` decides the values (pass a seeded one)."""
     return {
@@ -413,8 +506,13 @@ class ClassifierThresholds:
     min_decisive_share: float = 0.2  # fewer decisive clips: the export's noise is as large as the decisions
 
     def report(self) -> dict[str, Any]:
-        return {"atol": self.atol, "min_top1": self.min_top1, "min_top1_on": "decisive clips",
-                "max_uar_drop": self.max_uar_drop, "min_decisive_share": self.min_decisive_share}
+        return {
+            "atol": self.atol,
+            "min_top1": self.min_top1,
+            "min_top1_on": "decisive clips",
+            "max_uar_drop": self.max_uar_drop,
+            "min_decisive_share": self.min_decisive_share,
+        }
 
 
 # by the precision of the exported graph: an fp32 graph must match PyTorch; int8 may move near-ties
@@ -423,13 +521,23 @@ THRESHOLDS: dict[str, ClassifierThresholds] = {
     "int8": ClassifierThresholds(atol=None, min_top1=0.99, max_uar_drop=0.03),
 }
 
-METRIC = TaskMetric("uar", "max", "unweighted average recall: the mean recall over the classes present, so "
-                                  "every label counts the same however many clips it has")
+METRIC = TaskMetric(
+    "uar",
+    "max",
+    "unweighted average recall: the mean recall over the classes present, so "
+    "every label counts the same however many clips it has",
+)
 
 
 RUNNERS = (
-    RunnerEntry("onnxruntime", NAME, "lexiedge_runtime.classifier:open_classifier", ort_label,
-                "ONNX Runtime session over model.onnx or model.ort (CPU, CUDA, TensorRT)", ("onnxruntime",)),
+    RunnerEntry(
+        "onnxruntime",
+        NAME,
+        "lexiedge_runtime.classifier:open_classifier",
+        ort_label,
+        "ONNX Runtime session over model.onnx or model.ort (CPU, CUDA, TensorRT)",
+        ("onnxruntime",),
+    ),
 )
 
 SPEC = TaskSpec(
@@ -444,4 +552,3 @@ SPEC = TaskSpec(
     section=AvSection,
     thresholds=THRESHOLDS,
 )
-

@@ -40,8 +40,10 @@ OUTPUTS: tuple[TensorSpec, ...] = (
 )
 
 INPUT_NOTE = "token ids from tokenizer.json after the chat template (add_generation_prompt)"
-KV_CACHE_NOTE = ("past_key_values.N.key/value -> present.N.key/value, (batch, kv_heads, length, head_size); "
-                 "attention_mask covers past + new tokens")
+KV_CACHE_NOTE = (
+    "past_key_values.N.key/value -> present.N.key/value, (batch, kv_heads, length, head_size); "
+    "attention_mask covers past + new tokens"
+)
 CHAT_TEMPLATE = "chat_template.jinja"  # the artifact's template file, when the tokenizer has one
 
 
@@ -52,7 +54,7 @@ def present_name(past_name: str) -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class LmTokenizer(Section):
-    """tokenizer: the files that tokenize prompts as in training, the chat template, the ids that end a turn."""
+    """tokenizer: the files that tokenize prompts as in training, the chat template, the ids ending a turn."""
 
     files: list[str] | None = meta(omit_none=True)
     chat_template: str | None = meta()
@@ -88,7 +90,9 @@ def preprocessing_section() -> dict[str, Any]:
     return LmPreprocessing(input=INPUT_NOTE, kv_cache=KV_CACHE_NOTE).to_json()
 
 
-def tokenizer_section(files: list[str], chat_template: str | None, eos_token_ids: list[int]) -> dict[str, Any]:
+def tokenizer_section(
+    files: list[str], chat_template: str | None, eos_token_ids: list[int]
+) -> dict[str, Any]:
     """The manifest's ``tokenizer``: its files, the chat template's file (None without one), the EOS ids."""
     return LmTokenizer(files=files, chat_template=chat_template, eos_token_ids=eos_token_ids).to_json()
 
@@ -103,9 +107,13 @@ class LmThresholds:
     min_decisive_share: float = 0.2  # fewer decisive steps: the export's noise is as large as the decisions
 
     def report(self) -> dict[str, Any]:
-        return {"atol": self.atol, "min_token_agreement": self.min_token_agreement,
-                "min_token_agreement_on": "decisive steps", "identical_generation": self.identical_generation,
-                "min_decisive_share": self.min_decisive_share}
+        return {
+            "atol": self.atol,
+            "min_token_agreement": self.min_token_agreement,
+            "min_token_agreement_on": "decisive steps",
+            "identical_generation": self.identical_generation,
+            "min_decisive_share": self.min_decisive_share,
+        }
 
 
 # by the precision of the exported graph: fp32 must generate what PyTorch does; quantized ones may part at
@@ -116,14 +124,22 @@ THRESHOLDS: dict[str, LmThresholds] = {
     "int4": LmThresholds(atol=None, min_token_agreement=0.8, identical_generation=False),
 }
 
-METRIC = TaskMetric("bleu", "max", "BLEU of the model's corrections against the references (`lexiedge eval`); "
-                                   "training keeps the checkpoint of lowest validation loss")
+METRIC = TaskMetric(
+    "bleu",
+    "max",
+    "BLEU of the model's corrections against the references (`lexiedge eval`); "
+    "training keeps the checkpoint of lowest validation loss",
+)
 
 RUNNERS = (
-    RunnerEntry("onnxruntime-genai", NAME, "lexiedge_runtime.generator:open_generator",
-                ort_label,
-                "ONNX Runtime GenAI generator (KV cache in ORT, greedy or top-p sampling; needs [llm])",
-                ("onnxruntime_genai",)),
+    RunnerEntry(
+        "onnxruntime-genai",
+        NAME,
+        "lexiedge_runtime.generator:open_generator",
+        ort_label,
+        "ONNX Runtime GenAI generator (KV cache in ORT, greedy or top-p sampling; needs [llm])",
+        ("onnxruntime_genai",),
+    ),
 )
 
 SPEC = TaskSpec(

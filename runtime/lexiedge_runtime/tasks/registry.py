@@ -66,7 +66,9 @@ def task_spec(name: str, where: str = "") -> TaskSpec:
     """The spec of task ``name``, or an :class:`ArtifactError` naming the known ones."""
     if find_task(name) is None:
         prefix = f"{where}: " if where else ""
-        raise ArtifactError(f"{prefix}task {name!r} is not one this runtime runs ({', '.join(sorted(_tasks))})")
+        raise ArtifactError(
+            f"{prefix}task {name!r} is not one this runtime runs ({', '.join(sorted(_tasks))})"
+        )
     return _tasks[name]
 
 
@@ -98,10 +100,14 @@ def runner_entry(engine: str, task: str, where: str = "") -> RunnerEntry:
 
 
 def engine_of(manifest: dict[str, Any], where: str = "") -> str:
-    """The engine an artifact names (``runtime.engine``), else its task's default (artifacts that predate it)."""
+    """The engine an artifact names (``runtime.engine``), else its task's default (for older artifacts)."""
     runtime = manifest.get("runtime") or {}
     engine = runtime.get("engine") if isinstance(runtime, dict) else None
-    return engine if isinstance(engine, str) and engine else task_spec(str(manifest.get("task")), where).default_engine
+    return (
+        engine
+        if isinstance(engine, str) and engine
+        else task_spec(str(manifest.get("task")), where).default_engine
+    )
 
 
 def runner_for(manifest: dict[str, Any], where: str = "") -> RunnerEntry:

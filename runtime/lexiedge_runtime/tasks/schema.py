@@ -102,8 +102,14 @@ def manifest_schema(specs: list[TaskSpec] | None = None) -> dict[str, Any]:
         **json_schema(Manifest),
     }
     specs = _registered() if specs is None else specs
-    schema["allOf"] = [{"if": {"properties": {"task": {"const": spec.name}}, "required": ["task"]},
-                        "then": json_schema(spec.section)} for spec in specs if spec.section is not None]
+    schema["allOf"] = [
+        {
+            "if": {"properties": {"task": {"const": spec.name}}, "required": ["task"]},
+            "then": json_schema(spec.section),
+        }
+        for spec in specs
+        if spec.section is not None
+    ]
     return schema
 
 
@@ -112,7 +118,7 @@ def _registered() -> list[TaskSpec]:
 
 
 def check_manifest_schema(manifest: Any, where: str) -> None:
-    """Refuse (:class:`~lexiedge_runtime.errors.ManifestError`, naming the key) a manifest the schema refuses."""
+    """Refuse (:class:`~lexiedge_runtime.errors.ManifestError`, naming the key) what the schema refuses."""
     check(manifest_schema(), manifest, where)
 
 
@@ -120,13 +126,15 @@ def javascript_module() -> str:
     """``runtime-js/src/manifest.schema.js``: the schema and the task names as an ES module (browsers and Node
     import it as is)."""
     tasks = {spec.name: {"generates": spec.generates, "metric": spec.metric.name} for spec in BUILT_IN_TASKS}
-    return ("// Generated from lexiedge_runtime/tasks/schema.py and the task specs by\n"
-            "//   python -m lexiedge_runtime.tasks runtime-js/src/manifest.schema.js\n"
-            "// Do not edit: tests/js/test_manifest_schema.py checks that it is what the generator writes.\n\n"
-            f"export const TASKS = {json.dumps(tasks, indent=2)};\n\n"
-            f"export const MANIFEST_FORMAT = {json.dumps(MANIFEST_FORMAT)};\n"
-            f"export const SUPPORTED_FORMAT_VERSIONS = {json.dumps(list(SUPPORTED_FORMAT_VERSIONS))};\n\n"
-            f"export const MANIFEST_SCHEMA = {json.dumps(manifest_schema(list(BUILT_IN_TASKS)), indent=2)};\n")
+    return (
+        "// Generated from lexiedge_runtime/tasks/schema.py and the task specs by\n"
+        "//   python -m lexiedge_runtime.tasks runtime-js/src/manifest.schema.js\n"
+        "// Do not edit: tests/js/test_manifest_schema.py checks that it is what the generator writes.\n\n"
+        f"export const TASKS = {json.dumps(tasks, indent=2)};\n\n"
+        f"export const MANIFEST_FORMAT = {json.dumps(MANIFEST_FORMAT)};\n"
+        f"export const SUPPORTED_FORMAT_VERSIONS = {json.dumps(list(SUPPORTED_FORMAT_VERSIONS))};\n\n"
+        f"export const MANIFEST_SCHEMA = {json.dumps(manifest_schema(list(BUILT_IN_TASKS)), indent=2)};\n"
+    )
 
 
 def write_javascript_module(path: Path) -> None:

@@ -26,8 +26,16 @@ from typing import Any, ClassVar, Literal, Union
 
 from lexiedge_runtime.errors import ManifestError
 
-_KEYWORDS = ("minimum", "maximum", "exclusiveMinimum", "pattern", "minItems", "maxItems", "minProperties",
-             "description")
+_KEYWORDS = (
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "pattern",
+    "minItems",
+    "maxItems",
+    "minProperties",
+    "description",
+)
 
 
 def meta(*, omit_none: bool = False, holds: type[Section] | None = None, **keywords: Any) -> Any:
@@ -87,7 +95,11 @@ def json_schema(section: type[Section]) -> dict[str, Any]:
     needed = []
     for item in dataclasses.fields(section):
         holds = item.metadata.get("holds")
-        schema = _type_schema(hints[item.name]) if holds is None else _nullable(json_schema(holds), hints[item.name])
+        schema = (
+            _type_schema(hints[item.name])
+            if holds is None
+            else _nullable(json_schema(holds), hints[item.name])
+        )
         schema.update(item.metadata.get("schema", {}))
         properties[item.name] = schema
         if _is_required(item):
@@ -104,7 +116,8 @@ def _nullable(schema: dict[str, Any], hint: Any) -> dict[str, Any]:
 
 def _is_required(item: dataclasses.Field) -> bool:
     return bool(item.metadata.get("required")) or (
-        item.default is dataclasses.MISSING and item.default_factory is dataclasses.MISSING)
+        item.default is dataclasses.MISSING and item.default_factory is dataclasses.MISSING
+    )
 
 
 def _type_schema(hint: Any) -> dict[str, Any]:
@@ -113,7 +126,9 @@ def _type_schema(hint: Any) -> dict[str, Any]:
         return {}
     if origin in (Union, types.UnionType):
         options = [arg for arg in args if arg is not type(None)]
-        inner = _type_schema(options[0]) if len(options) == 1 else {"anyOf": [_type_schema(a) for a in options]}
+        inner = (
+            _type_schema(options[0]) if len(options) == 1 else {"anyOf": [_type_schema(a) for a in options]}
+        )
         if type(None) in args:
             return {"anyOf": [inner, {"type": "null"}]}
         return inner
@@ -144,7 +159,9 @@ def check(schema: dict[str, Any], value: Any, where: str, key: str = "") -> None
     problem = _problem(schema, value)
     if problem is not None:
         path, message = problem
-        raise ManifestError(where, ".".join(part for part in (key, path) if part) or "(the manifest)", message)
+        raise ManifestError(
+            where, ".".join(part for part in (key, path) if part) or "(the manifest)", message
+        )
 
 
 def _problem(schema: dict[str, Any], value: Any) -> tuple[str, str] | None:
@@ -174,8 +191,15 @@ def _check_type(schema: dict[str, Any], value: Any) -> tuple[str, str] | None:
     return None
 
 
-_NAMES = {"object": "a mapping", "array": "a list", "string": "a string", "boolean": "true or false",
-          "integer": "a whole number", "number": "a number", "null": "null"}
+_NAMES = {
+    "object": "a mapping",
+    "array": "a list",
+    "string": "a string",
+    "boolean": "true or false",
+    "integer": "a whole number",
+    "number": "a number",
+    "null": "null",
+}
 
 
 def _check_value(schema: dict[str, Any], value: Any) -> tuple[str, str] | None:
