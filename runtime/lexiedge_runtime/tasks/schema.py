@@ -15,6 +15,7 @@ must know about bumps it.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,7 +120,13 @@ def _registered() -> list[TaskSpec]:
 
 def check_manifest_schema(manifest: Any, where: str) -> None:
     """Refuse (:class:`~lexiedge_runtime.errors.ManifestError`, naming the key) what the schema refuses."""
-    check(manifest_schema(), manifest, where)
+    check(_schema_of(tuple(known_tasks())), manifest, where)
+
+
+@functools.lru_cache(maxsize=4)
+def _schema_of(tasks: tuple[str, ...]) -> dict[str, Any]:
+    """The schema of these registered tasks, built once (every manifest read checks against it)."""
+    return manifest_schema([spec for name in tasks if (spec := find_task(name)) is not None])
 
 
 def javascript_module() -> str:
