@@ -19,7 +19,7 @@ from lexiedge_runtime.tasks.sections import Section
 if TYPE_CHECKING:
     from lexiedge_runtime.devices import ProviderSpec
 
-Axis = int | str  # a fixed size, or the name of a dynamic axis ("batch", "samples")
+Axis = int | str | None  # a fixed size, a dynamic axis's name ("batch"), or None: a size the model fixes
 ManifestCheck = Callable[[dict[str, Any], str], None]
 
 
