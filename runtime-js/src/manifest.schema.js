@@ -15,6 +15,7 @@ export const TASKS = {
 
 export const MANIFEST_FORMAT = "lexiedge-artifact";
 export const SUPPORTED_FORMAT_VERSIONS = [1];
+export const FEEDS_VERSION = 1;
 
 export const MANIFEST_SCHEMA = {
   "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -902,7 +903,7 @@ export const MANIFEST_SCHEMA = {
                   }
                 },
                 "required": [],
-                "description": "tokenizer: the files that tokenize prompts as in training, the chat template, the ids that end a turn."
+                "description": "tokenizer: the files that tokenize prompts as in training, the chat template, the ids ending a turn."
               },
               {
                 "type": "null"

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from lexiedge_runtime.tasks import av_classification
 from lexiedge_runtime.tasks.registry import BUILT_IN_TASKS, find_task, known_tasks
 from lexiedge_runtime.tasks.sections import Section, check, json_schema, meta, required
 from lexiedge_runtime.tasks.spec import TaskSpec
@@ -139,7 +140,8 @@ def javascript_module() -> str:
         "// Do not edit: tests/js/test_manifest_schema.py checks that it is what the generator writes.\n\n"
         f"export const TASKS = {json.dumps(tasks, indent=2)};\n\n"
         f"export const MANIFEST_FORMAT = {json.dumps(MANIFEST_FORMAT)};\n"
-        f"export const SUPPORTED_FORMAT_VERSIONS = {json.dumps(list(SUPPORTED_FORMAT_VERSIONS))};\n\n"
+        f"export const SUPPORTED_FORMAT_VERSIONS = {json.dumps(list(SUPPORTED_FORMAT_VERSIONS))};\n"
+        f"export const FEEDS_VERSION = {json.dumps(av_classification.Feeds.VERSION)};\n\n"
         f"export const MANIFEST_SCHEMA = {json.dumps(manifest_schema(list(BUILT_IN_TASKS)), indent=2)};\n"
     )
 
