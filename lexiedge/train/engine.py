@@ -123,14 +123,16 @@ class Engine:
                 shutdown_distributed()
 
     def _run(self) -> TrainResult:
-        check_trackers(self.settings.trackers)  # training_runs.train checked before loading; this, for engines run without it
+        # training_runs.train checked the trackers before loading; this is for engines run without it
+        check_trackers(self.settings.trackers)
         seed_everything(self.settings.seed)
         loop = self._set_up()
         state, resumed_from = self._start_state(loop)
         # from the settings on a resume too: more epochs (or an allowed change of lr) move the schedule
-        schedule = planned_schedule(self.settings, loop.sampler.num_samples, state.micro_batch, state.grad_accum)
+        schedule = planned_schedule(self.settings, loop.sampler.num_samples, state.micro_batch,
+                                    state.grad_accum)
         self._open_run_files(state, schedule, resumed_from)
-        # the first window's samples/s counts training from here, not the setup above (importing mlflow takes seconds)
+        # the first window's samples/s counts training from here, not the setup above (mlflow's import: seconds)
         state.meter.started = time.perf_counter()
         loop.built = self._distributed(loop.built)
         self.console.print(
@@ -138,7 +140,8 @@ class Engine:
             f"micro-batch {state.micro_batch} x grad_accum {state.grad_accum}, {schedule.total_steps} steps"
             + (f", resumed from {resumed_from.name}" if resumed_from else "")
         )
-        with TrainProgress(self.console, self.dist.is_main, schedule.total_steps, state.step, self.job.model_key) as progress:
+        with TrainProgress(self.console, self.dist.is_main, schedule.total_steps, state.step,
+                           self.job.model_key) as progress:
             self.progress = progress
             self._train_epochs(loop, state, schedule)
             self._close_last_window(loop, state, schedule)
@@ -147,8 +150,8 @@ class Engine:
     # --- setting up ------------------------------------------------------------------------------------
 
     def _set_up(self) -> _Loop:
-        """The model on its device, what the optimizer trains, and the sampler of the training split (the model
-        is wrapped for DDP later, once the state it starts from is loaded)."""
+        """The model on its device, what the optimizer trains, and the sampler of the training split (the
+        model is wrapped for DDP later, once the state it starts from is loaded)."""
         s = self.settings
         module = self.built.module.to(self.device).train()
         parameters = self.task.trainable_parameters(self.built)
@@ -167,7 +170,8 @@ class Engine:
         return dataclasses.replace(built, module=DistributedDataParallel(built.module, device_ids=ids))
 
     def _start_state(self, loop: _Loop) -> tuple[TrainState, Path | None]:
-        """The state to train from: a resumed checkpoint's (and its path), else step 0 at the planned batch."""
+        """The state to train from: a resumed checkpoint's (and its path), else step 0 at the planned batch
+        size."""
         resumed = self._find_resume_checkpoint()
         if resumed is not None:
             return self._restore(*resumed, loop.optimizer, loop.scaler), resumed[0]
@@ -175,7 +179,8 @@ class Engine:
         return TrainState(micro_batch=micro, grad_accum=accum), None
 
     def _open_run_files(self, state: TrainState, schedule: Schedule, resumed_from: Path | None) -> None:
-        """run.json, the model's fit to the data (a fresh run only), the log cut to the checkpoint, the trackers."""
+        """run.json, the model's fit to the data (a fresh run only), the log cut back to the checkpoint, the
+        trackers."""
         fitted = None if resumed_from is not None else self.job.model_plugin.fit_to_data(self.built, self.splits, self.console)
         self.files.start(self._run_info(state, schedule), resumed=self.job.resume)
         if fitted is not None:
@@ -214,7 +219,8 @@ class Engine:
             micro_batches = [batch for _, batch in zip(range(state.grad_accum), batches)]
             lr = schedule.lr_at(state.step)
             try:
-                loss = self._optimizer_step(loop.built, micro_batches, loop.parameters, loop.optimizer, loop.scaler, lr)
+                loss = self._optimizer_step(loop.built, micro_batches, loop.parameters, loop.optimizer,
+                                            loop.scaler, lr)
             except torch.cuda.OutOfMemoryError:
                 loss = None  # handled below, outside the except block that pins the failed tensors
             if loss is None:
@@ -227,14 +233,16 @@ class Engine:
 
     def _after_step(self, loop: _Loop, state: TrainState, schedule: Schedule, micro_batches: list[Any],
                     loss: float, lr: float) -> None:
-        """Count the step, show and log it, then evaluate and checkpoint when the settings' N steps came round."""
+        """Count the step, show and log it, then evaluate and checkpoint when the settings' N steps came
+        round."""
         s = self.settings
         samples = sum(batch_length(batch) for batch in micro_batches)
         state.step += 1
         state.position += samples
         state.meter.add(loss, samples * self.dist.world_size)
         self.progress.update(state.step, state.meter.samples_per_s, loss)
-        self._log({"step": state.step, "epoch": self._epoch_float(loop.sampler, state), "lr": lr, "train/loss": loss})
+        epoch = self._epoch_float(loop.sampler, state)
+        self._log({"step": state.step, "epoch": epoch, "lr": lr, "train/loss": loss})
         if s.eval_every and state.step % s.eval_every == 0:
             self._evaluate(state, loop.sampler, lr)
         if s.checkpoint_every and state.step % s.checkpoint_every == 0:
