@@ -132,7 +132,7 @@ class Engine:
         schedule = planned_schedule(self.settings, loop.sampler.num_samples, state.micro_batch,
                                     state.grad_accum)
         self._open_run_files(state, schedule, resumed_from)
-        # the first window's samples/s counts training from here, not the setup above (mlflow's import: seconds)
+        # the first window's samples/s counts training from here, not the setup above (mlflow imports slowly)
         state.meter.started = time.perf_counter()
         loop.built = self._distributed(loop.built)
         self.console.print(
