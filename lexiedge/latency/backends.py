@@ -252,7 +252,8 @@ class TorchClassifier:
 
 
 class ArtifactLm:
-    """An LLM artifact through the embeddable runtime, on the CPU, with its engine's runner (``greedy_steps``)."""
+    """An LLM artifact through the embeddable runtime, on the CPU, with its engine's runner (its
+    ``greedy_steps``)."""
 
     def __init__(self, name: str, info: ArtifactInfo, threads: int) -> None:
         self.name, self.kind, self.artifact = name, info.backend, info.directory

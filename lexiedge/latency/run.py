@@ -350,12 +350,13 @@ def _measure_lms(
     return results
 
 
-def _result(backend: Backend, loaded: tuple[float, int], latency: dict[str, float], throughput: float, unit: str,
-            generation: dict[str, float] | None = None) -> BackendResult:
+def _result(backend: Backend, loaded: tuple[float, int], latency: dict[str, float], throughput: float,
+            unit: str, generation: dict[str, float] | None = None) -> BackendResult:
     """One backend's row: what it is, its load time and peak memory (:func:`_load`), then its numbers."""
     load_s, memory = loaded
-    return BackendResult(backend.name, backend.kind, _str(backend.artifact), backend.model_bytes, load_s, memory,
-                         latency, throughput=throughput, throughput_unit=unit, generation=generation or {})
+    return BackendResult(backend.name, backend.kind, _str(backend.artifact), backend.model_bytes, load_s,
+                         memory, latency, throughput=throughput, throughput_unit=unit,
+                         generation=generation or {})
 
 
 def _settle() -> None:

@@ -241,7 +241,7 @@ def _check_lm(job: ExportJob, source: causal_lm.LmSource, graph: Path, target: s
 
 def _build_lm(job: ExportJob, source: causal_lm.LmSource, out: Path, precision: str, cache: Path, *,
               what: str | None = None, **options: Any) -> None:
-    """The merged model through ONNX Runtime GenAI's model builder into ``out``, shown as a step of the export."""
+    """The merged model through ONNX Runtime GenAI's model builder into ``out``, shown as an export step."""
     with job.stage(f"building the {what or precision} graph (onnxruntime-genai model builder)"):
         build_genai_model(source.model_dir, out, precision=precision, cache_dir=cache, **options)
 

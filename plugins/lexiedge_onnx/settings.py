@@ -39,7 +39,9 @@ class OnnxSettings(VerifySettings):
     """`onnx`: fp32 graph; the classifier through torch.onnx, the LLM through ONNX Runtime GenAI's builder."""
 
     opset: int = Field(18, ge=17, description="classifier: ONNX opset of the torch export")
-    atol: float = Field(AV["fp32"].atol, gt=0, description="max |difference| of logits allowed against PyTorch")
+    atol: float = Field(
+        AV["fp32"].atol, gt=0, description="max |difference| of logits allowed against PyTorch"
+    )
     min_top1: float = Field(
         AV["fp32"].min_top1, ge=0, le=1,
         description="classifier: top-1 agreement with PyTorch on the decisive validation clips",
@@ -108,7 +110,8 @@ class OnnxInt8Settings(VerifySettings):
         ),
     )
     max_uar_drop: float = Field(
-        AV["int8"].max_uar_drop, ge=0, le=1, description="classifier: validation UAR lost against fp32 PyTorch"
+        AV["int8"].max_uar_drop, ge=0, le=1,
+        description="classifier: validation UAR lost against fp32 PyTorch",
     )
     min_token_agreement: float = Field(
         LM["int8"].min_token_agreement, ge=0, le=1,

@@ -62,7 +62,8 @@ class KvDecoder:
         return {name: np.zeros((batch, self.kv_heads, 0, self.head_size), self.dtype) for name in self.past_names}
 
     def __call__(self, ids: np.ndarray, mask: np.ndarray, past: dict[str, np.ndarray]) -> tuple[np.ndarray, dict]:
-        outputs = self.runner({INPUT_IDS: ids.astype(np.int64), ATTENTION_MASK: mask.astype(np.int64), **past})
+        feeds = {INPUT_IDS: ids.astype(np.int64), ATTENTION_MASK: mask.astype(np.int64), **past}
+        outputs = self.runner(feeds)
         present = {name: outputs[present_name(name)] for name in self.past_names}
         return outputs[LOGITS].astype(np.float32), present
 
@@ -136,7 +137,8 @@ def verify_lm(runner: OrtRunner, artifact: Path, source: LmSource, target: str, 
     return report
 
 
-def _first_pass_diff(decoder: KvDecoder, source: LmSource, target: str, all_prompts: list[list[int]]) -> float:
+def _first_pass_diff(decoder: KvDecoder, source: LmSource, target: str,
+                     all_prompts: list[list[int]]) -> float:
     """Check 1: the largest |logit difference| of a first pass, batch 1 and a right-padded batch 3 of three
     lengths (padding positions aside); a wrong output shape is a ShapeError."""
     pad = source.eos_ids()[0]
@@ -198,12 +200,14 @@ def _teacher_forced_steps(decoder: KvDecoder, source: LmSource, target: str, all
     return steps
 
 
-def _kv_decode(decoder: KvDecoder, target: str, full: np.ndarray, length: int, follow: int) -> list[np.ndarray]:
+def _kv_decode(decoder: KvDecoder, target: str, full: np.ndarray, length: int,
+               follow: int) -> list[np.ndarray]:
     """The last-position logits of a prefill of ``full[:, :length]`` and of each of the next ``follow - 1``
     tokens fed one at a time through the KV cache."""
     batch = len(full)
     what = f"KV-cache decoding of batch {batch} after {length} prompt tokens"
-    logits, past = _decode(target, what, decoder, full[:, :length], np.ones((batch, length)), decoder.empty(batch))
+    prompt, mask = full[:, :length], np.ones((batch, length))
+    logits, past = _decode(target, what, decoder, prompt, mask, decoder.empty(batch))
     step_logits = [logits[:, -1]]
     for step in range(follow - 1):
         position = length + step

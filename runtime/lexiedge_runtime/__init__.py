@@ -26,7 +26,8 @@ Stable API (the benchmarks call it; keep it compatible):
 
 * ``load(artifact_dir, device="auto", *, threads=None, providers=None, allow_unverified=False)
   -> Classifier | TextGenerator``: the runner registered for the manifest's ``runtime.engine`` and
-  ``task`` (:mod:`lexiedge_runtime.tasks`; a new export format registers its own). Before opening any model file it
+  ``task`` (:mod:`lexiedge_runtime.tasks`; a new export format registers its own). Before opening any
+  model file it
   validates the manifest (every path relative and inside the directory, values of the right type:
   :class:`ManifestError`), refuses an artifact whose export verification failed
   (:class:`UnverifiedArtifactError`; ``allow_unverified=True`` loads it with an

@@ -131,7 +131,8 @@ class ClassifierRunner:
         )
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.artifact_dir}, provider={self.provider}, labels={len(self.labels)})"
+        kind = type(self).__name__
+        return f"{kind}({self.artifact_dir}, provider={self.provider}, labels={len(self.labels)})"
 
 
 class Classifier(ClassifierRunner):
@@ -200,7 +201,7 @@ class Classifier(ClassifierRunner):
 
 
 def open_classifier(artifact: Artifact, request: LoadRequest) -> Classifier:
-    """The ``onnxruntime`` runner of ``av-classification`` artifacts (:mod:`lexiedge_runtime.tasks.registry`)."""
+    """The ``onnxruntime`` runner of ``av-classification`` artifacts (see ``tasks.registry``)."""
     if request.cache_tokens is not None or request.warm_prompt is not None:
         raise InputValueError(
             f"{artifact.directory} is a classifier: cache_tokens and warm_prompt apply to text generation"

@@ -433,11 +433,11 @@ class TextGenerator:
 
 
 def open_generator(artifact: Artifact, request: LoadRequest) -> TextGenerator:
-    """The ``onnxruntime-genai`` runner of ``causal-lm`` artifacts (:mod:`lexiedge_runtime.tasks.registry`)."""
+    """The ``onnxruntime-genai`` runner of ``causal-lm`` artifacts (see ``tasks.registry``)."""
     require("llm", f"{artifact.directory}: text generation")
-    return TextGenerator(artifact, choose_genai_device(request.device, request.providers), threads=request.threads,
-                         prefix_reuse=request.prefix_reuse, cache_tokens=request.cache_tokens,
-                         warm_prompt=request.warm_prompt)
+    device = choose_genai_device(request.device, request.providers)
+    return TextGenerator(artifact, device, threads=request.threads, prefix_reuse=request.prefix_reuse,
+                         cache_tokens=request.cache_tokens, warm_prompt=request.warm_prompt)
 
 
 def genai_greedy_steps(model: Any, prompt: Sequence[int], new_tokens: int) -> Iterator[int | None]:

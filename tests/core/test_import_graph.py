@@ -80,7 +80,7 @@ def core_graph(*, typing: bool = False) -> dict[str, set[str]]:
 
 
 def package_graph(package: Path, *, typing: bool = False) -> dict[str, set[str]]:
-    """Module -> the modules of the same package it imports (with ``typing``, also under ``if TYPE_CHECKING:``)."""
+    """Module -> the modules of its own package it imports (``typing``: also under ``if TYPE_CHECKING:``)."""
     known = modules(package)
     graph: dict[str, set[str]] = {name: set() for name in known}
     for name, path in known.items():

@@ -207,20 +207,22 @@ def test_the_example_plugins_train_and_export_together(tmp_path: Path, installed
     assert manifest["verification"]["passed"] and manifest["verification"]["inputs"] == "data"
     assert (artifact / "model.pt").is_file() and verify_files(artifact) == []
 
-    # a new format is a plugin: the example's runner (lexiedge_runtime.runners entry point) runs the artifact in
-    # the runtime and in the bench, which names the backend after it; nothing in lexiedge lists the engine
+    # a new format is a plugin: the example's runner (lexiedge_runtime.runners entry point) runs the
+    # artifact in the runtime and in the bench, which names the backend after it; nothing in lexiedge
+    # lists the engine
     assert manifest["runtime"]["engine"] == "torchscript" and manifest["labels"] == ["high", "low"]
     loaded = subprocess.run([sys.executable, "-c", LOAD_AND_PREDICT, str(artifact)], env=installed,
                             capture_output=True, text=True, check=False)
     assert loaded.returncode == 0, loaded.stderr
     runner, provider, label = loaded.stdout.split(maxsplit=2)
     assert (runner, provider) == ("TorchScriptClassifier", "torch.jit") and label.strip() in {"high", "low"}
-    benched = subprocess.run([*lexiedge, "bench", str(artifact), "--backends", "torch,torchscript", "--warmup", "1",
-                              "--iterations", "2", "--rounds", "1", "--out", str(tmp_path / "bench"), "--json"],
-                             env=installed, capture_output=True, text=True, check=False)
+    bench = [*lexiedge, "bench", str(artifact), "--backends", "torch,torchscript", "--warmup", "1",
+             "--iterations", "2", "--rounds", "1", "--out", str(tmp_path / "bench"), "--json"]
+    benched = subprocess.run(bench, env=installed, capture_output=True, text=True, check=False)
     assert benched.returncode == 0, benched.stderr
     backends = {row["name"]: row for row in json.loads(benched.stdout)["backends"]}
-    assert sorted(backends) == ["torch", "torchscript"] and backends["torchscript"]["artifact"] == str(artifact)
+    assert sorted(backends) == ["torch", "torchscript"]
+    assert backends["torchscript"]["artifact"] == str(artifact)
     assert backends["torchscript"]["kind"] == "torchscript" and backends["torch"]["kind"] == "torch"
 
 

@@ -66,7 +66,7 @@ def _bad_input(spec: dict, max_seconds: float) -> dict:
 
 
 def _fft_path(classifier, wav: Path) -> np.ndarray:
-    """predict_file's audio with the Python runtime's FFT resampler (inputs.resample_fft) in place of swresample."""
+    """predict_file's audio with the Python runtime's FFT resampler (resample_fft) in place of swresample."""
     samples, rate = soundfile.read(str(wav), dtype="float32", always_2d=True)
     mono = samples.T.mean(axis=0, dtype=np.float32)
     target, media = classifier.spec.sample_rate, classifier.media

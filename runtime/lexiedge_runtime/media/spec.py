@@ -33,7 +33,7 @@ _KEY = "preprocessing.media"
 class MediaSection(Section):
     """preprocessing.media: the decoder and options a classifier's files are decoded with, as in training."""
 
-    decoder: Literal[MEDIA_DECODER] = required()  # noqa: F821 (a module constant, evaluated by get_type_hints)
+    decoder: Literal[MEDIA_DECODER] = required()  # noqa: F821 (a constant, read by get_type_hints)
     version: Literal[DECODER_VERSION] = required()  # noqa: F821
     sample_rate: int = required(minimum=1000, maximum=384_000)
     decoded_seconds: float = required(exclusiveMinimum=0, maximum=3600)

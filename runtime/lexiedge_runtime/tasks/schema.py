@@ -79,7 +79,7 @@ class Verification(Section):
 class Manifest(Section):
     """manifest.json of a lexiedge artifact: the sections every artifact has (a task adds its own)."""
 
-    format: Literal[MANIFEST_FORMAT] = required()  # noqa: F821 (a module constant, evaluated by get_type_hints)
+    format: Literal[MANIFEST_FORMAT] = required()  # noqa: F821 (a constant, read by get_type_hints)
     format_version: Literal[MANIFEST_VERSION] = required()  # noqa: F821
     task: str = required(pattern=NON_EMPTY)
     files: dict[str, FileEntry] = required(minProperties=1)
