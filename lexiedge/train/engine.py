@@ -153,7 +153,7 @@ class Engine:
         """The model on its device, what the optimizer trains, and the sampler of the training split (the
         model is wrapped for DDP later, once the state it starts from is loaded)."""
         s = self.settings
-        module = self.built.module.to(self.device).train()
+        self.built.module.to(self.device).train()
         parameters = self.task.trainable_parameters(self.built)
         optimizer = build_optimizer(parameters, s, self.device)
         scaler = make_grad_scaler(self.device, self.precision)
