@@ -248,7 +248,7 @@ class ClassifierSpec:
         preprocessing = manifest.get("preprocessing") or {}
         data = preprocessing.get("data_settings") or {}
         labels = manifest.get("labels") or []
-        missing = [key for key in ("sample_rate", "clip_seconds", "frames", "image_size") if key not in data]
+        missing = [key for key in CLIP_SETTINGS if key not in data]
         if missing or not labels:
             what = ", ".join(
                 [f"preprocessing.data_settings.{key}" for key in missing] + ([] if labels else ["labels"])
