@@ -315,30 +315,6 @@ export const MANIFEST_SCHEMA = {
           "type": "null"
         }
       ]
-    },
-    "source": {
-      "anyOf": [
-        {
-          "type": "object",
-          "additionalProperties": {}
-        },
-        {
-          "type": "null"
-        }
-      ]
-    },
-    "versions": {
-      "anyOf": [
-        {
-          "type": "object",
-          "additionalProperties": {
-            "type": "string"
-          }
-        },
-        {
-          "type": "null"
-        }
-      ]
     }
   },
   "required": [

@@ -90,8 +90,7 @@ class Manifest(Section):
     model_files: list[str] | None = meta(omit_none=True)
     size_bytes: int | None = meta(minimum=0, omit_none=True)
     verification: Verification | None = meta(omit_none=True)
-    source: dict[str, Any] | None = meta(omit_none=True)
-    versions: dict[str, str] | None = meta(omit_none=True)
+    # source (the run it came from) and versions are provenance for people: no reader relies on their shape
 
 
 def manifest_schema(specs: list[TaskSpec] | None = None) -> dict[str, Any]:
