@@ -87,6 +87,11 @@ err_console = make_console(stderr=True)
 _state = {"verbose": False, "quiet": False}
 
 
+def is_verbose() -> bool:
+    """Whether --verbose is in effect (`lexiedge tune` shows each trial's training then)."""
+    return _state["verbose"]
+
+
 def output_flags() -> list[str]:
     """The global --quiet / --verbose in effect, for a lexiedge command run in a child process."""
     return ["--quiet"] * _state["quiet"] + ["--verbose"] * _state["verbose"]
