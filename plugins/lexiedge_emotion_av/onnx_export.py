@@ -36,6 +36,7 @@ from lexiedge_runtime.tasks.av_classification import (
     FRAMES,
     INPUT_NAMES,
     INPUTS,
+    LOGITS,
     MODEL_OUTPUT_NAMES,
     OUTPUTS,
     VIDEO_MASK,
