@@ -99,7 +99,10 @@ class ClassifierRunner:
         """Classify a .wav or .mp4 file, decoded exactly as the model's evaluation data was (needs ``[media]``).
 
         Raises :class:`~lexiedge_runtime.errors.InputValueError` naming a file that is missing, cannot
-        be decoded or holds no stream the model reads; the model stays usable.
+        be decoded or holds no stream the model reads, and its subclass
+        :class:`~lexiedge_runtime.errors.InputTooLargeError` for one longer than
+        ``preprocessing.max_input_seconds`` or of video frames over the decoder's bounds (found from the
+        header before decoding, or when decoding passes the bound); the model stays usable.
         """
         result = self.predict(**self.decode_file(path))
         assert isinstance(result, ClassificationResult)  # one clip in, one result out
@@ -115,7 +118,7 @@ class ClassifierRunner:
         require("media", "decoding audio and video files (predict_file)")
         from lexiedge_runtime.media.decode import decode_file
 
-        return decode_file(path, self.media)
+        return decode_file(path, self.media, max_seconds=self.spec.max_input_seconds)
 
     def file_feeds(self, path: str | Path) -> dict[str, np.ndarray]:
         """The graph's four feeds for a file, batch of one: exactly what ``predict_file`` runs the model on."""

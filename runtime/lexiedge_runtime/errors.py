@@ -105,5 +105,11 @@ class InputValueError(RuntimeInputError):
     """Values the model cannot read: NaN or infinite, out of range, empty, or a bad option value."""
 
 
+class InputTooLargeError(InputValueError):
+    """A file that decodes to more than the model reads: longer than ``preprocessing.max_input_seconds``,
+    or video frames larger or more than the decoder's bounds (a decompression bomb, or a long recording).
+    Found from the file's header before decoding, or when decoding passes the bound (a header can lie)."""
+
+
 class InferenceError(RuntimeInputError):
     """ONNX Runtime refused the input although it passed the checks; names the shapes it was given."""

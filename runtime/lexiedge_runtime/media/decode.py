@@ -8,10 +8,19 @@ This is the one decoder of the project: the ravdess data plugin's feature cache 
 and evaluation, and the runtime's ``Classifier.predict_file`` for apps, with the options the
 artifact's manifest recorded (:mod:`lexiedge_runtime.media.spec`). A change to what it outputs for the
 same options bumps :data:`DECODER_VERSION` (artifacts record it; the runtime refuses another).
+
+Decoding is bounded (:class:`DecodeLimits`), because a small file can expand without end: a 0.4 MB
+FLAC holds 40 minutes of silence, a 200 KB mp4 frames of 8192x8192. The bound comes from what the
+model reads: ``preprocessing.max_input_seconds`` for ``predict_file`` (and the server), 10x the
+window training keeps for the feature cache. A file over it is refused from its header before
+anything is decoded, and decoding stops as soon as it passes the bound (a header can lie, or say
+nothing): :class:`DecodeLimitError`, one line. Audio is mixed down to mono as it is decoded, so its
+memory is that of one channel at the file's rate.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,16 +30,91 @@ import av
 import numpy as np
 import soundfile
 
-from lexiedge_runtime.errors import InputValueError
+from lexiedge_runtime.errors import InputTooLargeError, InputValueError
+from lexiedge_runtime.tasks.av_classification import MAX_INPUT_FACTOR, MAX_SAMPLE_RATE
 from lexiedge_runtime.media.faces import crop_and_resize, crop_box, detect_face, face_detector
 from lexiedge_runtime.media.spec import DECODER_VERSION, DecodeOptions, MediaSpec
 
-__all__ = ["DECODER_VERSION", "DecodeError", "DecodeOptions", "DecodedClip", "centre_fit", "decode_clip",
-           "decode_file", "read_wav", "resample", "to_mono_rate", "uniform_indices"]
+__all__ = ["DECODER_VERSION", "DecodeError", "DecodeLimitError", "DecodeLimits", "DecodeOptions",
+           "DecodedClip", "centre_fit", "decode_clip", "decode_file", "downmix", "read_wav", "resample",
+           "to_mono_rate", "uniform_indices"]
+
+MAX_FRAME_WIDTH, MAX_FRAME_HEIGHT = 4096, 2160  # DCI 4K: the largest a phone or a camera records
+MAX_FRAME_RATE = 120  # frames per second of video at most (high-speed phone video)
+MAX_AUDIO_CHANNELS = 32
+MAX_DECODE_SECONDS = 3600.0  # read_wav's bound when the caller names none (a manifest's largest)
+# Decoders may hand out a little more than a header's duration (encoder priming, the last frame's
+# padding): the bound checked while decoding allows this much over max_seconds.
+CODEC_SLACK_S = 0.5
+WAV_BLOCK_FRAMES = 1 << 16  # soundfile reads this many frames at a time (x channels x 4 bytes)
 
 
 class DecodeError(Exception):
     """A clip that cannot be decoded; the message is one line saying why."""
+
+
+class DecodeLimitError(DecodeError):
+    """A clip over a :class:`DecodeLimits` bound: from its header, or found while decoding it."""
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """The most one clip may decode to; everything else about the file is the codec's business.
+
+    ``max_seconds`` bounds the audio and the video stream's duration; video frames are at most
+    ``max_frame_width`` x ``max_frame_height`` pixels (as many pixels in any shape) and at most
+    ``max_seconds`` x ``max_frame_rate`` of them; audio has at most :data:`MAX_AUDIO_CHANNELS`
+    channels and :data:`~lexiedge_runtime.tasks.av_classification.MAX_SAMPLE_RATE` Hz.
+    """
+
+    max_seconds: float
+    max_frame_width: int = MAX_FRAME_WIDTH
+    max_frame_height: int = MAX_FRAME_HEIGHT
+    max_frame_rate: int = MAX_FRAME_RATE
+
+    @classmethod
+    def for_options(cls, options: DecodeOptions) -> DecodeLimits:
+        """Training's bound: ``MAX_INPUT_FACTOR`` (the task's, 10) times the window it keeps."""
+        return cls(options.clip_seconds * MAX_INPUT_FACTOR)
+
+    @property
+    def max_video_frames(self) -> int:
+        return math.ceil(self.max_seconds * self.max_frame_rate)
+
+    def check_duration(self, seconds: float, stream: str) -> None:
+        if seconds > self.max_seconds:
+            raise DecodeLimitError(f"the {stream} is {seconds:.1f} s long, over the bound of "
+                                   f"{self.max_seconds:g} s: split longer recordings into clips")
+
+    def check_decoded(self, seconds: float, stream: str) -> None:
+        """While decoding: past the bound (with the codecs' slack), whatever the header said."""
+        if seconds > self.max_seconds + CODEC_SLACK_S:
+            raise DecodeLimitError(f"the {stream} decodes to more than {self.max_seconds:g} s (its header "
+                                   "did not say so): split longer recordings into clips")
+
+    def check_audio_format(self, rate: int, channels: int) -> None:
+        """``rate`` 0: not said (yet)."""
+        if rate > MAX_SAMPLE_RATE:
+            raise DecodeLimitError(f"the audio's sample rate is {rate} Hz, over the bound of "
+                                   f"{MAX_SAMPLE_RATE} Hz")
+        if channels > MAX_AUDIO_CHANNELS:
+            raise DecodeLimitError(f"the audio has {channels} channels, over the bound of "
+                                   f"{MAX_AUDIO_CHANNELS}")
+
+    def check_frame_size(self, width: int, height: int) -> None:
+        most = self.max_frame_width * self.max_frame_height
+        if width * height > most:
+            raise DecodeLimitError(
+                f"video frames are {width}x{height} ({width * height / 1e6:.1f} MP), over the bound of "
+                f"{self.max_frame_width}x{self.max_frame_height} ({most / 1e6:.1f} MP): scale the video down"
+            )
+
+    def check_frame_count(self, frames: int, *, counting: bool = False) -> None:
+        """``counting``: ``frames`` were found so far (decoded or demuxed), whatever the header said."""
+        if frames > self.max_video_frames:
+            count = f"more than {self.max_video_frames}" if counting else str(frames)
+            raise DecodeLimitError(f"the video has {count} frames, over the bound of {self.max_video_frames} "
+                                   f"({self.max_seconds:g} s at {self.max_frame_rate} fps)")
 
 
 @dataclass
@@ -44,14 +128,16 @@ class DecodedClip:
     face_found: bool | None = None
 
 
-def decode_clip(path: Path, options: DecodeOptions) -> DecodedClip:
-    """Decode ``path`` (.mp4 or .wav); raise :class:`DecodeError` with a one-line reason when it cannot."""
+def decode_clip(path: Path, options: DecodeOptions, limits: DecodeLimits | None = None) -> DecodedClip:
+    """Decode ``path`` (.mp4 or .wav); raise :class:`DecodeError` with a one-line reason when it cannot
+    (:class:`DecodeLimitError` when it is over ``limits``, by default training's: 10x the window kept)."""
+    limits = limits or DecodeLimits.for_options(options)
     try:
         if path.suffix.lower() == ".wav":
-            waveform = read_wav(path, options.sample_rate) if options.audio else None
+            waveform = read_wav(path, options.sample_rate, limits) if options.audio else None
             clip = DecodedClip(waveform, None)
         else:
-            clip = _read_mp4(path, options)
+            clip = _read_mp4(path, options, limits)
     except DecodeError:
         raise
     except (av.FFmpegError, soundfile.LibsndfileError, OSError, ValueError, RuntimeError) as exc:
@@ -61,20 +147,27 @@ def decode_clip(path: Path, options: DecodeOptions) -> DecodedClip:
     return clip
 
 
-def decode_file(path: Path | str, spec: MediaSpec) -> dict[str, Any]:
+def decode_file(path: Path | str, spec: MediaSpec, *, max_seconds: float | None = None) -> dict[str, Any]:
     """A file as the model's evaluation data saw it: ``predict``'s keyword arguments.
 
     ``waveform``: the centre ``spec.clip_samples`` of the decoded audio, zero-padded (float32);
     ``frames``: uint8 (T, 3, size, size) face crops (``predict`` scales them by 1/255, as training
     did); ``sample_rate``. A stream the file lacks is left out. A missing or undecodable file, or one
-    with no stream the model reads, raises :class:`~lexiedge_runtime.errors.InputValueError` naming it.
+    with no stream the model reads, raises :class:`~lexiedge_runtime.errors.InputValueError` naming it;
+    a file longer than ``max_seconds`` (the manifest's ``preprocessing.max_input_seconds``; default
+    10x the decoded window) or over the other :class:`DecodeLimits`, its subclass
+    :class:`~lexiedge_runtime.errors.InputTooLargeError`.
     """
     path = Path(path)
     if not path.is_file():
         raise InputValueError(f"{path}: no such file" if not path.is_dir() else f"{path} is a directory, not a file")
     _check_detector(spec)
+    limits = DecodeLimits(max_seconds) if max_seconds is not None else DecodeLimits.for_options(spec.options)
     try:
-        clip = decode_clip(path, spec.options)
+        clip = decode_clip(path, spec.options, limits)
+    except DecodeLimitError as exc:
+        raise InputTooLargeError(f"{path}: {exc} (this model reads at most {limits.max_seconds:g} s: "
+                                 "preprocessing.max_input_seconds)") from None
     except DecodeError as exc:
         raise InputValueError(f"{path}: cannot decode: {exc}") from None
     arrays: dict[str, Any] = {"sample_rate": spec.options.sample_rate}
@@ -102,20 +195,42 @@ def _check_detector(spec: MediaSpec) -> None:
 # --- audio -------------------------------------------------------------------------------------
 
 
-def read_wav(path: Path, sample_rate: int) -> np.ndarray:
-    """A wav file as float32 mono at ``sample_rate``."""
-    samples, rate = soundfile.read(str(path), dtype="float32", always_2d=True)  # (N, channels)
-    if samples.shape[0] == 0:
+def read_wav(path: Path, sample_rate: int, limits: DecodeLimits | None = None) -> np.ndarray:
+    """A wav file (anything libsndfile reads) as float32 mono at ``sample_rate``, within ``limits``."""
+    limits = limits or DecodeLimits(MAX_DECODE_SECONDS)
+    with soundfile.SoundFile(str(path)) as sound:
+        rate, channels = sound.samplerate, sound.channels
+        limits.check_audio_format(rate, channels)
+        if 0 <= sound.frames < np.iinfo(np.int64).max:  # the largest value: "not said" (a FLAC without it)
+            limits.check_duration(sound.frames / rate, "audio")
+        most = math.floor((limits.max_seconds + CODEC_SLACK_S) * rate)
+        blocks: list[np.ndarray] = []
+        read = 0
+        while True:
+            block = sound.read(WAV_BLOCK_FRAMES, dtype="float32", always_2d=True)  # (n, channels)
+            if block.shape[0] == 0:
+                break
+            read += block.shape[0]
+            if read > most:
+                limits.check_decoded(read / rate, "audio")
+            blocks.append(downmix(block.T))
+    if not blocks:
         raise DecodeError("the wav file holds no samples")
-    return to_mono_rate(samples.T, rate, sample_rate)
+    return _at_rate(np.concatenate(blocks), rate, sample_rate)
+
+
+def downmix(planar: np.ndarray) -> np.ndarray:
+    """(channels, N) float audio -> float32 (N,) mono: the channel mean, which keeps a centred voice at its
+    level (a stereo recording of one speaker has it in both). Sample by sample, so blocks mix alike."""
+    return np.ascontiguousarray(planar.mean(axis=0, dtype=np.float32))
 
 
 def to_mono_rate(planar: np.ndarray, rate: int, sample_rate: int) -> np.ndarray:
-    """(channels, N) float audio at ``rate`` -> float32 (M,) mono at ``sample_rate``, clipped to [-1, 1].
+    """(channels, N) float audio at ``rate`` -> float32 (M,) mono at ``sample_rate``, clipped to [-1, 1]."""
+    return _at_rate(downmix(planar), rate, sample_rate)
 
-    The channel mean keeps a centred voice at its level (a stereo recording of one speaker has it in both).
-    """
-    mono = np.ascontiguousarray(planar.mean(axis=0, dtype=np.float32))
+
+def _at_rate(mono: np.ndarray, rate: int, sample_rate: int) -> np.ndarray:
     if rate != sample_rate:
         mono = resample(mono, rate, sample_rate)
     return np.clip(mono, -1.0, 1.0)
@@ -149,17 +264,46 @@ def uniform_indices(total: int, count: int) -> list[int]:
     return [min(total - 1, int((i + 0.5) * total / count)) for i in range(count)]
 
 
-def _count_video_frames(path: Path) -> int:
-    """Frames in the first video stream, counted from packets when the container does not say."""
-    with av.open(str(path)) as container:
+def _open(path: Path, limits: DecodeLimits) -> av.container.InputContainer:
+    """The container, with FFmpeg's own per-frame pixel bound on every decoder: opening a file decodes its
+    first frames to probe them, and an 8192x8192 frame cost 160 MB before anything here could look."""
+    return av.open(str(path), options={"max_pixels": str(limits.max_frame_width * limits.max_frame_height)})
+
+
+def _count_video_frames(path: Path, limits: DecodeLimits) -> int:
+    """Frames in the first video stream, counted from packets (not decoded) when the container does not say."""
+    with _open(path, limits) as container:
         stream = container.streams.video[0]
         if stream.frames:
+            limits.check_frame_count(int(stream.frames))
             return int(stream.frames)
-        return sum(1 for packet in container.demux(stream) if packet.size)
+        counted = 0
+        for packet in container.demux(stream):
+            counted += 1 if packet.size else 0
+            limits.check_frame_count(counted, counting=True)
+        return counted
 
 
-def _read_mp4(path: Path, options: DecodeOptions) -> DecodedClip:
-    with av.open(str(path)) as container:
+def _check_header(container: av.container.InputContainer, video: av.VideoStream | None,
+                  audio: av.AudioStream | None, limits: DecodeLimits) -> None:
+    """What the container says about the streams to be decoded, against the bounds: before any decoding."""
+    for stream, name in ((video, "video"), (audio, "audio")):
+        if stream is None:
+            continue
+        if stream.duration is not None and stream.time_base is not None:
+            limits.check_duration(float(stream.duration * stream.time_base), name)
+        elif container.duration is not None:  # the stream does not say: the whole file's length
+            limits.check_duration(container.duration / av.time_base, name)
+    if video is not None:
+        limits.check_frame_size(video.codec_context.width, video.codec_context.height)
+        if video.frames:
+            limits.check_frame_count(int(video.frames))
+    if audio is not None:
+        limits.check_audio_format(audio.codec_context.sample_rate, audio.codec_context.channels)
+
+
+def _read_mp4(path: Path, options: DecodeOptions, limits: DecodeLimits) -> DecodedClip:
+    with _open(path, limits) as container:
         has_video, has_audio = bool(container.streams.video), bool(container.streams.audio)
         if not has_video and not has_audio:
             raise DecodeError("the file has neither a video nor an audio stream")
@@ -167,35 +311,40 @@ def _read_mp4(path: Path, options: DecodeOptions) -> DecodedClip:
         audio = container.streams.audio[0] if options.audio and has_audio else None
         if video is None and audio is None:
             return DecodedClip(None, None)
+        _check_header(container, video, audio, limits)
         wanted: set[int] = set()
         if video is not None:
             video.thread_type = "AUTO"
-            wanted = set(uniform_indices(max(1, _count_video_frames(path)), options.frames))
+            wanted = set(uniform_indices(max(1, _count_video_frames(path, limits)), options.frames))
         kept: dict[int, np.ndarray] = {}
         last_frame: av.VideoFrame | None = None
         frame_index = 0
-        audio_chunks: list[np.ndarray] = []
-        audio_rate = 0
+        mono_chunks: list[np.ndarray] = []
+        audio_rate, audio_samples = 0, 0
         # Normalise whatever sample format the codec gives (fltp for AAC, s16 for PCM) to planar float.
         to_planar = av.AudioResampler(format="fltp") if audio is not None else None
         streams = [s for s in (video, audio) if s is not None]
         for packet in container.demux(*streams):
             for frame in packet.decode():
                 if isinstance(frame, av.VideoFrame):
+                    _check_frame(frame, frame_index, limits)
                     if frame_index in wanted:
                         kept[frame_index] = frame.to_ndarray(format="rgb24")
                     last_frame = frame
                     frame_index += 1
                 elif isinstance(frame, av.AudioFrame) and to_planar is not None:
                     audio_rate = frame.sample_rate
-                    audio_chunks.extend(out.to_ndarray() for out in to_planar.resample(frame))
+                    limits.check_audio_format(audio_rate, frame.layout.nb_channels)
+                    audio_samples += frame.samples
+                    limits.check_decoded(audio_samples / audio_rate, "audio")
+                    mono_chunks.extend(downmix(out.to_ndarray()) for out in to_planar.resample(frame))
         if to_planar is not None:
-            audio_chunks.extend(out.to_ndarray() for out in to_planar.resample(None))
+            mono_chunks.extend(downmix(out.to_ndarray()) for out in to_planar.resample(None))
     waveform = None
     if audio is not None:
-        if not audio_chunks:
+        if not mono_chunks:
             raise DecodeError("the audio stream decoded to no samples")
-        waveform = to_mono_rate(np.concatenate(audio_chunks, axis=1), audio_rate, options.sample_rate)
+        waveform = _at_rate(np.concatenate(mono_chunks), audio_rate, options.sample_rate)
     frames, face_found = None, None
     if video is not None:
         if last_frame is None:
@@ -205,6 +354,14 @@ def _read_mp4(path: Path, options: DecodeOptions) -> DecodedClip:
         picked = [kept.get(index, tail) for index in sorted(wanted)]
         frames, face_found = _crop_frames(picked, options.frames, options.image_size, options.face_crop)
     return DecodedClip(waveform, frames, face_found)
+
+
+def _check_frame(frame: av.VideoFrame, index: int, limits: DecodeLimits) -> None:
+    """Each decoded frame against the bounds, before it is converted: the header may have said otherwise."""
+    limits.check_frame_size(frame.width, frame.height)
+    limits.check_frame_count(index + 1, counting=True)
+    if frame.time is not None:
+        limits.check_decoded(frame.time, "video")
 
 
 def _crop_frames(picked: list[np.ndarray], count: int, size: int, face_crop: bool) -> tuple[np.ndarray, bool]:
