@@ -19,6 +19,7 @@ import pytest
 
 API_KEY = "test-key-13"
 MAX_BODY_MB = 8
+ALLOWED_ORIGIN = "http://allowed.example:3000"  # the one other origin open_server allows
 START_TIMEOUT_S = 180  # loading two artifacts on a busy 2-core machine
 
 
@@ -85,18 +86,37 @@ def multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes]]) -> tu
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
 
-def upload(server: Server, filename: str, data: bytes, **fields: str) -> Reply:
+def upload(server: Server, filename: str, data: bytes, *, headers: dict[str, str] | None = None,
+           key: str | None = "default", **fields: str) -> Reply:
     body, content_type = multipart(fields, {"file": (filename, data)})
-    return request(server, "POST", "/v1/emotion", body, headers={"Content-Type": content_type})
+    sent = {**(headers or {}), "Content-Type": content_type}
+    return request(server, "POST", "/v1/emotion", body, headers=sent, key=key)
 
 
-def start_server(arguments: list[str], log: Path) -> tuple[subprocess.Popen, int]:
+def start_server(arguments: list[str], log: Path, *, open_files: int | None = None,
+                 env: dict[str, str] | None = None) -> tuple[subprocess.Popen, int]:
+    """`lexiedge serve ARGUMENTS --port <free>` as a process of its own; ``open_files`` lowers its file
+    descriptor limit (RLIMIT_NOFILE, Linux), as a small `ulimit -n` would, while it is still importing."""
     port = free_port()
     command = [sys.executable, "-m", "lexiedge.cli", "serve", *arguments, "--port", str(port)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # a key is given as a flag or not at all: the caller's $LEXIEDGE_API_KEY is not inherited
+    inherited = {name: value for name, value in os.environ.items() if name != "LEXIEDGE_API_KEY"}
+    environment = {**inherited, "OMP_NUM_THREADS": "1", **(env or {})}
     with log.open("wb") as sink:
-        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=environment)
+    if open_files is not None:
+        import resource
+
+        resource.prlimit(process.pid, resource.RLIMIT_NOFILE, (open_files, open_files))
     return process, port
+
+
+def rss_mb(process: subprocess.Popen) -> float:
+    """The process's resident memory now (Linux: /proc/<pid>/status)."""
+    for line in Path(f"/proc/{process.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS line")
 
 
 def wait_until_up(server: Server) -> None:

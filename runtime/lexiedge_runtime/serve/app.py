@@ -1,9 +1,13 @@
 """The HTTP API: a Starlette app over loaded models (see :mod:`lexiedge_runtime.serve`).
 
 Every refusal is OpenAI's error object with a 4xx/5xx status, and no request can stop the server:
-the runtime's typed errors become 400s, a full queue a 503, anything unforeseen a 500 (logged with
-its traceback). A streamed completion whose client goes away is closed at the next token, which
-frees the model's worker and its kept KV cache for the next request.
+the runtime's typed errors become 400s, a file that decodes to more than the model reads a 413, a
+full queue a 503, anything unforeseen a 500 (logged with its traceback). A streamed completion whose
+client goes away is closed at the next token, which frees the model's worker and its kept KV cache
+for the next request.
+
+Before any route: the Host and Origin rules (:mod:`~lexiedge_runtime.serve.access`), CORS answers for
+the allowed origins (Starlette's CORSMiddleware), then the API key and the body size limit.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import contextlib
 import hmac
 import json
 import re
+import shutil
 import tempfile
 import threading
 import time
@@ -22,9 +27,11 @@ from typing import Any
 
 import numpy as np
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -32,7 +39,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lexiedge_runtime import TextGenerator, TextStream
 from lexiedge_runtime.classifier import ClassifierRunner
-from lexiedge_runtime.errors import ArtifactError, MissingExtraError, RuntimeInputError
+from lexiedge_runtime.errors import ArtifactError, InputTooLargeError, MissingExtraError, RuntimeInputError
+from lexiedge_runtime.serve.access import AccessGuard, AccessPolicy
 from lexiedge_runtime.serve.metrics import Metrics
 from lexiedge_runtime.serve.models import ServedModel
 from lexiedge_runtime.serve.protocol import (
@@ -52,15 +60,20 @@ _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def create_app(models: dict[str, ServedModel], *, api_key: str | None = None,
-               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, web_runtime: WebRuntime | None = None) -> Starlette:
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, web_runtime: WebRuntime | None = None,
+               access: AccessPolicy | None = None) -> Starlette:
     """The ASGI app serving ``models`` (loaded once, by :func:`~lexiedge_runtime.serve.models.load_models`).
 
     ``web_runtime``: where the demo page at ``/`` finds the JavaScript runtime and onnxruntime-web
     (:func:`~lexiedge_runtime.serve.web.find_web_runtime`); None serves the page, which then says they
-    are not installed.
+    are not installed. ``access``: the Host names and origins served (the command line builds it from
+    the bound address and ``--allow-origin``); None answers any Host and no other origin.
     """
     metrics = Metrics()
     api = _Api(models, metrics)
+    access = access or AccessPolicy()
+    cors = [Middleware(CORSMiddleware, allow_origins=access.cors_origins, allow_methods=["GET", "POST"],
+                       allow_headers=["*"], max_age=600)] if access.origins else []
     app = Starlette(
         routes=[
             Route("/health", api.health, methods=["GET"]),
@@ -70,8 +83,10 @@ def create_app(models: dict[str, ServedModel], *, api_key: str | None = None,
             Route("/v1/emotion", api.emotion, methods=["POST"]),
             *web_routes(models, web_runtime or WebRuntime(), key_required=api_key is not None),
         ],
-        middleware=[
+        middleware=[  # outermost first
             Middleware(_Observed, metrics=metrics),
+            Middleware(AccessGuard, policy=access),
+            *cors,  # before the key: a browser's preflight carries none
             Middleware(_Guard, api_key=api_key, max_body_bytes=max_body_bytes),
         ],
         exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _internal_error},
@@ -109,6 +124,7 @@ class _Api:
     # --- chat ---------------------------------------------------------------------------------------
 
     async def chat(self, request: Request) -> Response:
+        _require_json(request, "a chat request")
         chat = ChatRequest.parse(parse_json_object(await request.body()))
         served = self._model(chat.model, generates=True)
         generator = served.model
@@ -146,26 +162,33 @@ class _Api:
     # --- emotion ------------------------------------------------------------------------------------
 
     async def emotion(self, request: Request) -> Response:
-        content_type = request.headers.get("content-type", "")
-        if content_type.startswith("multipart/form-data"):
-            async with request.form(max_files=1, max_fields=4) as form:
-                upload, model = form.get("file"), form.get("model")
-                if not isinstance(upload, UploadFile):
-                    raise bad_request("a multipart upload needs the clip in a 'file' part (wav or mp4)", "file")
-                if model is not None and not isinstance(model, str):
-                    raise bad_request("'model' must be a text field", "model")
-                data, filename = await upload.read(), upload.filename or "upload"
-            served = self._classifier(model)
-            work = _runtime_errors(lambda: _classify_file(served.model, data, filename))
-        elif content_type.startswith("application/json"):
+        content_type = _media_type(request)
+        if content_type == "multipart/form-data":
+            folder = Path(tempfile.mkdtemp(prefix="lexiedge-upload-"))
+            try:  # the upload goes to disk as it is parsed: a queued request holds a path, not the bytes
+                async with request.form(max_files=1, max_fields=4) as form:
+                    upload, model = form.get("file"), form.get("model")
+                    if not isinstance(upload, UploadFile):
+                        raise bad_request("a multipart upload needs the clip in a 'file' part (wav or mp4)",
+                                          "file")
+                    if model is not None and not isinstance(model, str):
+                        raise bad_request("'model' must be a text field", "model")
+                    filename = upload.filename or "upload"
+                    path = await run_in_threadpool(_save_upload, upload, folder, filename)
+                served = self._classifier(model)
+                work = _runtime_errors(lambda: _classify_file(served.model, path, filename))
+                answer = await served.run(work)
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
+        elif content_type == "application/json":
             body = parse_json_object(await request.body())
             served = self._classifier(body.get("model"))
             waveform, rate = _samples(body)
             work = _runtime_errors(lambda: _classify_samples(served.model, waveform, rate))
+            answer = await served.run(work)
         else:
             raise ApiError(415, "send a wav/mp4 as multipart/form-data (part 'file') or JSON {\"samples\": [...], "
-                                "\"sample_rate\": 16000}", code="unsupported_media_type")
-        answer = await served.run(work)
+                                "\"sample_rate\": 16000} as application/json", code="unsupported_media_type")
         return JSONResponse({"object": "emotion", "model": served.name, **answer})
 
     # --- models -------------------------------------------------------------------------------------
@@ -266,24 +289,48 @@ class _StreamEvents:
             pass
 
 
-def _classify_file(model: ClassifierRunner | TextGenerator, data: bytes, filename: str) -> dict[str, Any]:
-    """An uploaded clip through ``predict_file``'s decoding; messages name the upload, not the temp file."""
-    assert isinstance(model, ClassifierRunner)
+def _require_json(request: Request, what: str) -> None:
+    """415 unless the body says it is JSON: browsers send text/plain and forms cross-origin without asking."""
+    if _media_type(request) != "application/json":
+        sent = request.headers.get("content-type")
+        raise ApiError(415, f"{what} must be sent as application/json (got {sent!r})", code="unsupported_media_type")
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").partition(";")[0].strip().lower()
+
+
+UPLOAD_CHUNK = 1 << 20
+
+
+def _save_upload(upload: UploadFile, folder: Path, filename: str) -> Path:
+    """The upload copied into ``folder`` in chunks, named so the decoder picks the reader its bytes need."""
     name = _SAFE_NAME.sub("_", Path(filename).name)[-100:] or "upload"
-    is_wav = data[:4] == b"RIFF" and data[8:12] == b"WAVE"
+    upload.file.seek(0)
+    head = upload.file.read(12)
+    is_wav = head[:4] == b"RIFF" and head[8:12] == b"WAVE"
     if is_wav != name.lower().endswith(".wav"):  # the decoder picks soundfile (wav) or PyAV (the rest) by suffix
         name = f"{name}.wav" if is_wav else f"{name}.media"
-    with tempfile.TemporaryDirectory(prefix="lexiedge-upload-") as folder:
-        path = Path(folder) / name
-        path.write_bytes(data)
-        try:
-            started = time.perf_counter()
-            arrays = model.decode_file(path)
-            decoded = time.perf_counter()
-            result = model.predict(**arrays)
-            done = time.perf_counter()
-        except RuntimeInputError as exc:
-            raise bad_request(str(exc).replace(str(path), filename)) from None
+    path = folder / name
+    upload.file.seek(0)
+    with path.open("wb") as sink:
+        shutil.copyfileobj(upload.file, sink, UPLOAD_CHUNK)
+    return path
+
+
+def _classify_file(model: ClassifierRunner | TextGenerator, path: Path, filename: str) -> dict[str, Any]:
+    """An uploaded clip through ``predict_file``'s decoding; messages name the upload, not the temp file."""
+    assert isinstance(model, ClassifierRunner)
+    try:
+        started = time.perf_counter()
+        arrays = model.decode_file(path)
+        decoded = time.perf_counter()
+        result = model.predict(**arrays)
+        done = time.perf_counter()
+    except InputTooLargeError as exc:  # a decompression bomb, or a recording longer than the model reads
+        raise ApiError(413, str(exc).replace(str(path), filename), code="input_too_large") from None
+    except RuntimeInputError as exc:
+        raise bad_request(str(exc).replace(str(path), filename)) from None
     return _answer(result, decode_ms=(decoded - started) * 1000, inference_ms=(done - decoded) * 1000)
 
 
@@ -326,6 +373,8 @@ def _as_api_error(exc: BaseException) -> BaseException:
         return exc
     if isinstance(exc, MissingExtraError):  # the server's installation, not the request
         return ApiError(501, str(exc), kind="server_error", code="not_installed")
+    if isinstance(exc, InputTooLargeError):
+        return ApiError(413, str(exc), code="input_too_large")
     if isinstance(exc, (RuntimeInputError, ArtifactError)):
         return bad_request(str(exc))
     return exc  # a bug: the 500 handler logs it
@@ -338,18 +387,19 @@ class _Guard:
     """Bearer auth (when a key is set) and the body size limit, before any route runs."""
 
     def __init__(self, app: ASGIApp, *, api_key: str | None, max_body_bytes: int) -> None:
-        self.app, self.api_key, self.limit = app, api_key, max_body_bytes
+        self.app, self.limit = app, max_body_bytes
+        self.api_key = api_key.encode("ascii") if api_key is not None else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
+        headers = {key.lower(): value for key, value in scope["headers"]}
         if self.api_key is not None and not is_public(scope["path"]) \
-                and not _authorised(headers.get("authorization", ""), self.api_key):
+                and not _authorised(headers.get(b"authorization", b""), self.api_key):
             error = ApiError(401, "a valid API key is required: send 'Authorization: Bearer <key>'",
                              code="invalid_api_key")
             return await _api_error_response(error, {"WWW-Authenticate": "Bearer"})(scope, receive, send)
-        length = headers.get("content-length", "")
+        length = headers.get(b"content-length", b"")
         if length.isdigit() and int(length) > self.limit:
             return await _api_error_response(self._too_large())(scope, receive, send)
         received = 0
@@ -370,9 +420,10 @@ class _Guard:
                              "(lexiedge serve --max-body-mb)", code="request_too_large")
 
 
-def _authorised(header: str, key: str) -> bool:
-    scheme, _, token = header.partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), key.encode())
+def _authorised(header: bytes, key: bytes) -> bool:
+    """``Bearer <key>``, compared byte for byte as the client sent it (keys are printable ASCII: cli.py)."""
+    scheme, _, token = header.partition(b" ")
+    return scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), key)
 
 
 class _Observed:
