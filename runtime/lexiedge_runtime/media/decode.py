@@ -54,7 +54,14 @@ class DecodeError(Exception):
 
 
 class DecodeLimitError(DecodeError):
-    """A clip over a :class:`DecodeLimits` bound: from its header, or found while decoding it."""
+    """A clip over a :class:`DecodeLimits` bound: from its header, or found while decoding it.
+
+    ``bound``: which one, ``"seconds"`` (the duration), ``"frame_size"``, ``"frames"`` or ``"audio"``
+    (channels, rate)."""
+
+    def __init__(self, message: str, bound: str) -> None:
+        super().__init__(message)
+        self.bound = bound
 
 
 @dataclass(frozen=True)
@@ -84,29 +91,30 @@ class DecodeLimits:
     def check_duration(self, seconds: float, stream: str) -> None:
         if seconds > self.max_seconds:
             raise DecodeLimitError(f"the {stream} is {seconds:.1f} s long, over the bound of "
-                                   f"{self.max_seconds:g} s: split longer recordings into clips")
+                                   f"{self.max_seconds:g} s: split longer recordings into clips", "seconds")
 
     def check_decoded(self, seconds: float, stream: str) -> None:
         """While decoding: past the bound (with the codecs' slack), whatever the header said."""
         if seconds > self.max_seconds + CODEC_SLACK_S:
             raise DecodeLimitError(f"the {stream} decodes to more than {self.max_seconds:g} s (its header "
-                                   "did not say so): split longer recordings into clips")
+                                   "did not say so): split longer recordings into clips", "seconds")
 
     def check_audio_format(self, rate: int, channels: int) -> None:
         """``rate`` 0: not said (yet)."""
         if rate > MAX_SAMPLE_RATE:
             raise DecodeLimitError(f"the audio's sample rate is {rate} Hz, over the bound of "
-                                   f"{MAX_SAMPLE_RATE} Hz")
+                                   f"{MAX_SAMPLE_RATE} Hz", "audio")
         if channels > MAX_AUDIO_CHANNELS:
             raise DecodeLimitError(f"the audio has {channels} channels, over the bound of "
-                                   f"{MAX_AUDIO_CHANNELS}")
+                                   f"{MAX_AUDIO_CHANNELS}", "audio")
 
     def check_frame_size(self, width: int, height: int) -> None:
         most = self.max_frame_width * self.max_frame_height
         if width * height > most:
             raise DecodeLimitError(
                 f"video frames are {width}x{height} ({width * height / 1e6:.1f} MP), over the bound of "
-                f"{self.max_frame_width}x{self.max_frame_height} ({most / 1e6:.1f} MP): scale the video down"
+                f"{self.max_frame_width}x{self.max_frame_height} ({most / 1e6:.1f} MP): scale the video down",
+                "frame_size",
             )
 
     def check_frame_count(self, frames: int, *, counting: bool = False) -> None:
@@ -114,7 +122,7 @@ class DecodeLimits:
         if frames > self.max_video_frames:
             count = f"more than {self.max_video_frames}" if counting else str(frames)
             raise DecodeLimitError(f"the video has {count} frames, over the bound of {self.max_video_frames} "
-                                   f"({self.max_seconds:g} s at {self.max_frame_rate} fps)")
+                                   f"({self.max_seconds:g} s at {self.max_frame_rate} fps)", "frames")
 
 
 @dataclass
@@ -166,8 +174,8 @@ def decode_file(path: Path | str, spec: MediaSpec, *, max_seconds: float | None 
     try:
         clip = decode_clip(path, spec.options, limits)
     except DecodeLimitError as exc:
-        raise InputTooLargeError(f"{path}: {exc} (this model reads at most {limits.max_seconds:g} s: "
-                                 "preprocessing.max_input_seconds)") from None
+        why = " (the bound is the model's preprocessing.max_input_seconds)"
+        raise InputTooLargeError(f"{path}: {exc}{why if exc.bound in ('seconds', 'frames') else ''}") from None
     except DecodeError as exc:
         raise InputValueError(f"{path}: cannot decode: {exc}") from None
     arrays: dict[str, Any] = {"sample_rate": spec.options.sample_rate}
