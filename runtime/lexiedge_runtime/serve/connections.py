@@ -2,9 +2,10 @@
 
 uvicorn closes a connection that stays idle after a response (``timeout_keep_alive``), bounds a
 request head's size (h11's 16 KiB) and can answer 503 over ``limit_concurrency``, but only once a
-request's headers are in: a connection that sends half a request and waits (slowloris) is kept
-forever, and 1,100 of them took every file descriptor of a server with ``ulimit -n 1024``, after
-which it accepted nothing, /health included. So the server speaks HTTP through
+request's headers are in (a request-start timeout was proposed in uvicorn's issue #157 and does not
+exist): a connection that sends half a request and waits (slowloris) is kept forever, and 1,100 of
+them took every file descriptor of a server with ``ulimit -n 1024``, after which it accepted
+nothing, /health included. So the server speaks HTTP through
 :class:`BoundedH11Protocol`, uvicorn's h11 protocol with two additions:
 
 * a header deadline: a connection has ``header_timeout`` seconds from its opening (or from the end
