@@ -29,6 +29,16 @@ every sample, the summaries, the ratios, the machine and versions. The full run 
 on 2 cores once the emotion artifact is cached. ``--tiny``'s chat ratios mean nothing against the
 target: its tutor reaches the first token in about a millisecond, so they show HTTP's fixed cost alone
 (the difference of the two p50s).
+
+``--load`` measures something else, on one server (no key, loopback, as a user starts it): 50
+streaming chat clients (the openai client) and 20 decompression-bomb uploads at once (a 0.43 MB FLAC
+of 40 minutes of 48 kHz stereo silence, the same FLAC with a header claiming one second, an mp4 of
+8192x8192 frames; written by tests/serve/media_bombs.py), while /health is polled every 0.25 s and the
+server's resident memory is sampled every 50 ms. It reports whether every chat was served (or
+refused with 503) and every bomb refused with 413, whether /health answered every poll, and the
+server's memory: before, the sampled peak, the kernel's high-water mark, after; the check is
+``peak - before <= LOAD_RSS_BOUND_MB``. Memory and correctness hold under other load; the /health
+latencies printed are wall-clock under whatever else runs, and labelled so.
 """
 
 from __future__ import annotations
@@ -47,6 +57,7 @@ import threading
 import time
 import uuid
 import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -57,12 +68,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling bench mo
 import bench_tutor_latency as tutor_bench  # noqa: E402
 import emotion_av_artifacts  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "serve"))  # the bomb files' writers
+import media_bombs  # noqa: E402
+
 THREADS = 2
 TARGET_TTFT_RATIO = 1.15
 SYSTEM = {"role": "system", "content": tutor_bench.SYSTEM_PROMPT}
 USERS = [text for text, _ in tutor_bench.TURNS]
 SHARED_DATA = Path(os.environ.get("LEXIEDGE_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 REAL_CLIP = SHARED_DATA / "ravdess-av" / "Actor_01" / "01-01-01-01-01-01-01.mp4"
+LOAD_CLIENTS, LOAD_BOMBS = 50, 20
+LOAD_RSS_BOUND_MB = 256  # the server's peak over its resident memory before the load
+HEALTH_EVERY_S, RSS_EVERY_S = 0.25, 0.05
 
 
 # --- the server -------------------------------------------------------------------------------------
@@ -105,6 +122,21 @@ def _upload_request(clip: Path) -> tuple[bytes, str]:
             f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{clip.name}"\r\n'
             "Content-Type: application/octet-stream\r\n\r\n").encode() + clip.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
     return body, f"multipart/form-data; boundary={boundary}"
+
+
+def _upload_status(port: int, name: str, data: bytes) -> tuple[int, dict[str, Any]]:
+    boundary = uuid.uuid4().hex
+    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n")
+    body = head.encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    try:
+        connection.request("POST", "/v1/emotion", body=body,
+                           headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
 
 
 def upload(port: int, body: bytes, content_type: str) -> dict[str, Any]:
@@ -230,6 +262,152 @@ def _turn(started: float, first: float, last: float, tokens: int, prompt_tokens:
             "tokens": tokens, "prompt_tokens": prompt_tokens}
 
 
+# --- load: streams and bombs at once -----------------------------------------------------------------
+
+
+def bomb_files(folder: Path) -> list[tuple[str, bytes]]:
+    """LOAD_BOMBS uploads, the three kinds in turn (the issue's files: a few seconds to write)."""
+    honest = media_bombs.silent_flac(folder / "silence.flac", 2400, rate=48000, channels=2)
+    liar = media_bombs.lie_about_length(honest, folder / "liar.flac", 48000)
+    huge = media_bombs.video(folder / "huge.mp4", width=8192, height=8192, frames=4, fps=1)
+    kinds = [(path.name, path.read_bytes()) for path in (honest, liar, huge)]
+    return [kinds[index % len(kinds)] for index in range(LOAD_BOMBS)]
+
+
+def _memory_mb(pid: int) -> dict[str, float]:
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            fields[name] = int(value.split()[0]) / 1024
+    return fields
+
+
+class _Watch(threading.Thread):
+    """Calls ``probe`` every ``every`` seconds until stopped; keeps what it returns."""
+
+    def __init__(self, probe: Any, every: float) -> None:
+        super().__init__(daemon=True)
+        self.probe, self.every, self.samples = probe, every, []
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            self.samples.append(self.probe())
+            self.stopped.wait(self.every)
+
+
+def _health(port: int) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        status = _get(port, "/health")[0]
+    except OSError as exc:
+        status = f"{type(exc).__name__}"
+    return {"at": time.time(), "status": status, "seconds": time.perf_counter() - started}
+
+
+async def _stream_chat(client: Any, index: int, new_tokens: int) -> dict[str, Any]:
+    import openai
+
+    try:
+        pieces, finish = 0, None
+        stream = await client.chat.completions.create(
+            model="tutor", max_tokens=new_tokens, temperature=0, stream=True,
+            messages=[SYSTEM, {"role": "user", "content": USERS[index % len(USERS)]}])
+        async for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                pieces += 1
+            if chunk.choices and chunk.choices[0].finish_reason:
+                finish = chunk.choices[0].finish_reason
+        return {"outcome": "served" if finish else "cut", "pieces": pieces, "finish_reason": finish}
+    except openai.APIStatusError as exc:
+        return {"outcome": "refused" if exc.status_code == 503 else "error", "status": exc.status_code}
+    except Exception as exc:  # noqa: BLE001 - a broken connection is a result here, not a crash
+        return {"outcome": "error", "error": f"{type(exc).__name__}: {exc}"[:200]}
+
+
+def measure_load(port: int, pid: int, clip: Path, new_tokens: int, work: Path) -> dict[str, Any]:
+    """LOAD_CLIENTS streaming chats and LOAD_BOMBS bomb uploads at once; /health and memory watched."""
+    import asyncio
+
+    from openai import AsyncOpenAI
+
+    bombs = bomb_files(work)
+    body, content_type = _upload_request(clip)
+    upload(port, body, content_type)  # warm: codecs, the face cascade, the tutor's first turn
+    asyncio.run(_warm_chat(port, new_tokens))
+    before = _memory_mb(pid)
+    health = _Watch(lambda: _health(port), HEALTH_EVERY_S)
+    memory = _Watch(lambda: _memory_mb(pid)["VmRSS"], RSS_EVERY_S)
+    health.start()
+    memory.start()
+
+    async def everything() -> tuple[list[dict[str, Any]], list[tuple[int, dict[str, Any]]]]:
+        async with AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0,
+                               timeout=1800) as client:
+            chats = [_stream_chat(client, index, new_tokens) for index in range(LOAD_CLIENTS)]
+            uploads = [asyncio.to_thread(_upload_status, port, name, data) for name, data in bombs]
+            results = await asyncio.gather(*chats, *uploads)
+        return list(results[:LOAD_CLIENTS]), list(results[LOAD_CLIENTS:])
+
+    started = time.perf_counter()
+    chats, refusals = asyncio.run(everything())
+    elapsed = time.perf_counter() - started
+    time.sleep(1.0)  # a last /health poll and memory sample after the load
+    health.stopped.set()
+    memory.stopped.set()
+    health.join()
+    memory.join()
+    after = _memory_mb(pid)
+    # the high-water mark counts too when the load raised it (a spike between two samples)
+    peak = max([before["VmRSS"], *memory.samples, after["VmHWM"] if after["VmHWM"] > before["VmHWM"] else 0])
+    polls = health.samples
+    failed_polls = [p for p in polls if p["status"] != 200]
+    bomb_statuses = Counter(status for status, _ in refusals)
+    outcomes = Counter(chat["outcome"] for chat in chats)
+    return {
+        "clients": LOAD_CLIENTS, "bombs": LOAD_BOMBS, "bomb_kinds": sorted({name for name, _ in bombs}),
+        "bomb_bytes": {name: len(data) for name, data in dict(bombs).items()},
+        "seconds_under_load": elapsed,
+        "chat_outcomes": dict(outcomes), "chats": chats,
+        "bomb_statuses": {str(k): v for k, v in bomb_statuses.items()},
+        "bomb_messages": sorted({answer["error"]["message"] for _, answer in refusals if "error" in answer}),
+        "health": {"polls": len(polls), "failed": len(failed_polls), "failures": failed_polls[:10],
+                   "max_seconds_under_load": max((p["seconds"] for p in polls), default=None)},
+        "rss_mb": {"before": before["VmRSS"], "peak": peak, "after": after["VmRSS"],
+                   "high_water_before": before["VmHWM"], "high_water_after": after["VmHWM"],
+                   "bound_over_before": LOAD_RSS_BOUND_MB},
+        "all_served_or_refused": outcomes.get("served", 0) + outcomes.get("refused", 0) == LOAD_CLIENTS
+                                 and bomb_statuses.get(413, 0) == LOAD_BOMBS,
+        "health_answered_throughout": not failed_polls and len(polls) > 0,
+        "rss_within_bound": peak - before["VmRSS"] <= LOAD_RSS_BOUND_MB,
+    }
+
+
+async def _warm_chat(port: int, new_tokens: int) -> None:
+    from openai import AsyncOpenAI
+
+    async with AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0,
+                           timeout=600) as client:
+        await _stream_chat(client, 0, new_tokens)
+
+
+def print_load(load: dict[str, Any]) -> None:
+    rss = load["rss_mb"]
+    print(f"load: {load['clients']} streaming chats and {load['bombs']} bomb uploads at once "
+          f"({', '.join(load['bomb_kinds'])}), {load['seconds_under_load']:.1f} s")
+    print(f"  chats: {load['chat_outcomes']}; bombs: {load['bomb_statuses']} (HTTP status: count)")
+    print(f"  /health: {load['health']['polls']} polls, {load['health']['failed']} failed; slowest "
+          f"{load['health']['max_seconds_under_load']:.2f} s (wall clock under this machine's load)")
+    print(f"  server RSS: {rss['before']:.0f} MB before, peak {rss['peak']:.0f} MB, "
+          f"{rss['after']:.0f} MB after; high-water mark {rss['high_water_before']:.0f} -> "
+          f"{rss['high_water_after']:.0f} MB; bound: peak <= before + {rss['bound_over_before']} MB")
+    verdicts = {"all served or refused": load["all_served_or_refused"],
+                "/health answered throughout": load["health_answered_throughout"],
+                "RSS within bound": load["rss_within_bound"]}
+    print("  " + "; ".join(f"{name}: {'yes' if ok else 'NO'}" for name, ok in verdicts.items()))
+
+
 # --- report -----------------------------------------------------------------------------------------
 
 
@@ -314,6 +492,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=40, help="emotion uploads per side")
     parser.add_argument("--rounds", type=int, default=12, help="chat turns per side")
     parser.add_argument("--new-tokens", type=int, default=48, help="greedy tokens per chat turn")
+    parser.add_argument("--load", action="store_true",
+                        help="instead: 50 streaming chats and 20 bomb uploads at once (memory, /health, "
+                             "refusals)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="lexiedge-serve-bench-") as tmp:
@@ -325,15 +506,21 @@ def main() -> None:
         process, port = start_server(tutor, emotion, Path(tmp) / "server.log")
         try:
             report = {"machine": machine(), "versions": versions(), "threads": THREADS,
-                      "tutor": str(tutor), "emotion_artifact": str(emotion),
-                      "emotion": measure_emotion(port, emotion, clip, args.requests),
-                      "chat": measure_chat(port, tutor, args.rounds, args.new_tokens)}
+                      "tutor": str(tutor), "emotion_artifact": str(emotion)}
+            if args.load:
+                report["load"] = measure_load(port, process.pid, clip, args.new_tokens, Path(tmp))
+            else:
+                report["emotion"] = measure_emotion(port, emotion, clip, args.requests)
+                report["chat"] = measure_chat(port, tutor, args.rounds, args.new_tokens)
         finally:
             process.terminate()
             process.wait(timeout=30)
     report["machine"]["load_average_1m_at_end"] = os.getloadavg()[0]
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
-    print_report(report)
+    if args.load:
+        print_load(report["load"])
+    else:
+        print_report(report)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + "\n")
