@@ -3,11 +3,10 @@
 // Everything the model needs is read from the manifest; nothing here restates a model fact.
 
 import { ArtifactError, ManifestError, UnverifiedArtifactError } from './errors.js';
-import { FEEDS_VERSION, MANIFEST_FORMAT, SUPPORTED_FORMAT_VERSIONS, TASKS } from './manifest.schema.js';
+import { FEEDS_VERSION, MANIFEST, MANIFEST_FORMAT, SUPPORTED_FORMAT_VERSIONS, TASKS } from './manifest.schema.js';
 import { schemaProblem } from './schema.js';
 
-export { FEEDS_VERSION, MANIFEST_FORMAT, SUPPORTED_FORMAT_VERSIONS };
-export const MANIFEST = 'manifest.json';
+export { FEEDS_VERSION, MANIFEST, MANIFEST_FORMAT, SUPPORTED_FORMAT_VERSIONS };
 // the one task this runtime runs: the classifying one of the task specs (manifest.schema.js is generated)
 export const TASK = Object.keys(TASKS).find((name) => !TASKS[name].generates);
 const SHA256 = /^[0-9a-f]{64}$/;

@@ -13,6 +13,7 @@ export const TASKS = {
   }
 };
 
+export const MANIFEST = "manifest.json";
 export const MANIFEST_FORMAT = "lexiedge-artifact";
 export const SUPPORTED_FORMAT_VERSIONS = [1];
 export const FEEDS_VERSION = 1;

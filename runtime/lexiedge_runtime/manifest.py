@@ -27,13 +27,13 @@ from typing import Any
 from lexiedge_runtime.errors import ArtifactError, ManifestError
 from lexiedge_runtime.tasks.registry import find_task
 from lexiedge_runtime.tasks.schema import (
+    MANIFEST,
     MANIFEST_FORMAT,
     MANIFEST_VERSION,
     SUPPORTED_FORMAT_VERSIONS,
     check_manifest_schema,
 )
 
-MANIFEST = "manifest.json"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 

@@ -26,6 +26,7 @@ from lexiedge_runtime.tasks.registry import BUILT_IN_TASKS, find_task, known_tas
 from lexiedge_runtime.tasks.sections import Section, check, json_schema, meta, required
 from lexiedge_runtime.tasks.spec import TaskSpec
 
+MANIFEST = "manifest.json"  # the file an artifact directory describes itself in
 MANIFEST_FORMAT = "lexiedge-artifact"  # the manifest's "format": what a reader checks first
 MANIFEST_VERSION = 1  # the "format_version" lexiedge export writes; bump it for a change readers must know
 SUPPORTED_FORMAT_VERSIONS = (1,)  # the versions this runtime reads
@@ -138,6 +139,7 @@ def javascript_module() -> str:
         "//   python -m lexiedge_runtime.tasks runtime-js/src/manifest.schema.js\n"
         "// Do not edit: tests/js/test_manifest_schema.py checks that it is what the generator writes.\n\n"
         f"export const TASKS = {json.dumps(tasks, indent=2)};\n\n"
+        f"export const MANIFEST = {json.dumps(MANIFEST)};\n"
         f"export const MANIFEST_FORMAT = {json.dumps(MANIFEST_FORMAT)};\n"
         f"export const SUPPORTED_FORMAT_VERSIONS = {json.dumps(list(SUPPORTED_FORMAT_VERSIONS))};\n"
         f"export const FEEDS_VERSION = {json.dumps(av_classification.Feeds.VERSION)};\n\n"
