@@ -24,7 +24,7 @@ import soundfile
 
 from lexiedge import atomic
 from lexiedge_ravdess.labels import AUDIO_ONLY, AUDIO_VIDEO, EMOTIONS, SPEECH, VIDEO_ONLY
-from lexiedge_runtime.media.decode import resample
+from lexiedge_runtime.media.decode import resample_swr
 
 VIDEO_ENCODERS = ("libx264", "h264", "mpeg4")  # first one this PyAV build can encode with is used
 AUDIO_RATE = 48000
@@ -142,7 +142,7 @@ def synth_voice(emotion: str, actor: Actor, strength: float, seconds: float, rng
     speaking = np.convolve(speaking, np.hanning(301) / np.hanning(301).sum(), mode="same")
     signal = voice * syllables * speaking * loudness * rng.uniform(0.9, 1.1)
     signal += rng.normal(0.0, actor.noise, n)
-    return np.clip(resample(signal.astype(np.float32), SYNTH_RATE, AUDIO_RATE), -1.0, 1.0)
+    return np.clip(resample_swr(signal.astype(np.float32), SYNTH_RATE, AUDIO_RATE), -1.0, 1.0)
 
 
 def synth_face(emotion: str, actor: Actor, strength: float, seconds: float, rng: np.random.Generator) -> np.ndarray:
@@ -216,7 +216,7 @@ def write_mp4(path: Path, frames: np.ndarray | None, voice: np.ndarray | None, e
 def write_wav(path: Path, voice: np.ndarray, layout: tuple[int, int], rng: np.random.Generator) -> None:
     """A PCM-16 wav at ``layout`` = (rate, channels), from a voice at AUDIO_RATE; stereo channels slightly unequal."""
     rate, channels = layout
-    samples = resample(voice, AUDIO_RATE, rate) if rate != AUDIO_RATE else voice
+    samples = resample_swr(voice, AUDIO_RATE, rate) if rate != AUDIO_RATE else voice
     if channels == 2:
         samples = np.stack([samples, np.clip(samples * rng.uniform(0.8, 1.0), -1, 1)], axis=1)
     with atomic.atomic_path(path, suffix=".part") as tmp:

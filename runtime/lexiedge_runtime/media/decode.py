@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from lexiedge_runtime.media.faces import crop_and_resize, crop_box, detect_face,
 from lexiedge_runtime.media.spec import DECODER_VERSION, DecodeOptions, MediaSpec
 
 __all__ = ["DECODER_VERSION", "DecodeError", "DecodeLimitError", "DecodeLimits", "DecodeOptions",
-           "DecodedClip", "centre_fit", "decode_clip", "decode_file", "downmix", "read_wav", "resample",
+           "DecodedClip", "centre_fit", "decode_clip", "decode_file", "downmix", "read_wav", "resample_swr",
            "to_mono_rate", "uniform_indices"]
 
 MAX_FRAME_WIDTH, MAX_FRAME_HEIGHT = 4096, 2160  # DCI 4K: the largest a phone or a camera records
@@ -240,11 +240,11 @@ def to_mono_rate(planar: np.ndarray, rate: int, sample_rate: int) -> np.ndarray:
 
 def _at_rate(mono: np.ndarray, rate: int, sample_rate: int) -> np.ndarray:
     if rate != sample_rate:
-        mono = resample(mono, rate, sample_rate)
+        mono = resample_swr(mono, rate, sample_rate)
     return np.clip(mono, -1.0, 1.0)
 
 
-def resample(mono: np.ndarray, rate: int, sample_rate: int) -> np.ndarray:
+def resample_swr(mono: np.ndarray, rate: int, sample_rate: int) -> np.ndarray:
     """Band-limited resampling with FFmpeg's swresample (through PyAV); output length round(N * ratio)."""
     resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
     frame = av.AudioFrame.from_ndarray(mono[np.newaxis, :], format="flt", layout="mono")
@@ -311,57 +311,98 @@ def _check_header(container: av.container.InputContainer, video: av.VideoStream 
 
 
 def _read_mp4(path: Path, options: DecodeOptions, limits: DecodeLimits) -> DecodedClip:
+    """The streams the options ask for, checked against the limits (header, then each frame), decoded once:
+    the chosen video frames cropped, the audio mono at the model's rate."""
     with _open(path, limits) as container:
-        has_video, has_audio = bool(container.streams.video), bool(container.streams.audio)
-        if not has_video and not has_audio:
-            raise DecodeError("the file has neither a video nor an audio stream")
-        video = container.streams.video[0] if options.video and has_video else None
-        audio = container.streams.audio[0] if options.audio and has_audio else None
+        video, audio = _chosen_streams(container, options)
         if video is None and audio is None:
             return DecodedClip(None, None)
         _check_header(container, video, audio, limits)
-        wanted: set[int] = set()
-        if video is not None:
-            video.thread_type = "AUTO"
-            wanted = set(uniform_indices(max(1, _count_video_frames(path, limits)), options.frames))
-        kept: dict[int, np.ndarray] = {}
-        last_frame: av.VideoFrame | None = None
-        frame_index = 0
-        mono_chunks: list[np.ndarray] = []
-        audio_rate, audio_samples = 0, 0
-        # Normalise whatever sample format the codec gives (fltp for AAC, s16 for PCM) to planar float.
-        to_planar = av.AudioResampler(format="fltp") if audio is not None else None
-        streams = [s for s in (video, audio) if s is not None]
-        for packet in container.demux(*streams):
-            for frame in packet.decode():
-                if isinstance(frame, av.VideoFrame):
-                    _check_frame(frame, frame_index, limits)
-                    if frame_index in wanted:
-                        kept[frame_index] = frame.to_ndarray(format="rgb24")
-                    last_frame = frame
-                    frame_index += 1
-                elif isinstance(frame, av.AudioFrame) and to_planar is not None:
-                    audio_rate = frame.sample_rate
-                    limits.check_audio_format(audio_rate, frame.layout.nb_channels)
-                    audio_samples += frame.samples
-                    limits.check_decoded(audio_samples / audio_rate, "audio")
-                    mono_chunks.extend(downmix(out.to_ndarray()) for out in to_planar.resample(frame))
-        if to_planar is not None:
-            mono_chunks.extend(downmix(out.to_ndarray()) for out in to_planar.resample(None))
-    waveform = None
-    if audio is not None:
-        if not mono_chunks:
-            raise DecodeError("the audio stream decoded to no samples")
-        waveform = _at_rate(np.concatenate(mono_chunks), audio_rate, options.sample_rate)
-    frames, face_found = None, None
-    if video is not None:
-        if last_frame is None:
-            raise DecodeError("the video stream decoded to no frames")
-        # A container that over-reports its frame count leaves the last picks unfilled: reuse the last frame.
-        tail = last_frame.to_ndarray(format="rgb24")
-        picked = [kept.get(index, tail) for index in sorted(wanted)]
-        frames, face_found = _crop_frames(picked, options.frames, options.image_size, options.face_crop)
+        wanted = _wanted_frames(path, video, options.frames, limits)
+        decoded = _decode_streams(container, video, audio, wanted, limits)
+    waveform = _waveform_of(decoded, options.sample_rate) if audio is not None else None
+    frames, face_found = _frames_of(decoded, wanted, options) if video is not None else (None, None)
     return DecodedClip(waveform, frames, face_found)
+
+
+def _chosen_streams(container: av.container.InputContainer,
+                    options: DecodeOptions) -> tuple[av.VideoStream | None, av.AudioStream | None]:
+    """The first video and audio stream, each when the options read it (a file with neither is refused)."""
+    has_video, has_audio = bool(container.streams.video), bool(container.streams.audio)
+    if not has_video and not has_audio:
+        raise DecodeError("the file has neither a video nor an audio stream")
+    video = container.streams.video[0] if options.video and has_video else None
+    audio = container.streams.audio[0] if options.audio and has_audio else None
+    return video, audio
+
+
+def _wanted_frames(path: Path, video: av.VideoStream | None, count: int, limits: DecodeLimits) -> set[int]:
+    """The indices of the ``count`` frames to keep, spread over the whole clip (none without video)."""
+    if video is None:
+        return set()
+    video.thread_type = "AUTO"
+    return set(uniform_indices(max(1, _count_video_frames(path, limits)), count))
+
+
+@dataclass
+class _Decoded:
+    """What one pass over the packets kept: the wanted RGB frames, the last frame, the mono audio blocks."""
+
+    kept: dict[int, np.ndarray] = field(default_factory=dict)
+    last_frame: av.VideoFrame | None = None
+    frame_count: int = 0
+    mono_chunks: list[np.ndarray] = field(default_factory=list)
+    audio_rate: int = 0
+    audio_samples: int = 0
+
+
+def _decode_streams(container: av.container.InputContainer, video: av.VideoStream | None,
+                    audio: av.AudioStream | None, wanted: set[int], limits: DecodeLimits) -> _Decoded:
+    decoded = _Decoded()
+    # Normalise whatever sample format the codec gives (fltp for AAC, s16 for PCM) to planar float.
+    to_planar = av.AudioResampler(format="fltp") if audio is not None else None
+    for packet in container.demux(*[s for s in (video, audio) if s is not None]):
+        for frame in packet.decode():
+            if isinstance(frame, av.VideoFrame):
+                _take_video_frame(decoded, frame, wanted, limits)
+            elif isinstance(frame, av.AudioFrame) and to_planar is not None:
+                _take_audio_frame(decoded, frame, to_planar, limits)
+    if to_planar is not None:
+        decoded.mono_chunks.extend(downmix(out.to_ndarray()) for out in to_planar.resample(None))
+    return decoded
+
+
+def _take_video_frame(decoded: _Decoded, frame: av.VideoFrame, wanted: set[int],
+                      limits: DecodeLimits) -> None:
+    _check_frame(frame, decoded.frame_count, limits)
+    if decoded.frame_count in wanted:
+        decoded.kept[decoded.frame_count] = frame.to_ndarray(format="rgb24")
+    decoded.last_frame = frame
+    decoded.frame_count += 1
+
+
+def _take_audio_frame(decoded: _Decoded, frame: av.AudioFrame, to_planar: av.AudioResampler,
+                      limits: DecodeLimits) -> None:
+    decoded.audio_rate = frame.sample_rate
+    limits.check_audio_format(decoded.audio_rate, frame.layout.nb_channels)
+    decoded.audio_samples += frame.samples
+    limits.check_decoded(decoded.audio_samples / decoded.audio_rate, "audio")
+    decoded.mono_chunks.extend(downmix(out.to_ndarray()) for out in to_planar.resample(frame))
+
+
+def _waveform_of(decoded: _Decoded, sample_rate: int) -> np.ndarray:
+    if not decoded.mono_chunks:
+        raise DecodeError("the audio stream decoded to no samples")
+    return _at_rate(np.concatenate(decoded.mono_chunks), decoded.audio_rate, sample_rate)
+
+
+def _frames_of(decoded: _Decoded, wanted: set[int], options: DecodeOptions) -> tuple[np.ndarray, bool]:
+    if decoded.last_frame is None:
+        raise DecodeError("the video stream decoded to no frames")
+    # A container that over-reports its frame count leaves the last picks unfilled: reuse the last frame.
+    tail = decoded.last_frame.to_ndarray(format="rgb24")
+    picked = [decoded.kept.get(index, tail) for index in sorted(wanted)]
+    return _crop_frames(picked, options.frames, options.image_size, options.face_crop)
 
 
 def _check_frame(frame: av.VideoFrame, index: int, limits: DecodeLimits) -> None:
