@@ -252,7 +252,7 @@ def train(
 def tune(
     profile: ProfileOpt,
     model: Annotated[
-        Optional[str], typer.Option("--model", "-m", help="the model to tune (default: the profile's one)")
+        Optional[str], typer.Option("--model", "-m", help="the model to tune (if the profile has several)")
     ] = None,
     data: Annotated[
         Optional[Path], typer.Option("--data", "-d", help="training data, as for `lexiedge train`")
