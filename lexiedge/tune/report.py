@@ -14,7 +14,12 @@ from lexiedge.tune import folder as layout
 
 
 def draw_study(
-    trials: list[dict[str, Any]], found: dict[str, float] | None, metric: str, direction: str, path: Path
+    trials: list[dict[str, Any]],
+    found: dict[str, float] | None,
+    metric: str,
+    direction: str,
+    path: Path,
+    importance_after: int = 2,
 ) -> Path | None:
     """study.png: each trial's metric (complete, pruned) with the best so far; the parameters' importances."""
     from matplotlib.figure import Figure
@@ -25,7 +30,7 @@ def draw_study(
     scored = [t for t in trials if t["value"] is not None and t["state"] in ("complete", "pruned")]
     if not scored:
         return None
-    figure = Figure(figsize=(11, 4.2))
+    figure = Figure(figsize=(12, 4.2), layout="constrained")  # room for the parameters' names
     left, right = figure.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
     complete = [t for t in scored if t["state"] == "complete"]
     pruned = [t for t in scored if t["state"] == "pruned"]
@@ -68,7 +73,13 @@ def draw_study(
         right.set_title(f"over {len(complete)} complete trials")
     else:
         right.axis("off")
-        right.text(0.5, 0.5, "parameter importances: after two complete trials", ha="center", va="center")
+        right.text(
+            0.5,
+            0.5,
+            f"parameter importances: after {importance_after} complete trials",
+            ha="center",
+            va="center",
+        )
     return save_png(figure, path)
 
 

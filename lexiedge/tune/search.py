@@ -39,9 +39,10 @@ if TYPE_CHECKING:
     import optuna
 
 STUDY_NAME = "lexiedge-tune"
-STEPS_PER_EPOCH = (
-    1000  # Optuna's steps are integers: a trial reports at epoch * 1000 (evaluations mid-epoch too)
-)
+# PED-ANOVA computes importances from two trials, but they say nothing then (one differing pair of values)
+MIN_TRIALS_FOR_IMPORTANCE = 5
+# Optuna's steps are integers: a trial reports at epoch * 1000 (so evaluations mid-epoch too)
+STEPS_PER_EPOCH = 1000
 # a trial's user attributes in the study
 ORIGIN, RERUN_OF, ERROR = "origin", "rerun_of", "error"
 
@@ -374,11 +375,11 @@ def summarize(
 
 def importances(study: optuna.Study) -> dict[str, float] | None:
     """Each parameter's share of the variation of the metric (Optuna's PED-ANOVA: no scikit-learn needed),
-    once two trials completed; ``None`` before, or when Optuna cannot tell (every trial the same)."""
+    once :data:`MIN_TRIALS_FOR_IMPORTANCE` trials completed; ``None`` before, or when Optuna cannot tell."""
     from optuna.importance import PedAnovaImportanceEvaluator, get_param_importances
     from optuna.trial import TrialState
 
-    if len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) < 2:
+    if len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) < MIN_TRIALS_FOR_IMPORTANCE:
         return None
     try:
         with warnings.catch_warnings():  # PED-ANOVA is marked experimental
@@ -659,7 +660,14 @@ class Search:
         setup.record.update(trials=trials, best=best, importances=found)
         setup.record["request"]["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
         layout.write_record(setup.folder, setup.record)
-        return draw_study(trials, found, setup.objective, setup.direction, setup.folder / layout.STUDY_PNG)
+        return draw_study(
+            trials,
+            found,
+            setup.objective,
+            setup.direction,
+            setup.folder / layout.STUDY_PNG,
+            importance_after=MIN_TRIALS_FOR_IMPORTANCE,
+        )
 
 
 class NoMetricError(UsageError):
