@@ -596,6 +596,8 @@ def bench(
     Console(width=max(console.width, natural)).print(table)
     for path in write_reports(report, out, with_plot=plot):
         console.print(f"wrote {path}")
+    if report.busy_warning:
+        err_console.print(f"[yellow]warning:[/] {_escape(report.busy_warning)}", highlight=False, soft_wrap=True)
     baseline = report.results[0]
     note = overhead_note(max(r.model_bytes for r in report.results), baseline.kind == "torch" and len(report.results) > 1)
     if note:

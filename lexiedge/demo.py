@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lexiedge.errors import LexiedgeError, UsageError
+from lexiedge.latency.machine import busy_warning
 from lexiedge.rundir import merged_dir, read_history, read_test_metrics
 
 PROFILE = "cpu"
@@ -243,4 +244,6 @@ def _bench_summary(bench: dict[str, Any]) -> str:
         else:
             headline = f"p50 {result['latency_ms']['p50']:.1f} ms"
         parts.append(f"{result['name']} {headline} ({result['speedup']:.2f}x)")
-    return "; ".join(parts) or "see bench.md"
+    summary = "; ".join(parts) or "see bench.md"
+    warning = busy_warning((bench.get("machine") or {}).get("load"))
+    return f"{summary}; WARNING: {warning}" if warning else summary

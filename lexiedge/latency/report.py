@@ -94,6 +94,8 @@ def markdown(report: BenchReport) -> str:
         f"1-min load average {machine.get('load_average_1m')} at the start (timings from a shared machine are noisy).",
         "",
     ]
+    if report.busy_warning:
+        lines += [f"**Warning: {report.busy_warning}.**", ""]
     return "\n".join(lines)
 
 

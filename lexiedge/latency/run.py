@@ -53,6 +53,8 @@ from lexiedge.latency.backends import (
     prompt_ids,
 )
 from lexiedge.errors import UsageError
+from lexiedge.latency.machine import RunLoad, busy_warning
+from lexiedge.latency.machine import sample as sample_load
 from lexiedge_runtime.tasks import AV_CLASSIFICATION as CLASSIFICATION
 from lexiedge_runtime.tasks import CAUSAL_LM
 
@@ -162,6 +164,11 @@ class BenchReport:
     def baseline(self) -> str:
         return self.results[0].name
 
+    @property
+    def busy_warning(self) -> str | None:
+        """One line when the machine was busy at the start or the end of the run (see latency.machine)."""
+        return busy_warning(self.machine.get("load"))
+
     def to_json(self) -> dict[str, Any]:
         return {
             "format": "lexiedge-bench",
@@ -186,6 +193,7 @@ def run_bench(
 ) -> BenchReport:
     """Load every chosen backend, warm it up, then measure them interleaved (see the module doc)."""
     infos = read_artifacts(paths)
+    start_load = sample_load()  # before any backend loads: how busy the machine was without us
     task = infos[0].task
     available = backend_names(infos)
     explicit = bool(wanted)
@@ -219,13 +227,15 @@ def run_bench(
         }
         results = _measure_lms(backends, prompt, settings, progress)
     _add_ratios(results, task)
+    machine = machine_info(settings.threads)
+    machine["load"] = RunLoad(start_load, sample_load()).to_json()
     return BenchReport(
         task,
         str(infos[0].manifest.get("model", "")),
         settings,
         inputs,
         results,
-        machine_info(settings.threads),
+        machine,
         time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )
 
