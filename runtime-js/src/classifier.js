@@ -4,7 +4,7 @@
 
 import { ArtifactError, ArtifactIntegrityError, InferenceError, InputValueError } from './errors.js';
 import { checkFrames, checkWaveform, nothingToClassify, prepareAudio } from './inputs.js';
-import { MANIFEST, checkVerified, classifierSpec, parseManifest } from './manifest.js';
+import { MANIFEST, checkVerified, classifierSpec, decodeManifest, parseManifest } from './manifest.js';
 import { sha256Hex } from './sha256.js';
 
 const IN_NODE = typeof process !== 'undefined' && Boolean(process.versions?.node);
@@ -21,7 +21,7 @@ export async function loadClassifier(source, options = {}) {
   }
   const reader = makeReader(source, headers);
   const where = reader.where;
-  const manifest = parseManifest(new TextDecoder().decode(await reader.read(MANIFEST)), where);
+  const manifest = parseManifest(decodeManifest(await reader.read(MANIFEST), where), where);
   checkVerified(manifest, where, allowUnverified);
   const spec = classifierSpec(manifest, where);
   const bytes = {};
@@ -158,6 +158,7 @@ function makeReader(source, headers) {
 async function readInDirectory(directory, name) {
   const fs = await import('node:fs/promises');
   const path = await import('node:path');
+  if (name === MANIFEST) await checkArtifactDirectory(fs, directory);
   let current = directory;
   const parts = name.split('/');
   for (const [depth, part] of parts.entries()) { // no symbolic link anywhere on the way (artifact.py's rule)
@@ -169,10 +170,31 @@ async function readInDirectory(directory, name) {
       if (name === MANIFEST) throw new ArtifactError(`${directory}: no ${MANIFEST}; not an artifact written by \`lexiedge export\``);
       throw Object.assign(new Error('missing'), { problem: 'missing' });
     }
+    if (name === MANIFEST) { // the manifest's own refusals, worded as artifact.py's read_manifest words them
+      if (stat.isSymbolicLink()) {
+        throw new ArtifactError(`${directory}/${MANIFEST} is a symbolic link; refusing it (an artifact's files must lie inside it)`);
+      }
+      if (!stat.isFile()) {
+        throw new ArtifactError(`${directory}/${MANIFEST} is not a regular file; not an artifact written by \`lexiedge export\``);
+      }
+    }
     if (stat.isSymbolicLink()) {
       throw Object.assign(new Error('link'), { problem: 'a symbolic link, refused (copy the file itself into the artifact)' });
     }
     if (depth === parts.length - 1 && !stat.isFile()) throw Object.assign(new Error('not a file'), { problem: 'not a regular file' });
   }
   return new Uint8Array(await fs.readFile(current));
+}
+
+/** The directory itself, refused as artifact.py's read_manifest refuses it (missing, or a file). */
+async function checkArtifactDirectory(fs, directory) {
+  let stat;
+  try {
+    stat = await fs.stat(directory); // the folder itself may be reached through a link (artifacts/current -> v3)
+  } catch {
+    throw new ArtifactError(`${directory}: no such artifact directory (expected one written by \`lexiedge export\`)`);
+  }
+  if (!stat.isDirectory()) {
+    throw new ArtifactError(`${directory} is a file; expected an artifact directory written by \`lexiedge export\``);
+  }
 }

@@ -15,7 +15,7 @@ export {
   LexiedgeError, ManifestError, RuntimeInputError, UnverifiedArtifactError,
 } from './errors.js';
 export { centreFit, checkFrames, checkWaveform, dtypeOf, prepareAudio } from './inputs.js';
-export { checkMemberName, classifierSpec, parseManifest } from './manifest.js';
+export { checkMemberName, classifierSpec, decodeManifest, invalidUtf8At, parseManifest } from './manifest.js';
 export { resample } from './fft.js';
 export { sha256Hex, sha256HexPlain, sha256Implementation } from './sha256.js';
 export { decodeWav, wavInfo } from './wav.js';

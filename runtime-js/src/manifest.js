@@ -9,6 +9,7 @@ import { schemaProblem } from './schema.js';
 export { FEEDS_VERSION, MANIFEST, MANIFEST_FORMAT, SUPPORTED_FORMAT_VERSIONS };
 // the one task this runtime runs: the classifying one of the task specs (manifest.schema.js is generated)
 export const TASK = Object.keys(TASKS).find((name) => !TASKS[name].generates);
+export const MAX_MANIFEST_BYTES = 16 * 2 ** 20; // artifact.py's: a manifest is a few KB
 const SHA256 = /^[0-9a-f]{64}$/;
 
 /** ``name`` if it is a relative, normalised POSIX path inside the artifact; else a ManifestError. */
@@ -188,4 +189,53 @@ export function classifierSpec(manifest, where) {
 
 function isObject(value) {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** manifest.json's bytes as text, refused as the Python runtime refuses them (artifact.py: _parse_manifest). */
+export function decodeManifest(bytes, where) {
+  if (bytes.length > MAX_MANIFEST_BYTES) {
+    throw new ArtifactError(`${where}/${MANIFEST}: over ${MAX_MANIFEST_BYTES / 2 ** 20} MiB; not a lexiedge manifest`);
+  }
+  const bad = invalidUtf8At(bytes);
+  if (bad >= 0) {
+    throw new ArtifactError(`${where}/${MANIFEST}: unreadable manifest (not UTF-8 text at byte ${bad}); ` +
+      'expected the UTF-8 JSON `lexiedge export` writes');
+  }
+  // ignoreBOM: a byte-order mark stays in the text and JSON.parse refuses it, as Python's json does
+  return new TextDecoder('utf-8', { ignoreBOM: true }).decode(bytes);
+}
+
+/**
+ * The offset of the first byte that does not start a well-formed UTF-8 sequence (the position
+ * Python's UnicodeDecodeError reports: the sequence's first byte), or -1 when all of it is UTF-8.
+ * Well-formed as the Unicode standard's table 3-7: no overlong forms, no surrogates, nothing above U+10FFFF.
+ */
+export function invalidUtf8At(bytes) {
+  let i = 0;
+  while (i < bytes.length) {
+    const lead = bytes[i];
+    if (lead < 0x80) {
+      i += 1;
+      continue;
+    }
+    let length;
+    let low = 0x80;
+    let high = 0xbf;
+    if (lead >= 0xc2 && lead <= 0xdf) length = 2;
+    else if (lead >= 0xe0 && lead <= 0xef) {
+      length = 3;
+      if (lead === 0xe0) low = 0xa0;
+      if (lead === 0xed) high = 0x9f;
+    } else if (lead >= 0xf0 && lead <= 0xf4) {
+      length = 4;
+      if (lead === 0xf0) low = 0x90;
+      if (lead === 0xf4) high = 0x8f;
+    } else return i;
+    for (let k = 1; k < length; k += 1) {
+      const next = bytes[i + k];
+      if (next === undefined || next < (k === 1 ? low : 0x80) || next > (k === 1 ? high : 0xbf)) return i;
+    }
+    i += length;
+  }
+  return -1;
 }

@@ -115,10 +115,16 @@ def _parse_manifest(path: Path) -> Any:
             raw = handle.read(MAX_MANIFEST_BYTES + 1)
         if len(raw) > MAX_MANIFEST_BYTES:
             raise ArtifactError(f"{path}: over {MAX_MANIFEST_BYTES >> 20} MiB; not a lexiedge manifest")
-        return json.loads(raw.decode("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
-        raise ArtifactError(f"{path}: unreadable manifest ({reason})") from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:  # worded so that runtime-js (manifest.js: decodeManifest) says the same
+        raise ArtifactError(f"{path}: unreadable manifest (not UTF-8 text at byte {exc.start}); "
+                            "expected the UTF-8 JSON `lexiedge export` writes") from None
+    except OSError as exc:
+        raise ArtifactError(f"{path}: unreadable manifest ({exc.strerror or type(exc).__name__})") from None
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise ArtifactError(f"{path}: unreadable manifest ({str(exc) or type(exc).__name__})") from None
 
 
 def file_problems(directory: Path, manifest: dict[str, Any]) -> list[str]:
