@@ -43,6 +43,10 @@ from lexiedge.values import derived_device_name as derived_device_name
 SECTIONS = ("model", "data", "train")
 SECTION_KINDS = {"model": "models", "data": "datasets", "train": "trainers"}
 PROFILE_SUFFIXES = (".yaml", ".yml")
+MAX_PROFILE_BYTES = 1 << 20  # a profile is a few KB; a bigger file is not one (and is not read whole)
+# values once YAML's aliases are expanded: a profile holds hundreds, while nine anchors of nine
+# aliases each stand for 9^9 (printing that as JSON took 2.6 GB)
+MAX_YAML_VALUES = 100_000
 
 
 def builtin_profiles_dir() -> Path:
@@ -148,9 +152,62 @@ def resolve_profile_path(name_or_path: str | os.PathLike[str], relative_to: Path
     raise ProfileError(text, None, f"no such profile file or built-in profile; built-in profiles: {known}")
 
 
+class YamlTooLargeError(yaml.YAMLError):
+    """YAML whose aliases expand past :data:`MAX_YAML_VALUES` values, or that refers to itself."""
+
+
+def load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` with its aliases bounded: every YAML a profile is made of is read through here.
+
+    Aliases cost nothing to load (each names the same object again), but whatever walks the result
+    (JSON output, a deep copy that is printed, validation of an ``Any`` field) expands them; a
+    document expanding to more than :data:`MAX_YAML_VALUES` values, or holding an alias inside
+    its own anchor, is refused before anything is built.
+    """
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _count_expanded(node, {}, set())
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _count_expanded(node: yaml.Node, counted: dict[int, int], open_nodes: set[int]) -> int:
+    """Values under ``node`` with every alias expanded (a shared node is counted once per use, computed once)."""
+    key = id(node)
+    if key in counted:
+        return counted[key]
+    if key in open_nodes:
+        raise YamlTooLargeError("an alias refers to the anchor it sits in (a recursive structure)")
+    open_nodes.add(key)
+    children: list[yaml.Node] = []
+    if isinstance(node, yaml.SequenceNode):
+        children = list(node.value)
+    elif isinstance(node, yaml.MappingNode):
+        children = [item for pair in node.value for item in pair]
+    try:
+        total = 1 + sum(_count_expanded(child, counted, open_nodes) for child in children)
+    except RecursionError:
+        raise YamlTooLargeError("nested too deeply") from None
+    open_nodes.discard(key)
+    if total > MAX_YAML_VALUES:
+        raise YamlTooLargeError(f"its aliases expand to over {MAX_YAML_VALUES:,} values; a profile holds hundreds")
+    counted[key] = total
+    return total
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_PROFILE_BYTES + 1)
+        if len(raw) > MAX_PROFILE_BYTES:
+            raise ProfileError(str(path), None, f"over {MAX_PROFILE_BYTES >> 20} MiB; a profile is a few KB of YAML")
+        data = load_yaml(raw.decode("utf-8"))
+    except YamlTooLargeError as exc:
+        raise ProfileError(str(path), None, f"refused: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -237,7 +294,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if any(not part for part in parts):
         raise ProfileError("--set", key, "empty part in the dotted key")
     try:
-        parsed = yaml.safe_load(value) if value.strip() else ""
+        parsed = load_yaml(value) if value.strip() else ""
+    except YamlTooLargeError as exc:
+        raise ProfileError("--set", key, f"refused: {exc}") from None
     except yaml.YAMLError:
         parsed = value
     return parts, parsed
