@@ -32,4 +32,26 @@ def prepare(job: TrainJob) -> tuple[BuiltModel, DataSplits]:
     )
     if info.is_main:
         barrier()
+        warning = missing_splits_warning(splits, job.model_key)
+        if warning:
+            job.console.print(warning, style="yellow", markup=False, highlight=False, soft_wrap=True)
     return built, splits
+
+
+def missing_splits_warning(splits: DataSplits, model_key: str) -> str | None:
+    """One line when the data holds nothing out for validation (RAVDESS with one actor: every clip
+    trains), saying what the run will lack; None when there is a validation split. A missing test
+    split alone is a choice (chat-jsonl's default test_fraction is 0) and says nothing."""
+    if _size(splits.val):
+        return None
+    train = _size(splits.train)
+    what = "no validation split" if _size(splits.test) else "no validation split and no test split"
+    lost = ("the last weights are kept (no best checkpoint, no early stopping)" if _size(splits.test) else
+            "the last weights are kept (no best checkpoint), nothing is scored on held-out data, and `lexiedge "
+            "export` will have no held-out examples to verify the artifact on")
+    return (f"warning: the data has {what} (all {train} examples train): {lost}; add data, or change the "
+            f"split settings of models.{model_key}.data")
+
+
+def _size(dataset) -> int:
+    return 0 if dataset is None else len(dataset)
