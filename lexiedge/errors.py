@@ -8,6 +8,7 @@ never with a traceback. Programming errors stay ordinary exceptions.
 from __future__ import annotations
 
 import errno
+import os
 from collections.abc import Iterable
 
 # The base classes live in the runtime distribution (its lowest layer, which apps install alone), so a
@@ -22,6 +23,7 @@ __all__ = [
     "UnknownPluginError",
     "UsageError",
     "describe_os_error",
+    "disk_full_problem",
     "is_disk_full",
 ]
 
@@ -64,8 +66,15 @@ ENVIRONMENT_ERRNOS = frozenset(
     {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EISDIR}
 )
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
-# what C++ writers (torch.save, safetensors, onnx) put in the RuntimeError they raise for a failed write
-_WRITE_FAILURE_WORDS = ("No space left on device", "file write failed", "Disk quota exceeded", "failed writing file")
+# what C++ and Rust writers (torch.save, safetensors, onnx) put in the error they raise for a failed write:
+# their own words, or the OS's ("File too large (os error 27)" from safetensors under `ulimit -f`)
+_WRITE_FAILURE_WORDS = ("file write failed", "failed writing file", *(os.strerror(code) for code in DISK_FULL_ERRNOS))
+# what the user is told for each: the problem (with where) and what to do
+_FULL = {
+    errno.ENOSPC: ("no space left on the disk of {where}", "free some space"),
+    errno.EDQUOT: ("the disk quota is full for {where}", "free some space within your quota"),
+    errno.EFBIG: ("a file in {where} outgrew the file size limit (ulimit -f)", "raise the limit"),
+}
 
 
 def describe_os_error(exc: BaseException) -> str | None:
@@ -77,6 +86,7 @@ def describe_os_error(exc: BaseException) -> str | None:
     hint = {
         errno.ENOSPC: "free some space (or write elsewhere) and run the command again",
         errno.EDQUOT: "free some space within your quota and run the command again",
+        errno.EFBIG: "raise the file size limit (ulimit -f) or write elsewhere",
         errno.EROFS: "write to another folder",
         errno.EACCES: "check the folder's permissions or write elsewhere",
         errno.EPERM: "check the folder's permissions or write elsewhere",
@@ -85,17 +95,32 @@ def describe_os_error(exc: BaseException) -> str | None:
 
 
 def is_disk_full(exc: BaseException) -> bool:
-    """Whether a write failed because the disk (or quota) is full, through OSError or a C++ writer's RuntimeError."""
+    """Whether a write failed because the disk (or quota, or the file size limit) is full, through an OSError
+    or a C++/Rust writer's own error."""
+    return _full_errno(exc) is not None
+
+
+def disk_full_problem(exc: BaseException, where: object) -> tuple[str, str]:
+    """For a write :func:`is_disk_full` recognises: what happened at ``where`` and what to do, as
+    ("no space left on the disk of X", "free some space") or the quota's or file size limit's words."""
+    problem, remedy = _FULL[_full_errno(exc) or errno.ENOSPC]
+    return problem.format(where=where), remedy
+
+
+def _full_errno(exc: BaseException) -> int | None:
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:  # the cause chain, once round
         seen.add(id(current))
         if isinstance(current, OSError) and current.errno in DISK_FULL_ERRNOS:
-            return True
-        if not isinstance(current, OSError) and any(word in str(current) for word in _WRITE_FAILURE_WORDS):
-            return True
+            return current.errno
+        if not isinstance(current, OSError):
+            text = str(current)
+            named = next((code for code in DISK_FULL_ERRNOS if os.strerror(code) in text), None)
+            if named is not None or any(word in text for word in _WRITE_FAILURE_WORDS):
+                return named or errno.ENOSPC  # torch's "file write failed" names no cause: most often space
         current = current.__cause__ or current.__context__
-    return False
+    return None
 
 
 class DiskFullError(LexiedgeError):

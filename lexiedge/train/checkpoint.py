@@ -39,7 +39,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from lexiedge import atomic
-from lexiedge.errors import DiskFullError, LexiedgeError, is_disk_full
+from lexiedge.errors import DiskFullError, LexiedgeError, disk_full_problem, is_disk_full
 from lexiedge.rundir import BEST, WEIGHTS
 from lexiedge.runtime.artifact import sha256_file
 
@@ -100,9 +100,9 @@ def save_final(directory: Path, weights: dict[str, torch.Tensor], metadata: dict
         write_checksums(directory, [WEIGHTS])
     except Exception as exc:
         if is_disk_full(exc):
+            problem, remedy = disk_full_problem(exc, directory)
             raise DiskFullError(
-                f"no space left on the disk of {directory} while writing the final weights; the last checkpoint "
-                "is intact: free some space and --resume"
+                f"{problem} while writing the final weights; the last checkpoint is intact: {remedy} and --resume"
             ) from exc
         raise
     return target
@@ -153,9 +153,10 @@ def _write_directory(root: Path, name: str, weights: dict[str, torch.Tensor], me
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, Exception) and is_disk_full(exc):
+            problem, remedy = disk_full_problem(exc, root)
             raise DiskFullError(
-                f"no space left on the disk of {root} while writing checkpoint {name}: the partial checkpoint "
-                "was removed and the earlier ones are intact; free some space and --resume"
+                f"{problem} while writing checkpoint {name}: the partial checkpoint was removed and the earlier "
+                f"ones are intact; {remedy} and --resume"
             ) from exc
         raise
     return tmp

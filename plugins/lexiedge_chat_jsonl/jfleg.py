@@ -121,7 +121,14 @@ class JflegConversion:
 def read_lines(path: Path) -> list[str]:
     if not path.is_file():
         raise UsageError(f"{path}: missing; expected JFLEG's <split>.src and <split>.ref0..ref3 files")
-    return path.read_text(encoding="utf-8").splitlines()
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise UsageError(f"{path}: not UTF-8 text (line {line}, byte {column}); expected JFLEG's UTF-8 text files "
+                         "(re-save the file as UTF-8)") from None
 
 
 def jfleg_conversations(src_dir: Path, split: str) -> list[dict]:
