@@ -5,6 +5,8 @@ The options digest covers every preprocessing setting (and the face detector in 
 misses the cache; the file key covers the source path, size and mtime, so an edited file is decoded
 again. Each file is written to a temp name and renamed; the ``.json`` is written last and is the
 commit marker, so a preprocessing run killed halfway leaves only entries that are whole or absent.
+An entry damaged since (a truncated or overwritten ``.npy``: its header unreadable, or its size not
+the one its header promises) is decoded again, like a missing one.
 A clip that failed to decode is cached as a failure too: the next run reports it without retrying.
 """
 
@@ -38,12 +40,14 @@ class CacheStats:
     """What one build did: ``decoded`` counts calls of the decoder (zero on a warm cache)."""
 
     hits: int = 0
-    misses: int = 0
+    misses: int = 0  # damaged entries included
+    damaged: int = 0
     decoded: int = 0
     failed: int = 0
 
     def as_dict(self) -> dict[str, int]:
-        return {"hits": self.hits, "misses": self.misses, "decoded": self.decoded, "failed": self.failed}
+        return {"hits": self.hits, "misses": self.misses, "damaged": self.damaged, "decoded": self.decoded,
+                "failed": self.failed}
 
 
 @dataclass(frozen=True)
@@ -125,8 +129,13 @@ class FeatureCache:
             meta = json.loads((self.directory / f"{key}.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
+        if not isinstance(meta, dict):
+            return None
         for name in ("audio", "video"):
             if meta.get(name) and not (self.directory / meta[name]).is_file():
+                return None
+            if meta.get(name) and not whole_npy(self.directory / meta[name]):
+                self.stats.damaged += 1
                 return None
         return meta
 
@@ -193,6 +202,27 @@ def decode_and_store(job: tuple[Path, str, Path, DecodeOptions]) -> dict[str, An
             meta["face_found"] = decoded.face_found
     atomic.write_bytes(directory / f"{key}.json", json.dumps(meta).encode())
     return meta
+
+
+_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def whole_npy(path: Path) -> bool:
+    """Whether ``path`` is a whole ``.npy`` of plain numbers: a readable header, and exactly the bytes of
+    data it promises (a truncated file, or one cut and rewritten, fails). Reads the header only."""
+    try:
+        with open(path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            read_header = _HEADER_READERS.get(version)
+            if read_header is None:  # np.save writes 1.0 (2.0 for huge headers); anything else is not ours
+                return False
+            shape, _, dtype = read_header(handle)
+            data_start = handle.tell()
+    except (OSError, ValueError, EOFError, SyntaxError):
+        return False
+    if dtype.hasobject:
+        return False
+    return path.stat().st_size == data_start + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
 
 
 def read_audio(entry: CachedClip) -> np.ndarray | None:
