@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from lexiedge.api import TrainJob, TrainResult
 from lexiedge.errors import UsageError
 from lexiedge.plugin import get_host
 from lexiedge.profile import Profile, validate_profile
-from lexiedge.rundir import LOCK_FILE, RUNS_DIR, load_run_profile, newest_run, profile_file, run_lock
+from lexiedge.rundir import LOCK_FILE, PROFILE_YAML, RUNS_DIR, load_run_profile, newest_run, profile_file, run_lock
 from lexiedge.train.trackers import check_trackers
 
 
@@ -104,7 +105,8 @@ def train(request: TrainRequest, console: Console) -> list[TrainResult]:
             load_run_profile(run_dir)  # a missing run is refused before the lock would create its directory
         else:  # bad data is refused before the run directory exists and before any model loads
             _check_data(host, request.profile.model(model_key), request.data.get(model_key))
-        with run_lock(run_dir, enabled=_rank() == 0):  # under torchrun, rank 0 owns the run directory
+        made = _made_by_this_run(run_dir)  # removed again if training never starts
+        with run_lock(run_dir, enabled=_rank() == 0), _removed_unless_started(run_dir, made, request.resume):
             if request.resume:
                 profile, data_path = _resume_settings(request, model_key, run_dir, console)
                 if profile is None:
@@ -138,6 +140,36 @@ def train(request: TrainRequest, console: Console) -> list[TrainResult]:
             console.print(f"[bold]train[/] {model_key} with profile {profile.name} -> {run_dir}")
             results.append(host.trainers.get(entry.train.plugin).fit(job))
     return results
+
+
+def _made_by_this_run(run_dir: Path) -> list[Path]:
+    """What a new run creates before training starts: profile.yaml, run.lock unless it was there, and
+    ``run_dir`` and those of its parents that do not exist yet (deepest first)."""
+    made = [run_dir / PROFILE_YAML]
+    if not (run_dir / LOCK_FILE).exists():
+        made.append(run_dir / LOCK_FILE)
+    for folder in (run_dir, *run_dir.parents):
+        if folder.exists():
+            break
+        made.append(folder)
+    return made
+
+
+@contextmanager
+def _removed_unless_started(run_dir: Path, made: list[Path], resume: bool) -> Iterator[None]:
+    """A new run refused before training starts (the data plugin found nothing usable, Ctrl-C while it
+    decoded) leaves nothing behind: its folder would become the newest run that `export --profile` and
+    `--resume` pick, without weights. Started means the engine wrote run.json; until then the folder
+    holds only profile.yaml and run.lock, and what this run made of those is removed."""
+    try:
+        yield
+    except BaseException:
+        unstarted = run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {PROFILE_YAML, LOCK_FILE}
+        if not resume and _rank() == 0 and unstarted:
+            for path in made:  # files first, then folders deepest first; a folder someone else filled stays
+                with suppress(OSError):
+                    path.rmdir() if path.is_dir() else path.unlink(missing_ok=True)
+        raise
 
 
 def _check_data(host, entry, data_path: Path | None) -> None:
