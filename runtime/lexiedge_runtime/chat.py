@@ -4,8 +4,10 @@ The tokenizer is ``tokenizer.json`` through the ``tokenizers`` library (the same
 transformers runs, so ids match the training side exactly); the chat template is the artifact's
 ``chat_template.jinja`` (or ``tokenizer_config.json``'s ``chat_template``) rendered with jinja2 in
 a sandbox set up like transformers' (``trim_blocks``, ``lstrip_blocks``, ``loopcontrols``,
-``raise_exception``, ``strftime_now`` and a ``tojson`` that keeps non-ASCII text). Rendered prompts
-are encoded without adding special tokens: the template already wrote them.
+``raise_exception``, ``strftime_now`` and a ``tojson`` that keeps non-ASCII text), with a bound on
+its work and output (:mod:`lexiedge_runtime.chat_template`). Rendered prompts are encoded without
+adding special tokens: the template already wrote them. A tokenizer file, config or template that
+does not parse is refused when the artifact loads, in one line.
 
 Stop strings are cut by :class:`StopScanner`: it holds back the end of the text while it could still
 become a stop string, so a stream never shows text that a later token turns into a stop.
@@ -15,11 +17,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from lexiedge_runtime.artifact import Artifact
-from lexiedge_runtime.errors import ArtifactError, InputDtypeError, InputValueError
+from lexiedge_runtime.chat_template import BoundedTemplate, ChatTemplateBoundError
+from lexiedge_runtime.errors import ArtifactError, InputDtypeError, InputValueError, LexiedgeError
 from lexiedge_runtime.extras import require
 
 TOKENIZER_JSON, TOKENIZER_CONFIG, TEMPLATE_FILE = "tokenizer.json", "tokenizer_config.json", "chat_template.jinja"
@@ -38,11 +40,17 @@ class ChatTokenizer:
         files = artifact.manifest.get("files", {})
         if TOKENIZER_JSON not in files:
             raise ArtifactError(f"{artifact.directory}: no {TOKENIZER_JSON} in the artifact; re-export the run")
-        self.tokenizer = Tokenizer.from_file(str(artifact.path(TOKENIZER_JSON)))
+        path = artifact.path(TOKENIZER_JSON)
+        try:
+            self.tokenizer = Tokenizer.from_file(str(path))
+        except Exception as exc:  # the tokenizers library raises a bare Exception with serde's message
+            raise ArtifactError(f"{path}: not a tokenizer ({_first_line(exc)}); expected the `tokenizers` "
+                                "library's tokenizer.json (re-export the run)") from None
         config = _read_json(artifact, TOKENIZER_CONFIG) if TOKENIZER_CONFIG in files else {}
         self.special_tokens = {name: _token_text(config.get(name)) for name in SPECIAL_TOKEN_NAMES}
+        self.template_source = "the chat template"
         self.template = self._template_text(artifact, config)
-        self._compiled: Any = None
+        self._compiled = self._compile(self.template) if self.template is not None else None
 
     # --- prompts --------------------------------------------------------------------------------
 
@@ -63,14 +71,26 @@ class ChatTokenizer:
                 "pass a plain prompt string instead of messages"
             )
         import jinja2
+        from jinja2.sandbox import SecurityError
 
         try:
-            return self._template().render(
+            return self._compiled.render(
+                sum(len(message["content"]) for message in messages),
                 messages=messages, add_generation_prompt=add_generation_prompt, tools=None, documents=None,
                 **{name: value for name, value in self.special_tokens.items() if value is not None},
             )
+        except ChatTemplateBoundError as exc:
+            raise ChatTemplateBoundError(f"{self.template_source}: {exc}") from None
+        except LexiedgeError:
+            raise
+        except SecurityError as exc:  # what the sandbox refuses is the template's doing, not the messages'
+            raise ArtifactError(f"{self.template_source}: the sandbox refused it ({exc})") from None
         except jinja2.TemplateError as exc:  # the template's raise_exception(): e.g. roles out of order
             raise InputValueError(f"the chat template refused the messages: {exc}") from None
+        except (Exception, RecursionError) as exc:  # a template's own bug: 1/0, a range over 100,000, ...
+            raise ArtifactError(
+                f"{self.template_source}: the chat template failed ({type(exc).__name__}: {_first_line(exc)})"
+            ) from None
 
     def encode(self, text: str) -> list[int]:
         return list(self.tokenizer.encode(check_utf8(text, "the text"), add_special_tokens=False).ids)
@@ -86,37 +106,31 @@ class ChatTokenizer:
 
     # --- template ---------------------------------------------------------------------------------
 
-    @staticmethod
-    def _template_text(artifact: Artifact, config: dict[str, Any]) -> str | None:
+    def _template_text(self, artifact: Artifact, config: dict[str, Any]) -> str | None:
         named = (artifact.manifest.get("tokenizer") or {}).get("chat_template") or TEMPLATE_FILE
         if named in artifact.manifest.get("files", {}):
-            return artifact.path(named).read_text(encoding="utf-8")
+            path = artifact.path(named)
+            self.template_source = str(path)
+            try:
+                return path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ArtifactError(f"{path}: unreadable ({_first_line(exc)}); expected a UTF-8 jinja template") from None
         template = config.get("chat_template")
         if isinstance(template, list):  # [{"name": "default", "template": ...}, ...]
-            template = next((t.get("template") for t in template if t.get("name") == "default"), None)
+            template = next((t.get("template") for t in template if isinstance(t, dict)
+                             and t.get("name") == "default"), None)
+        self.template_source = f"{artifact.directory / TOKENIZER_CONFIG}: chat_template"
         return template if isinstance(template, str) else None
 
-    def _template(self) -> Any:
-        if self._compiled is None:
-            import jinja2.ext  # checked with the [llm] extra when the tokenizer was built
-            from jinja2.sandbox import ImmutableSandboxedEnvironment
+    def _compile(self, template: str) -> BoundedTemplate:
+        import jinja2
 
-            def raise_exception(message: str) -> None:
-                raise jinja2.TemplateError(message)
-
-            def tojson(value: Any, ensure_ascii: bool = False, indent: int | None = None, separators: Any = None,
-                       sort_keys: bool = False) -> str:
-                return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators,
-                                  sort_keys=sort_keys)
-
-            environment = ImmutableSandboxedEnvironment(
-                trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols]
-            )
-            environment.filters["tojson"] = tojson
-            environment.globals["raise_exception"] = raise_exception
-            environment.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
-            self._compiled = environment.from_string(self.template)
-        return self._compiled
+        try:
+            return BoundedTemplate(template)
+        except jinja2.TemplateSyntaxError as exc:
+            raise ArtifactError(
+                f"{self.template_source}: not a valid jinja template (line {exc.lineno}: {exc.message})"
+            ) from None
 
 
 def check_messages(messages: Any) -> list[dict[str, str]]:
@@ -212,6 +226,12 @@ def _token_text(value: Any) -> str | None:
 def _read_json(artifact: Artifact, name: str) -> dict[str, Any]:
     try:
         data = json.loads(artifact.path(name).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"{artifact.directory / name}: unreadable ({exc})") from None
-    return data if isinstance(data, dict) else {}
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad JSON or not UTF-8
+        raise ArtifactError(f"{artifact.directory / name}: unreadable ({_first_line(exc)})") from None
+    if not isinstance(data, dict):
+        raise ArtifactError(f"{artifact.directory / name}: a JSON {type(data).__name__}; expected an object")
+    return data
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]

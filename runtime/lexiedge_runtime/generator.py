@@ -25,10 +25,10 @@ from lexiedge_runtime.artifact import Artifact
 from lexiedge_runtime.chat import ChatTokenizer, StopScanner, check_messages, cut_at_stop
 from lexiedge_runtime.errors import ArtifactError, DeviceNotAvailableError, InferenceError, InputValueError
 from lexiedge_runtime.extras import require
+from lexiedge_runtime.genai_files import genai_folder, read_genai_config
 from lexiedge_runtime.kv_cache import DEFAULT_CACHE_TOKENS, CacheSlot, KeptGenerator, SearchSettings, prefill
 from lexiedge_runtime.tasks.spec import LoadRequest
 
-GENAI_CONFIG = "genai_config.json"
 _PROVIDER_DEVICES = {
     "CUDAExecutionProvider": "cuda", "TensorrtExecutionProvider": "tensorrt", "CPUExecutionProvider": "cpu",
 }
@@ -146,33 +146,31 @@ class TextGenerator:
 
         self.artifact_dir = artifact.directory
         self.manifest = artifact.manifest
-        config_path = artifact.path(artifact.runtime.get("config") or GENAI_CONFIG)
-        genai_config = json.loads(config_path.read_text(encoding="utf-8"))
-        decoder_file = genai_config.get("model", {}).get("decoder", {}).get("filename", "model.onnx")
-        artifact.path(decoder_file)  # the graph GenAI will open must be one the manifest vouches for
+        genai_config = read_genai_config(artifact)  # every file it names is listed, or it is refused
         self.device = device
-        self.context_length = int(genai_config["model"].get("context_length") or 0) or None
-        self.eos_token_ids = _eos_ids(genai_config, artifact.manifest)
-        self._model_vocab = int(genai_config["model"].get("vocab_size") or 0) or None
+        self.context_length = genai_config.context_length
+        self.eos_token_ids = _eos_ids(genai_config.data, artifact.manifest)
+        self._model_vocab = genai_config.vocab_size
         self.prefix_reuse = bool(prefix_reuse)
         self.cache_tokens = _check_cache_tokens(cache_tokens, self.context_length)
-        config = og.Config(str(config_path.parent))
-        config.clear_providers()  # the CPU unless a provider is appended
-        if device == "cuda":
-            config.append_provider("cuda")
-        if threads is not None:
-            if threads < 1:
-                raise InputValueError(f"threads must be a positive number of threads, got {threads}")
-            options = {"intra_op_num_threads": threads, "inter_op_num_threads": 1}
-            config.overlay(json.dumps({"model": {"decoder": {"session_options": options}}}))
-        try:
-            self.model = og.Model(config)
-        except Exception as exc:  # GenAI's errors are RuntimeError with ORT's message
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise ArtifactError(
-                f"{self.artifact_dir}: ONNX Runtime GenAI cannot load the model on {device}: {first}"
-            ) from None
-        self.tokenizer = ChatTokenizer(artifact)
+        if threads is not None and threads < 1:
+            raise InputValueError(f"threads must be a positive number of threads, got {threads}")
+        self.tokenizer = ChatTokenizer(artifact)  # its files and template are checked before the model loads
+        with genai_folder(artifact, genai_config) as folder:  # GenAI sees the listed files and nothing else
+            try:
+                config = og.Config(str(folder))
+                config.clear_providers()  # the CPU unless a provider is appended
+                if device == "cuda":
+                    config.append_provider("cuda")
+                if threads is not None:
+                    options = {"intra_op_num_threads": threads, "inter_op_num_threads": 1}
+                    config.overlay(json.dumps({"model": {"decoder": {"session_options": options}}}))
+                self.model = og.Model(config)
+            except Exception as exc:  # GenAI's errors are RuntimeError with ORT's message
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise ArtifactError(
+                    f"{self.artifact_dir}: ONNX Runtime GenAI cannot load the model on {device}: {first}"
+                ) from None
         self._slot = CacheSlot(self.cache_tokens)
         self._counters = threading.Lock()
         self.prefilled_tokens = 0
