@@ -64,7 +64,10 @@ def resolve_target(path: Path) -> EvalTarget:
         raise UsageError(
             f"{path}: neither a run directory (no profile.yaml) nor an artifact directory (no manifest.json)"
         )
+    from lexiedge.export.steps import check_run_has_weights
+
     profile, model_key = load_run_profile(path)
+    check_run_has_weights(path, profile, model_key, action="evaluate")  # as export trusts them, no further
     return EvalTarget(path, RUN, profile.model(model_key).task)
 
 

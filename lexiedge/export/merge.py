@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lexiedge.export.steps import ExportStep
+from lexiedge.export.steps import ExportStep, check_run_has_weights
 from lexiedge.rundir import is_merged_model, load_run_profile, merged_dir, run_lock
 
 if TYPE_CHECKING:
@@ -50,4 +50,5 @@ def merge_stage(run_dir: Path, out_dir: Path, console: Console) -> dict[str, Any
     profile, key = load_run_profile(run_dir)
     plugin = get_host().models.get(profile.model(key).model.plugin)
     with run_lock(run_dir):
+        check_run_has_weights(run_dir, profile, key, action="merge")  # weights training vouched for, or none
         return plugin.merge(run_dir, out_dir, console)

@@ -273,12 +273,13 @@ def check_output_dir(out_dir: Path, run_dir: Path, *, force: bool) -> None:
         )
 
 
-def check_run_has_weights(run_dir: Path, profile: Profile, model_key: str) -> None:
+def check_run_has_weights(run_dir: Path, profile: Profile, model_key: str, *, action: str = "export") -> None:
     """A run without weights (training never saved, or was interrupted) cannot be exported; nor can
-    weights that no longer match the checksum training recorded for them."""
+    weights that no longer match the checksum training recorded for them. ``action`` names the command
+    refused (`lexiedge eval` and `lexiedge merge` trust a run's weights on the same terms)."""
     checkpoint = find_checkpoint(run_dir)
     if checkpoint is not None:
-        _check_checksums(checkpoint)
+        _check_checksums(checkpoint, action)
         return
     from lexiedge.plugin import get_host
 
@@ -291,7 +292,7 @@ def check_run_has_weights(run_dir: Path, profile: Profile, model_key: str) -> No
     )
 
 
-def _check_checksums(checkpoint: Path) -> None:
+def _check_checksums(checkpoint: Path, action: str) -> None:
     """Refuse weights whose ``checksums.json`` says they changed (runs without one predate checksums)."""
     from lexiedge.train.checkpoint import CHECKSUMS, checkpoint_problems
 
@@ -300,6 +301,6 @@ def _check_checksums(checkpoint: Path) -> None:
     problems = checkpoint_problems(checkpoint)
     if problems:
         raise UsageError(
-            f"{checkpoint} is damaged ({'; '.join(problems)}); refusing to export it: restore the file or "
+            f"{checkpoint} is damaged ({'; '.join(problems)}); refusing to {action} it: restore the file or "
             "train the run again"
         )

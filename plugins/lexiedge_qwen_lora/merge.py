@@ -12,6 +12,8 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,12 +53,30 @@ def load_adapter_model(run_dir: Path):
     from transformers import AutoTokenizer
 
     label, adapter_dir, best = find_adapter(run_dir)
-    model = PeftModel.from_pretrained(load_recorded_base(run_dir), adapter_dir)
+    base = load_recorded_base(run_dir)
+    with _unreadable_as_one_line(adapter_dir):
+        model = PeftModel.from_pretrained(base, adapter_dir)
+        tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
     if best is not None:
-        result = set_peft_model_state_dict(model, load_file(best))
+        with _unreadable_as_one_line(best):
+            result = set_peft_model_state_dict(model, load_file(best))
         if getattr(result, "unexpected_keys", None):
             raise LexiedgeError(f"{best} does not match the adapter in {adapter_dir}: {result.unexpected_keys[:3]}")
-    return model.eval(), AutoTokenizer.from_pretrained(adapter_dir), label
+    return model.eval(), tokenizer, label
+
+
+@contextmanager
+def _unreadable_as_one_line(path: Path) -> Iterator[None]:
+    """A damaged adapter file (bad JSON, a cut or garbled safetensors file, tensors of other shapes) is
+    one line naming ``path``, not peft's or safetensors' traceback."""
+    from safetensors import SafetensorError
+
+    try:
+        yield
+    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise UsageError(f"{path}: cannot be read as this run's adapter ({type(exc).__name__}: {first}); "
+                         "restore it from a copy or train the run again") from None
 
 
 def check_inputs(tokenizer, prompts: tuple[str, ...] = CHECK_PROMPTS) -> list["torch.Tensor"]:
