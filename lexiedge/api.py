@@ -383,6 +383,16 @@ class TrainTask(ABC):
         Under DDP, rank 0's share only. Default: none."""
         return {}
 
+    def train_metrics_state(self) -> dict[str, Any]:
+        """What :meth:`train_metrics` has gathered since the last evaluation, as plain data (tensors,
+        numbers, lists) that a checkpoint keeps, so a run resumed in the middle of an evaluation window
+        reports the whole window, as the uninterrupted run does. Default: nothing to keep (measured
+        rates such as tokens/s start again at a resume)."""
+        return {}
+
+    def load_train_metrics_state(self, state: dict[str, Any]) -> None:
+        """Put back what :meth:`train_metrics_state` returned (a checkpoint of an older version: ``{}``)."""
+
     def chance_level(self) -> float | None:
         """The value of :attr:`best_metric` that guessing scores (1/classes for UAR); with it the engine
         warns once when a run is still about there after ``learning_check`` of its epochs. Default: unknown."""

@@ -101,7 +101,6 @@ class Engine:
         self.precision = resolve_precision(settings.precision, spec, self.device, self.console)
         self.files = RunFiles(job.run_dir, enabled=self.dist.is_main)
         self.checkpoints = checkpoints_dir(job.run_dir)
-        self._learning_checked = False  # the learns-nothing check runs once per process (see _check_learning)
         self.average: WeightAverage | None = None  # train.ema_decay (see lexiedge.train.ema)
 
     # --- the loop ------------------------------------------------------------------------------------
@@ -342,10 +341,10 @@ class Engine:
         """
         s = self.settings
         chance = self.task.chance_level()
-        if (s.learning_check is None or chance is None or state.best_value is None or self._learning_checked
+        if (s.learning_check is None or chance is None or state.best_value is None or state.learning_checked
                 or epoch < s.learning_check * s.epochs):
             return
-        self._learning_checked = True
+        state.learning_checked = True
         name, mode = self.task.best_metric
         gain = state.best_value - chance if mode == "max" else chance - state.best_value
         learning = gain > s.learning_margin
@@ -374,6 +373,7 @@ class Engine:
     def _checkpoint(self, state: TrainState, optimizer, scaler, schedule: Schedule) -> None:
         state.last_checkpoint_step = state.step
         state.log_lines = self.files.log_lines
+        state.train_metrics = self.task.train_metrics_state()
         if self.dist.is_main:
             path = ckpt.save_checkpoint(
                 self.checkpoints,
@@ -428,6 +428,7 @@ class Engine:
         if scaler is not None and trainer_state["scaler"]:
             scaler.load_state_dict(trainer_state["scaler"])
         state, _ = restore_train_state(trainer_state)  # the schedule is rebuilt from the settings
+        self.task.load_train_metrics_state(state.train_metrics)  # the evaluation window goes on whole
         saved_average = trainer_state.get("weight_average")
         if self.average is not None and saved_average is not None:
             self.average.load_state_dict(saved_average)

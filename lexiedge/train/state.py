@@ -58,6 +58,9 @@ class TrainState:
     last_eval_step: int = -1
     last_checkpoint_step: int = -1
     meter: Meter = field(default_factory=Meter)
+    learning_checked: bool = False  # the learns-nothing check ran (once per run, resumes included)
+    # the task's train-metric gathering since the last evaluation (TrainTask.train_metrics_state)
+    train_metrics: dict[str, Any] = field(default_factory=dict)
 
 
 def trainer_state_dict(
@@ -92,6 +95,8 @@ def trainer_state_dict(
         "log_lines": state.log_lines,
         "last_eval_step": state.last_eval_step,
         "meter": {"loss_sum": state.meter.loss_sum, "steps": state.meter.steps},
+        "learning_checked": state.learning_checked,
+        "train_metrics": state.train_metrics,
     }
 
 
@@ -112,6 +117,8 @@ def restore_train_state(saved: dict[str, Any]) -> tuple[TrainState, Schedule]:
         last_eval_step=saved["last_eval_step"],
         last_checkpoint_step=saved["step"],
         meter=Meter(loss_sum=saved["meter"]["loss_sum"], steps=saved["meter"]["steps"]),
+        learning_checked=bool(saved.get("learning_checked", False)),  # absent from older checkpoints
+        train_metrics=dict(saved.get("train_metrics") or {}),
     )
     return state, schedule
 

@@ -134,6 +134,13 @@ class ClassifierTrainer(TrainerPlugin, TrainTask):
         self._train_confusion = None
         return {key: metrics[key] for key in ("uar", "war", "macro_f1", "confusion")}
 
+    def train_metrics_state(self) -> dict[str, Any]:
+        """The window's running confusion: a resumed run's train scores then count the whole window."""
+        return {} if self._train_confusion is None else {"confusion": self._train_confusion.detach().cpu().clone()}
+
+    def load_train_metrics_state(self, state: dict[str, Any]) -> None:
+        self._train_confusion = state.get("confusion")
+
     def chance_level(self) -> float | None:
         """UAR of a model that guesses (or always says one class): 1 / classes."""
         return 1.0 / len(self.labels) if self.labels else None
@@ -172,7 +179,8 @@ class ClassifierTrainer(TrainerPlugin, TrainTask):
             counts = pairs.new_zeros(num_classes**2).index_add_(0, pairs, torch.ones_like(pairs))
             counts = counts.view(num_classes, num_classes)
         # kept on the device: no host sync per step, only when train_metrics reads it
-        self._train_confusion = counts if self._train_confusion is None else self._train_confusion + counts
+        # (a confusion restored from a checkpoint sits on the CPU until the first count moves it here)
+        self._train_confusion = counts if self._train_confusion is None else self._train_confusion.to(counts.device) + counts
 
 
 def balanced_class_weights(dataset: Any, num_classes: int | None, label_key: str) -> torch.Tensor:
