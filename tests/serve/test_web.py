@@ -31,6 +31,7 @@ def test_the_page_and_its_code_need_no_key(server):
     assert status["key_required"] is True
     assert status["runtime"] is ORT_INSTALLED
     assert status["problem"] == (None if ORT_INSTALLED else NOT_INSTALLED)
+    assert status["tasks"] == {"chat": ["causal-lm"], "classify": "av-classification"}  # from the task specs
     assert request(server, "GET", "/web/nothing.js", key=None).status == 404
     assert request(server, "GET", "/v1/models", key=None).status == 401  # the API still needs the key
 

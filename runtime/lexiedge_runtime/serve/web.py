@@ -26,6 +26,7 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
@@ -36,6 +37,7 @@ from lexiedge_runtime import Classifier
 from lexiedge_runtime.manifest import MANIFEST
 from lexiedge_runtime.serve.models import ServedModel, ServeError
 from lexiedge_runtime.serve.protocol import ApiError
+from lexiedge_runtime.tasks import AV_CLASSIFICATION, known_tasks, task_spec
 
 WEB_RUNTIME_ENV = "LEXIEDGE_WEB_RUNTIME"
 PAGE_DIR = Path(__file__).resolve().parent / "web"
@@ -122,7 +124,7 @@ class _Pages:
     async def status(self, request: Request) -> Response:
         return JSONResponse({"runtime": self.runtime.available, "problem": self.runtime.problem,
                              "module": "/web/lexiedge/index.js", "ort": f"/web/ort/{ORT_ENTRY}",
-                             "key_required": self.key_required})
+                             "key_required": self.key_required, "tasks": _page_tasks()})
 
     async def model_file(self, request: Request) -> Response:
         """A served classifier's manifest (as loaded) or a file it lists, read without following a link."""
@@ -150,3 +152,10 @@ class _Pages:
         if not stat.S_ISREG(mode):
             raise ApiError(404, f"{name}: {path} is not a regular file", code="not_found")
         return FileResponse(current, media_type="application/octet-stream", headers={"Cache-Control": "no-cache"})
+
+
+def _page_tasks() -> dict[str, Any]:
+    """Which served models the page offers where, by the task specs: chat with a text-generating task's,
+    classify in the browser with the task runtime-js runs (its name is in the schema module it imports)."""
+    chat = [name for name in known_tasks() if task_spec(name).generates]
+    return {"chat": chat, "classify": AV_CLASSIFICATION}

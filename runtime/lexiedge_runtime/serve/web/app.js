@@ -41,8 +41,8 @@ async function start() {
     setStatus(error.message, true);
     return;
   }
-  setupChat(models.find((m) => m.task === 'causal-lm'));
-  const classifiers = models.filter((m) => m.task === 'av-classification');
+  setupChat(models.find((m) => status.tasks.chat.includes(m.task))); // the tasks' specs say which generate
+  const classifiers = models.filter((m) => m.task === status.tasks.classify);
   if (!status.runtime) return setStatus(status.problem, true);
   if (!classifiers.length) return setStatus('no emotion classifier is served (start lexiedge serve with an emotion-av artifact)', true);
   try {
