@@ -68,11 +68,12 @@ def test_an_unknown_export_option_is_refused_naming_the_key(cli, av_run: Path, t
 def test_an_existing_output_is_refused_without_force_and_replaced_whole_with_it(cli, av_run: Path,
                                                                                  tmp_path: Path) -> None:
     out = tmp_path / "artifact"
-    out.mkdir()
+    out.mkdir()  # an older artifact: its manifest and a file of it (--force replaces only artifact folders)
+    (out / "manifest.json").write_text('{"format": "lexiedge-artifact"}')
     (out / "notes.txt").write_text("an older artifact")
     assert_refused(cli("export", "--run", str(av_run), "--target", "onnx", "--out", str(out)),
                    str(out), "exists", "--force")
-    assert [p.name for p in out.iterdir()] == ["notes.txt"], "refused before anything was written"
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "notes.txt"], "refused before any write"
 
     result = cli("export", "--run", str(av_run), "--target", "onnx", "--out", str(out), "--force")
     assert result.exit_code == 0, result.stderr
