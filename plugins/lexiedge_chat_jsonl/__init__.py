@@ -1,4 +1,7 @@
-"""`chat-jsonl`: chat-format JSONL for causal-LM (LoRA) fine-tuning, and the bundled English-tutor set.
+"""`chat-jsonl`: chat records for causal-LM (LoRA) fine-tuning, and the bundled English-tutor set.
+
+It reads JSONL (the name it was registered under, kept: every profile and run directory records it), a
+JSON array, Parquet and a saved ``datasets`` folder (:func:`~lexiedge_chat_jsonl.examples.load_examples`).
 
     from lexiedge_chat_jsonl import SAMPLE_PATH, load_examples
     examples, bad_lines = load_examples(SAMPLE_PATH)

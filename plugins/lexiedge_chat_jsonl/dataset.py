@@ -66,7 +66,8 @@ class ChatJsonlDataset(DatasetPlugin):
 
     name: ClassVar[str] = "chat-jsonl"
     description: ClassVar[str] = (
-        "chat-format JSONL for causal-LM fine-tuning: chat template, loss on answers only, packed rows"
+        "chat records (JSONL, JSON, Parquet, a saved datasets folder) for causal-LM fine-tuning: chat "
+        "template, loss on answers only, packed rows"
     )
     tasks: ClassVar[frozenset[str]] = frozenset({lm_task.NAME})
     Settings = ChatJsonlSettings
