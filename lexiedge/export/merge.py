@@ -49,6 +49,8 @@ def merge_stage(run_dir: Path, out_dir: Path, console: Console) -> dict[str, Any
 
     profile, key = load_run_profile(run_dir)
     plugin = get_host().models.get(profile.model(key).model.plugin)
+    if not plugin.supports_merge:  # the model's own refusal says more than a missing checkpoint would
+        return plugin.merge(run_dir, out_dir, console)
     with run_lock(run_dir):
         check_run_has_weights(run_dir, profile, key, action="merge")  # weights training vouched for, or none
         return plugin.merge(run_dir, out_dir, console)

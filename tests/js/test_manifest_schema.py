@@ -62,7 +62,7 @@ CASES = [
     ("av", "files", {}, "files"),
     ("lm", "tokenizer.chat_template", None, None),
     ("lm", "tokenizer.eos_token_ids", 7, None),
-    ("lm", "tokenizer.eos_token_ids", ["7"], "tokenizer.eos_token_ids"),
+    ("lm", "tokenizer.eos_token_ids", ["7"], "tokenizer.eos_token_ids[0]"),  # the list shape got furthest
     ("lm", "architecture.vocab_size", 0, "architecture.vocab_size"),
     ("lm", "preprocessing.kv_cache", _DELETE, "preprocessing.kv_cache"),
     ("lm", "runtime.engine", "", "runtime.engine"),
