@@ -84,12 +84,16 @@ def make_folds(groups: Sequence[Group], k: int, val_groups: int = 0) -> list[Fol
     if k < 2:
         raise UsageError(f"--folds {k}: cross-validation needs at least 2 folds")
     if k > len(ordered):
-        raise UsageError(f"--folds {k} is more than the {len(ordered)} speakers in the data "
-                         f"({_describe(ordered)}); use at most --folds {len(ordered)}")
+        raise UsageError(
+            f"--folds {k} is more than the {len(ordered)} speakers in the data "
+            f"({_describe(ordered)}); use at most --folds {len(ordered)}"
+        )
     if val_groups < 0 or val_groups > len(ordered) - math.ceil(len(ordered) / k) - 1:
         most = len(ordered) - math.ceil(len(ordered) / k) - 1
-        raise UsageError(f"--val-groups {val_groups}: with {len(ordered)} speakers in {k} folds, between 0 and "
-                         f"{max(most, 0)} speakers can validate (at least one must train)")
+        raise UsageError(
+            f"--val-groups {val_groups}: with {len(ordered)} speakers in {k} folds, between 0 and "
+            f"{max(most, 0)} speakers can validate (at least one must train)"
+        )
     base, extra = divmod(len(ordered), k)
     folds, start = [], 0
     for index in range(k):
@@ -97,8 +101,14 @@ def make_folds(groups: Sequence[Group], k: int, val_groups: int = 0) -> list[Fol
         test = ordered[start : start + size]
         after = ordered[start + size :] + ordered[:start]  # training groups, those after the test block first
         val, train = after[:val_groups], after[val_groups:]
-        folds.append(Fold(index, tuple(sorted(train, key=_group_order)), tuple(sorted(val, key=_group_order)),
-                          tuple(test)))
+        folds.append(
+            Fold(
+                index,
+                tuple(sorted(train, key=_group_order)),
+                tuple(sorted(val, key=_group_order)),
+                tuple(test),
+            )
+        )
         start += size
     return folds
 
@@ -134,7 +144,9 @@ class FoldResult:
     checkpoint: str  # "final" (fixed epochs) or "best" (inner validation)
     step: int
     run_dir: str
-    extra: dict[str, Any] = field(default_factory=dict)  # what the scorer added (enrollment, per-class recall)
+    extra: dict[str, Any] = field(
+        default_factory=dict
+    )  # what the scorer added (enrollment, per-class recall)
 
 
 def result_name(fold: Fold, seed: int, enroll: str | None = None) -> str:
@@ -142,8 +154,10 @@ def result_name(fold: Fold, seed: int, enroll: str | None = None) -> str:
     return f"{fold.name}-seed-{seed}" + (f"-enroll-{enroll}" if enroll else "")
 
 
-def fold_profile(profile: Profile, model_key: str, data_plugin: DatasetPlugin, fold: Fold, seed: int) -> Profile:
-    """The recipe restricted to ``model_key``, with the fold's split (the data plugin's keys) and ``train.seed``."""
+def fold_profile(
+    profile: Profile, model_key: str, data_plugin: DatasetPlugin, fold: Fold, seed: int
+) -> Profile:
+    """The recipe of ``model_key`` alone, with the fold's split (the data plugin's keys) and train.seed."""
     from lexiedge.plugin import get_host
     from lexiedge.profile import deep_merge, validate_profile
 
@@ -159,13 +173,20 @@ def fold_profile(profile: Profile, model_key: str, data_plugin: DatasetPlugin, f
 TrainFold = Callable[["Profile", str, "Path | None", Path, bool, "Console"], None]
 
 
-def train_fold(profile: Profile, model_key: str, data: Path | None, run_dir: Path, resume: bool,
-               console: Console) -> None:
+def train_fold(
+    profile: Profile, model_key: str, data: Path | None, run_dir: Path, resume: bool, console: Console
+) -> None:
     """`lexiedge train` of one fold into ``run_dir`` (resumed when it has a run already)."""
     from lexiedge import training_runs
 
-    request = training_runs.TrainRequest(profile=profile, model_keys=[model_key], data={model_key: data},
-                                         out=run_dir, resume=resume, allow_changes=False)
+    request = training_runs.TrainRequest(
+        profile=profile,
+        model_keys=[model_key],
+        data={model_key: data},
+        out=run_dir,
+        resume=resume,
+        allow_changes=False,
+    )
     training_runs.train(request, console)
 
 
@@ -178,8 +199,10 @@ def test_scores(run_dir: Path, fold: Fold, seed: int) -> dict[str, Any]:
 
     scores = read_test_metrics(run_dir)
     if not all(isinstance(scores.get(key), (int, float)) for key in METRICS):
-        raise UsageError(f"{run_dir} has no test scores (test_metrics.json with {', '.join(METRICS)}); "
-                         "the trainer of this model does not score a test split")
+        raise UsageError(
+            f"{run_dir} has no test scores (test_metrics.json with {', '.join(METRICS)}); "
+            "the trainer of this model does not score a test split"
+        )
     return scores
 
 
@@ -195,11 +218,17 @@ def enrolled_scores(enroll: str, data: Path | None, console: Console) -> Scorer:
         out = run_dir / f"eval-enroll-{enroll}"
         out.mkdir(parents=True, exist_ok=True)
         result = evaluator_for(target.task).evaluate_run(
-            EvalRequest(run_dir, data, "test", out, console, enroll=enroll))
+            EvalRequest(run_dir, data, "test", out, console, enroll=enroll)
+        )
         details = result.details
-        return {**{key: result.metrics[key] for key in METRICS}, "samples": details.get("samples", 0),
-                "confusion": details.get("confusion") or [], "checkpoint": result.name, "step": 0,
-                "recall_per_class": details.get("recall_per_class")}
+        return {
+            **{key: result.metrics[key] for key in METRICS},
+            "samples": details.get("samples", 0),
+            "confusion": details.get("confusion") or [],
+            "checkpoint": result.name,
+            "step": 0,
+            "recall_per_class": details.get("recall_per_class"),
+        }
 
     return score
 
@@ -217,7 +246,9 @@ class CrossValRequest:
     seeds: tuple[int, ...] = (0,)
     val_groups: int = 0
     exclude_groups: tuple[Group, ...] = ()  # in no fold (`lexiedge tune --folds`: the final test speakers)
-    enroll: str | None = None  # score with each speaker's enrollment clips (and without them in the scored clips)
+    enroll: str | None = (
+        None  # score with each speaker's enrollment clips (and without them in the scored clips)
+    )
 
 
 @dataclass
@@ -239,21 +270,28 @@ def plan(request: CrossValRequest) -> tuple[DatasetPlugin, list[Fold]]:
     data_plugin.check_source(entry.data.settings, request.data)
     groups = data_plugin.groups(entry.data.settings, request.data)
     if groups is None:
-        raise UsageError(f"data plugin {data_plugin.name!r} declares no speaker groups, so its examples cannot be "
-                         "split into folds by speaker; --folds needs a data set whose plugin declares them "
-                         "(ravdess: the actors)")
+        raise UsageError(
+            f"data plugin {data_plugin.name!r} declares no speaker groups, so its examples cannot be "
+            "split into folds by speaker; --folds needs a data set whose plugin declares them "
+            "(ravdess: the actors)"
+        )
     if not request.seeds:
         raise UsageError("cross-validation needs at least one seed")
     groups = [group for group in groups if group not in set(request.exclude_groups)]
     return data_plugin, make_folds(groups, request.folds, request.val_groups)
 
 
-def cross_validate(request: CrossValRequest, console: Console, *, train: TrainFold = train_fold,
-                   score: Scorer = test_scores, on_result: Callable[[FoldResult], None] | None = None
-                   ) -> CrossValReport:
+def cross_validate(
+    request: CrossValRequest,
+    console: Console,
+    *,
+    train: TrainFold = train_fold,
+    score: Scorer = test_scores,
+    on_result: Callable[[FoldResult], None] | None = None,
+) -> CrossValReport:
     """Train and score every fold with every seed, one after the other; resume what a kill interrupted.
 
-    ``train`` and ``score`` default to `lexiedge train` and the trainer's test scores (with ``request.enroll``:
+    ``train`` and ``score`` default to `lexiedge train` and the trainer's test scores (``request.enroll``:
     the test fold scored again with enrollment, :func:`enrolled_scores`; a recipe trained before is only
     scored); ``on_result`` sees each fold's result as it comes (finished ones from a previous process too),
     e.g. to prune a search.
@@ -278,26 +316,35 @@ def cross_validate(request: CrossValRequest, console: Console, *, train: TrainFo
             name = f"{fold.name} (test {_describe(fold.test)}), seed {seed}"
             if result is None:
                 run_dir = out / result_name(fold, seed)
-                if _load_result(out, fold, seed) is None:  # not trained yet (--enroll: a trained fold is only scored)
+                if (
+                    _load_result(out, fold, seed) is None
+                ):  # not trained yet (--enroll: a trained fold is only scored)
                     profile = fold_profile(request.profile, request.model_key, data_plugin, fold, seed)
                     resume = _prepare_run_dir(run_dir)
-                    console.print(f"[bold]crossval[/] {name}: train on {_describe(fold.train)}"
-                                  + (f", validate on {_describe(fold.val)}" if fold.val else "")
-                                  + (" (resumed)" if resume else ""), highlight=False)
+                    console.print(
+                        f"[bold]crossval[/] {name}: train on {_describe(fold.train)}"
+                        + (f", validate on {_describe(fold.val)}" if fold.val else "")
+                        + (" (resumed)" if resume else ""),
+                        highlight=False,
+                    )
                     train(profile, request.model_key, request.data, run_dir, resume, console)
                     scores = (score if request.enroll is None else test_scores)(run_dir, fold, seed)
                     _save_result(out, fold, seed, None, _result(fold, seed, run_dir, scores))
                 if request.enroll is not None:
-                    console.print(f"[bold]crossval[/] {name}: scored with enrollment ({request.enroll})",
-                                  highlight=False)
+                    console.print(
+                        f"[bold]crossval[/] {name}: scored with enrollment ({request.enroll})",
+                        highlight=False,
+                    )
                     enrolled = _result(fold, seed, run_dir, score(run_dir, fold, seed))
                     _save_result(out, fold, seed, request.enroll, enrolled)
                 result = _load_result(out, fold, seed, request.enroll)
                 assert result is not None
             else:
                 console.print(f"[bold]crossval[/] {name}: done before, kept", highlight=False)
-            console.print(f"  {name}: " + ", ".join(f"{key} {result.metrics[key]:.3f}" for key in METRICS),
-                          highlight=False)
+            console.print(
+                f"  {name}: " + ", ".join(f"{key} {result.metrics[key]:.3f}" for key in METRICS),
+                highlight=False,
+            )
             results.append(result)
             if on_result is not None:
                 on_result(result)
@@ -326,10 +373,17 @@ def _prepare_run_dir(run_dir: Path) -> bool:
 def _result(fold: Fold, seed: int, run_dir: Path, scores: dict[str, Any]) -> FoldResult:
     known = {*METRICS, "samples", "confusion", "checkpoint", "step", "split", "loss"}
     return FoldResult(
-        fold=fold.index + 1, seed=seed, test_groups=list(fold.test), val_groups=list(fold.val),
-        train_groups=list(fold.train), metrics={key: float(scores[key]) for key in METRICS},
-        samples=int(scores.get("samples", 0)), confusion=scores.get("confusion") or [],
-        checkpoint=str(scores.get("checkpoint", "final")), step=int(scores.get("step", 0)), run_dir=str(run_dir),
+        fold=fold.index + 1,
+        seed=seed,
+        test_groups=list(fold.test),
+        val_groups=list(fold.val),
+        train_groups=list(fold.train),
+        metrics={key: float(scores[key]) for key in METRICS},
+        samples=int(scores.get("samples", 0)),
+        confusion=scores.get("confusion") or [],
+        checkpoint=str(scores.get("checkpoint", "final")),
+        step=int(scores.get("step", 0)),
+        run_dir=str(run_dir),
         extra={key: value for key, value in scores.items() if key not in known},
     )
 
@@ -359,16 +413,22 @@ def _check_plan(out: Path, request: CrossValRequest, folds: list[Fold]) -> None:
         record = json.loads(json.dumps(record))  # tuples -> lists, as recorded
         differing = sorted(key for key in record if recorded.get(key) != record[key])
         if differing:
-            raise UsageError(f"--out {out} holds a cross-validation of another recipe ({', '.join(differing)} "
-                             "differ); pass a new --out, or the same profile, settings, data and --folds to resume it")
+            raise UsageError(
+                f"--out {out} holds a cross-validation of another recipe ({', '.join(differing)} "
+                "differ); pass a new --out, or the same profile, settings, data and --folds to resume it"
+            )
         return
     if out.is_dir() and any(out.iterdir()):
-        raise UsageError(f"--out {out} exists and is not a cross-validation folder; pass a new or empty folder")
+        raise UsageError(
+            f"--out {out} exists and is not a cross-validation folder; pass a new or empty folder"
+        )
     atomic.write_json(path, record, fsync=True)
 
 
 def _save_result(out: Path, fold: Fold, seed: int, enroll: str | None, result: FoldResult) -> None:
-    atomic.write_json(out / RESULTS_DIR / f"{result_name(fold, seed, enroll)}.json", asdict(result), fsync=True)
+    atomic.write_json(
+        out / RESULTS_DIR / f"{result_name(fold, seed, enroll)}.json", asdict(result), fsync=True
+    )
 
 
 def _load_result(out: Path, fold: Fold, seed: int, enroll: str | None = None) -> FoldResult | None:
@@ -403,25 +463,33 @@ def summarise(results: list[FoldResult], folds: list[Fold], request: CrossValReq
         rows = [r for r in results if r.seed == seed]
         pooled = None
         if rows and all(r.confusion for r in rows):
-            total = [[sum(r.confusion[i][j] for r in rows) for j in range(len(rows[0].confusion))]
-                     for i in range(len(rows[0].confusion))]
+            total = [
+                [sum(r.confusion[i][j] for r in rows) for j in range(len(rows[0].confusion))]
+                for i in range(len(rows[0].confusion))
+            ]
             import numpy as np
 
             scores = classification_metrics(np.asarray(total))
             pooled = {key: scores[key] for key in METRICS}
-        per_seed[str(seed)] = {"folds": len(rows), **{key: sum(r.metrics[key] for r in rows) / len(rows)
-                                                      for key in METRICS}, "pooled": pooled}
+        per_seed[str(seed)] = {
+            "folds": len(rows),
+            **{key: sum(r.metrics[key] for r in rows) / len(rows) for key in METRICS},
+            "pooled": pooled,
+        }
     return {
         "protocol": {
             "folds": len(folds),
             "groups_per_fold": [len(f.test) for f in folds],
             "val_groups": request.val_groups,
-            "checkpoint": "best on the inner validation groups" if request.val_groups else
-            "final weights after the recipe's fixed epochs (the test fold is never evaluated while training)",
+            "checkpoint": "best on the inner validation groups"
+            if request.val_groups
+            else "final weights after the recipe's fixed epochs (the test fold never evaluated in training)",
             "seeds": list(request.seeds),
             "enroll": request.enroll,
-            "scored": "the test speakers' clips that are not enrollment clips; the enrollment clips give each "
-            "speaker's profile" if request.enroll else "every clip of the test speakers (those the data scores)",
+            "scored": "the test speakers' clips that are not enrollment clips (those give each speaker's "
+            "profile)"
+            if request.enroll
+            else "every clip of the test speakers (those the data scores)",
         },
         "model_key": request.model_key,
         "profile": request.profile.name,
@@ -440,13 +508,27 @@ def print_report(report: CrossValReport, console: Console) -> None:
     for column in ("fold", "seed", "test speakers", "clips", *METRICS):
         table.add_column(column, justify="left" if column in ("test speakers",) else "right")
     for r in report.results:
-        table.add_row(str(r.fold), str(r.seed), _describe(r.test_groups), str(r.samples),
-                      *(f"{r.metrics[key]:.3f}" for key in METRICS))
+        table.add_row(
+            str(r.fold),
+            str(r.seed),
+            _describe(r.test_groups),
+            str(r.samples),
+            *(f"{r.metrics[key]:.3f}" for key in METRICS),
+        )
     stats = report.summary["mean_sd"]
-    table.add_row("mean ± sd", "", f"{len(report.results)} runs", "",
-                  *(f"{stats[key]['mean']:.3f} ± {stats[key]['sd']:.3f}" for key in METRICS))
+    table.add_row(
+        "mean ± sd",
+        "",
+        f"{len(report.results)} runs",
+        "",
+        *(f"{stats[key]['mean']:.3f} ± {stats[key]['sd']:.3f}" for key in METRICS),
+    )
     console.print(table)
     for seed, row in report.summary["per_seed"].items():
         pooled = row["pooled"]
-        console.print(f"seed {seed}: mean over {row['folds']} folds " + ", ".join(f"{k} {row[k]:.3f}" for k in METRICS)
-                      + (f"; pooled uar {pooled['uar']:.3f}" if pooled else ""), highlight=False)
+        console.print(
+            f"seed {seed}: mean over {row['folds']} folds "
+            + ", ".join(f"{k} {row[k]:.3f}" for k in METRICS)
+            + (f"; pooled uar {pooled['uar']:.3f}" if pooled else ""),
+            highlight=False,
+        )

@@ -37,7 +37,7 @@ NEUTRAL_EMOTIONS = (EMOTIONS.index("neutral"), EMOTIONS.index("calm"))
 MIN_CLIPS = 2  # a training enrollment clip's own statistics come from the others: at least one other
 VARIANCE_FLOOR = 1e-5  # as the front end's: a constant feature (silence) has variance 0
 
-# the model's: waveforms (N, S) float32 -> (N, 2, F) each clip's per-feature mean and mean square over its frames
+# the model's: waveforms (N, S) float32 -> (N, 2, F), each clip's per-feature mean and mean square over frames
 ClipStatistics = Callable[[np.ndarray], np.ndarray]
 
 
@@ -63,8 +63,10 @@ def choose(clips: Sequence[ClipName], settings: EnrollmentSettings) -> set[ClipN
         if len(picked) < MIN_CLIPS or len(picked) == len(own):
             raise UsageError(
                 f"actor {actor:02d} has {len(own)} clips with audio, {len(picked)} of them enrollment clips "
-                f"(data.enrollment.clips: {settings.clips}); enrollment needs at least {MIN_CLIPS} per speaker "
-                "and at least one clip left to score")
+                f"(data.enrollment.clips: {settings.clips}); enrollment needs at least {MIN_CLIPS} "
+                "per speaker "
+                "and at least one clip left to score"
+            )
         chosen.update(picked)
     return chosen
 
@@ -78,14 +80,16 @@ class SpeakerStatistics:
 
 
 def combine(per_clip: np.ndarray) -> SpeakerStatistics:
-    """(N, 2, F) per-clip means and mean squares -> the speaker's mean and std (clips weigh the same: one length)."""
+    """(N, 2, F) per-clip means and mean squares -> the speaker's mean and std (clips of one length weigh
+    the same)."""
     mean = per_clip[:, 0].mean(axis=0)
     variance = np.maximum(per_clip[:, 1].mean(axis=0) - mean * mean, VARIANCE_FLOOR)
     return SpeakerStatistics(mean.astype(np.float32), np.sqrt(variance).astype(np.float32))
 
 
-def item_statistics(clips: Sequence[ClipName], enrollment: set[ClipName], per_clip: dict[ClipName, np.ndarray]
-                    ) -> list[SpeakerStatistics]:
+def item_statistics(
+    clips: Sequence[ClipName], enrollment: set[ClipName], per_clip: dict[ClipName, np.ndarray]
+) -> list[SpeakerStatistics]:
     """Each clip's speaker statistics: of the speaker's enrollment clips, its own left out."""
     by_actor: dict[int, list[ClipName]] = defaultdict(list)
     for clip in sorted(enrollment):

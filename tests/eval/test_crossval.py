@@ -23,8 +23,16 @@ from lexiedge.crossval import PLAN_JSON, RESULTS_DIR, make_folds
 pytestmark = pytest.mark.slow
 
 ACTORS = 4
-QUICK = ["--profile", "cpu", "--model", "emotion-av", "--set", "models.emotion-av.train.max_steps=1",
-         "--set", "models.emotion-av.data.clip_seconds=1.0"]
+QUICK = [
+    "--profile",
+    "cpu",
+    "--model",
+    "emotion-av",
+    "--set",
+    "models.emotion-av.train.max_steps=1",
+    "--set",
+    "models.emotion-av.data.clip_seconds=1.0",
+]
 
 
 @pytest.fixture(scope="module")
@@ -36,15 +44,27 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_make_folds_cut_the_speakers_into_disjoint_blocks_that_cover_them_all() -> None:
     folds = make_folds(list(range(1, 21)), 5)
-    assert [f.test for f in folds] == [(1, 2, 3, 4), (5, 6, 7, 8), (9, 10, 11, 12), (13, 14, 15, 16), (17, 18, 19, 20)]
+    assert [f.test for f in folds] == [
+        (1, 2, 3, 4),
+        (5, 6, 7, 8),
+        (9, 10, 11, 12),
+        (13, 14, 15, 16),
+        (17, 18, 19, 20),
+    ]
     for fold in folds:
         assert not set(fold.train) & set(fold.test) and len(fold.train) == 16 and fold.val == ()
     uneven = make_folds(["ann", "bob", "cy", "dee", "eve"], 3, val_groups=1)
     assert [f.test for f in uneven] == [("ann", "bob"), ("cy", "dee"), ("eve",)]
-    assert [f.val for f in uneven] == [("cy",), ("eve",), ("ann",)], "the group after the test block validates"
+    assert [f.val for f in uneven] == [("cy",), ("eve",), ("ann",)], (
+        "the group after the test block validates"
+    )
     for fold in uneven:
         assert sorted(fold.train + fold.val + fold.test) == ["ann", "bob", "cy", "dee", "eve"]
-        assert not (set(fold.train) & set(fold.val)) | (set(fold.val) & set(fold.test)) | (set(fold.train) & set(fold.test))
+        assert (
+            not (set(fold.train) & set(fold.val))
+            | (set(fold.val) & set(fold.test))
+            | (set(fold.train) & set(fold.test))
+        )
 
 
 def test_each_fold_trains_and_tests_on_speakers_it_never_shares(synth: Path, cli, tmp_path: Path) -> None:
@@ -55,29 +75,47 @@ def test_each_fold_trains_and_tests_on_speakers_it_never_shares(synth: Path, cli
     assert report["path"] == str(out / "crossval.json")
     runs = report["runs"]
     assert [(r["fold"], r["seed"]) for r in runs] == [(1, 0), (2, 0), (3, 0)]
-    assert sorted(a for r in runs for a in r["test_groups"]) == [1, 2, 3, 4], "every actor tested exactly once"
+    assert sorted(a for r in runs for a in r["test_groups"]) == [1, 2, 3, 4], (
+        "every actor tested exactly once"
+    )
     for run in runs:
         trained = yaml.safe_load((Path(run["run_dir"]) / "profile.yaml").read_text())["models"]["emotion-av"]
         split = trained["data"]["split"]  # what the run really trained on
         assert split["test"] == run["test_groups"] and split["val"] == []
         assert not set(split["train"]) & set(split["test"])
         assert sorted(split["train"] + split["test"]) == [1, 2, 3, 4]
-        assert run["samples"] == 8 * len(run["test_groups"]), "the test split holds the test actors' clips only"
+        assert run["samples"] == 8 * len(run["test_groups"]), (
+            "the test split holds the test actors' clips only"
+        )
         info = json.loads((Path(run["run_dir"]) / "run.json").read_text())
-        assert info["fitted_to_data"]["clips"] == 8 * len(split["train"]), "statistics fitted on training actors"
+        assert info["fitted_to_data"]["clips"] == 8 * len(split["train"]), (
+            "statistics fitted on training actors"
+        )
         assert run["checkpoint"] == "final", "no validation split: the recipe's last weights are scored"
         assert sum(map(sum, run["confusion"])) == run["samples"]
     assert report["mean_sd"]["uar"]["n"] == 3
     mean = sum(r["metrics"]["uar"] for r in runs) / 3
     assert report["mean_sd"]["uar"]["mean"] == pytest.approx(mean)
     assert report["per_seed"]["0"]["pooled"]["uar"] == pytest.approx(
-        json.loads((out / "crossval.json").read_text())["per_seed"]["0"]["pooled"]["uar"])
+        json.loads((out / "crossval.json").read_text())["per_seed"]["0"]["pooled"]["uar"]
+    )
 
 
 def test_a_killed_cross_validation_continues_where_it_stopped(synth: Path, tmp_path: Path) -> None:
     out = tmp_path / "cv"
-    command = [sys.executable, "-m", "lexiedge", "eval", "--folds", "2", *QUICK, "--data", str(synth),
-               "--out", str(out)]
+    command = [
+        sys.executable,
+        "-m",
+        "lexiedge",
+        "eval",
+        "--folds",
+        "2",
+        *QUICK,
+        "--data",
+        str(synth),
+        "--out",
+        str(out),
+    ]
     first_result = out / RESULTS_DIR / "fold-1-seed-0.json"
     victim = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -97,38 +135,70 @@ def test_a_killed_cross_validation_continues_where_it_stopped(synth: Path, tmp_p
     again = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert "fold-1 (test 1, 2), seed 0: done before, kept" in again.stdout
-    assert first_result.read_bytes() == kept and (out / "fold-1-seed-0" / "metrics.jsonl").read_bytes() == fold_1_log
+    assert (
+        first_result.read_bytes() == kept
+        and (out / "fold-1-seed-0" / "metrics.jsonl").read_bytes() == fold_1_log
+    )
     report = json.loads((out / "crossval.json").read_text())
     assert [(r["fold"], sorted(r["test_groups"])) for r in report["runs"]] == [(1, [1, 2]), (2, [3, 4])]
 
     enrolled = subprocess.run([*command, "--enroll", "neutral"], capture_output=True, text=True, timeout=600)
     assert enrolled.returncode == 0, enrolled.stdout[-3000:]
-    assert "train on" not in enrolled.stdout and enrolled.stdout.count("scored with enrollment (neutral)") == 2
+    assert (
+        "train on" not in enrolled.stdout and enrolled.stdout.count("scored with enrollment (neutral)") == 2
+    )
     rescored = json.loads((out / "crossval-enroll-neutral.json").read_text())
     assert rescored["protocol"]["enroll"] == "neutral"
-    assert [r["samples"] for r in rescored["runs"]] == [2 * 6, 2 * 6], "each actor's 2 neutral/calm clips not scored"
+    assert [r["samples"] for r in rescored["runs"]] == [2 * 6, 2 * 6], (
+        "each actor's 2 neutral/calm clips not scored"
+    )
 
-    more_seeds = subprocess.run([*command, "--seed", "0", "--seed", "1"], capture_output=True, text=True, timeout=600)
+    more_seeds = subprocess.run(
+        [*command, "--seed", "0", "--seed", "1"], capture_output=True, text=True, timeout=600
+    )
     assert more_seeds.returncode == 0, more_seeds.stdout[-3000:]
     assert more_seeds.stdout.count("done before, kept") == 2, "seed 0's folds are kept, seed 1's trained"
     assert sorted(p.name for p in (out / RESULTS_DIR).iterdir()) == [
-        "fold-1-seed-0-enroll-neutral.json", "fold-1-seed-0.json", "fold-1-seed-1.json",
-        "fold-2-seed-0-enroll-neutral.json", "fold-2-seed-0.json", "fold-2-seed-1.json"]
+        "fold-1-seed-0-enroll-neutral.json",
+        "fold-1-seed-0.json",
+        "fold-1-seed-1.json",
+        "fold-2-seed-0-enroll-neutral.json",
+        "fold-2-seed-0.json",
+        "fold-2-seed-1.json",
+    ]
 
 
-def test_a_speaker_normalised_recipe_trains_and_scores_with_its_speakers_profiles(synth: Path, cli, tmp_path) -> None:
+def test_a_speaker_normalised_recipe_trains_and_scores_with_its_speakers_profiles(
+    synth: Path, cli, tmp_path
+) -> None:
     out = tmp_path / "cv"
-    speaker = ["--set", "models.emotion-av.model.feature_norm=speaker",
-               "--set", "models.emotion-av.data.enrollment.clips=neutral"]
+    speaker = [
+        "--set",
+        "models.emotion-av.model.feature_norm=speaker",
+        "--set",
+        "models.emotion-av.data.enrollment.clips=neutral",
+    ]
     result = cli("eval", "--folds", "2", *QUICK, *speaker, "--data", str(synth), "--out", str(out), "--json")
     assert result.exit_code == 0, result.stderr
     runs = json.loads(result.stdout)["runs"]
-    assert [r["samples"] for r in runs] == [12, 12], "the enrollment clips give the profile and are not scored"
+    assert [r["samples"] for r in runs] == [12, 12], (
+        "the enrollment clips give the profile and are not scored"
+    )
     for run in runs:
         info = json.loads((Path(run["run_dir"]) / "run.json").read_text())
         assert info["fitted_to_data"]["feature_norm"] == "speaker", "the global fallback is fitted too"
-    missing = cli("eval", "--folds", "2", *QUICK, speaker[0], speaker[1], "--data", str(synth),
-                  "--out", str(tmp_path / "no-enrollment"))
+    missing = cli(
+        "eval",
+        "--folds",
+        "2",
+        *QUICK,
+        speaker[0],
+        speaker[1],
+        "--data",
+        str(synth),
+        "--out",
+        str(tmp_path / "no-enrollment"),
+    )
     assert missing.exit_code == 2 and "needs each speaker's enrollment clips" in missing.stderr
 
 
@@ -138,24 +208,58 @@ def test_bad_cross_validation_requests_are_one_line_each(synth: Path, cli, tmp_p
     (other / "notes.txt").write_text("mine")
     done = tmp_path / "done"
     (done / PLAN_JSON).parent.mkdir()
-    (done / PLAN_JSON).write_text(json.dumps({"model_key": "emotion-av", "recipe": {}, "device": None, "data": None,
-                                              "folds": [], "val_groups": 0}))
+    (done / PLAN_JSON).write_text(
+        json.dumps(
+            {
+                "model_key": "emotion-av",
+                "recipe": {},
+                "device": None,
+                "data": None,
+                "folds": [],
+                "val_groups": 0,
+            }
+        )
+    )
     cases = [
-        (("--folds", "5", *QUICK, "--data", str(synth)),
-         "--folds 5 is more than the 4 speakers in the data (1-4); use at most --folds 4"),
-        (("--folds", "1", *QUICK, "--data", str(synth)), "--folds 1: cross-validation needs at least 2 folds"),
-        (("--folds", "2", "--profile", "cpu", "--model", "qwen-lora"),
-         "data plugin 'chat-jsonl' declares no speaker groups"),
-        (("--folds", "2", "--profile", "cpu", "--data", str(synth)), "--folds needs --model: profile 'cpu' has"),
+        (
+            ("--folds", "5", *QUICK, "--data", str(synth)),
+            "--folds 5 is more than the 4 speakers in the data (1-4); use at most --folds 4",
+        ),
+        (
+            ("--folds", "1", *QUICK, "--data", str(synth)),
+            "--folds 1: cross-validation needs at least 2 folds",
+        ),
+        (
+            ("--folds", "2", "--profile", "cpu", "--model", "qwen-lora"),
+            "data plugin 'chat-jsonl' declares no speaker groups",
+        ),
+        (
+            ("--folds", "2", "--profile", "cpu", "--data", str(synth)),
+            "--folds needs --model: profile 'cpu' has",
+        ),
         (("--folds", "2", "--data", str(synth)), "--folds needs the recipe to cross-validate"),
-        (("--folds", "2", *QUICK, "--data", str(synth), "--out", str(other)),
-         "is not a cross-validation folder"),
-        (("--folds", "2", *QUICK, "--data", str(synth), "--out", str(done)), "holds a cross-validation of another"),
-        (("--folds", "2", *QUICK, "--data", str(synth), "--val-groups", "2"), "--val-groups 2: with 4 speakers"),
+        (
+            ("--folds", "2", *QUICK, "--data", str(synth), "--out", str(other)),
+            "is not a cross-validation folder",
+        ),
+        (
+            ("--folds", "2", *QUICK, "--data", str(synth), "--out", str(done)),
+            "holds a cross-validation of another",
+        ),
+        (
+            ("--folds", "2", *QUICK, "--data", str(synth), "--val-groups", "2"),
+            "--val-groups 2: with 4 speakers",
+        ),
         (("--folds", "2", *QUICK, "--data", str(tmp_path / "nowhere")), "no such file or folder"),
         ((str(tmp_path), "--profile", "cpu"), "--profile applies to --folds"),
-        (("--folds", "2", *QUICK, "--data", str(synth), "--enroll", "one"), "--enroll 'one': expected neutral"),
-        (("--folds", "2", *QUICK, "--data", str(synth), "--enroll", "9"), "actor 01 has 8 clips with audio, 8 of"),
+        (
+            ("--folds", "2", *QUICK, "--data", str(synth), "--enroll", "one"),
+            "--enroll 'one': expected neutral",
+        ),
+        (
+            ("--folds", "2", *QUICK, "--data", str(synth), "--enroll", "9"),
+            "actor 01 has 8 clips with audio, 8 of",
+        ),
     ]
     unused = tmp_path / "unused"
     for args, expected in cases:
@@ -164,7 +268,10 @@ def test_bad_cross_validation_requests_are_one_line_each(synth: Path, cli, tmp_p
         result = cli("eval", *args)
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert result.exit_code == 2, (args, result.stderr)
-        assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], (args, result.stderr)
+        assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], (
+            args,
+            result.stderr,
+        )
         assert "Traceback" not in result.stderr
     assert sorted(p.name for p in other.iterdir()) == ["notes.txt"], "nothing written into a foreign folder"
     assert not unused.exists(), "bad input is refused before the output folder is made"

@@ -1,9 +1,10 @@
-"""A speaker-normalised emotion-av model (feature_norm: speaker) exported: the graph keeps the task's four
-required inputs, its speaker_mean / speaker_std inputs default to the global training statistics, and a profile
-computed from its feature_stats output, as the manifest's ``enrollment`` says, gives PyTorch's logits.
+"""A speaker-normalised emotion-av model (feature_norm: speaker) exported: the graph keeps the task's
+four required inputs, its speaker_mean / speaker_std inputs default to the global training statistics,
+and a profile computed from its feature_stats output, as the manifest's ``enrollment`` says, gives
+PyTorch's logits.
 
-Through the commands a user types: `lexiedge data synth-av`, `lexiedge train` (ResLSTM on MFCC + chroma, a few
-steps), `lexiedge export` to fp32 ONNX and int8.
+Through the commands a user types: `lexiedge data synth-av`, `lexiedge train` (ResLSTM on MFCC + chroma,
+a few steps), `lexiedge export` to fp32 ONNX and int8.
 """
 
 from __future__ import annotations
@@ -22,11 +23,21 @@ from lexiedge.rundir import find_checkpoint, load_run_profile
 
 pytestmark = pytest.mark.slow
 _M = "models.emotion-av"
-RECIPE = [f"{_M}.model.features=mfcc_chroma", f"{_M}.model.n_fft=1360", f"{_M}.model.hop_length=680",
-          f"{_M}.model.audio.encoder=reslstm", f"{_M}.model.audio.dim=48", f"{_M}.model.fusion.layers=0",
-          f"{_M}.model.fusion.pooling=attention", f"{_M}.model.feature_norm=speaker",
-          f"{_M}.data.enrollment.clips=neutral", f"{_M}.data.clip_seconds=1.0", f"{_M}.train.max_steps=3",
-          f"{_M}.export.options.onnx.max_val_clips=8", f"{_M}.export.options.onnx-int8.max_val_clips=8"]
+RECIPE = [
+    f"{_M}.model.features=mfcc_chroma",
+    f"{_M}.model.n_fft=1360",
+    f"{_M}.model.hop_length=680",
+    f"{_M}.model.audio.encoder=reslstm",
+    f"{_M}.model.audio.dim=48",
+    f"{_M}.model.fusion.layers=0",
+    f"{_M}.model.fusion.pooling=attention",
+    f"{_M}.model.feature_norm=speaker",
+    f"{_M}.data.enrollment.clips=neutral",
+    f"{_M}.data.clip_seconds=1.0",
+    f"{_M}.train.max_steps=3",
+    f"{_M}.export.options.onnx.max_val_clips=8",
+    f"{_M}.export.options.onnx-int8.max_val_clips=8",
+]
 
 
 @pytest.fixture(scope="module")
@@ -57,23 +68,33 @@ def _clips(count: int, seconds: float = 1.0, seed: int = 0) -> np.ndarray:
     """Voiced-like test signals: harmonic tones with noise, one speaker's pitch."""
     rng = np.random.default_rng(seed)
     t = np.arange(int(16000 * seconds)) / 16000
-    return np.stack([sum(np.sin(2 * np.pi * k * (140 + 5 * i) * t) / k for k in range(1, 6)) * 0.2
-                     + rng.normal(0, 0.01, t.size) for i in range(count)]).astype(np.float32)
+    return np.stack(
+        [
+            sum(np.sin(2 * np.pi * k * (140 + 5 * i) * t) / k for k in range(1, 6)) * 0.2
+            + rng.normal(0, 0.01, t.size)
+            for i in range(count)
+        ]
+    ).astype(np.float32)
 
 
 def test_the_graph_takes_four_inputs_and_defaults_the_profile_to_the_global_statistics(artifacts) -> None:
     run, exported = artifacts
-    model = _model(run)
-    frontend = model.audio.frontend
     for target, folder in exported.items():
         manifest = json.loads((folder / "manifest.json").read_text())
         enrollment = manifest["enrollment"]
         assert enrollment["statistics_output"] == "feature_stats" and enrollment["features"] == 46
         assert enrollment["profile_inputs"] == {"mean": "speaker_mean", "std": "speaker_std"}
-        session = ort.InferenceSession(str(folder / manifest["runtime"]["graph"]), providers=["CPUExecutionProvider"])
-        assert [i.name for i in session.get_inputs()] == ["waveform", "frames", "audio_mask", "video_mask"], target
+        session = ort.InferenceSession(
+            str(folder / manifest["runtime"]["graph"]), providers=["CPUExecutionProvider"]
+        )
+        assert [i.name for i in session.get_inputs()] == ["waveform", "frames", "audio_mask", "video_mask"], (
+            target
+        )
         assert {o.name for o in session.get_outputs()} >= {"logits", "probabilities", "feature_stats"}
-        assert sorted(i.name for i in session.get_overridable_initializers()) == ["speaker_mean", "speaker_std"]
+        assert sorted(i.name for i in session.get_overridable_initializers()) == [
+            "speaker_mean",
+            "speaker_std",
+        ]
         assert manifest["verification"]["passed"], target
 
 
@@ -87,19 +108,30 @@ def test_a_profile_from_the_graphs_feature_stats_gives_pytorchs_logits(artifacts
 
     def feeds(waveforms: np.ndarray) -> dict[str, np.ndarray]:
         batch = waveforms.shape[0]
-        return {"waveform": waveforms, "frames": np.zeros((batch, 4, 3, size, size), np.float32),
-                "audio_mask": np.ones(batch, np.float32), "video_mask": np.zeros(batch, np.float32)}
+        return {
+            "waveform": waveforms,
+            "frames": np.zeros((batch, 4, 3, size, size), np.float32),
+            "audio_mask": np.ones(batch, np.float32),
+            "video_mask": np.zeros(batch, np.float32),
+        }
 
     enroll, scored = _clips(4, seed=1), _clips(3, seed=2)
-    stats = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds(enroll))))["feature_stats"]
+    stats = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds(enroll))))[
+        "feature_stats"
+    ]
     mean = stats[:, 0].mean(axis=0)
     std = np.sqrt(np.maximum(stats[:, 1].mean(axis=0) - mean * mean, enrollment["variance_floor"]))
     profile = {"speaker_mean": mean[None].astype(np.float32), "speaker_std": std[None].astype(np.float32)}
-    outputs = dict(zip([o.name for o in session.get_outputs()], session.run(None, {**feeds(scored), **profile})))
+    outputs = dict(
+        zip([o.name for o in session.get_outputs()], session.run(None, {**feeds(scored), **profile}))
+    )
     with torch.no_grad():
         tensors = {key: torch.from_numpy(value) for key, value in feeds(scored).items()}
-        expected = model(*tensors.values(), torch.from_numpy(profile["speaker_mean"]).expand(3, -1),
-                         torch.from_numpy(profile["speaker_std"]).expand(3, -1)).numpy()
+        expected = model(
+            *tensors.values(),
+            torch.from_numpy(profile["speaker_mean"]).expand(3, -1),
+            torch.from_numpy(profile["speaker_std"]).expand(3, -1),
+        ).numpy()
         without = model(*tensors.values()).numpy()
     assert np.abs(outputs["logits"] - expected).max() <= 1e-4
     assert np.abs(expected - without).max() > 1e-3, "the profile changes the logits"
