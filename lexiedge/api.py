@@ -173,9 +173,9 @@ class ModelPlugin(Plugin):
         raise NotAvailableError(f"model plugin {self.name!r} has no ONNX export (implement ModelPlugin.export_onnx)")
 
     def manifest_sections(self, module: "torch.nn.Module") -> dict[str, Any]:
-        """Sections the artifacts of ``module`` add to ``manifest.json`` beside the task's: what an app needs to
-        use the graph's extra inputs and outputs (emotion-av with ``feature_norm: speaker``: ``enrollment``, how
-        to turn a speaker's clips into the profile the graph takes). Default: none."""
+        """Sections the artifacts of ``module`` add to ``manifest.json`` beside the task's: what an app
+        needs to use the graph's extra inputs and outputs (emotion-av with ``feature_norm: speaker``:
+        ``enrollment``, how to turn a speaker's clips into the profile the graph takes). Default: none."""
         return {}
 
 
@@ -253,9 +253,9 @@ class DatasetPlugin(Plugin):
 
     def fold_overrides(self, train: "list[int | str]", val: "list[int | str]", test: "list[int | str]"
                        ) -> dict[str, Any]:
-        """The settings (keys of this plugin's ``models.<name>.data`` section) that make ``train``, ``val`` and
-        ``test`` groups (ids from :meth:`groups`; ``val`` may be empty) its three splits, deep-merged into the
-        profile for one fold (RAVDESS: ``{"split": {"train": [...], "val": [...], "test": [...]}}``).
+        """The settings (keys of this plugin's ``models.<name>.data`` section) that make ``train``, ``val``
+        and ``test`` groups (ids from :meth:`groups`; ``val`` may be empty) its three splits, deep-merged into
+        the profile for one fold (RAVDESS: ``{"split": {"train": [...], "val": [...], "test": [...]}}``).
         Needed only by a plugin whose :meth:`groups` returns some."""
         from lexiedge.errors import NotAvailableError
 
@@ -459,7 +459,7 @@ class EvalRequest:
     out_dir: Path  # where this target's files (plots, per-sample results) go
     console: "Console"
     limit: int | None = None  # evaluate only the first N samples (quick checks)
-    enroll: str | None = None  # --enroll: each speaker's enrollment clips (DatasetPlugin.enrollment_overrides)
+    enroll: str | None = None  # --enroll: the speakers' enrollment clips (DatasetPlugin.enrollment_overrides)
 
 
 @dataclass

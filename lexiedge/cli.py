@@ -620,25 +620,39 @@ def evaluate(
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="score only the first N samples")] = None,
     folds: Annotated[
         Optional[int],
-        typer.Option("--folds", help="speaker-grouped K-fold cross-validation of a recipe: train K models, each "
-                     "tested on speakers it never heard (resumable: rerun the same command)"),
+        typer.Option(
+            "--folds",
+            help="speaker-grouped K-fold cross-validation of a recipe: train K models, each tested on "
+            "speakers it never heard (resumable: rerun the same command)",
+        ),
     ] = None,
     profile: Annotated[Optional[str], typer.Option("--profile", "-p", metavar="NAME|PATH",
                                                    help="with --folds: the recipe to cross-validate")] = None,
     model: ModelOpt = None,
     set_: SetOpt = None,
     seeds: Annotated[
-        Optional[list[int]], typer.Option("--seed", help="with --folds: train every fold with this seed (repeatable; "
-                                          "default: the profile's train.seed)")
+        Optional[list[int]],
+        typer.Option(
+            "--seed", help="with --folds: train every fold with this seed (repeatable; default: train.seed)"
+        ),
     ] = None,
     val_groups: Annotated[
-        int, typer.Option("--val-groups", min=0, help="with --folds: training speakers held out per fold to pick "
-                          "the best epoch (default 0: the recipe's fixed epochs, final weights)")
+        int,
+        typer.Option(
+            "--val-groups",
+            min=0,
+            help="with --folds: training speakers held out per fold to pick the best epoch (default 0: the "
+            "recipe's fixed epochs, final weights)",
+        ),
     ] = 0,
     enroll: Annotated[
-        Optional[str], typer.Option("--enroll", metavar="neutral|K", help="score with each speaker's enrollment "
-                                    "clips (their neutral and calm clips, or K at random): they give a speaker-"
-                                    "normalising model its profile and are left out of the scored clips")
+        Optional[str],
+        typer.Option(
+            "--enroll",
+            metavar="neutral|K",
+            help="score with each speaker's enrollment clips (their neutral and calm clips, or K at random): "
+            "they give a speaker-normalising model its profile and are left out of the scored clips",
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -650,8 +664,9 @@ def evaluate(
     lexiedge eval --folds 5 --profile cpu --model emotion-av --data ravdess-speech/ --seed 0 --seed 1.
     """
     if folds is not None:
-        _cross_validate(paths or [], folds=folds, profile=profile, model=model, overrides=set_ or [], data=data,
-                        out=out, seeds=seeds, val_groups=val_groups, enroll=enroll, as_json=as_json)
+        _cross_validate(paths or [], folds=folds, profile=profile, model=model, overrides=set_ or [],
+                        data=data, out=out, seeds=seeds, val_groups=val_groups, enroll=enroll,
+                        as_json=as_json)
         return
     from lexiedge.errors import UsageError
 
@@ -674,8 +689,9 @@ def evaluate(
     console.print(f"wrote {report.path}", highlight=False)
 
 
-def _cross_validate(paths: list[Path], *, folds: int, profile: str | None, model: str | None, overrides: list[str],
-                    data: Path | None, out: Path | None, seeds: list[int] | None, val_groups: int,
+def _cross_validate(paths: list[Path], *, folds: int, profile: str | None, model: str | None,
+                    overrides: list[str], data: Path | None, out: Path | None, seeds: list[int] | None,
+                    val_groups: int,
                     enroll: str | None, as_json: bool) -> None:
     """`lexiedge eval --folds K`: the recipe of --profile/--model (or of one run directory), k-fold."""
     import time
@@ -683,7 +699,8 @@ def _cross_validate(paths: list[Path], *, folds: int, profile: str | None, model
     from lexiedge.crossval import CrossValRequest, cross_validate, print_report
     from lexiedge.evaluate import EVALS_DIR, folds_recipe
 
-    loaded, model_key, data = folds_recipe(paths, profile=profile, model=model, overrides=overrides, data=data)
+    loaded, model_key, data = folds_recipe(paths, profile=profile, model=model, overrides=overrides,
+                                           data=data)
     if not seeds:
         seeds = [int(getattr(loaded.model(model_key).train.settings, "seed", 0))]
     request = CrossValRequest(profile=loaded, model_key=model_key, data=data, folds=folds,

@@ -96,7 +96,7 @@ def evaluate(
     enroll: str | None = None,
 ) -> EvalReport:
     """Score every path with its task's evaluator; write ``<out>/eval.json``. ``enroll``: each speaker's
-    enrollment clips (``neutral`` or a count) give speaker-normalising runs their profile and are not scored."""
+    enrollment clips (``neutral`` or a count) give speaker-normalising runs their profile, not scored."""
     from lexiedge.api import EvalRequest
 
     if not paths:
@@ -171,22 +171,22 @@ def _cell(value: Any) -> str:
 
 def folds_recipe(paths: list[Path], *, profile: str | None, model: str | None, overrides: list[str],
                  data: Path | None) -> tuple[Profile, str, Path | None]:
-    """What `lexiedge eval --folds` cross-validates: ``--profile``/``--model`` (+ ``--set``), or the recipe of one
-    run directory (its profile.yaml, + ``--set``; its recorded data unless ``--data``)."""
+    """What `lexiedge eval --folds` cross-validates: ``--profile``/``--model`` (+ ``--set``), or the recipe
+    of one run directory (its profile.yaml, + ``--set``; its recorded data unless ``--data``)."""
     from lexiedge.plugin import get_host
     from lexiedge.profile import load_profile
 
     if paths and profile:
-        raise UsageError("--folds cross-validates one recipe: pass --profile (and --model) or one run directory, "
-                         "not both")
+        raise UsageError("--folds cross-validates one recipe: pass --profile (and --model) or one run "
+                         "directory, not both")
     if len(paths) > 1:
-        raise UsageError(f"--folds cross-validates one recipe; got {len(paths)} paths (pass one run directory)")
+        raise UsageError(f"--folds cross-validates one recipe; got {len(paths)} paths (pass one run)")
     if paths:
         from lexiedge.rundir import is_run_dir, load_run_profile, profile_file, recorded_data_path
 
         run = paths[0]
         if not run.is_dir() or not is_run_dir(run):
-            raise UsageError(f"{run}: not a run directory (no profile.yaml); --folds cross-validates a run's recipe")
+            raise UsageError(f"{run}: not a run directory (no profile.yaml); --folds takes a run's recipe")
         recorded, model_key = load_run_profile(run)
         if model is not None and model != model_key:
             raise UsageError(f"{run} trained {model_key!r}, not {model!r}")

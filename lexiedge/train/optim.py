@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Schedule:
-    """Linear warmup over ``warmup_steps``, then a half cosine from ``base_lr`` down to ``min_lr_ratio * base_lr``;
-    with ``restart_steps``, a half cosine per cycle of that many steps, each starting again at ``base_lr``."""
+    """Linear warmup over ``warmup_steps``, then a half cosine from ``base_lr`` down to
+    ``min_lr_ratio * base_lr``; with ``restart_steps``, a half cosine per cycle of that many steps, each
+    starting again at ``base_lr``."""
 
     base_lr: float
     total_steps: int
@@ -39,7 +40,8 @@ class Schedule:
 
     def lr_at(self, step: int) -> float:
         """The learning rate of optimizer step ``step`` (0-based); past the end it stays at the floor."""
-        return lr_at(step, self.base_lr, self.total_steps, self.warmup_steps, self.min_lr_ratio, self.restart_steps)
+        return lr_at(step, self.base_lr, self.total_steps, self.warmup_steps, self.min_lr_ratio,
+                     self.restart_steps)
 
     def as_dict(self) -> dict[str, float | int | str | None]:
         return {

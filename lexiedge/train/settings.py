@@ -34,8 +34,8 @@ class EngineSettings(PluginSettings):
         None,
         ge=1,
         description=(
-            "cosine with warm restarts (SGDR, Loshchilov & Hutter 2017): after warmup the rate falls from lr to the "
-            "floor over this many epochs, then starts again at lr; null: one cosine over the whole run"
+            "cosine with warm restarts (SGDR, Loshchilov & Hutter 2017): after warmup the rate falls from lr "
+            "to the floor over this many epochs, then starts again at lr; null: one cosine over the whole run"
         ),
     )
     grad_clip: float | None = Field(1.0, gt=0, description="max global gradient norm; null disables clipping")

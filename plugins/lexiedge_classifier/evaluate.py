@@ -64,7 +64,7 @@ class ClassificationEvaluator(EvaluatorPlugin):
         data = request.data or recorded_data_path(request.path)
         data_plugin = host.datasets.get(entry.data.plugin)
         data_settings = entry.data.settings
-        if request.enroll is not None:  # score the clips that are not enrollment clips, with their speakers' profiles
+        if request.enroll is not None:  # score the clips that do not enroll, with their speakers' profiles
             from lexiedge.profile import deep_merge
 
             merged = deep_merge(data_settings.model_dump(), data_plugin.enrollment_overrides(request.enroll))

@@ -102,7 +102,7 @@ class ClassifierTrainer(TrainerPlugin, TrainTask):
         return built.module(*(batch[key] for key in self.model_inputs(built)))
 
     def model_inputs(self, built: BuiltModel) -> tuple[str, ...]:
-        """The batch entries the module takes: what its plugin declares (``extras["inputs"]``), else input_keys."""
+        """The batch entries the module takes: its plugin's ``extras["inputs"]``, else input_keys."""
         return tuple(built.extras.get(MODEL_INPUTS) or self.input_keys)
 
     def evaluate(self, built: BuiltModel, loader: Iterable[dict[str, Any]], split: str) -> dict[str, Any]:

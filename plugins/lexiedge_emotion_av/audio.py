@@ -130,7 +130,8 @@ class ResLSTM(nn.Module):
             for bias in (lstm.bias_ih_l0, lstm.bias_hh_l0):
                 nn.init.zeros_(bias)
                 with torch.no_grad():
-                    bias[lstm.hidden_size : 2 * lstm.hidden_size].fill_(1.0)  # gates: input, forget, cell, output
+                    # gates in torch's order: input, forget, cell, output
+                    bias[lstm.hidden_size : 2 * lstm.hidden_size].fill_(1.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         enriched, _ = self.lstm1(x)
@@ -172,12 +173,12 @@ class AudioEncoder(nn.Module):
         )
 
     def path_linears(self) -> list[nn.Linear]:
-        """Linears on the main signal path outside any residual branch (see EmotionAVModel's initialisation)."""
+        """Linears on the main signal path outside any residual branch (see EmotionAVModel's init)."""
         return [] if self.recurrent else [self.subsampling.proj]
 
     def forward(self, waveform: torch.Tensor, speaker_mean: torch.Tensor | None = None,
                 speaker_std: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(audio tokens, the clip's feature statistics (B, 2, F), see AudioFrontend.features_and_statistics)."""
+        """(audio tokens, the clip's feature statistics (B, 2, F): AudioFrontend.features_and_statistics)."""
         features, statistics = self.frontend.features_and_statistics(waveform, speaker_mean, speaker_std)
         x = self.spec_augment(features)
         if self.recurrent:

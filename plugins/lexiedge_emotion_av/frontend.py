@@ -77,7 +77,7 @@ def windowed_dft_basis(n_fft: int) -> np.ndarray:
 
 def chroma_filterbank(sample_rate: int, n_fft: int, n_chroma: int = 12, *, centre_octave: float = 5.0,
                       octave_width: float = 2.0) -> np.ndarray:
-    """Pitch-class filters (n_chroma, n_fft // 2 + 1), librosa's ``filters.chroma`` (Ellis' chromagram) at tuning 0.
+    """Pitch-class filters (n_chroma, n_fft // 2 + 1): librosa's ``filters.chroma`` (Ellis), tuning 0.
 
     Each STFT bin adds to the pitch classes near its frequency (a Gaussian on the circle of classes,
     as wide as the bin is in pitch), weighted by a Gaussian over octaves centred on ``centre_octave``
@@ -99,7 +99,7 @@ def chroma_filterbank(sample_rate: int, n_fft: int, n_chroma: int = 12, *, centr
 
 
 def dct_basis(n_in: int, n_out: int) -> np.ndarray:
-    """Orthonormal DCT-II rows (n_out, n_in): MFCC coefficient k of n_in log-mel bands (scipy's ``norm='ortho'``)."""
+    """Orthonormal DCT-II rows (n_out, n_in): MFCC k of n_in log-mel bands (scipy's ``norm='ortho'``)."""
     n = np.arange(n_in)
     k = np.arange(n_out)[:, None]
     basis = np.cos(np.pi * k * (2 * n + 1) / (2 * n_in)) * np.sqrt(2.0 / n_in)
@@ -124,8 +124,14 @@ class AudioFrontend(nn.Module):
     """
 
     def __init__(
-        self, sample_rate: int, n_fft: int, hop_length: int, n_mels: int, normalization: Normalization = "global",
-        *, features: FeatureKind = "log_mel", n_mfcc: int = 34, n_chroma: int = 12,
+        self,
+        sample_rate: int,
+        n_fft: int,
+        hop_length: int,
+        n_mels: int,
+        normalization: Normalization = "global",
+        *,
+        features: FeatureKind = "log_mel", n_mfcc: int = 34, n_chroma: int = 12,
     ) -> None:
         super().__init__()
         self.n_fft = n_fft
@@ -134,7 +140,7 @@ class AudioFrontend(nn.Module):
         self.normalization = normalization
         self.features = features
         self.feature_dim = n_mels if features == "log_mel" else n_mfcc + n_chroma
-        # derived from the settings; non-persistent, so that checkpoints hold only what was learned or measured
+        # derived from the settings; non-persistent: checkpoints hold only what was learned or measured
         dft = torch.from_numpy(windowed_dft_basis(n_fft)).float()
         mel = torch.from_numpy(mel_filterbank(sample_rate, n_fft, n_mels)).float()
         self.register_buffer("dft_basis", dft, persistent=False)
@@ -150,8 +156,9 @@ class AudioFrontend(nn.Module):
         self.register_buffer("feature_mean", torch.zeros(self.feature_dim))
         self.register_buffer("feature_std", torch.ones(self.feature_dim))
 
-    def forward(self, waveform: torch.Tensor, mean: torch.Tensor | None = None, std: torch.Tensor | None = None
-                ) -> torch.Tensor:
+    def forward(
+        self, waveform: torch.Tensor, mean: torch.Tensor | None = None, std: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Normalised features; ``mean``/``std`` (B, feature_dim): a speaker's statistics (``normalization:
         speaker``; without them, the global ones)."""
         return self.features_and_statistics(waveform, mean, std)[0]
@@ -159,7 +166,8 @@ class AudioFrontend(nn.Module):
     def features_and_statistics(self, waveform: torch.Tensor, mean: torch.Tensor | None = None,
                                 std: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(normalised features (B, frames, F), the clip's statistics (B, 2, F): per feature the mean and the
-        mean square of its raw values over the frames, which averaged over a speaker's clips give their profile)."""
+        mean square of its raw values over the frames, whose average over a speaker's clips is their
+        profile)."""
         device_type = waveform.device.type
         if torch.is_autocast_enabled(device_type):
             # power spectra of full-scale audio exceed fp16's range (400-sample window: up to 4e4)
@@ -167,8 +175,9 @@ class AudioFrontend(nn.Module):
                 return self._features_and_statistics(waveform.float(), mean, std)
         return self._features_and_statistics(waveform, mean, std)
 
-    def _features_and_statistics(self, waveform: torch.Tensor, mean: torch.Tensor | None, std: torch.Tensor | None
-                                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _features_and_statistics(
+        self, waveform: torch.Tensor, mean: torch.Tensor | None, std: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         raw = self.raw_features(waveform)
         statistics = torch.stack([raw.mean(dim=-1), (raw * raw).mean(dim=-1)], dim=1)
         return self._normalised(raw, mean, std), statistics
@@ -221,8 +230,8 @@ class AudioFrontend(nn.Module):
 
     @torch.no_grad()
     def clip_statistics(self, waveforms: torch.Tensor, batch: int = 32) -> torch.Tensor:
-        """(N, S) -> (N, 2, F): each clip's per-feature mean and mean square, as the exported graph's feature_stats
-        (the eval-mode path, in batches)."""
+        """(N, S) -> (N, 2, F): each clip's per-feature mean and mean square, as the exported graph's
+        feature_stats (the eval-mode path, in batches)."""
         was_training = self.training
         self.eval()
         try:
@@ -233,7 +242,8 @@ class AudioFrontend(nn.Module):
 
     @torch.no_grad()
     def fit_statistics(self, waveforms: Iterable[torch.Tensor]) -> dict[str, Any]:
-        """Set ``feature_mean`` / ``feature_std`` to the per-feature statistics of every frame of ``waveforms``.
+        """Set ``feature_mean`` / ``feature_std`` to the per-feature statistics of the frames of
+        ``waveforms``.
 
         ``waveforms``: (B, S) batches of training audio (clips without audio left out by the caller).
         Sums run in float64, so the order of the batches does not change the result beyond rounding.

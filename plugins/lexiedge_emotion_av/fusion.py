@@ -83,7 +83,8 @@ class LFM2Fusion(nn.Module):
         self.out_norm = RMSNorm(settings.hidden)
         self.with_std = settings.pooling == "mean_std"
         # soft attention pooling: one score vector per modality; zeros start as the plain mean
-        self.attention = nn.Parameter(torch.zeros(2, settings.hidden)) if settings.pooling == "attention" else None
+        attention = settings.pooling == "attention"
+        self.attention = nn.Parameter(torch.zeros(2, settings.hidden)) if attention else None
         self.out_proj = nn.Linear(settings.hidden * (2 if self.with_std else 1), settings.out)
 
     def forward(
@@ -105,8 +106,8 @@ class LFM2Fusion(nn.Module):
     def _pool(
         self, x: torch.Tensor, audio_tokens: int | torch.SymInt, audio_mask: torch.Tensor, video_mask: torch.Tensor
     ) -> torch.Tensor:
-        """Statistics of each modality's tokens (mean, and std with ``pooling: mean_std``; the attention-weighted
-        mean with ``pooling: attention``), then their mean over the modalities present.
+        """Statistics of each modality's tokens (mean, and std with ``pooling: mean_std``; the
+        attention-weighted mean with ``pooling: attention``), then their mean over the modalities present.
 
         Pooling per modality first keeps the ~10x more numerous audio tokens from outweighing the
         frames; the denominator is clamped so that an input with no modality gives zeros, not NaN.

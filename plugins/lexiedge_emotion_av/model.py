@@ -109,16 +109,27 @@ class EmotionAVModel(nn.Module):
         self.head.reset_parameters()
 
     def forward(
-        self, waveform: torch.Tensor, frames: torch.Tensor, audio_mask: torch.Tensor, video_mask: torch.Tensor,
-        speaker_mean: torch.Tensor | None = None, speaker_std: torch.Tensor | None = None,
+        self,
+        waveform: torch.Tensor,
+        frames: torch.Tensor,
+        audio_mask: torch.Tensor,
+        video_mask: torch.Tensor,
+        speaker_mean: torch.Tensor | None = None,
+        speaker_std: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Logits (B, num_classes). ``speaker_mean``/``speaker_std`` (B, F): with ``feature_norm: speaker``, the
-        statistics of each clip's speaker (without them, the global training statistics)."""
-        return self.logits_and_statistics(waveform, frames, audio_mask, video_mask, speaker_mean, speaker_std)[0]
+        """Logits (B, num_classes). ``speaker_mean``/``speaker_std`` (B, F): with ``feature_norm: speaker``,
+        the statistics of each clip's speaker (without them, the global training statistics)."""
+        statistics = (speaker_mean, speaker_std)
+        return self.logits_and_statistics(waveform, frames, audio_mask, video_mask, *statistics)[0]
 
     def logits_and_statistics(
-        self, waveform: torch.Tensor, frames: torch.Tensor, audio_mask: torch.Tensor, video_mask: torch.Tensor,
-        speaker_mean: torch.Tensor | None = None, speaker_std: torch.Tensor | None = None,
+        self,
+        waveform: torch.Tensor,
+        frames: torch.Tensor,
+        audio_mask: torch.Tensor,
+        video_mask: torch.Tensor,
+        speaker_mean: torch.Tensor | None = None,
+        speaker_std: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits, the clip's feature statistics (B, 2, F): what a speaker-normalised graph also outputs)."""
         eager = not torch.compiler.is_compiling()

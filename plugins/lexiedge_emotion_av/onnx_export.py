@@ -85,7 +85,8 @@ class _WithStatistics(torch.nn.Module):
     def forward(self, waveform: torch.Tensor, frames: torch.Tensor, audio_mask: torch.Tensor,
                 video_mask: torch.Tensor, speaker_mean: torch.Tensor, speaker_std: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.model.logits_and_statistics(waveform, frames, audio_mask, video_mask, speaker_mean, speaker_std)
+        profile = (speaker_mean, speaker_std)
+        return self.model.logits_and_statistics(waveform, frames, audio_mask, video_mask, *profile)
 
 
 def speaker_normalised(model: torch.nn.Module) -> bool:
@@ -106,7 +107,8 @@ def enrollment_section(model: torch.nn.Module) -> dict:
         "min_clips": 2,
         "profile": (f"run the graph on each enrollment clip; mean = the average over the clips of "
                     f"{FEATURE_STATS}[:, 0], std = sqrt(max(the average of {FEATURE_STATS}[:, 1] - mean^2, "
-                    f"variance_floor)); feed them as {SPEAKER_MEAN} and {SPEAKER_STD}, shape (1 or batch, features); "
+                    f"variance_floor)); feed them as {SPEAKER_MEAN} and {SPEAKER_STD}, shape (1 or batch, "
+                    "features); "
                     "without them the graph uses the global training statistics"),
     }
 
@@ -177,13 +179,14 @@ def _export_with_statistics(model: torch.nn.Module, example_inputs: tuple, opset
     return torch.onnx.export(
         wrapper, (*example_inputs, mean, std), dynamo=True, verbose=False,
         input_names=[*INPUT_NAMES, SPEAKER_MEAN, SPEAKER_STD], output_names=[LOGITS, FEATURE_STATS],
-        opset_version=opset, dynamic_shapes={name: shapes[name] for name in (*INPUT_NAMES, SPEAKER_MEAN, SPEAKER_STD)},
+        opset_version=opset,
+        dynamic_shapes={name: shapes[name] for name in (*INPUT_NAMES, SPEAKER_MEAN, SPEAKER_STD)},
         external_data=False, optimize=True,
     )
 
 
 def _default_to_global_statistics(path: Path, model: torch.nn.Module) -> None:
-    """Give the speaker inputs initializers (the global statistics, (1, F)): optional inputs with a default."""
+    """Give the speaker inputs initializers (the global statistics, (1, F)): optional, with a default."""
     import numpy as np
     import onnx
     from onnx import numpy_helper

@@ -145,7 +145,7 @@ class EmotionAVPlugin(ModelPlugin):
 
         settings = built.module.settings
         if settings.feature_norm == "utterance":
-            return None  # (speaker: the global statistics are the fallback of a clip without a speaker profile)
+            return None  # (speaker: the global statistics are the fallback of clips without a profile)
         frontend = built.module.audio.frontend
         collate = splits.collate or default_collate
         clips = 0

@@ -25,18 +25,18 @@ def _check_heads(section: str, dim: int, heads: int, dim_name: str = "dim") -> N
 
 
 class AudioSettings(PluginSettings):
-    """The audio branch: conv subsampling + Conformer blocks over log-mel frames, or ResLSTM-SA's two LSTMs."""
+    """The audio branch: conv subsampling + Conformer blocks over the features, or ResLSTM-SA's LSTMs."""
 
     encoder: Literal["conformer", "reslstm"] = Field(
         "conformer",
         description=(
-            "conformer: a conv stem subsampling time, then Conformer blocks (the keys below); reslstm: ResLSTM-SA's "
-            "sequence model (Krasnoproshin & Vashkevich 2026): an LSTM as wide as the features whose output is "
-            "added to its input, BatchNorm, then an LSTM of width dim, one token per feature frame (layers, heads, "
-            "ffn, conv_kernel, subsampling and the stem keys do not apply)"
+            "conformer: a conv stem subsampling time, then Conformer blocks (the keys below); reslstm: "
+            "ResLSTM-SA's sequence model (Krasnoproshin & Vashkevich 2026): an LSTM as wide as the features "
+            "whose output is added to its input, BatchNorm, then an LSTM of width dim, one token per feature "
+            "frame (layers, heads, ffn, conv_kernel, subsampling and the stem keys do not apply)"
         ),
     )
-    dim: int = Field(128, ge=8, description="Conformer width (128 rtx3050, 512 t4), or the second LSTM's width")
+    dim: int = Field(128, ge=8, description="Conformer width (128 rtx3050, 512 t4), or the second LSTM's")
     layers: int = Field(4, ge=1, description="Conformer blocks")
     heads: int = Field(4, ge=1, description="attention heads; dim must be divisible by heads")
     ffn: int = Field(512, ge=8, description="hidden size of each (macaron, half-step) feed-forward")
@@ -98,7 +98,7 @@ class FusionSettings(PluginSettings):
     visual_in: int = Field(128, ge=8, description="width of the visual tokens (must equal visual.dim)")
     hidden: int = Field(256, ge=8, description="width of the fused sequence")
     layers: int = Field(
-        2, ge=0, description="blocks, alternating conv, attention, conv, attention, ...; 0: project and pool only"
+        2, ge=0, description="blocks, alternating conv, attention, conv, ...; 0: project and pool only"
     )
     out: int = Field(128, ge=1, description="width of the pooled clip vector given to the head")
     heads: int = Field(4, ge=1, description="query heads; hidden must be divisible by heads")
@@ -162,8 +162,8 @@ class EmotionAVSettings(PluginSettings):
         "log_mel",
         description=(
             "log_mel: n_mels log mel-band energies per frame; mfcc_chroma: n_mfcc MFCCs of those bands and "
-            "n_chroma pitch-class energies (ResLSTM-SA's 34 + 12, there from 85 ms frames: n_fft 1360, hop 680 "
-            "at 16 kHz)"
+            "n_chroma pitch-class energies (ResLSTM-SA's 34 + 12, there from 85 ms frames: n_fft 1360, "
+            "hop 680 at 16 kHz)"
         ),
     )
     n_mfcc: int = Field(34, ge=1, description="features: mfcc_chroma: MFCCs kept (at most n_mels)")
@@ -171,11 +171,11 @@ class EmotionAVSettings(PluginSettings):
     feature_norm: Literal["global", "utterance", "speaker"] = Field(
         "global",
         description=(
-            "global: per-feature mean/std measured on the training clips before training and saved with the weights "
-            "(keeps loudness and spectral tilt); utterance: each clip's own per-feature statistics; speaker: the "
-            "statistics of the clip's speaker's enrollment clips (data.enrollment), which the exported graph takes "
-            "as inputs speaker_mean/speaker_std beside the clip (a runtime without a speaker profile passes the "
-            "global ones) and computes from any clip as its feature_stats output"
+            "global: per-feature mean/std measured on the training clips before training and saved with the "
+            "weights (keeps loudness and spectral tilt); utterance: each clip's own per-feature statistics; "
+            "speaker: the statistics of the clip's speaker's enrollment clips (data.enrollment), which the "
+            "exported graph takes as optional inputs speaker_mean/speaker_std (default: the global ones) and "
+            "computes from any clip as its feature_stats output"
         ),
     )
     spec_augment: SpecAugmentSettings | None = Field(
@@ -196,7 +196,9 @@ class EmotionAVSettings(PluginSettings):
                 f"n_mels ({self.n_mels}) must be <= n_fft // 2 + 1 ({self.n_fft // 2 + 1} STFT bins)"
             )
         if self.features == "mfcc_chroma" and self.n_mfcc > self.n_mels:
-            raise ValueError(f"n_mfcc ({self.n_mfcc}) must be <= n_mels ({self.n_mels}): MFCCs are the DCT of the bands")
+            raise ValueError(
+                f"n_mfcc ({self.n_mfcc}) must be <= n_mels ({self.n_mels}): MFCCs are the DCT of the bands"
+            )
         if self.fusion.audio_in != self.audio.dim:
             raise ValueError(
                 f"fusion.audio_in ({self.fusion.audio_in}) must equal audio.dim ({self.audio.dim}): "

@@ -98,7 +98,8 @@ class ClipDataset(Dataset):
         self.clips = list(clips)
         self.settings = settings
         self.train = train
-        self.speaker_statistics: list[SpeakerStatistics] | None = None  # per clip, set by the loader (enrollment)
+        # per clip, set by the loader (data.enrollment, a model that reads them)
+        self.speaker_statistics: list[SpeakerStatistics] | None = None
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -120,7 +121,8 @@ class ClipDataset(Dataset):
         item = make_item(self.clips[index].emotion, waveform, frames, self.settings)
         if self.speaker_statistics is not None:
             speaker = self.speaker_statistics[index]
-            item["speaker_mean"], item["speaker_std"] = torch.from_numpy(speaker.mean), torch.from_numpy(speaker.std)
+            item["speaker_mean"] = torch.from_numpy(speaker.mean)
+            item["speaker_std"] = torch.from_numpy(speaker.std)
         return item
 
     @abstractmethod

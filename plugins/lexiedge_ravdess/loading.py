@@ -30,7 +30,12 @@ NO_DATA_HINT = "make a small synthetic set with `lexiedge data synth-av --out DI
 
 
 def load_splits(
-    settings: RavdessSettings, source: Path | None, *, cache_dir: Path, console: Console, workers: int | None = None,
+    settings: RavdessSettings,
+    source: Path | None,
+    *,
+    cache_dir: Path,
+    console: Console,
+    workers: int | None = None,
     clip_statistics: ClipStatistics | None = None,
 ) -> DataSplits:
     """Datasets of the actor splits of ``source``, preprocessed once into ``cache_dir``.
@@ -102,9 +107,11 @@ class FoundClips:
 
 
 def find_usable_clips(settings: RavdessSettings, source: Path | None) -> FoundClips:
-    """The usable clips under ``source`` by their names alone (nothing decoded); one line when there are none."""
+    """The usable clips under ``source`` by their names alone (nothing decoded); one line if none."""
     if source is None:
-        raise UsageError(f"the ravdess data plugin needs a data folder: pass --data DIR ({LAYOUT}); or {NO_DATA_HINT}")
+        raise UsageError(
+            f"the ravdess data plugin needs a data folder: pass --data DIR ({LAYOUT}); or {NO_DATA_HINT}"
+        )
     root = Path(source)
     if not root.is_dir():
         raise UsageError(f"{root}: no such data folder (expected RAVDESS {LAYOUT}); or {NO_DATA_HINT}")
@@ -115,17 +122,19 @@ def find_usable_clips(settings: RavdessSettings, source: Path | None) -> FoundCl
     usable = [c for c in clips if c not in left_out]
     if not usable:
         raise UsageError(
-            f"{root}: no usable RAVDESS clips ({len(clips)} valid names, {len(invalid)} invalid, {len(songs)} songs "
-            f"left out by include_song=false, {len(mute)} without a stream in modalities {settings.modalities}); "
+            f"{root}: no usable RAVDESS clips ({len(clips)} valid names, {len(invalid)} invalid, "
+            f"{len(songs)} songs left out by include_song=false, {len(mute)} without a stream in modalities "
+            f"{settings.modalities}); "
             f"expected {LAYOUT}"
         )
     return FoundClips(root, usable, invalid, songs, mute)
 
 
-def _enroll(kept: dict[str, list[CachedClip]], settings: RavdessSettings, clip_statistics: ClipStatistics | None
-            ) -> tuple[dict[str, list[CachedClip]], dict[str, list[SpeakerStatistics]], dict[str, Any]]:
-    """Validation and test without their enrollment clips; every clip's speaker statistics when the model reads
-    them (training clips that enroll: of their speaker's other enrollment clips)."""
+def _enroll(
+    kept: dict[str, list[CachedClip]], settings: RavdessSettings, clip_statistics: ClipStatistics | None
+) -> tuple[dict[str, list[CachedClip]], dict[str, list[SpeakerStatistics]], dict[str, Any]]:
+    """Validation and test without their enrollment clips; every clip's speaker statistics when the model
+    reads them (training clips that enroll: of their speaker's other enrollment clips)."""
     enrollment = settings.enrollment
     assert enrollment is not None
     chosen = {name: enrollment_choice.choose([e.clip for e in entries], enrollment) if entries else set()
@@ -139,12 +148,15 @@ def _enroll(kept: dict[str, list[CachedClip]], settings: RavdessSettings, clip_s
                 continue
             reader = CachedClipDataset(enrolling, centre)  # the centre window, as evaluation reads a clip
             waveforms = np.stack([reader[i]["waveform"].numpy() for i in range(len(reader))])
-            per_clip = dict(zip([e.clip for e in enrolling], np.asarray(clip_statistics(waveforms), np.float64)))
+            measured = np.asarray(clip_statistics(waveforms), np.float64)
+            per_clip = dict(zip([e.clip for e in enrolling], measured))
             scored = entries if name == "train" else [e for e in entries if e.clip not in chosen[name]]
-            statistics[name] = enrollment_choice.item_statistics([e.clip for e in scored], chosen[name], per_clip)
+            clips = [e.clip for e in scored]
+            statistics[name] = enrollment_choice.item_statistics(clips, chosen[name], per_clip)
     scored = {name: entries if name == "train" else [e for e in entries if e.clip not in chosen[name]]
               for name, entries in kept.items()}
-    summary = {"clips": enrollment.clips, "seed": enrollment.seed, "statistics_read": clip_statistics is not None,
+    summary = {"clips": enrollment.clips, "seed": enrollment.seed,
+               "statistics_read": clip_statistics is not None,
                "enrollment_clips": {name: len(clips) for name, clips in chosen.items()},
                "left_out_of_scoring": {name: len(kept[name]) - len(scored[name]) for name in kept}}
     return scored, statistics, summary

@@ -49,9 +49,11 @@ class RavdessPlugin(DatasetPlugin):
             )
         clip_statistics = (getattr(built, "extras", None) or {}).get(CLIP_STATISTICS)
         if clip_statistics is not None and settings.enrollment is None:
-            raise UsageError("the model normalises features by speaker, so it needs each speaker's enrollment clips: "
-                             "set data.enrollment.clips (neutral, or a number of clips per speaker)")
-        return load_splits(settings, source, cache_dir=cache_dir, console=console, clip_statistics=clip_statistics)
+            raise UsageError("the model normalises features by speaker, so it needs each speaker's "
+                             "enrollment clips: set data.enrollment.clips (neutral, or a number of clips per "
+                             "speaker)")
+        return load_splits(settings, source, cache_dir=cache_dir, console=console,
+                           clip_statistics=clip_statistics)
 
     def check_source(self, settings: PluginSettings, source: Path | None) -> None:
         """A folder with usable RAVDESS clips, and enough enrollment clips per actor (by file names alone)."""
@@ -64,7 +66,7 @@ class RavdessPlugin(DatasetPlugin):
             choose(found.usable, ours.enrollment)
 
     def groups(self, settings: PluginSettings, source: Path | None) -> list[int | str]:
-        """The actors of the usable clips under ``source`` (by file name; nothing decoded): RAVDESS's speakers."""
+        """The actors of the usable clips under ``source`` (by file names; nothing decoded): the speakers."""
         from lexiedge_ravdess.loading import find_usable_clips
 
         return list(find_usable_clips(_ours(settings), source).actors)
@@ -126,8 +128,8 @@ def _clip_count(enroll: str) -> int:
     except ValueError:
         count = 0
     if count < 2:
-        raise UsageError(f"--enroll {enroll!r}: expected neutral (each speaker's neutral and calm clips) or a number "
-                         "of clips per speaker, at least 2")
+        raise UsageError(f"--enroll {enroll!r}: expected neutral (each speaker's neutral and calm clips) "
+                         "or a number of clips per speaker, at least 2")
     return count
 
 

@@ -42,7 +42,8 @@ class EnrollmentSettings(PluginSettings):
     """Which clips give each speaker's feature statistics (see :mod:`lexiedge_ravdess.enrollment`)."""
 
     clips: Literal["neutral"] | int = Field(
-        description="neutral: each speaker's neutral and calm clips; K (>= 2): K of each speaker's clips at random"
+        description="neutral: each speaker's neutral and calm clips; K (>= 2): K of each speaker's clips, at "
+        "random"
     )
     seed: int = Field(0, description="seed of the random choice (with the actor number)")
 

@@ -24,7 +24,8 @@ SR, N_FFT, HOP, N_MELS = 16000, 400, 160, 64
 
 @pytest.fixture(scope="module")
 def frontend() -> AudioFrontend:
-    return AudioFrontend(SR, N_FFT, HOP, N_MELS, normalization="utterance").eval()  # eval: the exported graph's path
+    # eval mode: the exported graph's path (the DFT conv)
+    return AudioFrontend(SR, N_FFT, HOP, N_MELS, normalization="utterance").eval()
 
 
 def tone(frequency: float, seconds: float = 1.0, amplitude: float = 0.5) -> torch.Tensor:
@@ -59,7 +60,8 @@ def test_conv_stft_matches_torch_stft(frontend: AudioFrontend) -> None:
 def test_training_computes_the_exported_features_with_an_fft(features: str) -> None:
     """Training's torch.stft and the graph's DFT conv give the same features to float precision."""
     frontend = AudioFrontend(SR, 1360, 680, 128, features=features)
-    speech_like = torch.cat([tone(f, seconds=0.7, amplitude=a) for f, a in ((180, 0.4), (240, 0.1), (130, 0.6))], 1)
+    parts = ((180, 0.4), (240, 0.1), (130, 0.6))
+    speech_like = torch.cat([tone(f, seconds=0.7, amplitude=a) for f, a in parts], 1)
     waveform = speech_like + 0.01 * torch.randn(speech_like.shape, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         trained = frontend.train().raw_features(waveform)
@@ -81,7 +83,8 @@ def test_mfccs_are_the_dct_of_the_log_mel_bands_and_chroma_names_the_note() -> N
     assert np.abs(features[:34].numpy() - expected).max() < 1e-3
     chroma = features[34:, 2:-2]  # inner frames (the edges see padding)
     assert (chroma.argmax(dim=0) == 9).all(), "A is pitch class 9 counting from C"
-    assert chroma.max(dim=0).values.allclose(torch.ones(chroma.shape[1], dtype=torch.float64)), "peak-normalised"
+    peaks = chroma.max(dim=0).values
+    assert peaks.allclose(torch.ones(chroma.shape[1], dtype=torch.float64)), "peak-normalised"
     filters = chroma_filterbank(SR, 1360)
     assert filters.shape == (12, 681) and filters.min() >= 0 and filters.flags["C_CONTIGUOUS"]
 

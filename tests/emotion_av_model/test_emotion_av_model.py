@@ -200,10 +200,10 @@ def test_seed_configurations_parameter_counts() -> None:
         assert counts["t4-16gb"][1][group] > 4 * counts["rtx3050-4gb"][1][group]
 
 
-def test_speaker_normalisation_reads_the_speakers_statistics_and_reports_the_clips(tiny_settings, inputs) -> None:
-    """feature_norm: speaker: the speaker's (B, F) statistics replace the global ones; without them the model is
-    the global-normalised one; the clip's own statistics (the graph's feature_stats) are its raw features' mean
-    and mean square over frames."""
+def test_speaker_normalisation_reads_the_speakers_statistics(tiny_settings, inputs) -> None:
+    """feature_norm: speaker: the speaker's (B, F) statistics replace the global ones; without them the model
+    is the global-normalised one; the clip's own statistics (the graph's feature_stats) are its raw
+    features' mean and mean square over frames."""
     torch.manual_seed(0)
     model = EmotionAVModel(tiny_settings(feature_norm="speaker")).eval()
     frontend = model.audio.frontend

@@ -109,14 +109,14 @@ def test_dynamic_image_size_export_runs_other_face_sizes(tmp_path: Path) -> None
 
 
 def test_the_reslstm_on_mfcc_chroma_frames_exports_and_matches_at_other_lengths(tmp_path: Path) -> None:
-    """ResLSTM-SA's recipe as settings: coarse MFCC + chroma frames, two LSTMs (ONNX LSTM ops), attention pooling
-    and no fusion blocks; the graph takes any clip length and batch, as the Conformer's does."""
+    """ResLSTM-SA's recipe as settings: coarse MFCC + chroma frames, two LSTMs (ONNX LSTM ops), attention
+    pooling and no fusion blocks; the graph takes any clip length and batch, as the Conformer's does."""
     torch.manual_seed(2)
     settings = build_tiny_settings(
         n_fft=1360, hop_length=680, n_mels=64, features="mfcc_chroma", n_mfcc=20,
         audio={"encoder": "reslstm", "dim": 32, "heads": 2},
-        fusion={"audio_in": 32, "visual_in": 32, "hidden": 32, "layers": 0, "out": 16, "heads": 4, "kv_heads": 2,
-                "pooling": "attention"},
+        fusion={"audio_in": 32, "visual_in": 32, "hidden": 32, "layers": 0, "out": 16, "heads": 4,
+                "kv_heads": 2, "pooling": "attention"},
     )
     model = EmotionAVModel(settings)
     model.train()

@@ -44,7 +44,8 @@ def test_warm_restarts_start_each_cycle_at_the_peak() -> None:
     assert [lrs[0], lrs[20], lrs[40]] == [pytest.approx(1e-3)] * 3, "every cycle starts at lr"
     assert lrs[10] == pytest.approx(1e-5 + 0.5 * (1e-3 - 1e-5)), "half way down the first cycle"
     assert lrs[19] < 2e-5 and lrs[59] < 2e-5, "each cycle ends at the floor, the run's last step too"
-    plain = Schedule.from_settings(EngineSettings(lr=1e-3, warmup_ratio=0.0), total_steps=60, steps_per_epoch=10)
+    plain_settings = EngineSettings(lr=1e-3, warmup_ratio=0.0)
+    plain = Schedule.from_settings(plain_settings, total_steps=60, steps_per_epoch=10)
     assert plain.restart_steps is None and plain.lr_at(20) < plain.lr_at(10), "without restarts: one cosine"
 
 
