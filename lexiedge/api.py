@@ -63,7 +63,7 @@ class BuiltModel:
     """A model as its plugin built it: the module plus what it needs around it (tokenizer, labels, and the
     :data:`MODEL_INPUTS` / :data:`CLIP_STATISTICS` extras)."""
 
-    module: "torch.nn.Module"
+    module: torch.nn.Module
     tokenizer: Any | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -94,7 +94,7 @@ class ModelPlugin(Plugin):
     supports_merge: ClassVar[bool] = False
 
     @abstractmethod
-    def build(self, settings: PluginSettings, device: "DeviceSpec", *, pretrained: bool = True) -> BuiltModel:
+    def build(self, settings: PluginSettings, device: DeviceSpec, *, pretrained: bool = True) -> BuiltModel:
         """Build the model for training.
 
         ``pretrained=False`` builds the same architecture with random weights and downloads
@@ -104,10 +104,10 @@ class ModelPlugin(Plugin):
     @abstractmethod
     def example_batch(
         self, built: BuiltModel, settings: PluginSettings, data_settings: PluginSettings, batch_size: int
-    ) -> dict[str, "torch.Tensor"]:
+    ) -> dict[str, torch.Tensor]:
         """A batch shaped like a real training batch (inputs and targets), for memory planning."""
 
-    def parameter_groups(self, module: "torch.nn.Module") -> dict[str, int]:
+    def parameter_groups(self, module: torch.nn.Module) -> dict[str, int]:
         """Parameter counts per named part, for reports; default: per top-level child."""
         groups: dict[str, int] = {}
         for child_name, child in module.named_children():
@@ -122,7 +122,7 @@ class ModelPlugin(Plugin):
         """
         return []
 
-    def build_with_depths(self, settings: PluginSettings, device: "DeviceSpec", depths: dict[str, int]) -> BuiltModel:
+    def build_with_depths(self, settings: PluginSettings, device: DeviceSpec, depths: dict[str, int]) -> BuiltModel:
         """``build(settings, device, pretrained=False)`` with each named stack cut to ``depths[name]`` blocks
         (names from :meth:`block_stacks`; only called when it returns some).
 
@@ -130,7 +130,7 @@ class ModelPlugin(Plugin):
         left uninitialised (build on the ``meta`` device, then ``to_empty(device="cpu")``)."""
         raise NotImplementedError(f"model plugin {self.name!r} lists block stacks but cannot build with fewer blocks")
 
-    def fit_to_data(self, built: BuiltModel, splits: "DataSplits", console: "Console") -> dict[str, Any] | None:
+    def fit_to_data(self, built: BuiltModel, splits: DataSplits, console: Console) -> dict[str, Any] | None:
         """What the model measures on its training data before the first step of a new run (not on a
         resume: the checkpoint holds it), such as input normalisation statistics kept in buffers.
 
@@ -138,7 +138,7 @@ class ModelPlugin(Plugin):
         """
         return None
 
-    def search_space(self, entry: "ModelEntry") -> list[SearchParam]:
+    def search_space(self, entry: ModelEntry) -> list[SearchParam]:
         """What `lexiedge tune` searches for this model unless a ``--space`` file says otherwise.
 
         Each :class:`SearchParam` (:class:`FloatRange`, :class:`IntRange`, :class:`Choice`) names profile keys
@@ -154,13 +154,13 @@ class ModelPlugin(Plugin):
             FloatRange("train.weight_decay", 1e-4, 0.1, log=True),
         ]
 
-    def merge(self, run_dir: Path, out_dir: Path, console: "Console") -> dict[str, Any]:
+    def merge(self, run_dir: Path, out_dir: Path, console: Console) -> dict[str, Any]:
         """Merge a run's adapter into its base and save a self-contained model in ``out_dir``."""
         from lexiedge.errors import UsageError
 
         raise UsageError(f"model {self.name!r} has nothing to merge (merge is for adapter-trained models)")
 
-    def export_onnx(self, module: "torch.nn.Module", path: Path, example_inputs: "Sequence[torch.Tensor]", *,
+    def export_onnx(self, module: torch.nn.Module, path: Path, example_inputs: Sequence[torch.Tensor], *,
                     opset: int) -> Path:
         """Write ``module`` (eval mode, CPU) as one self-contained ONNX graph at ``path`` with ``opset``, traced on
         ``example_inputs``, and return the path (what the `onnx` exporters of a classifier call). The model
@@ -172,7 +172,7 @@ class ModelPlugin(Plugin):
 
         raise NotAvailableError(f"model plugin {self.name!r} has no ONNX export (implement ModelPlugin.export_onnx)")
 
-    def manifest_sections(self, module: "torch.nn.Module") -> dict[str, Any]:
+    def manifest_sections(self, module: torch.nn.Module) -> dict[str, Any]:
         """Sections the artifacts of ``module`` add to ``manifest.json`` beside the task's: what an app
         needs to use the graph's extra inputs and outputs (emotion-av with ``feature_norm: speaker``:
         ``enrollment``, how to turn a speaker's clips into the profile the graph takes). Default: none."""
@@ -186,9 +186,9 @@ class ModelPlugin(Plugin):
 class DataSplits:
     """What a dataset plugin hands a trainer."""
 
-    train: "Dataset"
-    val: "Dataset | None"
-    test: "Dataset | None"
+    train: Dataset
+    val: Dataset | None
+    test: Dataset | None
     collate: Any = None
     labels: list[str] | None = None
     summary: dict[str, Any] = field(default_factory=dict)
@@ -208,7 +208,7 @@ class DatasetPlugin(Plugin):
         built: BuiltModel,
         model_settings: PluginSettings,
         cache_dir: Path,
-        console: "Console",
+        console: Console,
     ) -> DataSplits:
         """Load (and cache) the data at ``source``; ``None`` means the plugin's default data, if any."""
 
@@ -239,7 +239,7 @@ class DatasetPlugin(Plugin):
         """
         return None
 
-    def groups(self, settings: PluginSettings, source: Path | None) -> "list[int | str] | None":
+    def groups(self, settings: PluginSettings, source: Path | None) -> list[int | str] | None:
         """The groups the examples at ``source`` come in that a split must never cut: the speakers.
 
         Speaker-grouped cross-validation (:mod:`lexiedge.crossval`: `lexiedge eval --folds K`, `lexiedge tune
@@ -251,7 +251,7 @@ class DatasetPlugin(Plugin):
         """
         return None
 
-    def fold_overrides(self, train: "list[int | str]", val: "list[int | str]", test: "list[int | str]"
+    def fold_overrides(self, train: list[int | str], val: list[int | str], test: list[int | str]
                        ) -> dict[str, Any]:
         """The settings (keys of this plugin's ``models.<name>.data`` section) that make ``train``, ``val``
         and ``test`` groups (ids from :meth:`groups`; ``val`` may be empty) its three splits, deep-merged into
@@ -277,7 +277,7 @@ class DatasetPlugin(Plugin):
         """
         return None
 
-    def held_out_groups(self, settings: PluginSettings, source: Path | None) -> "list[int | str]":
+    def held_out_groups(self, settings: PluginSettings, source: Path | None) -> list[int | str]:
         """The groups (ids from :meth:`groups`) that ``settings`` keep for the final test (RAVDESS: the actors
         of ``data.split.test``; without a split, RAVDESS's test actors 21-24). `lexiedge tune --folds` makes its
         folds of the other groups only, so a search never trains or scores on them. Default: none."""
@@ -291,18 +291,18 @@ class DatasetPlugin(Plugin):
 class TrainJob:
     """Everything a trainer needs for one run; built by :func:`lexiedge.training_runs.train`."""
 
-    profile: "Profile"
+    profile: Profile
     model_key: str
-    entry: "ModelEntry"
+    entry: ModelEntry
     model_plugin: ModelPlugin
     data_plugin: DatasetPlugin
     data_path: Path | None
     run_dir: Path
     resume: bool
-    console: "Console"
+    console: Console
     #: called on rank 0 with each evaluation's history row (``epoch``, ``step``, ``val/<metric>``, ...) once
     #: it is recorded; it may raise :class:`StopTraining`. `lexiedge tune` reports to Optuna and prunes here.
-    on_evaluate: "Callable[[dict[str, Any]], None] | None" = None
+    on_evaluate: Callable[[dict[str, Any]], None] | None = None
     #: False: the test split is never evaluated (a search's trials: what is tuned must not see it)
     evaluate_test: bool = True
 
@@ -325,14 +325,14 @@ class TrainerPlugin(Plugin):
     tasks: ClassVar[frozenset[str]]
 
     @abstractmethod
-    def loss(self, built: BuiltModel, batch: dict[str, Any]) -> "torch.Tensor":
+    def loss(self, built: BuiltModel, batch: dict[str, Any]) -> torch.Tensor:
         """The training loss of one batch (the planner measures memory through it too)."""
 
     @abstractmethod
     def fit(self, job: TrainJob) -> TrainResult:
         """Train (or resume) and write the run directory."""
 
-    def trainable_parameters(self, built: BuiltModel) -> list["torch.nn.Parameter"]:
+    def trainable_parameters(self, built: BuiltModel) -> list[torch.nn.Parameter]:
         """What the optimizer updates (and the planner counts): every parameter with ``requires_grad``."""
         return [p for p in built.module.parameters() if p.requires_grad]
 
@@ -354,11 +354,11 @@ class TrainTask(ABC):
     best_metric: ClassVar[tuple[str, MetricMode]]
 
     @abstractmethod
-    def loss(self, built: BuiltModel, batch: dict[str, Any]) -> "torch.Tensor":
+    def loss(self, built: BuiltModel, batch: dict[str, Any]) -> torch.Tensor:
         """The mean training loss of one micro-batch (already on the training device)."""
 
     @abstractmethod
-    def evaluate(self, built: BuiltModel, loader: "Iterable[dict[str, Any]]", split: str) -> dict[str, Any]:
+    def evaluate(self, built: BuiltModel, loader: Iterable[dict[str, Any]], split: str) -> dict[str, Any]:
         """Metrics over a whole split: scalars (``loss``, ``uar``) and JSON-able extras (``confusion``).
 
         Called in eval mode under ``torch.no_grad()`` and the training autocast; ``loader`` yields
@@ -366,14 +366,14 @@ class TrainTask(ABC):
         """
 
     @abstractmethod
-    def checkpoint_state(self, built: BuiltModel) -> dict[str, "torch.Tensor"]:
+    def checkpoint_state(self, built: BuiltModel) -> dict[str, torch.Tensor]:
         """The tensors a checkpoint saves (all weights for full training, the adapter only for LoRA)."""
 
     @abstractmethod
-    def load_checkpoint_state(self, built: BuiltModel, state: dict[str, "torch.Tensor"]) -> None:
+    def load_checkpoint_state(self, built: BuiltModel, state: dict[str, torch.Tensor]) -> None:
         """Put tensors saved by :meth:`checkpoint_state` back into the model."""
 
-    def trainable_parameters(self, built: BuiltModel) -> list["torch.nn.Parameter"]:
+    def trainable_parameters(self, built: BuiltModel) -> list[torch.nn.Parameter]:
         """What the optimizer updates; default: every parameter with ``requires_grad``."""
         return [p for p in built.module.parameters() if p.requires_grad]
 
@@ -390,7 +390,7 @@ class TrainTask(ABC):
         rates such as tokens/s start again at a resume)."""
         return {}
 
-    def load_train_metrics_state(self, state: dict[str, Any]) -> None:
+    def load_train_metrics_state(self, state: dict[str, Any]) -> None:  # noqa: B027 (optional: keeps nothing)
         """Put back what :meth:`train_metrics_state` returned (a checkpoint of an older version: ``{}``)."""
 
     def chance_level(self) -> float | None:
@@ -413,19 +413,19 @@ class TrainTask(ABC):
 class ExportJob:
     """One export: the source run, the target's settings and where the artifact goes."""
 
-    profile: "Profile"
+    profile: Profile
     model_key: str
-    entry: "ModelEntry"
+    entry: ModelEntry
     model_plugin: ModelPlugin
     run_dir: Path
     out_dir: Path
     settings: PluginSettings
-    console: "Console"
+    console: Console
     data_path: Path | None = None  # the data the run trained on (run.json), or export's --data: to verify on
     target: str = ""  # the target name the user asked for (one exporter class may serve several)
 
     @contextlib.contextmanager
-    def stage(self, what: str) -> "Iterator[None]":
+    def stage(self, what: str) -> Iterator[None]:
         """One step of the export (tracing, fusions, calibration, quantization, verification, conversion):
         a line when it starts and one with its time when it ends, so a long export is never silent. Plain
         lines, no spinner, on a terminal too: a step may show its own progress bar (a dataset decoding
@@ -457,7 +457,7 @@ class EvalRequest:
     data: Path | None  # --data; None: the data the run recorded (or the evaluator's default)
     split: str  # "test", "val", "train" (classifiers) or the data set's own split name ("test", "dev")
     out_dir: Path  # where this target's files (plots, per-sample results) go
-    console: "Console"
+    console: Console
     limit: int | None = None  # evaluate only the first N samples (quick checks)
     enroll: str | None = None  # --enroll: the speakers' enrollment clips (DatasetPlugin.enrollment_overrides)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -58,9 +58,9 @@ def _profile_names(incomplete: str) -> list[str]:
 
 ProfileOpt = Annotated[str, typer.Option("--profile", "-p", metavar="NAME|PATH", autocompletion=_profile_names,
                                          help="a name from profiles/ or a path to a YAML file")]
-ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="one model of the profile (default: all)")]
+ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="one model of the profile (default: all)")]
 SetOpt = Annotated[
-    Optional[list[str]],
+    list[str] | None,
     typer.Option("--set", metavar="KEY=VALUE", help="override a profile key: models.emotion-av.train.lr=3e-4 (repeatable)"),
 ]
 
@@ -210,9 +210,9 @@ def train(
     profile: ProfileOpt,
     model: ModelOpt = None,
     data: Annotated[
-        Optional[list[str]], typer.Option("--data", "-d", metavar="[MODEL=]PATH", help="training data: PATH, or MODEL=PATH (repeatable)")
+        list[str] | None, typer.Option("--data", "-d", metavar="[MODEL=]PATH", help="training data: PATH, or MODEL=PATH (repeatable)")
     ] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="run directory (default runs/<profile>/<model>/<time>)")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="run directory (default runs/<profile>/<model>/<time>)")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="continue the newest run (or --out) from its last checkpoint")] = False,
     allow_changes: Annotated[
         bool, typer.Option("--allow-changes", help="with --resume: continue with changed settings or data (recorded)")
@@ -252,45 +252,45 @@ def train(
 def tune(
     profile: ProfileOpt,
     model: Annotated[
-        Optional[str], typer.Option("--model", "-m", help="the model to tune (if the profile has several)")
+        str | None, typer.Option("--model", "-m", help="the model to tune (if the profile has several)")
     ] = None,
     data: Annotated[
-        Optional[Path], typer.Option("--data", "-d", help="training data, as for `lexiedge train`")
+        Path | None, typer.Option("--data", "-d", help="training data, as for `lexiedge train`")
     ] = None,
     trials: Annotated[
-        Optional[int], typer.Option("--trials", "-n", help="trials to train in all (--resume: the new total)")
+        int | None, typer.Option("--trials", "-n", help="trials to train in all (--resume: the new total)")
     ] = None,
     folds: Annotated[
-        Optional[int], typer.Option("--folds", help="score each trial by its K-fold mean over the data's "
+        int | None, typer.Option("--folds", help="score each trial by its K-fold mean over the data's "
                                                     "speakers (never the test split's)")
     ] = None,
     space: Annotated[
-        Optional[Path], typer.Option("--space", metavar="FILE", help="YAML search space (default: the model "
+        Path | None, typer.Option("--space", metavar="FILE", help="YAML search space (default: the model "
                                                                      "plugin's; see --show-space)")
     ] = None,
     set_: SetOpt = None,
     out: Annotated[
-        Optional[Path], typer.Option("--out", "-o", help="tune folder (runs/<profile>/<model>/tune-<time>)")
+        Path | None, typer.Option("--out", "-o", help="tune folder (runs/<profile>/<model>/tune-<time>)")
     ] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="continue the newest search (or --out) after a kill")
     ] = False,
-    seed: Annotated[Optional[int], typer.Option("--seed", help="the TPE sampler's seed (default 0)")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="the TPE sampler's seed (default 0)")] = None,
     no_prune: Annotated[
         bool, typer.Option("--no-prune", help="train every trial to the end (no median pruning)")
     ] = False,
     prune_startup: Annotated[
-        Optional[int], typer.Option("--prune-startup", help="trials done before any is pruned (default 5)")
+        int | None, typer.Option("--prune-startup", help="trials done before any is pruned (default 5)")
     ] = None,
     prune_warmup: Annotated[
-        Optional[float], typer.Option("--prune-warmup", help="epochs (with --folds: folds) of each trial "
+        float | None, typer.Option("--prune-warmup", help="epochs (with --folds: folds) of each trial "
                                                              "never pruned (default 1)")
     ] = None,
     no_baseline: Annotated[
         bool, typer.Option("--no-baseline", help="do not train the profile's own settings first")
     ] = False,
     write_profile: Annotated[
-        Optional[Path], typer.Option("--write-profile", metavar="FILE",
+        Path | None, typer.Option("--write-profile", metavar="FILE",
                                      help="write the best trial as a profile that extends --profile")
     ] = None,
     show_space: Annotated[
@@ -377,7 +377,7 @@ def _print_tune_summary(result, written: Path | None) -> None:
 @app.command("merge")
 def merge(
     run: Annotated[Path, typer.Argument(help="a run directory written by `lexiedge train`")],
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="output directory (default RUN/merged)")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="output directory (default RUN/merged)")] = None,
 ) -> None:
     """Merge a LoRA run's adapter into its base model: a self-contained model directory."""
     from lexiedge.export import merge_stage
@@ -394,19 +394,19 @@ def merge(
 @app.command("export")
 def export(
     target: Annotated[
-        Optional[list[str]], typer.Option("--target", "-t", help="exporter plugin, e.g. onnx, onnx-int8 (repeatable)")
+        list[str] | None, typer.Option("--target", "-t", help="exporter plugin, e.g. onnx, onnx-int8 (repeatable)")
     ] = None,
     profile: Annotated[
-        Optional[str], typer.Option("--profile", "-p", help="profile whose newest runs (and export targets) to use")
+        str | None, typer.Option("--profile", "-p", help="profile whose newest runs (and export targets) to use")
     ] = None,
-    run: Annotated[Optional[Path], typer.Option("--run", help="run directory (default: the profile's newest run)")] = None,
+    run: Annotated[Path | None, typer.Option("--run", help="run directory (default: the profile's newest run)")] = None,
     model: ModelOpt = None,
     out: Annotated[
-        Optional[Path], typer.Option("--out", "-o", help="artifact directory (several exports: their parent)")
+        Path | None, typer.Option("--out", "-o", help="artifact directory (several exports: their parent)")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="replace an existing artifact directory")] = False,
     data: Annotated[
-        Optional[Path], typer.Option("--data", "-d", help="verification data, when the run's recorded data moved")
+        Path | None, typer.Option("--data", "-d", help="verification data, when the run's recorded data moved")
     ] = None,
     set_: SetOpt = None,
 ) -> None:
@@ -435,14 +435,14 @@ def export(
 def infer(
     artifact: Annotated[Path, typer.Argument(help="an artifact directory written by `lexiedge export`")],
     files: Annotated[
-        Optional[list[Path]], typer.Argument(help="video/audio files to classify (decoded as in training)")
+        list[Path] | None, typer.Argument(help="video/audio files to classify (decoded as in training)")
     ] = None,
-    prompt: Annotated[Optional[str], typer.Option("--prompt", help="chat with an LLM artifact: the user's message")] = None,
+    prompt: Annotated[str | None, typer.Option("--prompt", help="chat with an LLM artifact: the user's message")] = None,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, help="most tokens to generate")] = 128,
     temperature: Annotated[float, typer.Option("--temperature", min=0.0, help="0 = greedy; above 0 samples")] = 0.0,
     top_p: Annotated[float, typer.Option("--top-p", min=0.0, max=1.0, help="nucleus sampling cut (with --temperature)")] = 1.0,
     device: Annotated[str, typer.Option("--device", help="auto (TensorRT, CUDA, CPU), tensorrt, cuda or cpu")] = "auto",
-    threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="intra-op threads (default: ORT's)")] = None,
+    threads: Annotated[int | None, typer.Option("--threads", min=1, help="intra-op threads (default: ORT's)")] = None,
     top: Annotated[int, typer.Option("--top", min=1, help="probabilities shown per file")] = 3,
     allow_unverified: Annotated[
         bool, typer.Option("--allow-unverified", help="load an artifact whose export verification failed (warns)")
@@ -548,7 +548,7 @@ def _classify_files(model, manifest: dict, files: list[Path], top: int) -> None:
 def bench(
     artifacts: Annotated[list[Path], typer.Argument(help="artifact directories written by `lexiedge export`")],
     backends: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option("--backends", "-b", help="comma-separated, first = baseline: torch, ort, ort-int8, ort-int4, "
                                               "ort-mobile (default: torch, then each artifact's)"),
     ] = None,
@@ -556,7 +556,7 @@ def bench(
     warmup: Annotated[int, typer.Option("--warmup", min=0, help="classifier: untimed calls first")] = 10,
     iterations: Annotated[int, typer.Option("--iterations", "-n", min=1, help="classifier: timed calls")] = 50,
     rounds: Annotated[
-        Optional[int], typer.Option("--rounds", min=1, help="classifier: interleaved rounds (10); LLM: timed generations (3)")
+        int | None, typer.Option("--rounds", min=1, help="classifier: interleaved rounds (10); LLM: timed generations (3)")
     ] = None,
     batch: Annotated[int, typer.Option("--batch", min=1, help="classifier: clips per call")] = 1,
     prompt_tokens: Annotated[int, typer.Option("--prompt-tokens", min=1, help="LLM: prompt length")] = 64,
@@ -607,31 +607,31 @@ def bench(
 @app.command("eval")
 def evaluate(
     paths: Annotated[
-        Optional[list[Path]],
+        list[Path] | None,
         typer.Argument(help="run directories (PyTorch) and/or artifact directories (runtime); with --folds: "
                        "at most one run, whose recipe is cross-validated (or give --profile)"),
     ] = None,
     data: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--data", "-d", help="labelled data (default: the run's recorded data; tutor: the JFLEG folder)"),
     ] = None,
     split: Annotated[str, typer.Option("--split", help="classifier: train, val or test; JFLEG: dev or test")] = "test",
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="eval.json and plots go here (default: evals/<time>)")] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="score only the first N samples")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="eval.json and plots go here (default: evals/<time>)")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="score only the first N samples")] = None,
     folds: Annotated[
-        Optional[int],
+        int | None,
         typer.Option(
             "--folds",
             help="speaker-grouped K-fold cross-validation of a recipe: train K models, each tested on "
             "speakers it never heard (resumable: rerun the same command)",
         ),
     ] = None,
-    profile: Annotated[Optional[str], typer.Option("--profile", "-p", metavar="NAME|PATH",
+    profile: Annotated[str | None, typer.Option("--profile", "-p", metavar="NAME|PATH",
                                                    help="with --folds: the recipe to cross-validate")] = None,
     model: ModelOpt = None,
     set_: SetOpt = None,
     seeds: Annotated[
-        Optional[list[int]],
+        list[int] | None,
         typer.Option(
             "--seed", help="with --folds: train every fold with this seed (repeatable; default: train.seed)"
         ),
@@ -646,7 +646,7 @@ def evaluate(
         ),
     ] = 0,
     enroll: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             "--enroll",
             metavar="neutral|K",

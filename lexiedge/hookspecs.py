@@ -24,7 +24,7 @@ hookspec = pluggy.HookspecMarker("lexiedge")
 
 
 @hookspec
-def lexiedge_add_models(registry: "Registry[ModelPlugin]") -> None:
+def lexiedge_add_models(registry: Registry[ModelPlugin]) -> None:
     """Register model plugins (:class:`~lexiedge.api.ModelPlugin` subclasses) with ``registry.add``.
 
     A model plugin builds the trainable module named by ``models.<name>.model.plugin``.
@@ -32,7 +32,7 @@ def lexiedge_add_models(registry: "Registry[ModelPlugin]") -> None:
 
 
 @hookspec
-def lexiedge_add_datasets(registry: "Registry[DatasetPlugin]") -> None:
+def lexiedge_add_datasets(registry: Registry[DatasetPlugin]) -> None:
     """Register dataset plugins (:class:`~lexiedge.api.DatasetPlugin` subclasses) with ``registry.add``.
 
     A dataset plugin turns ``--data PATH`` and ``models.<name>.data`` into train/val/test splits.
@@ -40,7 +40,7 @@ def lexiedge_add_datasets(registry: "Registry[DatasetPlugin]") -> None:
 
 
 @hookspec
-def lexiedge_add_trainers(registry: "Registry[TrainerPlugin]") -> None:
+def lexiedge_add_trainers(registry: Registry[TrainerPlugin]) -> None:
     """Register trainer plugins (:class:`~lexiedge.api.TrainerPlugin` subclasses) with ``registry.add``.
 
     A trainer plugin supplies the loss and metrics of a task and runs the shared training engine.
@@ -48,7 +48,7 @@ def lexiedge_add_trainers(registry: "Registry[TrainerPlugin]") -> None:
 
 
 @hookspec
-def lexiedge_add_exporters(registry: "Registry[ExporterPlugin]") -> None:
+def lexiedge_add_exporters(registry: Registry[ExporterPlugin]) -> None:
     """Register exporter plugins (:class:`~lexiedge.api.ExporterPlugin` subclasses) with ``registry.add``.
 
     An exporter plugin is an export target (``lexiedge export --target NAME``): it writes and
@@ -57,7 +57,7 @@ def lexiedge_add_exporters(registry: "Registry[ExporterPlugin]") -> None:
 
 
 @hookspec
-def lexiedge_add_evaluators(registry: "Registry[EvaluatorPlugin]") -> None:
+def lexiedge_add_evaluators(registry: Registry[EvaluatorPlugin]) -> None:
     """Register evaluator plugins (:class:`~lexiedge.api.EvaluatorPlugin` subclasses) with ``registry.add``.
 
     An evaluator scores a task (``lexiedge eval``) from a run's weights and from its exported artifacts.
@@ -65,7 +65,7 @@ def lexiedge_add_evaluators(registry: "Registry[EvaluatorPlugin]") -> None:
 
 
 @hookspec
-def lexiedge_add_data_commands(app: "typer.Typer") -> None:
+def lexiedge_add_data_commands(app: typer.Typer) -> None:
     """Add subcommands to ``lexiedge data`` (e.g. a generator of synthetic data for a dataset plugin).
 
     Called when the CLI is built; implementations register commands on ``app`` with ``app.command``.

@@ -160,14 +160,14 @@ def measure_activations(
         try:
             with fake_weights(built.module):
                 return one_pass(FAKE_PASS)
-        except Exception as error:  # noqa: BLE001 - any op the fake pass cannot run: measure for real instead
+        except Exception as error:
             reason = f"{type(error).__name__}: {error}".splitlines()[0][:160]
             progress(f"  fake-tensor pass not possible ({reason}); measuring on the CPU instead")
     return one_pass(REAL_PASS)
 
 
 @contextmanager
-def fake_weights(module: "torch.nn.Module") -> Iterator[None]:
+def fake_weights(module: torch.nn.Module) -> Iterator[None]:
     """Swap every parameter and buffer of ``module`` for a FakeTensor of the same shape, dtype and device.
 
     The batch stays real: a trainer's own arithmetic on its inputs (counting target tokens, say) still

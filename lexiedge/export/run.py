@@ -3,6 +3,7 @@ and published (:mod:`lexiedge.export.publish`); the first failure stops the rest
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +52,10 @@ def export_run(
     try:
         tmp = temp_dir_for(out_dir)
     except OSError as exc:
-        raise _as_disk_full(exc, planned, out_dir) or exc
+        disk_full = _as_disk_full(exc, planned, out_dir)
+        if disk_full is None:
+            raise
+        raise disk_full from exc
     job = _job(planned, tmp, console, data)
     console.print(f"[bold]export[/] {planned.model_key} ({planned.run_dir}) -> {planned.target}: {out_dir}")
     try:
@@ -92,10 +96,8 @@ def _job(planned: ExportStep, tmp: Path, console: Console, data: Path | None) ->
 
 def _keep_rejected(tmp: Path, out_dir: Path, planned: ExportStep) -> Path:
     """The rejected artifact, finished as far as it goes, moved to ``<out>.failed`` for inspection."""
-    try:
+    with contextlib.suppress(Exception):  # the numbers in the partial manifest matter more than the hashes
         finalize_manifest(tmp, planned)
-    except Exception:  # the numbers in the partial manifest matter more than the hashes
-        pass
     return keep_rejected(tmp, out_dir)
 
 

@@ -127,7 +127,7 @@ def _protocol(report: BenchReport) -> str:
 LOG_AXIS_SPREAD = 10.0  # slowest tail over fastest p50 beyond which the latency axis is logarithmic
 
 
-def latency_figure(report: BenchReport) -> "Figure":
+def latency_figure(report: BenchReport) -> Figure:
     """Bar chart: p50 latency with p90/p99 marks (classifiers; a log axis when backends differ by more than
     LOG_AXIS_SPREAD), decode tokens/s (LLMs); each bar labelled with its value and its speed-up over the first."""
     from matplotlib.figure import Figure

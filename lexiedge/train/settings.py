@@ -99,7 +99,7 @@ class EngineSettings(PluginSettings):
         return list(dict.fromkeys(value))
 
     @model_validator(mode="after")
-    def _auto_needs_target(self) -> "EngineSettings":
+    def _auto_needs_target(self) -> EngineSettings:
         if self.batch_size == "auto" and self.effective_batch is None:
             raise ValueError("batch_size 'auto' needs effective_batch (samples per optimizer step) to keep")
         if isinstance(self.batch_size, int) and self.batch_size < 1:

@@ -28,14 +28,14 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 if TYPE_CHECKING:
     from lexiedge.profile import PluginLookup
 
-Scalar = Union[bool, int, float, str, None]
+Scalar = bool | int | float | str | None
 SECTIONS = ("model", "data", "train")  # the sections of models.<model> a search may vary
 FIELDS = ("keys", "low", "high", "log", "step", "choices", "type")
 TOP_LEVEL = ("space", "try_first")

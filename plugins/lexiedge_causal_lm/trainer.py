@@ -29,12 +29,12 @@ if TYPE_CHECKING:
 CURVES_PNG = "curves.png"
 
 
-def target_count(labels: "torch.Tensor") -> int:
+def target_count(labels: torch.Tensor) -> int:
     """Tokens the loss scores: labels after the model's one-token shift that are not ignored."""
     return int((labels[:, 1:] != -100).sum())
 
 
-def real_token_count(batch: dict[str, "torch.Tensor"], pad_id: int | None) -> int:
+def real_token_count(batch: dict[str, torch.Tensor], pad_id: int | None) -> int:
     """Tokens that are not padding: the attention mask's ones, else all but each row's trailing pad run."""
     mask = batch.get("attention_mask")
     if mask is not None:
@@ -88,7 +88,7 @@ class CausalLMTrainer(TrainerPlugin, TrainTask):
 
     # --- TrainTask --------------------------------------------------------------------------------
 
-    def loss(self, built: BuiltModel, batch: dict[str, Any]) -> "torch.Tensor":
+    def loss(self, built: BuiltModel, batch: dict[str, Any]) -> torch.Tensor:
         """Mean cross-entropy over the batch's answer tokens (packed examples kept apart)."""
         from lexiedge_causal_lm.inputs import model_inputs
 
@@ -118,13 +118,13 @@ class CausalLMTrainer(TrainerPlugin, TrainTask):
         loss = loss_sum / targets if targets else float("nan")
         return {"loss": loss, "perplexity": math.exp(min(loss, 50.0)), "tokens": targets}
 
-    def checkpoint_state(self, built: BuiltModel) -> dict[str, "torch.Tensor"]:
+    def checkpoint_state(self, built: BuiltModel) -> dict[str, torch.Tensor]:
         """The adapter's tensors only (peft's names, without the adapter name)."""
         from peft import get_peft_model_state_dict
 
         return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in get_peft_model_state_dict(built.module).items()}
 
-    def load_checkpoint_state(self, built: BuiltModel, state: dict[str, "torch.Tensor"]) -> None:
+    def load_checkpoint_state(self, built: BuiltModel, state: dict[str, torch.Tensor]) -> None:
         from peft import set_peft_model_state_dict
 
         result = set_peft_model_state_dict(built.module, state)
@@ -132,7 +132,7 @@ class CausalLMTrainer(TrainerPlugin, TrainTask):
         if unexpected:
             raise ValueError(f"checkpoint tensors that fit no adapter weight: {unexpected[:3]}")
 
-    def on_run_end(self, built: BuiltModel, run_dir: Path, splits: "DataSplits", history: list[dict]) -> dict[str, Any]:
+    def on_run_end(self, built: BuiltModel, run_dir: Path, splits: DataSplits, history: list[dict]) -> dict[str, Any]:
         """Write ``final/adapter/`` (peft format + tokenizer) from the final weights, then restore the best ones;
         draw the loss and perplexity curves (``curves.png``)."""
         from safetensors.torch import load_file

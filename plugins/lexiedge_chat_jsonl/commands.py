@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -52,7 +52,7 @@ def _profile_choices(
 
 def stats_command(
     data: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option(
             "--data",
             "-d",
@@ -64,19 +64,19 @@ def stats_command(
         str, typer.Option("--model", "-m", help="the profile's model whose tokenizer and seq_len to use")
     ] = "qwen-lora",
     profile: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--profile", "-p", help="a profile: its model's tokenizer, seq_len and system prompt"),
     ] = None,
     seq_len: Annotated[
-        Optional[int],
+        int | None,
         typer.Option("--seq-len", min=1, help="the row length to check (default: the profile's)"),
     ] = None,
     tokenizer_dir: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--tokenizer", help="a local tokenizer directory (offline; overrides the profile's)"),
     ] = None,
     set_: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option("--set", help="override a profile key: models.qwen-lora.model.base=DIR (repeatable)"),
     ] = None,
 ) -> None:

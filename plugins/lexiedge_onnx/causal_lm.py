@@ -50,7 +50,7 @@ class LmSource:
     _model: Any = None
 
     @property
-    def model(self) -> "torch.nn.Module":
+    def model(self) -> torch.nn.Module:
         if self._model is None:
             import torch
             from transformers import AutoModelForCausalLM
@@ -87,7 +87,7 @@ def _no_progress_bars() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-def merged_model_dir(job: "ExportJob") -> Path:
+def merged_model_dir(job: ExportJob) -> Path:
     """``RUN/merged``: `lexiedge export` plans and runs the merge stage before any exporter runs."""
     merged = merged_dir(job.run_dir)
     if not is_merged_model(merged):
@@ -98,7 +98,7 @@ def merged_model_dir(job: "ExportJob") -> Path:
 _sources: dict[str, LmSource] = {}
 
 
-def load_lm_source(job: "ExportJob") -> LmSource:
+def load_lm_source(job: ExportJob) -> LmSource:
     """One LmSource per merged directory per process (targets of one export share the fp32 model)."""
     from transformers import AutoTokenizer
 

@@ -53,21 +53,21 @@ GraphWriter = Callable[["torch.nn.Module", Path, tuple], Path]
 class ClassifierSource:
     """The run's model as PyTorch, with what is needed to export and check it."""
 
-    module: "torch.nn.Module"
+    module: torch.nn.Module
     labels: list[str]
     checkpoint: Path
     example: tuple  # the trace inputs (waveform, frames, audio_mask, video_mask)
     model_settings: Any
     data_settings: Any
     fixed_tensors: set[str] = field(default_factory=set)  # buffers: constants, not learned weights
-    job: "ExportJob | None" = None
+    job: ExportJob | None = None
 
     @property
     def num_classes(self) -> int:
         return len(self.labels)
 
 
-def load_classifier(job: "ExportJob") -> ClassifierSource:
+def load_classifier(job: ExportJob) -> ClassifierSource:
     """Rebuild the run's architecture and load its best (else final) weights, strictly."""
     import torch
     from safetensors.torch import load_file
@@ -110,7 +110,7 @@ def load_classifier(job: "ExportJob") -> ClassifierSource:
 # --- the graph -------------------------------------------------------------------------------------
 
 
-def model_graph_writer(model_plugin: "ModelPlugin") -> GraphWriter:
+def model_graph_writer(model_plugin: ModelPlugin) -> GraphWriter:
     """The model plugin's ONNX exporter (:meth:`~lexiedge.api.ModelPlugin.export_onnx`; its default refuses)."""
     return model_plugin.export_onnx
 
@@ -207,10 +207,10 @@ def input_shape(waveform: Any, frames: Any) -> dict[str, int]:
     return {"batch": int(waveform.shape[0]), "samples": int(waveform.shape[1]), "frames": int(frames.shape[1])}
 
 
-_splits_cache: dict[tuple, "DataSplits"] = {}
+_splits_cache: dict[tuple, DataSplits] = {}
 
 
-def load_splits(source: ClassifierSource) -> "DataSplits":
+def load_splits(source: ClassifierSource) -> DataSplits:
     """The run's dataset (the path recorded in run.json, or --data), loaded once per process."""
     from lexiedge.plugin import get_host
 

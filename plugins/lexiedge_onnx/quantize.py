@@ -45,9 +45,7 @@ def nodes_to_keep_float(
         if node.op_type not in op_types:
             continue
         weight_inputs = [name for name in node.input[1:2] if name in constants]
-        if not weight_inputs or any(name in fixed_tensors for name in node.input):
-            keep.append(node.name)
-        elif prefixes and any(s == p or s.startswith(p + ".") for s in _scopes(node) for p in prefixes):
+        if not weight_inputs or any(name in fixed_tensors for name in node.input) or prefixes and any(s == p or s.startswith(p + ".") for s in _scopes(node) for p in prefixes):
             keep.append(node.name)
     return keep
 

@@ -54,7 +54,7 @@ class KvDecoder:
         self.head_size = shape[3] if isinstance(shape[3], int) else None
         self.dtype = np.float16 if "float16" in inputs[self.past_names[0]].type else np.float32
 
-    def with_head_size(self, head_size: int) -> "KvDecoder":
+    def with_head_size(self, head_size: int) -> KvDecoder:
         self.head_size = self.head_size or head_size
         return self
 

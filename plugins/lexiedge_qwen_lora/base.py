@@ -90,7 +90,7 @@ def resolve_base(settings: QwenLoraSettings, *, weights: bool = True) -> BaseSou
     return BaseSource("hub", base, revision=None if settings.revision is None else settings.revision)
 
 
-def resolve_dtype(setting: str, device: "DeviceSpec") -> "torch.dtype":
+def resolve_dtype(setting: str, device: DeviceSpec) -> torch.dtype:
     """The base weights' dtype: auto follows the device's precision on CUDA and is fp32 on CPU."""
     import torch
 
@@ -147,7 +147,7 @@ def _hub_error(source: BaseSource, error: Exception) -> LexiedgeError:
     )
 
 
-def _quantization_config(dtype: "torch.dtype"):
+def _quantization_config(dtype: torch.dtype):
     import torch
 
     if not torch.cuda.is_available():
@@ -216,12 +216,12 @@ def with_layers(config: Any, layers: int) -> Any:
 def load_base_model(
     source: BaseSource,
     settings: QwenLoraSettings,
-    device: "DeviceSpec",
+    device: DeviceSpec,
     tokenizer,
     *,
     pretrained: bool = True,
     layers: int | None = None,
-) -> "torch.nn.Module":
+) -> torch.nn.Module:
     """The base causal LM in the settings' dtype and attention kernel, quantized for QLoRA.
 
     ``layers`` (random weights only) builds the base with that many decoder layers, for planning.
@@ -276,7 +276,7 @@ def load_base_model(
 # --- recording the base in a run --------------------------------------------------------------
 
 
-def weights_fingerprint(model: "torch.nn.Module", elements: int = 4096) -> str:
+def weights_fingerprint(model: torch.nn.Module, elements: int = 4096) -> str:
     """A cheap hash of a model's weights (the first elements of every tensor, in name order)."""
     digest = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
@@ -285,7 +285,7 @@ def weights_fingerprint(model: "torch.nn.Module", elements: int = 4096) -> str:
     return digest.hexdigest()
 
 
-def base_record(source: BaseSource, settings: QwenLoraSettings, base_model: "torch.nn.Module") -> dict[str, Any]:
+def base_record(source: BaseSource, settings: QwenLoraSettings, base_model: torch.nn.Module) -> dict[str, Any]:
     """What `merge` needs to get this exact base back (JSON-able)."""
     record: dict[str, Any] = {"base": settings.base, "kind": source.kind, "revision": source.revision}
     if source.name == TINY or source.kind == "built":
@@ -321,7 +321,7 @@ def read_base_record(run_dir: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def load_recorded_base(run_dir: Path) -> "torch.nn.Module":
+def load_recorded_base(run_dir: Path) -> torch.nn.Module:
     """The base a run trained on, as its ``base.json`` describes it, in the dtype it is stored in."""
     import torch
     from transformers import AutoModelForCausalLM

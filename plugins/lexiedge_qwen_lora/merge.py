@@ -79,7 +79,7 @@ def _unreadable_as_one_line(path: Path) -> Iterator[None]:
                          "restore it from a copy or train the run again") from None
 
 
-def check_inputs(tokenizer, prompts: tuple[str, ...] = CHECK_PROMPTS) -> list["torch.Tensor"]:
+def check_inputs(tokenizer, prompts: tuple[str, ...] = CHECK_PROMPTS) -> list[torch.Tensor]:
     """Token ids of the check prompts as the tutor app sends them (chat template, generation prompt)."""
     texts = [
         tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
@@ -88,14 +88,14 @@ def check_inputs(tokenizer, prompts: tuple[str, ...] = CHECK_PROMPTS) -> list["t
     return [tokenizer(text, add_special_tokens=False, return_tensors="pt").input_ids for text in texts]
 
 
-def _logits(model: "torch.nn.Module", inputs: list["torch.Tensor"]) -> list["torch.Tensor"]:
+def _logits(model: torch.nn.Module, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
     import torch
 
     with torch.no_grad():
         return [model(input_ids=ids, use_cache=False).logits.float() for ids in inputs]
 
 
-def merge_adapter(run_dir: Path, out_dir: Path, console: "Console") -> dict[str, Any]:
+def merge_adapter(run_dir: Path, out_dir: Path, console: Console) -> dict[str, Any]:
     """Merge ``run_dir``'s adapter into its recorded base and write the result to ``out_dir``.
 
     The merge itself runs in fp32 and must match the adapter model to float rounding; the saved
@@ -156,5 +156,5 @@ def merge_adapter(run_dir: Path, out_dir: Path, console: "Console") -> dict[str,
     return report
 
 
-def _max_diff(got: list["torch.Tensor"], expected: list["torch.Tensor"]) -> float:
+def _max_diff(got: list[torch.Tensor], expected: list[torch.Tensor]) -> float:
     return max((a.float() - b).abs().max().item() for a, b in zip(got, expected))

@@ -38,7 +38,7 @@ LORA_MARKER = "lora_"
 DECODER_LAYERS = "decoder layers"  # the block stack the memory plan cuts down
 
 
-def linear_layer_names(model: "torch.nn.Module") -> set[str]:
+def linear_layer_names(model: torch.nn.Module) -> set[str]:
     """The last name part of every Linear-like layer (what LoRA ``target_modules`` match)."""
     import torch
 
@@ -49,7 +49,7 @@ def linear_layer_names(model: "torch.nn.Module") -> set[str]:
     }
 
 
-def apply_lora(model: "torch.nn.Module", settings: QwenLoraSettings) -> "torch.nn.Module":
+def apply_lora(model: torch.nn.Module, settings: QwenLoraSettings) -> torch.nn.Module:
     """Freeze the base and wrap the target layers with LoRA adapters (peft)."""
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
@@ -82,7 +82,7 @@ def apply_lora(model: "torch.nn.Module", settings: QwenLoraSettings) -> "torch.n
     return get_peft_model(model, config)
 
 
-def split_parameter_counts(module: "torch.nn.Module") -> tuple[int, int]:
+def split_parameter_counts(module: torch.nn.Module) -> tuple[int, int]:
     """(base, adapter) parameter counts; tied weights counted once."""
     base = lora = 0
     for name, parameter in module.named_parameters():
@@ -102,10 +102,10 @@ class QwenLoraPlugin(ModelPlugin):
     task: ClassVar[str] = lm_task.NAME
     supports_merge: ClassVar[bool] = True
 
-    def build(self, settings: PluginSettings, device: "DeviceSpec", *, pretrained: bool = True) -> BuiltModel:
+    def build(self, settings: PluginSettings, device: DeviceSpec, *, pretrained: bool = True) -> BuiltModel:
         return self._build(settings, device, pretrained=pretrained)
 
-    def search_space(self, entry: "ModelEntry") -> list[SearchParam]:
+    def search_space(self, entry: ModelEntry) -> list[SearchParam]:
         """`lexiedge tune`'s default: the rate around the profile's, the adapter's rank, scale and dropout,
         epochs (scored by validation loss, minimised)."""
         lr = float(getattr(entry.train.settings, "lr", 2e-4))
@@ -125,11 +125,11 @@ class QwenLoraPlugin(ModelPlugin):
             return []
         return [BlockStack(DECODER_LAYERS, base_layers(resolve_base(settings, weights=False)))]
 
-    def build_with_depths(self, settings: PluginSettings, device: "DeviceSpec", depths: dict[str, int]) -> BuiltModel:
+    def build_with_depths(self, settings: PluginSettings, device: DeviceSpec, depths: dict[str, int]) -> BuiltModel:
         return self._build(settings, device, pretrained=False, layers=depths[DECODER_LAYERS])
 
     def _build(
-        self, settings: PluginSettings, device: "DeviceSpec", *, pretrained: bool, layers: int | None = None
+        self, settings: PluginSettings, device: DeviceSpec, *, pretrained: bool, layers: int | None = None
     ) -> BuiltModel:
         assert isinstance(settings, QwenLoraSettings)
         source = resolve_base(settings, weights=pretrained)
@@ -155,7 +155,7 @@ class QwenLoraPlugin(ModelPlugin):
 
     def example_batch(
         self, built: BuiltModel, settings: PluginSettings, data_settings: PluginSettings, batch_size: int
-    ) -> dict[str, "torch.Tensor"]:
+    ) -> dict[str, torch.Tensor]:
         """Full rows of ``seq_len`` tokens: two packed examples per row, or one padded example."""
         import torch
 
@@ -178,11 +178,11 @@ class QwenLoraPlugin(ModelPlugin):
             batch["attention_mask"] = torch.ones_like(input_ids)
         return batch
 
-    def parameter_groups(self, module: "torch.nn.Module") -> dict[str, int]:
+    def parameter_groups(self, module: torch.nn.Module) -> dict[str, int]:
         base, lora = split_parameter_counts(module)
         return {"base (frozen)": base, "lora (trainable)": lora}
 
-    def merge(self, run_dir: Path, out_dir: Path, console: "Console") -> dict[str, Any]:
+    def merge(self, run_dir: Path, out_dir: Path, console: Console) -> dict[str, Any]:
         from lexiedge_qwen_lora.merge import merge_adapter
 
         return merge_adapter(Path(run_dir), Path(out_dir), console)

@@ -115,7 +115,7 @@ def _bounded_environment() -> Any:
         def counted(self, iterable: Any) -> Any:
             return _CountedIterator(iterable, _BUDGET.get())
 
-        def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 (jinja's)
+        def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
             _BUDGET.get().step()
             return super().call(__context, __obj, *args, **kwargs)
 

@@ -65,7 +65,7 @@ def choose_providers(device: str = "auto", providers: Sequence[ProviderSpec] | N
     return [p for p in DEVICE_PROVIDERS[device] if p in offered]
 
 
-def session_options(threads: int | None) -> "ort.SessionOptions":
+def session_options(threads: int | None) -> ort.SessionOptions:
     """Full graph optimisation; ``threads`` intra-op threads (None: ORT's default, one per core)."""
     import onnxruntime as ort
 
@@ -79,7 +79,7 @@ def session_options(threads: int | None) -> "ort.SessionOptions":
     return options
 
 
-def check_providers_taken(session: "ort.InferenceSession", wanted: Sequence[ProviderSpec]) -> None:
+def check_providers_taken(session: ort.InferenceSession, wanted: Sequence[ProviderSpec]) -> None:
     """ORT falls back to the CPU silently when a GPU provider fails to initialise: refuse that instead."""
     first = _provider_name(wanted[0])
     if first != CPU and first not in session.get_providers():

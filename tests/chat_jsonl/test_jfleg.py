@@ -18,7 +18,7 @@ def jfleg_dir(shared_data):
 
 
 def test_detokenize_and_reference_choice() -> None:
-    assert detokenize("We do n't know , it 's ( maybe ) 50 % .".split()) == "We don't know, it's (maybe) 50%."
+    assert detokenize(["We", "do", "n't", "know", ",", "it", "'s", "(", "maybe", ")", "50", "%", "."]) == "We don't know, it's (maybe) 50%."
     refs = ["A b c .", "A  b c .", "X y z .", "A b d ."]
     assert choose_reference("A b c", refs) == "A b c ."  # written by two annotators
     # All different: the one closest to the others wins over a lone rewrite or an unfixed copy.

@@ -30,20 +30,18 @@ def test_writes_whole_file(tmp_path, fsync):
 def test_failing_writer_keeps_old_file_and_leaves_no_temp(tmp_path):
     path = tmp_path / "run.json"
     path.write_text("old", encoding="utf-8")
-    with pytest.raises(RuntimeError, match="disk on fire"):
-        with atomic.atomic_path(path, fsync=True) as tmp:
-            tmp.write_text("half a fi", encoding="utf-8")
-            raise RuntimeError("disk on fire")
+    with pytest.raises(RuntimeError, match="disk on fire"), atomic.atomic_path(path, fsync=True) as tmp:
+        tmp.write_text("half a fi", encoding="utf-8")
+        raise RuntimeError("disk on fire")
     assert path.read_text(encoding="utf-8") == "old"
     assert _names(tmp_path) == ["run.json"]
 
 
 def test_interrupt_is_cleaned_up_too(tmp_path):
     path = tmp_path / "model.safetensors"
-    with pytest.raises(KeyboardInterrupt):
-        with atomic.atomic_path(path) as tmp:
-            tmp.write_bytes(b"partial")
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), atomic.atomic_path(path) as tmp:
+        tmp.write_bytes(b"partial")
+        raise KeyboardInterrupt
     assert _names(tmp_path) == []
 
 

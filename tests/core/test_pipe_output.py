@@ -101,7 +101,7 @@ def test_third_party_warnings_and_logs_are_hidden_by_default(restore_logging, ca
     from lexiedge.console import configure
 
     configure()
-    warnings.warn("`is_gradient_checkpointing` is deprecated", FutureWarning)
+    warnings.warn("`is_gradient_checkpointing` is deprecated", FutureWarning, stacklevel=1)
     warnings.warn_explicit("a torch user warning", UserWarning, "x.py", 1, module="torch.nn.modules")
     logging.getLogger("transformers.modeling_utils").warning("a transformers warning")
     assert os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"  # transformers' "Loading weights" bar too

@@ -13,8 +13,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # fault_plugins, also run as a script
 
-import fault_plugins  # noqa: E402
-from fault_helpers import lexiedge_ok, start, wait_until_stopped  # noqa: E402
+import fault_plugins
+from fault_helpers import lexiedge_ok, start, wait_until_stopped
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,8 @@ the real ravdess plugin, an empty data folder.
 
 from __future__ import annotations
 
+import contextlib
+
 import shutil
 
 from lexiedge.rundir import PROFILE_YAML, RUNS_DIR, newest_run
@@ -51,8 +53,6 @@ def test_a_run_that_started_keeps_its_folder_when_it_fails(profile_path, tmp_pat
 
     monkeypatch.setattr(checkpoint, "save_checkpoint", interrupted)
     run = tmp_path / "run"
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         cli("train", "--profile", str(profile_path), "--out", str(run))
-    except KeyboardInterrupt:
-        pass
     assert (run / PROFILE_YAML).is_file() and (run / "run.json").is_file()

@@ -66,7 +66,7 @@ def test_plugin_load_returns_actor_splits_of_contract_batches(synth_root: Path, 
     for item, clip in zip(items_of(splits.val), splits.val.clips):
         assert item["label"] == clip.emotion
         assert item["audio_mask"] == float(clip.has_audio) and item["video_mask"] == float(clip.has_video)
-        assert 0.0 <= item["frames"].min() and item["frames"].max() <= 1.0
+        assert item["frames"].min() >= 0.0 and item["frames"].max() <= 1.0
         assert item["waveform"].abs().max() <= 1.0
         if clip.has_audio:
             assert item["waveform"].abs().max() > 0.05

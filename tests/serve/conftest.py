@@ -16,7 +16,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # serve_helpers
 
-from serve_helpers import (  # noqa: E402
+from serve_helpers import (
     ALLOWED_ORIGIN,
     API_KEY,
     MAX_BODY_MB,

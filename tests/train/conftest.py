@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # train_fixtures, also run as a script
 
-import train_fixtures  # noqa: E402
+import train_fixtures
 
 
 @pytest.fixture

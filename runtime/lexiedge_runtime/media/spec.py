@@ -33,8 +33,8 @@ _KEY = "preprocessing.media"
 class MediaSection(Section):
     """preprocessing.media: the decoder and options a classifier's files are decoded with, as in training."""
 
-    decoder: Literal[MEDIA_DECODER] = required()  # noqa: F821 (a constant, read by get_type_hints)
-    version: Literal[DECODER_VERSION] = required()  # noqa: F821
+    decoder: Literal[MEDIA_DECODER] = required()
+    version: Literal[DECODER_VERSION] = required()
     sample_rate: int = required(minimum=1000, maximum=384_000)
     decoded_seconds: float = required(exclusiveMinimum=0, maximum=3600)
     clip_samples: int = required(minimum=1, maximum=384_000 * 3600)

@@ -283,10 +283,8 @@ class _StreamEvents:
         self._put("end", None)
 
     def _put(self, kind: str, value: Any) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop closed: the server is shutting down, no one listens
             self._loop.call_soon_threadsafe(self._queue.put_nowait, (kind, value))
-        except RuntimeError:  # the loop closed: the server is shutting down, no one is listening
-            pass
 
 
 def _require_json(request: Request, what: str) -> None:

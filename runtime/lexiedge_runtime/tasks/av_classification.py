@@ -188,7 +188,7 @@ class Feeds(Section):
 
     VERSION = FEEDS_VERSION
 
-    version: Literal[FEEDS_VERSION] = required()  # noqa: F821 (a constant, read by get_type_hints)
+    version: Literal[FEEDS_VERSION] = required()
     modalities: list[Modality] = required(minItems=1)
     waveform: WaveformFeed = required()
     frames: FramesFeed = required()

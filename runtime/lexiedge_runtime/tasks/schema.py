@@ -80,8 +80,8 @@ class Verification(Section):
 class Manifest(Section):
     """manifest.json of a lexiedge artifact: the sections every artifact has (a task adds its own)."""
 
-    format: Literal[MANIFEST_FORMAT] = required()  # noqa: F821 (a constant, read by get_type_hints)
-    format_version: Literal[MANIFEST_VERSION] = required()  # noqa: F821
+    format: Literal[MANIFEST_FORMAT] = required()
+    format_version: Literal[MANIFEST_VERSION] = required()
     task: str = required(pattern=NON_EMPTY)
     files: dict[str, FileEntry] = required(minProperties=1)
     model: str | None = meta(omit_none=True)
