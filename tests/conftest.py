@@ -86,3 +86,36 @@ def small_lm_artifact(small_artifacts_root: Path) -> Path:
     sets = [item for option in SMALL_LM_EXPORT for item in ("--set", option)]
     lexiedge_ok("export", "--run", run, "--target", "onnx-int4", "--out", artifact, *sets)
     return artifact
+
+
+# A model normalised by its speaker (issue 28's enrollment): ResLSTM on MFCC + chroma, each actor's neutral
+# and calm clips as enrollment, 1 s clips, three steps; exported to fp32 ONNX. The export tests add its int8
+# twin (tests/export/test_enrollment_artifact.py); the runtime, server and runtime-js tests enroll speakers
+# with it.
+_M = "models.emotion-av"
+ENROLLMENT_RECIPE = [
+    f"{_M}.model.features=mfcc_chroma", f"{_M}.model.n_fft=1360", f"{_M}.model.hop_length=680",
+    f"{_M}.model.audio.encoder=reslstm", f"{_M}.model.audio.dim=48", f"{_M}.model.fusion.layers=0",
+    f"{_M}.model.fusion.pooling=attention", f"{_M}.model.feature_norm=speaker",
+    f"{_M}.data.enrollment.clips=neutral", f"{_M}.data.clip_seconds=1.0", f"{_M}.train.max_steps=3",
+    f"{_M}.export.options.onnx.max_val_clips=8", f"{_M}.export.options.onnx-int8.max_val_clips=8",
+]
+
+
+@dataclass(frozen=True)
+class EnrollmentRun:
+    data: Path  # `lexiedge data synth-av`: 6 actors, 2 clips per emotion (4 neutral and calm clips each)
+    run: Path
+    onnx: Path  # the fp32 artifact
+
+
+@pytest.fixture(scope="session")
+def enrollment_run(small_artifacts_root: Path) -> EnrollmentRun:
+    """A speaker-normalised emotion-av run and its fp32 ONNX artifact (see ENROLLMENT_RECIPE)."""
+    root = small_artifacts_root / "enrollment"
+    data, run, onnx = root / "synth", root / "run", root / "onnx"
+    lexiedge_ok("data", "synth-av", "--out", data, "--actors", 6, "--clips-per-emotion", 2)
+    sets = [item for value in ENROLLMENT_RECIPE for item in ("--set", value)]
+    lexiedge_ok("train", "--profile", "cpu", "--model", "emotion-av", "--data", data, "--out", run, *sets)
+    lexiedge_ok("export", "--run", run, "--target", "onnx", "--out", onnx)
+    return EnrollmentRun(data, run, onnx)

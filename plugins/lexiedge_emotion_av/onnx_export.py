@@ -31,14 +31,18 @@ import torch
 
 from lexiedge import atomic
 from lexiedge.errors import UsageError
+from lexiedge_runtime.tasks import av_classification
 from lexiedge_runtime.tasks.av_classification import (
     AUDIO_MASK,
+    FEATURE_STATS,
     FRAMES,
     INPUT_NAMES,
     INPUTS,
     LOGITS,
     MODEL_OUTPUT_NAMES,
     OUTPUTS,
+    SPEAKER_MEAN,
+    SPEAKER_STD,
     VIDEO_MASK,
     WAVEFORM,
 )
@@ -72,9 +76,6 @@ def dynamic_shapes(n_fft: int, *, dynamic_image: bool = False) -> dict[str, dict
     }
 
 
-SPEAKER_MEAN, SPEAKER_STD, FEATURE_STATS = "speaker_mean", "speaker_std", "feature_stats"
-
-
 class _WithStatistics(torch.nn.Module):
     """The speaker-normalised model as the graph runs it: six inputs, (logits, feature_stats) out."""
 
@@ -94,23 +95,9 @@ def speaker_normalised(model: torch.nn.Module) -> bool:
 
 
 def enrollment_section(model: torch.nn.Module) -> dict:
-    """The manifest's ``enrollment``: how an app turns a speaker's clips into the profile the graph takes."""
-    from lexiedge_emotion_av.frontend import NORM_EPS
-
-    frontend = model.audio.frontend
-    return {
-        "version": 1,
-        "statistics_output": FEATURE_STATS,
-        "profile_inputs": {"mean": SPEAKER_MEAN, "std": SPEAKER_STD},
-        "features": int(frontend.feature_dim),
-        "variance_floor": NORM_EPS,
-        "min_clips": 2,
-        "profile": (f"run the graph on each enrollment clip; mean = the average over the clips of "
-                    f"{FEATURE_STATS}[:, 0], std = sqrt(max(the average of {FEATURE_STATS}[:, 1] - mean^2, "
-                    f"variance_floor)); feed them as {SPEAKER_MEAN} and {SPEAKER_STD}, shape (1 or batch, "
-                    "features); "
-                    "without them the graph uses the global training statistics"),
-    }
+    """The manifest's ``enrollment`` (the task's :class:`EnrollmentSection`): how an app turns a speaker's
+    clips into the profile the graph takes."""
+    return av_classification.enrollment_section(int(model.audio.frontend.feature_dim))
 
 
 def export_onnx(

@@ -21,8 +21,11 @@ from lexiedge.plugin import hookimpl
 from lexiedge_emotion_av.settings import EmotionAVSettings
 from lexiedge_runtime.tasks.av_classification import (
     AUDIO_MASK,
+    INPUT_NAMES,
     LABEL,
     NAME,
+    SPEAKER_MEAN,
+    SPEAKER_STD,
     WAVEFORM,
     ClipShape,
     example_feeds,
@@ -36,10 +39,6 @@ if TYPE_CHECKING:
 
     from lexiedge.profile import DeviceSpec, ModelEntry
     from lexiedge.registry import Registry
-
-# the forward's inputs: the task's four, then, with feature_norm: speaker, the speaker's statistics
-MODEL_INPUT_NAMES = ("waveform", "frames", "audio_mask", "video_mask")
-SPEAKER_INPUT_NAMES = ("speaker_mean", "speaker_std")
 
 # RAVDESS order: emotion code EE in the file name = index + 1 (same order as lexiedge_ravdess.labels)
 RAVDESS_EMOTIONS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
@@ -85,7 +84,7 @@ class EmotionAVPlugin(ModelPlugin):
         module = EmotionAVModel(model_settings)
         extras: dict[str, Any] = {"labels": class_labels(model_settings.num_classes)}
         if model_settings.feature_norm == "speaker":
-            extras[MODEL_INPUTS] = (*MODEL_INPUT_NAMES, *SPEAKER_INPUT_NAMES)
+            extras[MODEL_INPUTS] = (*INPUT_NAMES, SPEAKER_MEAN, SPEAKER_STD)
             extras[CLIP_STATISTICS] = partial(_clip_statistics, module.audio.frontend)
         return BuiltModel(module=module, extras=extras)
 

@@ -27,6 +27,8 @@ from lexiedge_runtime.tasks.av_classification import (
     FRAMES,
     INPUT_NAMES,
     LABEL,
+    SPEAKER_MEAN,
+    SPEAKER_STD,
     VIDEO_MASK,
     WAVEFORM,
 )
@@ -34,7 +36,7 @@ from lexiedge_runtime.tasks.av_classification import (
 Item = dict[str, torch.Tensor]
 BATCH_KEYS = (*INPUT_NAMES, LABEL)  # the av-classification task's batch contract
 # with data.enrollment and a model that reads them: the clip's speaker's feature statistics, (F,) each
-SPEAKER_KEYS = ("speaker_mean", "speaker_std")
+SPEAKER_KEYS = (SPEAKER_MEAN, SPEAKER_STD)
 
 
 def make_item(
@@ -121,8 +123,8 @@ class ClipDataset(Dataset):
         item = make_item(self.clips[index].emotion, waveform, frames, self.settings)
         if self.speaker_statistics is not None:
             speaker = self.speaker_statistics[index]
-            item["speaker_mean"] = torch.from_numpy(speaker.mean)
-            item["speaker_std"] = torch.from_numpy(speaker.std)
+            item[SPEAKER_MEAN] = torch.from_numpy(speaker.mean)
+            item[SPEAKER_STD] = torch.from_numpy(speaker.std)
         return item
 
     @abstractmethod

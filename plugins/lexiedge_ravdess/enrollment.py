@@ -31,11 +31,14 @@ import numpy as np
 from lexiedge.errors import UsageError
 from lexiedge_ravdess.labels import EMOTIONS, ClipName
 from lexiedge_ravdess.settings import EnrollmentSettings
+from lexiedge_runtime.tasks.av_classification import (
+    MIN_ENROLLMENT_CLIPS,
+    PROFILE_VARIANCE_FLOOR,
+    speaker_profile,
+)
 
 NEUTRAL = "neutral"
 NEUTRAL_EMOTIONS = (EMOTIONS.index("neutral"), EMOTIONS.index("calm"))
-MIN_CLIPS = 2  # a training enrollment clip's own statistics come from the others: at least one other
-VARIANCE_FLOOR = 1e-5  # as the front end's: a constant feature (silence) has variance 0
 
 # the model's: waveforms (N, S) float32 -> (N, 2, F), each clip's per-feature mean and mean square over frames
 ClipStatistics = Callable[[np.ndarray], np.ndarray]
@@ -60,12 +63,11 @@ def choose(clips: Sequence[ClipName], settings: EnrollmentSettings) -> set[ClipN
             count = min(int(settings.clips), len(own))
             rng = np.random.default_rng([settings.seed, actor])
             picked = [own[i] for i in sorted(rng.choice(len(own), size=count, replace=False))]
-        if len(picked) < MIN_CLIPS or len(picked) == len(own):
+        if len(picked) < MIN_ENROLLMENT_CLIPS or len(picked) == len(own):
             raise UsageError(
                 f"actor {actor:02d} has {len(own)} clips with audio, {len(picked)} of them enrollment clips "
-                f"(data.enrollment.clips: {settings.clips}); enrollment needs at least {MIN_CLIPS} "
-                "per speaker "
-                "and at least one clip left to score"
+                f"(data.enrollment.clips: {settings.clips}); enrollment needs at least "
+                f"{MIN_ENROLLMENT_CLIPS} per speaker and at least one clip left to score"
             )
         chosen.update(picked)
     return chosen
@@ -80,11 +82,10 @@ class SpeakerStatistics:
 
 
 def combine(per_clip: np.ndarray) -> SpeakerStatistics:
-    """(N, 2, F) per-clip means and mean squares -> the speaker's mean and std (clips of one length weigh
-    the same)."""
-    mean = per_clip[:, 0].mean(axis=0)
-    variance = np.maximum(per_clip[:, 1].mean(axis=0) - mean * mean, VARIANCE_FLOOR)
-    return SpeakerStatistics(mean.astype(np.float32), np.sqrt(variance).astype(np.float32))
+    """(N, 2, F) per-clip means and mean squares -> the speaker's mean and std: the runtime's rule
+    (:func:`lexiedge_runtime.tasks.av_classification.speaker_profile`): training sees what apps feed."""
+    mean, std = speaker_profile(per_clip, PROFILE_VARIANCE_FLOOR)
+    return SpeakerStatistics(mean, std)
 
 
 def item_statistics(

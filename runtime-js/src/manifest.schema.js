@@ -782,13 +782,83 @@ export const MANIFEST_SCHEMA = {
               "data_settings"
             ],
             "description": "preprocessing of a classifier: what an app must feed, as prose and as data, and how files decode."
+          },
+          "enrollment": {
+            "anyOf": [
+              {
+                "type": "object",
+                "properties": {
+                  "version": {
+                    "const": 1
+                  },
+                  "statistics_output": {
+                    "type": "string",
+                    "pattern": "."
+                  },
+                  "profile_inputs": {
+                    "type": "object",
+                    "properties": {
+                      "mean": {
+                        "type": "string",
+                        "pattern": "."
+                      },
+                      "std": {
+                        "type": "string",
+                        "pattern": "."
+                      }
+                    },
+                    "required": [
+                      "mean",
+                      "std"
+                    ],
+                    "description": "The graph inputs a speaker profile is fed to: its per-feature mean and standard deviation."
+                  },
+                  "features": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": 100000
+                  },
+                  "variance_floor": {
+                    "type": "number",
+                    "exclusiveMinimum": 0
+                  },
+                  "min_clips": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": 10000
+                  },
+                  "profile": {
+                    "anyOf": [
+                      {
+                        "type": "string"
+                      },
+                      {
+                        "type": "null"
+                      }
+                    ]
+                  }
+                },
+                "required": [
+                  "version",
+                  "statistics_output",
+                  "profile_inputs",
+                  "features",
+                  "variance_floor",
+                  "min_clips"
+                ],
+                "description": "enrollment: how an app turns a speaker's clips into the profile a speaker-normalised graph takes. Run the graph on each clip; the profile's mean is the average over the clips of ``statistics_output[:, 0]``, its std sqrt(max(the average of ``statistics_output[:, 1]`` - mean^2, ``variance_floor``)), fed as ``profile_inputs`` with every later clip of that speaker. At least ``min_clips`` clips; without a profile the graph uses the global training statistics."
+              },
+              {
+                "type": "null"
+              }
+            ]
           }
         },
         "required": [
           "labels",
           "preprocessing"
         ],
-        "description": "The av-classification part of manifest.json: the labels and what the model reads."
+        "description": "The av-classification part of manifest.json: the labels, what the model reads and, for a model normalised by its speaker, how to enroll one."
       }
     },
     {

@@ -9,6 +9,7 @@ a few steps), `lexiedge export` to fp32 ONNX and int8.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -22,38 +23,17 @@ from lexiedge.plugin import get_host
 from lexiedge.rundir import find_checkpoint, load_run_profile
 
 pytestmark = pytest.mark.slow
-_M = "models.emotion-av"
-RECIPE = [
-    f"{_M}.model.features=mfcc_chroma",
-    f"{_M}.model.n_fft=1360",
-    f"{_M}.model.hop_length=680",
-    f"{_M}.model.audio.encoder=reslstm",
-    f"{_M}.model.audio.dim=48",
-    f"{_M}.model.fusion.layers=0",
-    f"{_M}.model.fusion.pooling=attention",
-    f"{_M}.model.feature_norm=speaker",
-    f"{_M}.data.enrollment.clips=neutral",
-    f"{_M}.data.clip_seconds=1.0",
-    f"{_M}.train.max_steps=3",
-    f"{_M}.export.options.onnx.max_val_clips=8",
-    f"{_M}.export.options.onnx-int8.max_val_clips=8",
-]
 
 
 @pytest.fixture(scope="module")
-def artifacts(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Path]]:
+def artifacts(enrollment_run, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Path]]:
+    """The suite's speaker-normalised run (tests/conftest.py: ENROLLMENT_RECIPE), its fp32 and int8
+    exports."""
     from cli_runner import lexiedge_ok
 
-    root = tmp_path_factory.mktemp("enrollment")
-    data, run = root / "synth", root / "run"
-    lexiedge_ok("data", "synth-av", "--out", data, "--actors", 6, "--clips-per-emotion", 2)
-    sets = [item for value in RECIPE for item in ("--set", value)]
-    lexiedge_ok("train", "--profile", "cpu", "--model", "emotion-av", "--data", data, "--out", run, *sets)
-    exported = {}
-    for target in ("onnx", "onnx-int8"):
-        exported[target] = root / target
-        lexiedge_ok("export", "--run", run, "--target", target, "--out", exported[target])
-    return run, exported
+    int8 = tmp_path_factory.mktemp("enrollment") / "onnx-int8"
+    lexiedge_ok("export", "--run", enrollment_run.run, "--target", "onnx-int8", "--out", int8)
+    return enrollment_run.run, {"onnx": enrollment_run.onnx, "onnx-int8": int8}
 
 
 def _model(run: Path):
@@ -137,3 +117,24 @@ def test_a_profile_from_the_graphs_feature_stats_gives_pytorchs_logits(artifacts
     assert np.abs(expected - without).max() > 1e-3, "the profile changes the logits"
     plain = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds(scored))))["logits"]
     assert np.abs(plain - without).max() <= 1e-4, "no profile fed: the global statistics"
+
+
+def test_the_runtime_loads_the_artifact_and_its_enrollment_section_checks(artifacts) -> None:
+    """The manifest's enrollment section is the task's typed one: the runtime reads it, refuses a broken
+    one, and speaker_profile (the rule the training data used) is what the manifest's words say."""
+    from lexiedge_runtime import load
+    from lexiedge_runtime.errors import ManifestError
+    from lexiedge_runtime.tasks.av_classification import EnrollmentSection, speaker_profile
+    from lexiedge_runtime.tasks.schema import check_manifest_schema
+
+    _, exported = artifacts
+    manifest = json.loads((exported["onnx"] / "manifest.json").read_text())
+    assert set(manifest["enrollment"]) == {field.name for field in dataclasses.fields(EnrollmentSection)}
+    assert EnrollmentSection.read(manifest).to_json() == manifest["enrollment"]  # nothing lost or added
+    load(exported["onnx"], "cpu")  # the runtime checks the manifest against the schema when it loads
+    broken = {**manifest, "enrollment": {**manifest["enrollment"], "features": 0}}
+    with pytest.raises(ManifestError, match="enrollment.features"):
+        check_manifest_schema(broken, "manifest.json")
+    stats = np.stack([np.stack([np.full(3, m), np.full(3, m * m + 4.0)]) for m in (1.0, 3.0)])  # var 4 + 1
+    mean, std = speaker_profile(stats, 1e-5)
+    assert mean.shape == std.shape == (3,) and np.allclose(mean, 2.0) and np.allclose(std, np.sqrt(5.0))

@@ -12,6 +12,12 @@ Declared once here, read by every stage (optimum's ``OnnxConfig`` is the model):
 * the manifest section: ``labels`` and ``preprocessing`` (:class:`ClassifierSpec` reads it and writes
   ``preprocessing.feeds``; :func:`preprocessing_section` writes the rest), checked by
   :func:`check_manifest` when an artifact loads; its JSON Schema is :mod:`lexiedge_runtime.tasks.schema`'s;
+* enrollment, for a model that normalises its features by speaker: the graph's extra output and
+  optional inputs (:data:`FEATURE_STATS`, :data:`SPEAKER_MEAN`, :data:`SPEAKER_STD`), the manifest's
+  ``enrollment`` section that states them (:class:`EnrollmentSection`, written by
+  :func:`enrollment_section`) and the one rule turning a speaker's clips' statistics into their profile
+  (:func:`speaker_profile`), which training and every runtime apply
+  (:mod:`lexiedge_runtime.enrollment` enrolls speakers with it);
 * example inputs (:func:`example_feeds`): the seeded random clips the bench times and the export's
   shape sweep runs;
 * the default verification thresholds (:data:`THRESHOLDS`, by the precision of the exported graph);
@@ -65,6 +71,7 @@ MAX_INPUT_FACTOR = 10  # inputs up to this many training clips long are accepted
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 384_000
 MAX_FRAMES, MAX_IMAGE_SIZE, MAX_SECONDS = 10_000, 4096, 3600.0
 FEEDS_VERSION = 1  # of the manifest's preprocessing.feeds (ClassifierSpec.feeds)
+ENROLLMENT_VERSION = 1  # of the manifest's enrollment section (EnrollmentSection)
 Modality = Literal["audio", "video"]
 
 
@@ -215,12 +222,105 @@ class AvPreprocessing(Section):
     media: MediaSection | None = meta(omit_none=True)
 
 
+# --- enrollment: a model normalised by its speaker's statistics ----------------------------------------
+# A speaker-normalised graph keeps the four inputs above and adds one output, FEATURE_STATS (batch, 2,
+# features): per clip, each feature's mean and mean square over its frames; and two optional inputs,
+# SPEAKER_MEAN and SPEAKER_STD (1 or batch, features): graph inputs with an initializer, the global
+# training statistics, so feeding nothing is the fallback.
+FEATURE_STATS, SPEAKER_MEAN, SPEAKER_STD = "feature_stats", "speaker_mean", "speaker_std"
+MIN_ENROLLMENT_CLIPS = 2  # the fewest clips a profile is made of (training enrolls with at least this many)
+PROFILE_VARIANCE_FLOOR = 1e-5  # a feature constant over the enrollment frames (silence) keeps a finite std
+MAX_FEATURES = 100_000  # enrollment.features above this is a broken manifest, not a model
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProfileInputs(Section):
+    """The graph inputs a speaker profile is fed to: its per-feature mean and standard deviation."""
+
+    mean: str = required(pattern=".")
+    std: str = required(pattern=".")
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnrollmentSection(Section):
+    """enrollment: how an app turns a speaker's clips into the profile a speaker-normalised graph takes.
+
+    Run the graph on each clip; the profile's mean is the average over the clips of
+    ``statistics_output[:, 0]``, its std sqrt(max(the average of ``statistics_output[:, 1]`` - mean^2,
+    ``variance_floor``)), fed as ``profile_inputs`` with every later clip of that speaker. At least
+    ``min_clips`` clips; without a profile the graph uses the global training statistics.
+    """
+
+    VERSION = ENROLLMENT_VERSION
+
+    version: Literal[ENROLLMENT_VERSION] = required()  # noqa: F821 (a constant, read by get_type_hints)
+    statistics_output: str = required(pattern=".")
+    profile_inputs: ProfileInputs = required()
+    features: int = required(minimum=1, maximum=MAX_FEATURES)
+    variance_floor: float = required(exclusiveMinimum=0)
+    min_clips: int = required(minimum=1, maximum=10_000)
+    profile: str | None = meta(omit_none=True)  # the rule above in words, for people reading the manifest
+
+    @classmethod
+    def read(cls, manifest: dict[str, Any]) -> EnrollmentSection | None:
+        """The section of a manifest the schema has checked (:func:`check_manifest`), or None without one."""
+        value = manifest.get("enrollment")
+        if value is None:
+            return None
+        inputs = value["profile_inputs"]
+        return cls(
+            version=value["version"],
+            statistics_output=value["statistics_output"],
+            profile_inputs=ProfileInputs(mean=inputs["mean"], std=inputs["std"]),
+            features=value["features"],
+            variance_floor=float(value["variance_floor"]),
+            min_clips=value["min_clips"],
+            profile=value.get("profile"),
+        )
+
+
+def enrollment_section(features: int) -> dict[str, Any]:
+    """The manifest's ``enrollment`` of a speaker-normalised graph with the names and the rule above (what
+    the exporter writes)."""
+    return EnrollmentSection(
+        version=ENROLLMENT_VERSION,
+        statistics_output=FEATURE_STATS,
+        profile_inputs=ProfileInputs(mean=SPEAKER_MEAN, std=SPEAKER_STD),
+        features=features,
+        variance_floor=PROFILE_VARIANCE_FLOOR,
+        min_clips=MIN_ENROLLMENT_CLIPS,
+        profile=(
+            f"run the graph on each enrollment clip; mean = the average over the clips of "
+            f"{FEATURE_STATS}[:, 0], std = sqrt(max(the average of {FEATURE_STATS}[:, 1] - mean^2, "
+            f"variance_floor)); feed them as {SPEAKER_MEAN} and {SPEAKER_STD}, shape (1 or batch, "
+            "features); without them the graph uses the global training statistics"
+        ),
+    ).to_json()
+
+
+def speaker_profile(feature_stats: np.ndarray, variance_floor: float) -> tuple[np.ndarray, np.ndarray]:
+    """A speaker's profile from the graph's ``feature_stats`` of their enrollment clips, (clips, 2,
+    features): the mean of the clips' means, and the standard deviation from the mean of their mean
+    squares, its variance floored at ``variance_floor``; each (features,) float32. Clips weigh the same;
+    sums run in float64. The one rule: training computes its speakers' statistics with it, the runtime
+    its profiles (runtime-js follows it line by line), so training sees what apps feed. These two
+    vectors are the whole profile: nothing of the audio is kept."""
+    stats = np.asarray(feature_stats, dtype=np.float64)
+    if stats.ndim != 3 or stats.shape[1] != 2 or stats.shape[0] < 1:
+        raise ValueError(f"feature_stats must be (clips, 2, features), got shape {stats.shape}")
+    mean = stats[:, 0].mean(axis=0)
+    variance = np.maximum(stats[:, 1].mean(axis=0) - mean * mean, variance_floor)
+    return mean.astype(np.float32), np.sqrt(variance).astype(np.float32)
+
+
 @dataclass(frozen=True, kw_only=True)
 class AvSection(Section):
-    """The av-classification part of manifest.json: the labels and what the model reads."""
+    """The av-classification part of manifest.json: the labels, what the model reads and, for a model
+    normalised by its speaker, how to enroll one."""
 
     labels: list[str] = required(minItems=1)
     preprocessing: AvPreprocessing = required()
+    enrollment: EnrollmentSection | None = meta(omit_none=True)
 
 
 @dataclass(frozen=True)
@@ -459,8 +559,10 @@ def preprocessing_section(
 
 
 def check_manifest(manifest: dict[str, Any], where: str) -> None:
-    """The task section an ``av-classification`` runner reads, and that decoding agrees with it."""
+    """The task section an ``av-classification`` runner reads, that decoding agrees with it, and that an
+    ``enrollment`` section names tensors of its own."""
     spec = ClassifierSpec.from_manifest(manifest, where)
+    _check_enrollment_names(manifest, where)
     media = MediaSpec.from_manifest(manifest, where)
     if media is not None:  # decoding must hand the model what the graph's contract says it reads
         for key, recorded, expected in (
@@ -475,6 +577,34 @@ def check_manifest(manifest: dict[str, Any], where: str) -> None:
                     f"preprocessing.media.{key}",
                     f"{recorded} disagrees with preprocessing.data_settings ({expected})",
                 )
+
+
+def _check_enrollment_names(manifest: dict[str, Any], where: str) -> None:
+    """The profile inputs and the statistics output must not be the task's own tensors (the schema checks the
+    rest of the section's shape; this runs before it only for what a schema cannot say)."""
+    enrollment = manifest.get("enrollment")
+    if not isinstance(enrollment, dict):
+        return
+    inputs = enrollment.get("profile_inputs")
+    names = [inputs.get("mean"), inputs.get("std")] if isinstance(inputs, dict) else []
+    taken = set(INPUT_NAMES)
+    for role, name in zip(("mean", "std"), names):
+        if not isinstance(name, str):
+            continue  # the schema names what is wrong with it
+        if name in taken:
+            raise ManifestError(
+                where,
+                f"enrollment.profile_inputs.{role}",
+                f"{name!r} is one of the task's inputs or named twice; expected a graph input of its own",
+            )
+        taken.add(name)
+    output = enrollment.get("statistics_output")
+    if isinstance(output, str) and output in (LOGITS, PROBABILITIES):
+        raise ManifestError(
+            where,
+            "enrollment.statistics_output",
+            f"{output!r} is one of the task's outputs; expected the graph's statistics output",
+        )
 
 
 # --- example inputs -------------------------------------------------------------------------------
