@@ -447,11 +447,25 @@ def infer(
     allow_unverified: Annotated[
         bool, typer.Option("--allow-unverified", help="load an artifact whose export verification failed (warns)")
     ] = False,
+    enroll: Annotated[
+        Optional[list[Path]],
+        typer.Option("--enroll", metavar="CLIP", help="a clip of the speaker (repeat it, at least the "
+                     "manifest's enrollment.min_clips): classify FILEs with their profile"),
+    ] = None,
+    speaker: Annotated[
+        Optional[Path],
+        typer.Option("--speaker", metavar="PROFILE", help="a speaker profile saved by --save-speaker"),
+    ] = None,
+    save_speaker: Annotated[
+        Optional[Path],
+        typer.Option("--save-speaker", metavar="PROFILE", help="write the --enroll profile here (JSON)"),
+    ] = None,
 ) -> None:
     """Run an artifact with the embeddable runtime: classify FILEs, or chat with --prompt.
 
     lexiedge infer artifacts/emotion-av/onnx clip.mp4 speech.wav;
-    lexiedge infer artifacts/qwen-lora/onnx-int4 --prompt "Correct: She go to school."
+    lexiedge infer artifacts/qwen-lora/onnx-int4 --prompt "Correct: She go to school.";
+    a model normalised by its speaker: lexiedge infer ARTIFACT clip.wav --enroll calm1.wav --enroll calm2.wav
     """
     import warnings
 
@@ -467,6 +481,7 @@ def infer(
         raise UsageError(f"{artifact} ({manifest.get('task')}) generates text: pass --prompt TEXT, not files")
     if not generates and (prompt is not None or not files):
         raise UsageError(f"{artifact} ({manifest.get('task')}) classifies files: pass the FILEs to classify, not --prompt")
+    _check_speaker_options(artifact, manifest, generates, enroll or [], speaker, save_speaker)
     if prompt is not None:
         try:  # before the model loads: an empty prompt or undecodable bytes are the command line's problem
             check_text(prompt, "--prompt")
@@ -488,7 +503,8 @@ def infer(
         if note:  # on stderr: stdout stays the reply alone, for scripts
             err_console.print(f"[dim]{_escape(note)}[/]", highlight=False, soft_wrap=True)
         return
-    _classify_files(model, manifest, files or [], top)
+    profile = _speaker_profile(model, enroll or [], speaker, save_speaker)
+    _classify_files(model, manifest, files or [], top, profile)
 
 
 def _check_out_dir(out: Path | None, option: str = "--out") -> None:
@@ -505,9 +521,54 @@ def _escape(text: str) -> str:
     return escape(text)
 
 
-def _classify_files(model, manifest: dict, files: list[Path], top: int) -> None:
-    """Decode each file as the artifact's manifest records (else through its data plugin), classify it; a bad
-    file is one line, not the end."""
+def _check_speaker_options(artifact: Path, manifest: dict, generates: bool, enroll: list[Path],
+                           speaker: Path | None, save_speaker: Path | None) -> None:
+    """--enroll / --speaker / --save-speaker make sense together and for this artifact (before it loads)."""
+    from lexiedge.errors import UsageError
+
+    if not (enroll or speaker or save_speaker):
+        return
+    if generates or manifest.get("enrollment") is None:
+        raise UsageError(f"{artifact} is not normalised by its speaker (its manifest has no enrollment "
+                         "section): --enroll, --speaker and --save-speaker do not apply to it")
+    if enroll and speaker is not None:
+        raise UsageError("pass the speaker's clips (--enroll) or a saved profile (--speaker), not both")
+    if save_speaker is not None and not enroll:
+        raise UsageError("--save-speaker writes the profile --enroll makes: pass the speaker's clips with "
+                         "--enroll")
+    if save_speaker is not None and save_speaker.is_dir():
+        raise UsageError(f"--save-speaker {save_speaker} is a folder; pass a file name (e.g. speaker.json)")
+
+
+def _speaker_profile(model, enroll: list[Path], speaker: Path | None, save_speaker: Path | None):
+    """The profile --enroll makes (saved with --save-speaker) or --speaker names; None: the global
+    statistics."""
+    from rich.markup import escape
+
+    from lexiedge_runtime import SpeakerProfile
+
+    if getattr(model, "enrollment", None) is None:
+        return None
+    if speaker is not None:
+        profile = SpeakerProfile.load(speaker)
+        source = f"{speaker}"
+    elif enroll:
+        profile = model.calibrate(enroll)
+        source = f"{len(enroll)} --enroll clips"
+        if save_speaker is not None:
+            profile.save(save_speaker)
+            source += f", saved to {save_speaker}"
+    else:
+        err_console.print("[dim]no speaker profile: normalised by the global training statistics (--enroll "
+                          "CLIP ... adapts to the speaker)[/]", highlight=False, soft_wrap=True)
+        return None
+    err_console.print(f"[dim]speaker profile: {escape(source)}[/]", highlight=False, soft_wrap=True)
+    return profile
+
+
+def _classify_files(model, manifest: dict, files: list[Path], top: int, speaker=None) -> None:
+    """Decode each file as the artifact's manifest records (else through its data plugin), classify it
+    (with the ``speaker``'s profile when given); a bad file is one line, not the end."""
     from rich.markup import escape
 
     from lexiedge.errors import UsageError
@@ -528,9 +589,10 @@ def _classify_files(model, manifest: dict, files: list[Path], top: int) -> None:
             if path.is_dir():  # the data plugin would only say "no such file"
                 raise UsageError(f"{path} is a directory; pass the video/audio files in it (e.g. {path}/*.mp4)")
             if recorded:
-                result = model.predict_file(path)
+                result = model.predict_file(path, speaker=speaker)
             else:
-                result = model.predict(**data_plugin.decode_for_inference(preprocessing.get("data_settings") or {}, path))
+                decoded = data_plugin.decode_for_inference(preprocessing.get("data_settings") or {}, path)
+                result = model.predict(**decoded, speaker=speaker)
         except LexiedgeError as exc:
             failed += 1
             message = str(exc) if str(exc).startswith(str(path)) else f"{path}: {exc}"

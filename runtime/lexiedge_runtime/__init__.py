@@ -51,6 +51,14 @@ Stable API (the benchmarks call it; keep it compatible):
   centre ``clip_samples`` of the audio, face crops scaled by 1/255. ``.decode_file(path)`` gives
   ``predict``'s arguments, ``.file_feeds(path)`` the graph's feeds. An artifact exported before the
   manifest recorded its decoding refuses with an :class:`ArtifactError` (decode and call ``predict``).
+* Speaker enrollment, for a model normalised by its speaker (the manifest's ``enrollment``):
+  ``Classifier.calibrate(clips, *, sample_rate=16000)`` -> a :class:`SpeakerProfile` (per-feature mean
+  and std of the speaker's clips, files or waveforms, at least ``enrollment.min_clips``; statistics only,
+  tied to the artifact's graph by its sha256; ``save(path)`` / ``SpeakerProfile.load(path)``), and
+  ``predict(..., speaker=profile)`` / ``predict_file(path, speaker=profile)``. Results carry
+  ``normalization``: "speaker", or "global" when no profile was given (None for other models). A
+  model without enrollment, too few clips or a profile of another artifact raise subclasses of
+  :class:`EnrollmentError` (:mod:`lexiedge_runtime.enrollment`).
 * ``TextGenerator.generate(messages_or_prompt, max_new_tokens=128, temperature=0.0, top_p=1.0,
   stop=None, stream=False, *, seed=None)`` -> a :class:`Generation` (``text``, ``token_ids``,
   ``prompt_tokens``, ``finish_reason`` "eos" | "stop" | "length", ``reused_tokens`` and
@@ -94,10 +102,12 @@ from pathlib import Path
 from lexiedge_runtime.artifact import Artifact, open_artifact, read_manifest, sha256_file
 from lexiedge_runtime.classifier import ClassificationResult, Classifier, ClassifierRunner
 from lexiedge_runtime.devices import ProviderSpec, available_devices
+from lexiedge_runtime.enrollment import SpeakerProfile
 from lexiedge_runtime.errors import (
     ArtifactError,
     ArtifactIntegrityError,
     DeviceNotAvailableError,
+    EnrollmentError,
     InferenceError,
     InputDtypeError,
     InputShapeError,
@@ -105,7 +115,10 @@ from lexiedge_runtime.errors import (
     InputValueError,
     LexiedgeError,
     MissingExtraError,
+    NoEnrollmentError,
     RuntimeInputError,
+    SpeakerProfileError,
+    TooFewClipsError,
     UnverifiedArtifactError,
     UnverifiedArtifactWarning,
 )
@@ -124,6 +137,7 @@ __all__ = [
     "Classifier",
     "ClassifierRunner",
     "DeviceNotAvailableError",
+    "EnrollmentError",
     "Generation",
     "InferenceError",
     "InputDtypeError",
@@ -133,9 +147,13 @@ __all__ = [
     "LexiedgeError",
     "ManifestError",
     "MissingExtraError",
+    "NoEnrollmentError",
     "RuntimeInputError",
+    "SpeakerProfile",
+    "SpeakerProfileError",
     "TextGenerator",
     "TextStream",
+    "TooFewClipsError",
     "UnverifiedArtifactError",
     "UnverifiedArtifactWarning",
     "available_devices",

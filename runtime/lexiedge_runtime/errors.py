@@ -8,8 +8,9 @@ Two families:
   link (:class:`ArtifactIntegrityError`), an export that failed verification
   (:class:`UnverifiedArtifactError`), a device that is not available (:class:`DeviceNotAvailableError`).
 * :class:`RuntimeInputError` — one call got input it cannot run on (wrong dtype, rank, frame size,
-  NaN, an empty waveform, a bad generation option). The runtime and the loaded model are unharmed:
-  the app can catch it and go on with the next input.
+  NaN, an empty waveform, a bad generation option, enrollment clips or a speaker profile that do not
+  fit: :class:`EnrollmentError`). The runtime and the loaded model are unharmed: the app can catch it
+  and go on with the next input.
 
 Both are :class:`LexiedgeError`\\ s. That base of every user-facing lexiedge error lives here, in
 the lowest layer: the toolkit's :mod:`lexiedge.errors` re-exports it, so `lexiedge infer` and
@@ -113,3 +114,19 @@ class InputTooLargeError(InputValueError):
 
 class InferenceError(RuntimeInputError):
     """ONNX Runtime refused the input although it passed the checks; names the shapes it was given."""
+
+
+class EnrollmentError(RuntimeInputError):
+    """Speaker enrollment refused: a model that takes no speaker profile, too few clips, a bad profile."""
+
+
+class NoEnrollmentError(EnrollmentError):
+    """``calibrate`` or ``speaker=`` on a model that is not normalised by its speaker (no ``enrollment``)."""
+
+
+class TooFewClipsError(EnrollmentError):
+    """Fewer enrollment clips than the manifest's ``enrollment.min_clips``."""
+
+
+class SpeakerProfileError(EnrollmentError):
+    """A speaker profile that is not one (a malformed file), or that was made with another model."""
