@@ -72,13 +72,16 @@ def post_json(server: Server, path: str, value: Any, **kwargs: Any) -> Reply:
                    **kwargs)
 
 
-def multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes]]) -> tuple[bytes, str]:
-    """A multipart/form-data body (what a browser or `curl -F` sends) and its Content-Type."""
+def multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes]] | list[tuple[str, str, bytes]]
+              ) -> tuple[bytes, str]:
+    """A multipart/form-data body (what a browser or `curl -F` sends) and its Content-Type; ``files`` by part
+    name, or (part name, file name, bytes) triples for several files in parts of one name."""
     boundary = uuid.uuid4().hex
     parts = []
     for name, value in fields.items():
         parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
-    for name, (filename, data) in files.items():
+    triples = [(name, *file) for name, file in files.items()] if isinstance(files, dict) else files
+    for name, filename, data in triples:
         head = (f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
                 "Content-Type: application/octet-stream\r\n\r\n")
         parts.append(head.encode() + data + b"\r\n")

@@ -109,6 +109,8 @@ def test_the_key_can_come_from_the_environment(cli, served, small_av_artifact, m
             "--allow-origin http://ok.example/path: expected",
         ),
         (["{av}", "--max-connections", "0"], None, "--max-connections 0: expected"),
+        (["{av}", "--max-speakers", "0"], None, "--max-speakers 0: expected 1 to 1000000"),
+        (["{av}", "--max-speakers", "10000000"], None, "--max-speakers 10000000: expected 1 to 1000000"),
         (["{av}", "--header-timeout", "0"], None, "--header-timeout 0: expected"),
         (["{av}", "--header-timeout", "inf"], None, "--header-timeout inf: expected"),
     ],

@@ -39,6 +39,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lexiedge_runtime import TextGenerator, TextStream
 from lexiedge_runtime.classifier import ClassifierRunner
+from lexiedge_runtime.enrollment import NOT_ENROLLABLE, SpeakerProfile
 from lexiedge_runtime.errors import ArtifactError, InputTooLargeError, MissingExtraError, RuntimeInputError
 from lexiedge_runtime.serve.access import AccessGuard, AccessPolicy
 from lexiedge_runtime.serve.metrics import Metrics
@@ -52,27 +53,33 @@ from lexiedge_runtime.serve.protocol import (
     parse_json_object,
     sse,
 )
+from lexiedge_runtime.serve.speakers import DEFAULT_MAX_SPEAKERS, SpeakerStore
 from lexiedge_runtime.serve.web import WebRuntime, is_public
 from lexiedge_runtime.serve.web import routes as web_routes
 
-ROUTES = ("/", "/health", "/metrics", "/v1/models", "/v1/chat/completions", "/v1/emotion")
+SPEAKER_ROUTE = "/v1/emotion/speakers/{speaker_id}"
+ROUTES = ("/", "/health", "/metrics", "/v1/models", "/v1/chat/completions", "/v1/emotion",
+          "/v1/emotion/calibrate", SPEAKER_ROUTE)
+MAX_ENROLLMENT_CLIPS = 64  # clips per calibration: a speaker's neutral and calm clips are 12 on RAVDESS
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def create_app(models: dict[str, ServedModel], *, api_key: str | None = None,
                max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, web_runtime: WebRuntime | None = None,
-               access: AccessPolicy | None = None) -> Starlette:
+               access: AccessPolicy | None = None, max_speakers: int = DEFAULT_MAX_SPEAKERS) -> Starlette:
     """The ASGI app serving ``models`` (loaded once, by :func:`~lexiedge_runtime.serve.models.load_models`).
 
     ``web_runtime``: where the demo page at ``/`` finds the JavaScript runtime and onnxruntime-web
     (:func:`~lexiedge_runtime.serve.web.find_web_runtime`); None serves the page, which then says they
     are not installed. ``access``: the Host names and origins served (the command line builds it from
-    the bound address and ``--allow-origin``); None answers any Host and no other origin.
+    the bound address and ``--allow-origin``); None answers any Host and no other origin. ``max_speakers``:
+    the speaker profiles held (:mod:`~lexiedge_runtime.serve.speakers`).
     """
     metrics = Metrics()
-    api = _Api(models, metrics)
+    api = _Api(models, metrics, SpeakerStore(max_speakers))
     access = access or AccessPolicy()
-    cors = [Middleware(CORSMiddleware, allow_origins=access.cors_origins, allow_methods=["GET", "POST"],
+    methods = ["GET", "POST", "DELETE"]
+    cors = [Middleware(CORSMiddleware, allow_origins=access.cors_origins, allow_methods=methods,
                        allow_headers=["*"], max_age=600)] if access.origins else []
     app = Starlette(
         routes=[
@@ -81,6 +88,8 @@ def create_app(models: dict[str, ServedModel], *, api_key: str | None = None,
             Route("/v1/models", api.list_models, methods=["GET"]),
             Route("/v1/chat/completions", api.chat, methods=["POST"]),
             Route("/v1/emotion", api.emotion, methods=["POST"]),
+            Route("/v1/emotion/calibrate", api.calibrate, methods=["POST"]),
+            Route(SPEAKER_ROUTE, api.forget_speaker, methods=["DELETE"]),
             *web_routes(models, web_runtime or WebRuntime(), key_required=api_key is not None),
         ],
         middleware=[  # outermost first
@@ -104,9 +113,10 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
 
 
 class _Api:
-    def __init__(self, models: dict[str, ServedModel], metrics: Metrics) -> None:
+    def __init__(self, models: dict[str, ServedModel], metrics: Metrics, speakers: SpeakerStore) -> None:
         self.models = models
         self.telemetry = metrics
+        self.speakers = speakers
 
     async def health(self, request: Request) -> Response:
         models = [{"id": m.name, "task": m.task, "pending": m.pending} for m in self.models.values()]
@@ -167,29 +177,89 @@ class _Api:
             folder = Path(tempfile.mkdtemp(prefix="lexiedge-upload-"))
             try:  # the upload goes to disk as it is parsed: a queued request holds a path, not the bytes
                 async with request.form(max_files=1, max_fields=4) as form:
-                    upload, model = form.get("file"), form.get("model")
+                    upload = form.get("file")
+                    model, speaker_id = _text_field(form, "model"), _text_field(form, "speaker")
                     if not isinstance(upload, UploadFile):
                         raise bad_request("a multipart upload needs the clip in a 'file' part (wav or mp4)",
                                           "file")
-                    if model is not None and not isinstance(model, str):
-                        raise bad_request("'model' must be a text field", "model")
                     filename = upload.filename or "upload"
                     path = await run_in_threadpool(_save_upload, upload, folder, filename)
                 served = self._classifier(model)
-                work = _runtime_errors(lambda: _classify_file(served.model, path, filename))
+                speaker = self._speaker(served, speaker_id)
+                work = _runtime_errors(lambda: _classify_file(served.model, path, filename, speaker))
                 answer = await served.run(work)
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
         elif content_type == "application/json":
             body = parse_json_object(await request.body())
             served = self._classifier(body.get("model"))
+            speaker_id = body.get("speaker")
+            speaker = self._speaker(served, speaker_id)
             waveform, rate = _samples(body)
-            work = _runtime_errors(lambda: _classify_samples(served.model, waveform, rate))
+            work = _runtime_errors(lambda: _classify_samples(served.model, waveform, rate, speaker))
             answer = await served.run(work)
         else:
             raise ApiError(415, "send a wav/mp4 as multipart/form-data (part 'file') or JSON {\"samples\": [...], "
                                 "\"sample_rate\": 16000} as application/json", code="unsupported_media_type")
+        if speaker_id is not None:
+            answer["speaker"] = speaker_id
         return JSONResponse({"object": "emotion", "model": served.name, **answer})
+
+    # --- speaker enrollment -------------------------------------------------------------------------
+
+    async def calibrate(self, request: Request) -> Response:
+        """A speaker profile from a few clips of one speaker: held here (statistics only), named by its id."""
+        content_type = _media_type(request)
+        if content_type == "multipart/form-data":
+            folder = Path(tempfile.mkdtemp(prefix="lexiedge-upload-"))
+            try:  # the clips exist only for this request: the folder goes, whatever happens
+                async with request.form(max_files=MAX_ENROLLMENT_CLIPS, max_fields=4) as form:
+                    uploads, model = form.getlist("file"), _text_field(form, "model")
+                    if not uploads or not all(isinstance(upload, UploadFile) for upload in uploads):
+                        raise bad_request("a calibration needs the speaker's clips in 'file' parts (wav or "
+                                          "mp4), one part per clip", "file")
+                    named = []
+                    for position, upload in enumerate(uploads):
+                        assert isinstance(upload, UploadFile)
+                        own = folder / str(position)  # two clips may share a name
+                        own.mkdir()
+                        filename = upload.filename or f"upload {position}"
+                        named.append((await run_in_threadpool(_save_upload, upload, own, filename), filename))
+                served = self._enrollable(model)
+                work = _runtime_errors(lambda: _calibrate_files(served.model, named))
+                profile = await served.run(work)
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
+        elif content_type == "application/json":
+            body = parse_json_object(await request.body())
+            served = self._enrollable(body.get("model"))
+            clips, rate = _clip_samples(body)
+            model = served.model
+            assert isinstance(model, ClassifierRunner)
+            profile = await served.run(_runtime_errors(lambda: model.calibrate(clips, sample_rate=rate)))
+        else:
+            raise ApiError(415, "send the speaker's clips as multipart/form-data ('file' parts, wav or mp4) "
+                                "or JSON {\"clips\": [[...], [...]], \"sample_rate\": 16000} as "
+                                "application/json", code="unsupported_media_type")
+        speaker_id = self.speakers.add(served.name, profile)
+        return JSONResponse({"object": "speaker_profile", "id": speaker_id, "model": served.name,
+                             "clips": profile.clips, "features": profile.features})
+
+    async def forget_speaker(self, request: Request) -> Response:
+        speaker_id = request.path_params["speaker_id"]
+        self.speakers.remove(speaker_id)
+        return JSONResponse({"object": "speaker_profile.deleted", "id": speaker_id, "deleted": True})
+
+    def _enrollable(self, name: Any) -> ServedModel:
+        """The classifier named (or the only one), refused at once when it takes no speaker profile."""
+        served = self._classifier(name)
+        model = served.model
+        if not isinstance(model, ClassifierRunner) or model.enrollment is None:
+            raise bad_request(f"the model {served.name!r}: {NOT_ENROLLABLE}", "model")
+        return served
+
+    def _speaker(self, served: ServedModel, speaker_id: Any) -> SpeakerProfile | None:
+        return None if speaker_id is None else self.speakers.get(speaker_id, served.name)
 
     # --- models -------------------------------------------------------------------------------------
 
@@ -316,14 +386,22 @@ def _save_upload(upload: UploadFile, folder: Path, filename: str) -> Path:
     return path
 
 
-def _classify_file(model: ClassifierRunner | TextGenerator, path: Path, filename: str) -> dict[str, Any]:
+def _text_field(form: Any, name: str) -> str | None:
+    value = form.get(name)
+    if value is not None and not isinstance(value, str):
+        raise bad_request(f"'{name}' must be a text field", name)
+    return value
+
+
+def _classify_file(model: ClassifierRunner | TextGenerator, path: Path, filename: str,
+                   speaker: SpeakerProfile | None = None) -> dict[str, Any]:
     """An uploaded clip through ``predict_file``'s decoding; messages name the upload, not the temp file."""
     assert isinstance(model, ClassifierRunner)
     try:
         started = time.perf_counter()
         arrays = model.decode_file(path)
         decoded = time.perf_counter()
-        result = model.predict(**arrays)
+        result = model.predict(**arrays, speaker=speaker)
         done = time.perf_counter()
     except InputTooLargeError as exc:  # a decompression bomb, or a recording longer than the model reads
         raise ApiError(413, str(exc).replace(str(path), filename), code="input_too_large") from None
@@ -332,28 +410,71 @@ def _classify_file(model: ClassifierRunner | TextGenerator, path: Path, filename
     return _answer(result, decode_ms=(decoded - started) * 1000, inference_ms=(done - decoded) * 1000)
 
 
-def _classify_samples(model: ClassifierRunner | TextGenerator, waveform: np.ndarray, rate: int) -> dict[str, Any]:
+def _classify_samples(model: ClassifierRunner | TextGenerator, waveform: np.ndarray, rate: int,
+                      speaker: SpeakerProfile | None = None) -> dict[str, Any]:
     assert isinstance(model, ClassifierRunner)
     started = time.perf_counter()
-    result = model.predict(waveform=waveform, sample_rate=rate)
+    result = model.predict(waveform=waveform, sample_rate=rate, speaker=speaker)
     return _answer(result, decode_ms=0.0, inference_ms=(time.perf_counter() - started) * 1000)
 
 
+def _calibrate_files(model: ClassifierRunner | TextGenerator, named: list[tuple[Path, str]]
+                     ) -> SpeakerProfile:
+    """Uploaded clips through ``calibrate``'s decoding; messages name the uploads, not the temp files."""
+    assert isinstance(model, ClassifierRunner)
+    try:
+        return model.calibrate([path for path, _ in named])
+    except RuntimeInputError as exc:
+        message = str(exc)
+        for path, filename in named:
+            message = message.replace(str(path), filename)
+        raise type(exc)(message) from None
+
+
 def _answer(result: Any, *, decode_ms: float, inference_ms: float) -> dict[str, Any]:
-    return {"label": result.label, "probabilities": result.probabilities,
-            "timing": {"decode_ms": round(decode_ms, 3), "inference_ms": round(inference_ms, 3)}}
+    """The response's fields; ``normalization`` ("speaker" or "global") for a model normalised by its
+    speaker."""
+    answer = {"label": result.label, "probabilities": result.probabilities,
+              "timing": {"decode_ms": round(decode_ms, 3), "inference_ms": round(inference_ms, 3)}}
+    if result.normalization is not None:
+        answer["normalization"] = result.normalization
+    return answer
 
 
 def _samples(body: dict[str, Any]) -> tuple[np.ndarray, int]:
-    samples, rate = body.get("samples"), body.get("sample_rate", 16000)
+    samples = body.get("samples")
     if not isinstance(samples, list) or not samples:
         raise bad_request("'samples' must be a non-empty list of mono audio samples in [-1, 1]", "samples")
+    rate = _sample_rate(body)
+    return _numbers(samples, "samples"), rate
+
+
+def _clip_samples(body: dict[str, Any]) -> tuple[list[np.ndarray], int]:
+    """A calibration's JSON: ``clips``, a list of clips each a list of mono samples, and their
+    ``sample_rate``."""
+    clips = body.get("clips")
+    if not isinstance(clips, list) or not clips or not all(isinstance(clip, list) and clip for clip in clips):
+        raise bad_request("'clips' must be a non-empty list of clips, each a non-empty list of mono audio "
+                          "samples in [-1, 1]", "clips")
+    if len(clips) > MAX_ENROLLMENT_CLIPS:
+        raise bad_request(f"'clips' holds {len(clips)} clips; a calibration takes at most "
+                          f"{MAX_ENROLLMENT_CLIPS}", "clips")
+    rate = _sample_rate(body)
+    return [_numbers(clip, f"clips[{position}]") for position, clip in enumerate(clips)], rate
+
+
+def _sample_rate(body: dict[str, Any]) -> int:
+    rate = body.get("sample_rate", 16000)
     if isinstance(rate, bool) or not isinstance(rate, int) or rate <= 0:
         raise bad_request(f"'sample_rate' must be a positive whole number of Hz, got {json.dumps(rate)[:40]}",
                           "sample_rate")
+    return rate
+
+
+def _numbers(samples: list[Any], name: str) -> np.ndarray:
     if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in samples):
-        raise bad_request("'samples' must hold numbers only (one mono channel)", "samples")
-    return np.asarray(samples, dtype=np.float32), rate
+        raise bad_request(f"'{name}' must hold numbers only (one mono channel)", name)
+    return np.asarray(samples, dtype=np.float32)
 
 
 def _runtime_errors(work: Callable[[], Any]) -> Callable[[], Any]:
@@ -433,7 +554,9 @@ class _Observed:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        route = scope["path"] if scope["path"] in ROUTES else "other"
+        path = scope["path"]
+        speakers = path.startswith("/v1/emotion/speakers/")  # one route for every profile's id
+        route = path if path in ROUTES else SPEAKER_ROUTE if speakers else "other"
         status, started = 500, time.perf_counter()
 
         async def observed(message: Message) -> None:

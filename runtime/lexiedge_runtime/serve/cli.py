@@ -21,16 +21,19 @@ from lexiedge_runtime.extras import require
 
 API_KEY_ENV = "LEXIEDGE_API_KEY"
 MAX_BODY_MB = 4096  # bodies are read into memory: a limit above this is a typo
+MAX_SPEAKERS = 1_000_000  # profiles are held in memory (about 1 KB each): more is a typo
 
 
 def parser(prog: str = "lexiedge-serve") -> argparse.ArgumentParser:
     from lexiedge_runtime.serve.models import DEFAULT_MAX_QUEUE
     from lexiedge_runtime.serve.protocol import DEFAULT_MAX_BODY_BYTES
+    from lexiedge_runtime.serve.speakers import DEFAULT_MAX_SPEAKERS
 
     p = argparse.ArgumentParser(
         prog=prog,
         description="Serve lexiedge artifacts over HTTP: POST /v1/chat/completions (OpenAI-compatible) for "
-        "tutor artifacts, POST /v1/emotion for classifier artifacts, GET /v1/models, /health, /metrics.",
+        "tutor artifacts, POST /v1/emotion (and /v1/emotion/calibrate: speaker enrollment) for classifier "
+        "artifacts, GET /v1/models, /health, /metrics.",
         epilog=f"Example: {prog} artifacts/qwen-lora/onnx-int4 artifacts/emotion-av/onnx-int8 --port 8000; "
         "then any OpenAI client with base_url http://127.0.0.1:8000/v1. Bounds, origins and keys: "
         "docs/serving.md.",
@@ -74,6 +77,13 @@ def parser(prog: str = "lexiedge-serve") -> argparse.ArgumentParser:
         type=int,
         default=DEFAULT_MAX_QUEUE,
         help="requests per model running or waiting before more get 503 (default %(default)d)",
+    )
+    p.add_argument(
+        "--max-speakers",
+        type=int,
+        default=DEFAULT_MAX_SPEAKERS,
+        help="speaker profiles (POST /v1/emotion/calibrate) held at most; a new one evicts the least "
+        "recently used (default %(default)d)",
     )
     p.add_argument(
         "--max-connections",
@@ -123,6 +133,7 @@ class Settings:
     allowed_origins: tuple[str, ...]
     max_connections: int
     header_timeout: float
+    max_speakers: int
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "lexiedge-serve") -> int:
@@ -159,6 +170,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "lexiedge-serve") -> int
         max_body_bytes=settings.max_body_bytes,
         web_runtime=web_runtime,
         access=policy,
+        max_speakers=settings.max_speakers,
     )
     shown = f"[{args.host}]" if ":" in args.host else args.host
     listed = ", ".join(f"{m.name} ({m.task})" for m in models.values())
@@ -224,6 +236,8 @@ def checked(args: argparse.Namespace) -> Settings:
         )
     if args.max_queue < 1:
         raise ServeError(f"--max-queue {args.max_queue}: expected 1 or more")
+    if not 1 <= args.max_speakers <= MAX_SPEAKERS:
+        raise ServeError(f"--max-speakers {args.max_speakers}: expected 1 to {MAX_SPEAKERS}")
     if args.threads is not None and args.threads < 1:
         raise ServeError(f"--threads {args.threads}: expected 1 or more")
     origins = []
@@ -254,7 +268,9 @@ def checked(args: argparse.Namespace) -> Settings:
             f"refusing to serve on {args.host} without an API key: anyone who can reach this machine "
             f"could use the models; pass --api-key (or set {API_KEY_ENV}), or bind 127.0.0.1"
         )
-    return Settings(api_key, int(args.max_body_mb * (1 << 20)), tuple(origins), connections, timeout)
+    return Settings(
+        api_key, int(args.max_body_mb * (1 << 20)), tuple(origins), connections, timeout, args.max_speakers
+    )
 
 
 def _api_key(option: str | None) -> str | None:
