@@ -39,3 +39,8 @@ export class InputShapeError extends RuntimeInputError {}
 export class InputValueError extends RuntimeInputError {}
 /** ONNX Runtime refused input that passed the checks; names the shapes it was given. */
 export class InferenceError extends RuntimeInputError {}
+/** Speaker enrollment refused: a model that takes no speaker profile, too few clips, a bad profile. */
+export class EnrollmentError extends RuntimeInputError {}
+export class NoEnrollmentError extends EnrollmentError {}
+export class TooFewClipsError extends EnrollmentError {}
+export class SpeakerProfileError extends EnrollmentError {}

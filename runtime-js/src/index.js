@@ -5,14 +5,18 @@
 //   const emotion = await loadClassifier('/web/models/emotion', { ort });   // checks every sha256 first
 //   const result = await emotion.predictAudio([audioBuffer.getChannelData(0)], audioBuffer.sampleRate);
 //   console.log(result.label, result.probabilities);
+//   const me = await emotion.calibrate(myClips);          // a model normalised by its speaker: a profile
+//   await emotion.predictAudio(channels, rate, { speaker: me });   // result.normalization: 'speaker'
 //
 // Everything about the model (input names, rates, clip length, frame size, ranges, limits, labels) is
 // read from the artifact's manifest.json (preprocessing.feeds); see README.md.
 
 export { Classifier, loadClassifier } from './classifier.js';
+export { SpeakerProfile } from './enrollment.js';
 export {
-  ArtifactError, ArtifactIntegrityError, InferenceError, InputDtypeError, InputShapeError, InputValueError,
-  LexiedgeError, ManifestError, RuntimeInputError, UnverifiedArtifactError,
+  ArtifactError, ArtifactIntegrityError, EnrollmentError, InferenceError, InputDtypeError, InputShapeError,
+  InputValueError, LexiedgeError, ManifestError, NoEnrollmentError, RuntimeInputError, SpeakerProfileError,
+  TooFewClipsError, UnverifiedArtifactError,
 } from './errors.js';
 export { centreFit, checkFrames, checkWaveform, dtypeOf, prepareAudio } from './inputs.js';
 export { checkMemberName, classifierSpec, decodeManifest, invalidUtf8At, parseManifest } from './manifest.js';
