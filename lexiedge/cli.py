@@ -538,6 +538,9 @@ def _check_speaker_options(artifact: Path, manifest: dict, generates: bool, enro
                          "--enroll")
     if save_speaker is not None and save_speaker.is_dir():
         raise UsageError(f"--save-speaker {save_speaker} is a folder; pass a file name (e.g. speaker.json)")
+    if save_speaker is not None and not save_speaker.parent.is_dir():
+        raise UsageError(f"--save-speaker {save_speaker}: no such folder {save_speaker.parent}; create it "
+                         "first")
 
 
 def _speaker_profile(model, enroll: list[Path], speaker: Path | None, save_speaker: Path | None):

@@ -13,8 +13,9 @@ graph normalises with the global training statistics: the fallback for a speaker
 A :class:`SpeakerProfile` holds statistics only: per feature the mean and standard deviation over the
 speaker's clips, computed by the task's rule
 (:func:`~lexiedge_runtime.tasks.av_classification.speaker_profile`, the one training used), and the
-sha256 of the graph that computed them. Nothing of the audio is kept. A profile is refused by any other artifact (another graph
-computes other features), in one line (:class:`~lexiedge_runtime.errors.SpeakerProfileError`).
+sha256 of the graph that computed them. Nothing of the audio is kept. A profile is refused by any
+other artifact (another graph computes other features), in one line
+(:class:`~lexiedge_runtime.errors.SpeakerProfileError`).
 
 Files are decoded as ``predict_file`` decodes them (the centre training clip of their audio; video is
 not decoded); waveforms are used as given, as ``predict`` uses them. Every clip weighs the same.
@@ -111,18 +112,28 @@ class SpeakerProfile:
         return cls(mean, std, clips, sha, model if isinstance(model, str) else "")
 
     def save(self, path: str | Path) -> Path:
-        """Write the profile as JSON to ``path`` (through a temporary file: never half-written)."""
+        """Write the profile as JSON to ``path`` (through a temporary file: never half-written); a path
+        that cannot be written is a :class:`SpeakerProfileError` naming it."""
         path = Path(path)
         text = json.dumps(self.to_json(), indent=1) + "\n"
-        handle = tempfile.NamedTemporaryFile(
-            "w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False, encoding="utf-8"
-        )
+        try:
+            handle = tempfile.NamedTemporaryFile(
+                "w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False, encoding="utf-8"
+            )
+        except OSError as exc:  # no such folder, or one this process may not write to
+            raise SpeakerProfileError(
+                f"{path}: cannot write the speaker profile there ({_reason(exc)})"
+            ) from None
         try:
             with handle:
                 handle.write(text)
             os.replace(handle.name, path)
-        except BaseException:
+        except BaseException as exc:
             Path(handle.name).unlink(missing_ok=True)
+            if isinstance(exc, OSError):  # a full disk, or a folder at ``path``
+                raise SpeakerProfileError(
+                    f"{path}: cannot write the speaker profile ({_reason(exc)})"
+                ) from None
             raise
         return path
 
@@ -148,6 +159,10 @@ class SpeakerProfile:
 
     def __repr__(self) -> str:
         return f"SpeakerProfile(features={self.features}, clips={self.clips}, graph={self.graph_sha256[:12]})"
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
 
 
 def _vector(value: Any, key: str, where: str) -> np.ndarray:

@@ -219,6 +219,11 @@ def test_bad_enrollment_input_gets_one_line_each(classifier, enrollment_run, tmp
             SpeakerProfileError,
             f"{text} is not a speaker profile (not JSON)",
         ),
+        (
+            lambda: classifier.calibrate(clips[:2]).save(tmp_path / "nowhere" / "me.json"),
+            SpeakerProfileError,
+            f"{tmp_path / 'nowhere' / 'me.json'}: cannot write the speaker profile there (No such file",
+        ),
     ]
     for call, error, message in cases:
         with pytest.raises(error) as refused:
@@ -297,6 +302,16 @@ def test_infer_enrolls_the_speaker_saves_the_profile_and_reads_it_back(
         (
             [str(enrollment_run.onnx), str(clip), "--speaker", str(clip)],
             "is not a speaker profile (not JSON)",
+        ),
+        (
+            [
+                str(enrollment_run.onnx),
+                str(clip),
+                *options,
+                "--save-speaker",
+                str(tmp_path / "no" / "me.json"),
+            ],
+            f"no such folder {tmp_path / 'no'}; create it first",
         ),
     ]:
         refused = cli("infer", *args)
