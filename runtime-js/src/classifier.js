@@ -31,7 +31,8 @@ export async function loadClassifier(source, options = {}) {
   const manifest = parseManifest(decodeManifest(await reader.read(MANIFEST), where), where);
   checkVerified(manifest, where, allowUnverified);
   const spec = classifierSpec(manifest, where);
-  const enrollment = enrollmentSpec(manifest, where, taskInputs(spec), [spec.outputs.probabilities, spec.outputs.logits]);
+  const taskOutputs = [spec.outputs.probabilities, spec.outputs.logits];
+  const enrollment = enrollmentSpec(manifest, where, taskInputs(spec), taskOutputs);
   const bytes = {};
   const problems = [];
   for (const name of Object.keys(manifest.files).sort()) {
@@ -53,19 +54,20 @@ export async function loadClassifier(source, options = {}) {
   const graph = (manifest.runtime || {}).graph ?? 'model.onnx';
   let model = bytes[graph];
   let globalProfile = null;
-  if (enrollment) { // the profile inputs made plain inputs: ORT's JS API cannot feed an initializer (onnx-graph.js)
+  if (enrollment) { // the profile inputs made plain inputs: ORT's JS API cannot feed an initializer
     const names = [enrollment.meanInput, enrollment.stdInput];
     let values;
     try {
       ({ model, values } = freeInitializers(model, names));
     } catch (error) {
-      throw new ArtifactError(`${where}/${graph}: the manifest's enrollment section names the overridable inputs ` +
-        `'${names[0]}', '${names[1]}': ${error.message}`);
+      throw new ArtifactError(`${where}/${graph}: the manifest's enrollment section names the overridable ` +
+        `inputs '${names[0]}', '${names[1]}': ${error.message}`);
     }
     for (const name of names) {
       const { data, dims } = values[name];
-      if (data === null || data.length !== enrollment.features || dims[dims.length - 1] !== enrollment.features) {
-        throw new ArtifactError(`${where}/${graph}: ${name} holds ${dims[dims.length - 1]} features but the manifest's ` +
+      const features = dims[dims.length - 1];
+      if (data === null || data.length !== enrollment.features || features !== enrollment.features) {
+        throw new ArtifactError(`${where}/${graph}: ${name} holds ${features} features but the manifest's ` +
           `enrollment.features says ${enrollment.features}`);
       }
     }
@@ -101,11 +103,12 @@ export class Classifier {
       throw new ArtifactError(`${where}: inputs [${session.inputNames}] / outputs [${session.outputNames}]; the manifest ` +
         `names inputs [${inputs}] and a '${spec.outputs.probabilities}' output`);
     }
-    if (enrollment && (!session.outputNames.includes(enrollment.statisticsOutput) ||
-        !session.inputNames.includes(enrollment.meanInput) || !session.inputNames.includes(enrollment.stdInput))) {
+    const { statisticsOutput, meanInput, stdInput } = enrollment ?? {};
+    if (enrollment && (!session.outputNames.includes(statisticsOutput) ||
+        !session.inputNames.includes(meanInput) || !session.inputNames.includes(stdInput))) {
       throw new ArtifactError(`${where}: the manifest's enrollment section names the output ` +
-        `'${enrollment.statisticsOutput}' and the inputs '${enrollment.meanInput}', '${enrollment.stdInput}'; the ` +
-        `graph has outputs [${session.outputNames}] and inputs [${session.inputNames}]`);
+        `'${statisticsOutput}' and the inputs '${meanInput}', '${stdInput}'; the graph has outputs ` +
+        `[${session.outputNames}] and inputs [${session.inputNames}]`);
     }
   }
 
@@ -136,25 +139,27 @@ export class Classifier {
     const { enrollment, spec } = this;
     if (!enrollment) throw new NoEnrollmentError(NOT_ENROLLABLE);
     if (dtypeOf(clips) !== null) {
-      throw new InputShapeError(`enrollment clips have shape (${clips.length},); expected a list of the speaker's clips ` +
-        '(file paths or mono waveforms) or a (clips, samples) array');
+      throw new InputShapeError(`enrollment clips have shape (${clips.length},); expected a list of the ` +
+        'speaker\'s clips (file paths or mono waveforms) or a (clips, samples) array');
     }
     if (!Array.isArray(clips)) {
       const what = typeof clips === 'string' ? 'str' : (clips?.constructor?.name ?? String(clips));
-      throw new InputValueError(`calibrate takes a list of the speaker's clips (file paths or mono waveforms), got one ${what}`);
+      throw new InputValueError('calibrate takes a list of the speaker\'s clips (file paths or mono ' +
+        `waveforms), got one ${what}`);
     }
     checkCount(enrollment, clips.length);
     const waveforms = clips.map((clip, position) => this.enrollmentWaveform(clip, position, sampleRate));
     const features = enrollment.features;
     const statistics = new Float32Array(waveforms.length * 2 * features);
     for (const [position, samples] of waveforms.entries()) { // one clip per call: clips differ in length
-      const outputs = await this.outputs(this.feeds({ waveform: samples, sampleRate: spec.waveform.sampleRate }));
+      const feeds = this.feeds({ waveform: samples, sampleRate: spec.waveform.sampleRate });
+      const outputs = await this.outputs(feeds);
       statistics.set(outputs[enrollment.statisticsOutput].data, position * 2 * features);
     }
     return speakerProfile(enrollment, statistics, waveforms.length);
   }
 
-  /** One enrollment clip as the model's waveform at its rate, or the refusal predict would give, naming it. */
+  /** One enrollment clip as the model's waveform at its rate, or predict's refusal, naming the clip. */
   enrollmentWaveform(clip, position, sampleRate) {
     const { spec } = this;
     try {
@@ -163,13 +168,18 @@ export class Classifier {
         return checkWaveform(spec, prepared.waveform, prepared.sampleRate);
       }
       if (Array.isArray(clip) && clip.some((x) => Array.isArray(x) || ArrayBuffer.isView(x))) {
-        throw new InputShapeError(`has shape (${clip.length}, ${clip[0].length}); expected one mono waveform (samples,) ` +
-          'or a file path');
+        throw new InputShapeError(`has shape (${clip.length}, ${clip[0].length}); expected one mono ` +
+          'waveform (samples,) or a file path');
       }
-      if (!spec.usesAudio) throw new InputValueError('this model was trained without audio; enrollment reads the speaker\'s voice');
+      if (!spec.usesAudio) {
+        throw new InputValueError('this model was trained without audio; enrollment reads the speaker\'s ' +
+          'voice');
+      }
       return checkWaveform(spec, clip, sampleRate);
     } catch (error) {
-      if (error instanceof RuntimeInputError) throw new error.constructor(`clips[${position}]: ${error.message}`);
+      if (error instanceof RuntimeInputError) {
+        throw new error.constructor(`clips[${position}]: ${error.message}`);
+      }
       throw error;
     }
   }
@@ -197,7 +207,10 @@ export class Classifier {
     };
   }
 
-  /** The profile inputs' tensors ((1, features) each): ``speaker``'s, or the global ones; none without enrollment. */
+  /**
+   * The profile inputs' tensors, (1, features) each: ``speaker``'s, or the global ones; none without
+   * enrollment.
+   */
   profileFeeds(speaker) {
     const { enrollment, ort } = this;
     if (!enrollment) {
@@ -223,7 +236,7 @@ export class Classifier {
     return { label: this.labels[index], index, probabilities, scores, logits };
   }
 
-  /** Every output of the session on ready feeds; ORT's own refusals become an InferenceError naming the shapes. */
+  /** Every output of the session on ready feeds; ORT's refusals become an InferenceError naming shapes. */
   async outputs(feeds) {
     try {
       return await this.session.run(feeds);

@@ -7,8 +7,8 @@ import { pyRepr } from './format.js';
 
 export const PROFILE_FORMAT = 'lexiedge-speaker-profile';
 export const PROFILE_VERSION = 1;
-export const NOT_ENROLLABLE = 'this model is not normalised by its speaker (its manifest has no enrollment section), ' +
-  'so it takes no speaker profile: classify without one';
+export const NOT_ENROLLABLE = 'this model is not normalised by its speaker (its manifest has no enrollment ' +
+  'section), so it takes no speaker profile: classify without one';
 const SHA256 = /^[0-9a-f]{64}$/;
 
 /**
@@ -22,17 +22,19 @@ export function enrollmentSpec(manifest, where, taskInputs, taskOutputs) {
   for (const role of ['mean', 'std']) { // the Python runtime's av_classification._check_enrollment_names
     const name = section.profile_inputs[role];
     if (taken.has(name)) {
-      throw new ManifestError(where, `enrollment.profile_inputs.${role}`, `'${name}' is one of the task's inputs or ` +
-        'named twice; expected a graph input of its own');
+      throw new ManifestError(where, `enrollment.profile_inputs.${role}`, `'${name}' is one of the task's ` +
+        'inputs or named twice; expected a graph input of its own');
     }
     taken.add(name);
   }
   if (taskOutputs.includes(section.statistics_output)) {
-    throw new ManifestError(where, 'enrollment.statistics_output', `'${section.statistics_output}' is one of the ` +
-      'task\'s outputs; expected the graph\'s statistics output');
+    const output = section.statistics_output;
+    throw new ManifestError(where, 'enrollment.statistics_output', `'${output}' is one of the task's ` +
+      'outputs; expected the graph\'s statistics output');
   }
   const graph = (manifest.runtime || {}).graph ?? 'model.onnx';
-  const model = ['model', 'target'].filter((key) => typeof manifest[key] === 'string').map((key) => manifest[key]);
+  const model = ['model', 'target'].filter((key) => typeof manifest[key] === 'string')
+    .map((key) => manifest[key]);
   return {
     statisticsOutput: section.statistics_output,
     meanInput: section.profile_inputs.mean,
@@ -45,7 +47,7 @@ export function enrollmentSpec(manifest, where, taskInputs, taskOutputs) {
   };
 }
 
-/** One speaker's feature statistics for one artifact: ``mean`` and ``std`` Float32Arrays, one value per feature. */
+/** One speaker's feature statistics for one artifact: ``mean`` and ``std`` Float32Arrays, one per feature. */
 export class SpeakerProfile {
   constructor({ mean, std, clips, graphSha256, model = '' }) {
     this.mean = mean;
@@ -70,32 +72,39 @@ export class SpeakerProfile {
   /** A profile from its JSON (parsed), or a SpeakerProfileError naming the first thing wrong. */
   static fromJSON(value, where = 'the speaker profile') {
     if (!isObject(value) || value.format !== PROFILE_FORMAT) {
-      throw new SpeakerProfileError(`${where} is not a speaker profile (expected "format": "${PROFILE_FORMAT}")`);
+      throw new SpeakerProfileError(`${where} is not a speaker profile (expected "format": ` +
+        `"${PROFILE_FORMAT}")`);
     }
     if (value.version !== PROFILE_VERSION) {
-      throw new SpeakerProfileError(`${where}: version ${pyRepr(value.version)}; this runtime reads speaker profiles ` +
-        `of version ${PROFILE_VERSION}`);
+      throw new SpeakerProfileError(`${where}: version ${pyRepr(value.version)}; this runtime reads ` +
+        `speaker profiles of version ${PROFILE_VERSION}`);
     }
     if (typeof value.graph_sha256 !== 'string' || !SHA256.test(value.graph_sha256)) {
-      throw new SpeakerProfileError(`${where}: graph_sha256: expected the 64 hex digits of the model's graph`);
+      throw new SpeakerProfileError(`${where}: graph_sha256: expected the 64 hex digits of the model's ` +
+        'graph');
     }
     if (!Number.isInteger(value.clips) || value.clips < 1) {
-      throw new SpeakerProfileError(`${where}: clips: expected a whole number >= 1, got ${pyRepr(value.clips)}`.slice(0, 200));
+      const message = `${where}: clips: expected a whole number >= 1, got ${pyRepr(value.clips)}`;
+      throw new SpeakerProfileError(message.slice(0, 200));
     }
     const [mean, std] = ['mean', 'std'].map((key) => vector(value[key], key, where));
     if (mean.length !== std.length) {
-      throw new SpeakerProfileError(`${where}: mean has ${mean.length} values but std ${std.length}; expected one each ` +
-        'per feature');
+      throw new SpeakerProfileError(`${where}: mean has ${mean.length} values but std ${std.length}; ` +
+        'expected one each per feature');
     }
-    if (!std.every((x) => x > 0)) throw new SpeakerProfileError(`${where}: std: expected values above 0 (standard deviations)`);
+    if (!std.every((x) => x > 0)) {
+      throw new SpeakerProfileError(`${where}: std: expected values above 0 (standard deviations)`);
+    }
     return new SpeakerProfile({ mean, std, clips: value.clips, graphSha256: value.graph_sha256,
       model: typeof value.model === 'string' ? value.model : '' });
   }
 }
 
 function vector(value, key, where) {
-  if (!Array.isArray(value) || !value.length || !value.every((x) => typeof x === 'number' && Number.isFinite(x))) {
-    throw new SpeakerProfileError(`${where}: ${key}: expected a non-empty list of finite numbers, one per feature`);
+  const finite = (x) => typeof x === 'number' && Number.isFinite(x);
+  if (!Array.isArray(value) || !value.length || !value.every(finite)) {
+    throw new SpeakerProfileError(`${where}: ${key}: expected a non-empty list of finite numbers, one per ` +
+      'feature');
   }
   return Float32Array.from(value);
 }
@@ -103,8 +112,8 @@ function vector(value, key, where) {
 /** Refuse fewer clips than the manifest's enrollment.min_clips (before any is decoded or run). */
 export function checkCount(spec, count) {
   if (count < spec.minClips) {
-    throw new TooFewClipsError(`${count} enrollment clip(s) given; this model makes a speaker profile from at least ` +
-      `${spec.minClips} clips of the speaker (enrollment.min_clips)`);
+    throw new TooFewClipsError(`${count} enrollment clip(s) given; this model makes a speaker profile from ` +
+      `at least ${spec.minClips} clips of the speaker (enrollment.min_clips)`);
   }
 }
 
@@ -136,13 +145,13 @@ export function speakerProfile(spec, statistics, clips) {
 export function profileValues(spec, speaker) {
   if (!(speaker instanceof SpeakerProfile)) {
     const what = speaker === null ? 'null' : (speaker?.constructor?.name ?? typeof speaker);
-    throw new SpeakerProfileError('speaker must be a SpeakerProfile (from calibrate() or a saved one loaded), got ' +
-      what);
+    throw new SpeakerProfileError('speaker must be a SpeakerProfile (from calibrate() or a saved one ' +
+      `loaded), got ${what}`);
   }
   if (speaker.graphSha256 !== spec.graphSha256) {
+    const [theirs, ours] = [speaker.graphSha256, spec.graphSha256].map((sha) => sha.slice(0, 12));
     throw new SpeakerProfileError(`the speaker profile was made with another model (graph sha256 ` +
-      `${speaker.graphSha256.slice(0, 12)}..., this model's ${spec.graphSha256.slice(0, 12)}...): calibrate the ` +
-      'speaker again with this model');
+      `${theirs}..., this model's ${ours}...): calibrate the speaker again with this model`);
   }
   if (speaker.features !== spec.features) {
     throw new SpeakerProfileError(`the speaker profile has ${speaker.features} features; this model reads ` +

@@ -40,8 +40,8 @@ export function freeInitializers(bytes, names) {
   const graph = concat(kept);
   return {
     model: concat([
-      bytes.subarray(0, graphField.keyStart), encodeVarint(MODEL_GRAPH * 8 + 2), encodeVarint(graph.length), graph,
-      bytes.subarray(graphField.end),
+      bytes.subarray(0, graphField.keyStart), encodeVarint(MODEL_GRAPH * 8 + 2), encodeVarint(graph.length),
+      graph, bytes.subarray(graphField.end),
     ]),
     values,
   };
@@ -56,7 +56,9 @@ function readTensor(bytes, start, end) {
     } else if (field.number === TENSOR.dims) {
       if (field.wire === 0) tensor.dims.push(field.value);
       else {
-        for (let at = field.start, dim; at < field.end; tensor.dims.push(dim)) [dim, at] = readVarint(bytes, at);
+        for (let at = field.start, dim; at < field.end; tensor.dims.push(dim)) {
+          [dim, at] = readVarint(bytes, at);
+        }
       }
     } else if (field.number === TENSOR.dataType && field.wire === 0) {
       tensor.dataType = field.value;

@@ -13,7 +13,8 @@ import * as ort from 'onnxruntime-node';
 import { decodeWav, loadClassifier, RuntimeInputError, SpeakerProfile } from '../src/index.js';
 
 const expectationsPath = process.env.LEXIEDGE_JS_ENROLLMENT;
-const skip = expectationsPath ? false : 'LEXIEDGE_JS_ENROLLMENT is not set (run through tests/js/test_runtime_js_enrollment.py)';
+const skip = expectationsPath ? false
+  : 'LEXIEDGE_JS_ENROLLMENT is not set (run through tests/js/test_runtime_js_enrollment.py)';
 const expected = expectationsPath ? JSON.parse(readFileSync(expectationsPath, 'utf8')) : null;
 const results = { probes: [] };
 const sessionOptions = { intraOpNumThreads: 1, executionProviders: ['cpu'], logSeverityLevel: 3 };
@@ -21,15 +22,18 @@ const loaded = {};
 
 const classifier = (key, lib = ort) => {
   const cacheKey = `${key}-${lib === ort ? 'node' : 'web'}`;
-  loaded[cacheKey] ??= loadClassifier(expected.artifacts[key], { ort: lib, sessionOptions: lib === ort ? sessionOptions : {} });
+  const options = { ort: lib, sessionOptions: lib === ort ? sessionOptions : {} };
+  loaded[cacheKey] ??= loadClassifier(expected.artifacts[key], options);
   return loaded[cacheKey];
 };
 const decoded = (path) => decodeWav(readFileSync(path));
 const maxDelta = (a, b) => Array.from(a).reduce((worst, x, i) => Math.max(worst, Math.abs(x - b[i])), 0);
-const relativeDelta = (a, b) => Array.from(a).reduce((worst, x, i) => Math.max(worst, Math.abs(x - b[i]) / Math.max(1, Math.abs(b[i]))), 0);
+const relativeDelta = (a, b) => Array.from(a).reduce(
+  (worst, x, i) => Math.max(worst, Math.abs(x - b[i]) / Math.max(1, Math.abs(b[i]))), 0);
 
 test.after(() => {
-  if (process.env.LEXIEDGE_JS_RESULTS) writeFileSync(process.env.LEXIEDGE_JS_RESULTS, JSON.stringify(results, null, 1));
+  const path = process.env.LEXIEDGE_JS_RESULTS;
+  if (path) writeFileSync(path, JSON.stringify(results, null, 1));
 });
 
 test('the speaker\'s wavs give the Python runtime\'s profile', { skip }, async () => {
@@ -42,7 +46,8 @@ test('the speaker\'s wavs give the Python runtime\'s profile', { skip }, async (
   results.profile_std_delta = relativeDelta(profile.std, python.std);
   assert.ok(results.profile_mean_delta <= 1e-5, `mean: relative delta ${results.profile_mean_delta}`);
   assert.ok(results.profile_std_delta <= 1e-5, `std: relative delta ${results.profile_std_delta}`);
-  assert.deepEqual(Object.keys(JSON.parse(JSON.stringify(profile))), Object.keys(python)); // the same file format
+  // the same file format
+  assert.deepEqual(Object.keys(JSON.parse(JSON.stringify(profile))), Object.keys(python));
 });
 
 test('predictions with a profile, and without one, are the Python runtime\'s', { skip }, async (t) => {
@@ -62,7 +67,9 @@ test('predictions with a profile, and without one, are the Python runtime\'s', {
         global: maxDelta(fallback.scores, probe.global),
       };
       results.probes.push({ wav: probe.wav, ...deltas });
-      for (const [name, delta] of Object.entries(deltas)) assert.ok(delta <= 1e-4, `${name}: max |delta| ${delta}`);
+      for (const [name, delta] of Object.entries(deltas)) {
+        assert.ok(delta <= 1e-4, `${name}: max |delta| ${delta}`);
+      }
     });
   }
 });
@@ -91,7 +98,9 @@ test('bad enrollment input gets the Python runtime\'s class and message', { skip
     'int16 PCM': (m) => m.calibrate([tone, Int16Array.from(tone, (x) => Math.round(x * 32767))]),
     'a model without enrollment: calibrate': (m) => m.calibrate([tone, tone]),
     'a model without enrollment: speaker': async (m) => m.predict({ waveform: tone, speaker: await ours() }),
-    'a profile of another model': (m) => m.predict({ waveform: tone, speaker: SpeakerProfile.fromJSON(expected.other_profile) }),
+    'a profile of another model': (m) => m.predict({
+      waveform: tone, speaker: SpeakerProfile.fromJSON(expected.other_profile),
+    }),
     'a profile of another version': () => SpeakerProfile.fromJSON({ ...expected.profile, version: 2 }),
   };
   const ours = async () => (await classifier('enrollment')).calibrate([tone, tone]);
