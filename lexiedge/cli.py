@@ -448,16 +448,16 @@ def infer(
         bool, typer.Option("--allow-unverified", help="load an artifact whose export verification failed (warns)")
     ] = False,
     enroll: Annotated[
-        Optional[list[Path]],
+        list[Path] | None,
         typer.Option("--enroll", metavar="CLIP", help="a clip of the speaker (repeat it, at least the "
                      "manifest's enrollment.min_clips): classify FILEs with their profile"),
     ] = None,
     speaker: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--speaker", metavar="PROFILE", help="a speaker profile saved by --save-speaker"),
     ] = None,
     save_speaker: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--save-speaker", metavar="PROFILE", help="write the --enroll profile here (JSON)"),
     ] = None,
 ) -> None:

@@ -116,23 +116,20 @@ class SpeakerProfile:
         that cannot be written is a :class:`SpeakerProfileError` naming it."""
         path = Path(path)
         text = json.dumps(self.to_json(), indent=1) + "\n"
+        temporary: Path | None = None
         try:
-            handle = tempfile.NamedTemporaryFile(
+            with tempfile.NamedTemporaryFile(
                 "w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False, encoding="utf-8"
-            )
-        except OSError as exc:  # no such folder, or one this process may not write to
-            raise SpeakerProfileError(
-                f"{path}: cannot write the speaker profile there ({_reason(exc)})"
-            ) from None
-        try:
-            with handle:
+            ) as handle:
+                temporary = Path(handle.name)
                 handle.write(text)
-            os.replace(handle.name, path)
+            os.replace(temporary, path)
         except BaseException as exc:
-            Path(handle.name).unlink(missing_ok=True)
-            if isinstance(exc, OSError):  # a full disk, or a folder at ``path``
+            if temporary is not None:
+                temporary.unlink(missing_ok=True)
+            if isinstance(exc, OSError):  # no such folder, no permission, a full disk, a folder at ``path``
                 raise SpeakerProfileError(
-                    f"{path}: cannot write the speaker profile ({_reason(exc)})"
+                    f"{path}: cannot write the speaker profile there ({_reason(exc)})"
                 ) from None
             raise
         return path

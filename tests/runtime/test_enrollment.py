@@ -286,7 +286,7 @@ def test_infer_enrolls_the_speaker_saves_the_profile_and_reads_it_back(
     again = cli("infer", str(enrollment_run.onnx), str(clip), "--speaker", str(saved), "--top", "1")
     assert again.exit_code == 0 and f"speaker profile: {saved}" in again.stderr
     assert f"{expected.label} {expected.confidence:.2f}" in next(
-        l for l in again.stdout.splitlines() if clip.name in l
+        line for line in again.stdout.splitlines() if clip.name in line
     )
     plain = cli("infer", str(enrollment_run.onnx), str(clip))
     assert "no speaker profile: normalised by the global training statistics" in plain.stderr

@@ -253,7 +253,7 @@ class EnrollmentSection(Section):
 
     VERSION = ENROLLMENT_VERSION
 
-    version: Literal[ENROLLMENT_VERSION] = required()  # noqa: F821 (a constant, read by get_type_hints)
+    version: Literal[ENROLLMENT_VERSION] = required()
     statistics_output: str = required(pattern=".")
     profile_inputs: ProfileInputs = required()
     features: int = required(minimum=1, maximum=MAX_FEATURES)
