@@ -42,6 +42,7 @@ __all__ = [
     "MANIFEST_FORMAT",
     "MANIFEST_VERSION",
     "VERSIONED_PACKAGES",
+    "dynamic_axes",
     "file_table",
     "finalize_manifest",
     "library_versions",
@@ -96,6 +97,17 @@ def read_manifest(directory: Path) -> dict[str, Any]:
 def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
     """Write ``manifest.json`` whole or not at all."""
     atomic.write_json(directory / MANIFEST, manifest)
+
+
+def dynamic_axes(signature: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, str]]:
+    """The manifest's ``dynamic_axes``: ``{tensor: {axis: name}}`` for every axis of ``signature`` (its
+    ``inputs`` and ``outputs``, each ``{"name", "dtype", "shape"}``) that is not a fixed number."""
+    axes: dict[str, dict[str, str]] = {}
+    for value in [*signature["inputs"], *signature["outputs"]]:
+        named = {str(i): str(dim) for i, dim in enumerate(value["shape"]) if not isinstance(dim, int)}
+        if named:
+            axes[value["name"]] = named
+    return axes
 
 
 def update_manifest(directory: Path, **sections: Any) -> dict[str, Any]:

@@ -2,9 +2,9 @@
 
 Every method writes the model files into ``job.out_dir`` (a temporary directory the core renames
 into place), runs verification, writes its part of ``manifest.json`` (the numbers included), and
-only then enforces the thresholds, so a rejected artifact keeps its numbers. Later targets
-(TensorRT) reuse the pieces: the classifier's fp32 graph (:func:`classifier_fp32_graph`), the
-verification (any ``runner(feeds) -> outputs``) and the manifest helpers.
+only then enforces the thresholds, so a rejected artifact keeps its numbers. The classifier's source,
+verification and manifest sections are the core's (:mod:`lexiedge.export.classifier`,
+:mod:`lexiedge.export.verify_classifier`), shared with the other formats' exporters.
 """
 
 from __future__ import annotations
@@ -15,8 +15,14 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from lexiedge.api import ExporterPlugin, ExportJob, PluginSettings
-from lexiedge.export import VerificationError, update_manifest
-from lexiedge.rundir import WEIGHTS
+from lexiedge.export import VerificationError, dynamic_axes, update_manifest
+from lexiedge.export.classifier import (
+    ClassifierSource,
+    calibration_batches,
+    load_classifier,
+    write_classifier_manifest,
+)
+from lexiedge.export.verify_classifier import check_classifier, classifier_thresholds, set_or
 from lexiedge_onnx import causal_lm, classifier
 from lexiedge_onnx.genai import MODEL_FILE, build_genai_model, decode_speed, genai_model_size, load_genai_model
 from lexiedge_onnx.mobile import convert_to_ort, required_operators
@@ -27,9 +33,8 @@ from lexiedge_onnx.quantize import (
     quantize_dynamic_int8,
     quantize_static_then_dynamic,
 )
-from lexiedge_onnx.runners import OrtRunner, dynamic_axes
+from lexiedge_onnx.runners import OrtRunner
 from lexiedge_onnx.settings import OnnxInt4Settings, OnnxInt8Settings, OnnxSettings, OrtMobileSettings
-from lexiedge_onnx.verify_classifier import enforce_classifier, verify_classifier
 from lexiedge_onnx.verify_lm import enforce_lm, verify_lm
 from lexiedge_runtime.tasks import av_classification as av_task
 from lexiedge_runtime.tasks import causal_lm as lm_task
@@ -63,49 +68,31 @@ class _TaskExporter(ExporterPlugin):
 # --- thresholds: the task spec's defaults for the graph's precision, unless the profile sets them ------
 
 
-def classifier_thresholds(settings: PluginSettings, precision: str) -> ClassifierThresholds:
-    """What verification enforces on a classifier graph of ``precision`` ("fp32", "int8"): each threshold the
-    target's settings set (not None), else the task's default (:data:`av_classification.THRESHOLDS`)."""
-    default = av_task.THRESHOLDS[precision]
-    return ClassifierThresholds(
-        atol=_set_or(settings, "atol", default.atol),
-        min_top1=_set_or(settings, "min_top1", default.min_top1),
-        max_uar_drop=_set_or(settings, "max_uar_drop", default.max_uar_drop),
-        min_decisive_share=settings.min_decisive_share,
-    )
-
-
 def lm_thresholds(settings: PluginSettings, precision: str) -> LmThresholds:
     """What verification enforces on an LLM graph of ``precision`` ("fp32", "int8", "int4"), as above
     (:data:`causal_lm.THRESHOLDS`); an fp32 graph must also generate PyTorch's text."""
     default = lm_task.THRESHOLDS[precision]
     return LmThresholds(
-        atol=_set_or(settings, "atol", default.atol),
-        min_token_agreement=_set_or(settings, "min_token_agreement", default.min_token_agreement),
+        atol=set_or(settings, "atol", default.atol),
+        min_token_agreement=set_or(settings, "min_token_agreement", default.min_token_agreement),
         identical_generation=default.identical_generation,
         min_decisive_share=settings.min_decisive_share,
     )
 
 
-def _set_or(settings: PluginSettings, name: str, default: Any) -> Any:
-    """The setting when the target has it and the profile (or its default) gives a value; else ``default``."""
-    value = getattr(settings, name, None)
-    return default if value is None else value
-
-
 # --- classifier pieces ---------------------------------------------------------------------------
 
 
-def classifier_fp32_graph(job: ExportJob, path: Path, opset: int = 18) -> classifier.ClassifierSource:
+def classifier_fp32_graph(job: ExportJob, path: Path, opset: int = 18) -> ClassifierSource:
     """Load the run's classifier and write its fp32 graph (logits + probabilities) to ``path``."""
-    source = classifier.load_classifier(job)
+    source = load_classifier(job)
     with job.stage(f"tracing the fp32 graph (torch.onnx, opset {opset})"):
         classifier.export_graph(source, path, opset=opset)
     return source
 
 
 def classifier_int8_graph(
-    job: ExportJob, source: classifier.ClassifierSource, fp32: Path, out: Path, settings: OnnxInt8Settings,
+    job: ExportJob, source: ClassifierSource, fp32: Path, out: Path, settings: OnnxInt8Settings,
     scratch: Path,
 ) -> dict[str, Any]:
     """Quantize ``fp32`` into ``out`` as the settings say; returns the manifest's quantization section.
@@ -138,7 +125,7 @@ def classifier_int8_graph(
                                   per_channel=settings.per_channel)
         kept = keep_dynamic
     else:
-        calibration = classifier.calibration_batches(source, settings.calibration_clips)
+        calibration = calibration_batches(source, settings.calibration_clips)
         with job.stage(f"calibration and static int8 quantization ({settings.calibration_clips} training clips)"):
             quantize_static_then_dynamic(
                 graph, out, scratch,
@@ -158,39 +145,18 @@ def classifier_int8_graph(
     return section
 
 
-def _classifier_manifest(job: ExportJob, source: classifier.ClassifierSource, runner: OrtRunner,
-                         model_files: list[str], report: dict[str, Any], **extra: Any) -> None:
-    signature = runner.signature()
-    update_manifest(
-        job.out_dir,
-        signature=signature,
-        dynamic_axes=dynamic_axes(signature),
-        labels=source.labels,
-        preprocessing=classifier.preprocessing(source),
-        runtime={"engine": "onnxruntime", "graph": model_files[0], "providers": ["CPUExecutionProvider"]},
-        model_files=model_files,
-        source={"checkpoint_file": str(source.checkpoint / WEIGHTS)},
-        verification=report,
-        **job.model_plugin.manifest_sections(source.module),
-        **extra,
-    )
-
-
-def _check_classifier(job: ExportJob, source: classifier.ClassifierSource, graph: Path, target: str,
+def _check_classifier(job: ExportJob, source: ClassifierSource, graph: Path, target: str,
                       thresholds: ClassifierThresholds, max_val_clips: int, **extra: Any) -> None:
     runner = OrtRunner(graph)
-    report: dict[str, Any] = {"thresholds": thresholds.report()}
-    try:
-        with job.stage(f"verification against PyTorch (up to {max_val_clips} validation clips)"):
-            report = verify_classifier(runner, source, target, thresholds, max_val_clips=max_val_clips)
-        enforce_classifier(report, target, thresholds)
-        report["passed"] = True
-    except VerificationError as exc:
-        report.update(passed=False, failure=exc.reason)
-        raise
-    finally:  # passed or rejected (not crashed): the artifact keeps every number measured
-        if "passed" in report:
-            _classifier_manifest(job, source, runner, [graph.name], report, **extra)
+
+    def write_manifest(report: dict[str, Any]) -> None:
+        write_classifier_manifest(
+            job, source, signature=runner.signature(), model_files=[graph.name], report=report,
+            runtime={"engine": "onnxruntime", "graph": graph.name, "providers": ["CPUExecutionProvider"]},
+            **extra,
+        )
+
+    check_classifier(job, source, runner, target, thresholds, max_val_clips, write_manifest)
 
 
 # --- LLM pieces --------------------------------------------------------------------------------------

@@ -1,18 +1,16 @@
 """Running an exported graph: the callable verification talks to, and the graph's signature.
 
-Verification only needs ``runner(feeds) -> outputs`` (numpy in, numpy out, by name), so a later
-backend (a TensorRT engine) plugs into the same checks with its own runner.
+Verification only needs ``runner(feeds) -> outputs`` (numpy in, numpy out, by name:
+:data:`lexiedge.export.verify_classifier.Runner`), so another backend plugs into the same checks with its
+own runner.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-Runner = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 
 _ORT_TYPES = {
     "tensor(float)": "float32",
@@ -65,19 +63,3 @@ class OrtRunner:
             ]
 
         return {"inputs": describe(self.session.get_inputs()), "outputs": describe(self.session.get_outputs())}
-
-
-def dynamic_axes(signature: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, str]]:
-    """``{tensor: {axis: name}}`` for every axis that is not a fixed number."""
-    axes: dict[str, dict[str, str]] = {}
-    for value in [*signature["inputs"], *signature["outputs"]]:
-        named = {str(i): str(dim) for i, dim in enumerate(value["shape"]) if not isinstance(dim, int)}
-        if named:
-            axes[value["name"]] = named
-    return axes
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)

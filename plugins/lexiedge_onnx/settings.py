@@ -12,27 +12,16 @@ from typing import Literal
 
 from pydantic import Field
 
-from lexiedge.api import PluginSettings
+from lexiedge.export.settings import VerifySettings as CoreVerifySettings
 from lexiedge_runtime.tasks.av_classification import THRESHOLDS as AV
 from lexiedge_runtime.tasks.causal_lm import THRESHOLDS as LM
 
 
-class VerifySettings(PluginSettings):
-    """How many inputs verification runs (fields shared by every target)."""
+class VerifySettings(CoreVerifySettings):
+    """The core's verification settings (:class:`lexiedge.export.settings.VerifySettings`) and the LLM's."""
 
-    max_val_clips: int = Field(256, ge=1, description="classifier: validation clips compared (the first N)")
     prompts: int = Field(4, ge=1, le=8, description="LLM: built-in tutor prompts of different lengths compared")
     new_tokens: int = Field(24, ge=1, description="LLM: greedy tokens generated per prompt and compared")
-    min_decisive_share: float = Field(
-        AV["fp32"].min_decisive_share,
-        ge=0,
-        le=1,
-        description=(
-            "share of the validation clips (LLM: greedy steps) whose PyTorch top-2 margin must exceed twice the "
-            "export's logit noise; fewer means the export's noise is as large as the model's decisions (a trained "
-            "classifier's int8 export has ~90%, a lightly trained tiny LLM's int4 ~40%, a broken graph ~0-5%)"
-        ),
-    )
 
 
 class OnnxSettings(VerifySettings):
@@ -106,7 +95,7 @@ class OnnxInt8Settings(VerifySettings):
         le=1,
         description=(
             "classifier: top-1 agreement with fp32 PyTorch on the decisive validation clips (fp32 top-2 margin above "
-            "twice the export's logit noise); near-ties are reported apart (lexiedge_onnx.agreement)"
+            "twice the export's logit noise); near-ties are reported apart (lexiedge.export.agreement)"
         ),
     )
     max_uar_drop: float = Field(

@@ -10,7 +10,7 @@ the graph directly, and every axis must hold):
 
 ``token_agreement`` is the share of steps in (2) where the artifact's argmax is PyTorch's greedy
 token; it is enforced on the decisive steps only (PyTorch's top-2 margin above twice the export's
-logit noise, see :mod:`lexiedge_onnx.agreement`), near-ties are counted apart. ``generation`` counts
+logit noise, see :mod:`lexiedge.export.agreement`), near-ties are counted apart. ``generation`` counts
 prompts whose whole generation in (3) is identical, and where one is not, whether it first left
 PyTorch's at a near-tie (allowed: a coin toss) or at a decisive step (a real difference).
 """
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from lexiedge.export import AgreementError, AtolError, ShapeError
-from lexiedge_onnx.agreement import Agreement, measure_agreement, top2_margin
+from lexiedge.export.agreement import Agreement, measure_agreement, top2_margin
 from lexiedge_onnx.causal_lm import LmSource, padded, prompt_ids
 from lexiedge_onnx.genai import greedy_generate, load_genai_model
 from lexiedge_onnx.runners import OrtRunner

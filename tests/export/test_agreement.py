@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from lexiedge_onnx.agreement import measure_agreement, tie_margin_for, top2_margin
+from lexiedge.export.agreement import measure_agreement, tie_margin_for, top2_margin
 
 
 def _noisy(reference: np.ndarray, scale: float, seed: int = 0) -> np.ndarray:
@@ -57,7 +57,7 @@ def test_teacher_forced_tokens_are_compared_with_the_expected_choice() -> None:
 
 
 def _report(pytorch_uar: float, artifact_uar: float, labels: np.ndarray) -> dict:
-    from lexiedge_onnx.verify_classifier import one_clip_uar
+    from lexiedge.export.verify_classifier import one_clip_uar
 
     validation = {
         "clips": len(labels), "max_abs_diff": {"logits": 0.0}, "decisive": {"share": 1.0, "agreement": 1.0,
@@ -70,7 +70,7 @@ def _report(pytorch_uar: float, artifact_uar: float, labels: np.ndarray) -> dict
 
 def test_a_uar_drop_of_one_clip_is_within_what_a_small_validation_set_resolves() -> None:
     import pytest
-    from lexiedge_onnx.verify_classifier import ClassifierThresholds, enforce_classifier, one_clip_uar
+    from lexiedge.export.verify_classifier import ClassifierThresholds, enforce_classifier, one_clip_uar
 
     from lexiedge.export import AgreementError
 

@@ -1,8 +1,12 @@
-"""Verification of a classifier artifact against the PyTorch model it came from.
+"""Verification of a classifier artifact against the PyTorch model it came from, for every format.
+
+An exporter hands :func:`check_classifier` a runner (``runner(feeds) -> outputs``, numpy in and out, by
+name: an ONNX Runtime session, an ExecuTorch program, ...); the checks and thresholds are the same for
+all of them.
 
 Two kinds of inputs, neither of them the trace's: the validation split (real clips: max |logit
 difference|, top-1 agreement on decisive clips with near-ties apart, see
-:mod:`lexiedge_onnx.agreement`, and the task metric of both), and a shape sweep (batch 1 and 3,
+:mod:`lexiedge.export.agreement`, and the task metric of both), and a shape sweep (batch 1 and 3,
 other audio lengths and frame counts, missing modalities) that catches graphs specialised to the
 trace shape. Every number goes into the report (and so into the manifest) before a threshold is
 enforced.
@@ -10,14 +14,13 @@ enforced.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lexiedge.export import AgreementError, AtolError, ShapeError
-from lexiedge.metrics import classification_metrics, confusion_matrix
-from lexiedge_onnx.agreement import measure_agreement
-from lexiedge_onnx.classifier import (
+from lexiedge.export.agreement import measure_agreement
+from lexiedge.export.classifier import (
     Batch,
     ClassifierSource,
     input_shape,
@@ -25,11 +28,80 @@ from lexiedge_onnx.classifier import (
     sweep_batches,
     validation_batches,
 )
-from lexiedge_onnx.runners import Runner, softmax
-from lexiedge_runtime.tasks.av_classification import METRIC, ClassifierThresholds
-from lexiedge_runtime.tasks.av_classification import LOGITS, PROBABILITIES
+from lexiedge.export.errors import AgreementError, AtolError, ShapeError, VerificationError
+from lexiedge.metrics import classification_metrics, confusion_matrix
+from lexiedge_runtime.tasks import av_classification as av_task
+from lexiedge_runtime.tasks.av_classification import LOGITS, METRIC, PROBABILITIES, ClassifierThresholds
 
-__all__ = ["ClassifierThresholds", "enforce_classifier", "one_clip_uar", "verify_classifier"]
+if TYPE_CHECKING:
+    from lexiedge.api import ExportJob, PluginSettings
+
+# what verification talks to: feeds by name in, outputs by name out (numpy both ways)
+Runner = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
+
+__all__ = [
+    "ClassifierThresholds",
+    "Runner",
+    "check_classifier",
+    "classifier_thresholds",
+    "enforce_classifier",
+    "one_clip_uar",
+    "set_or",
+    "softmax",
+    "verify_classifier",
+]
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+def set_or(settings: PluginSettings, name: str, default: Any) -> Any:
+    """The setting when the target has it and the profile (or its default) gives a value; else ``default``."""
+    value = getattr(settings, name, None)
+    return default if value is None else value
+
+
+def classifier_thresholds(settings: PluginSettings, precision: str) -> ClassifierThresholds:
+    """What verification enforces on a classifier graph of ``precision`` ("fp32", "int8"): each threshold the
+    target's settings set (not None), else the task's default (:data:`av_classification.THRESHOLDS`)."""
+    default = av_task.THRESHOLDS[precision]
+    return ClassifierThresholds(
+        atol=set_or(settings, "atol", default.atol),
+        min_top1=set_or(settings, "min_top1", default.min_top1),
+        max_uar_drop=set_or(settings, "max_uar_drop", default.max_uar_drop),
+        min_decisive_share=settings.min_decisive_share,
+    )
+
+
+def check_classifier(
+    job: ExportJob,
+    source: ClassifierSource,
+    runner: Runner,
+    target: str,
+    thresholds: ClassifierThresholds,
+    max_val_clips: int,
+    write_manifest: Callable[[dict[str, Any]], None],
+) -> None:
+    """Verify, hand the report to ``write_manifest``, then enforce the thresholds.
+
+    Passed or rejected (not crashed), the artifact keeps every number measured: ``write_manifest`` runs
+    before a :class:`VerificationError` leaves.
+    """
+    report: dict[str, Any] = {"thresholds": thresholds.report()}
+    try:
+        with job.stage(f"verification against PyTorch (up to {max_val_clips} validation clips)"):
+            report = verify_classifier(runner, source, target, thresholds, max_val_clips=max_val_clips)
+        enforce_classifier(report, target, thresholds)
+        report["passed"] = True
+    except VerificationError as exc:
+        report.update(passed=False, failure=exc.reason)
+        raise
+    finally:
+        if "passed" in report:
+            write_manifest(report)
 
 
 def _run_checked(runner: Runner, batch: Batch, num_classes: int, target: str) -> dict[str, np.ndarray]:
