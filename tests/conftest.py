@@ -68,12 +68,19 @@ def small_artifacts_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def small_av_artifact(small_artifacts_root: Path) -> Path:
-    """An emotion-av onnx artifact of the cpu profile (its manifest records preprocessing.media)."""
-    data, run, artifact = (small_artifacts_root / name for name in ("synth", "run-av", "emotion-av-onnx"))
+def small_av_run(small_artifacts_root: Path) -> Path:
+    """An emotion-av run of the cpu profile trained for 2 steps on 6 synthetic actors (real mp4 files)."""
+    data, run = small_artifacts_root / "synth", small_artifacts_root / "run-av"
     lexiedge_ok("data", "synth-av", "--out", data, "--actors", "6")
     lexiedge_ok("train", "--profile", "cpu", "--model", "emotion-av", "--data", data, "--out", run, *SMALL_AV_TRAIN)
-    lexiedge_ok("export", "--run", run, "--target", "onnx", "--out", artifact, *SMALL_AV_EXPORT)
+    return run
+
+
+@pytest.fixture(scope="session")
+def small_av_artifact(small_artifacts_root: Path, small_av_run: Path) -> Path:
+    """An emotion-av onnx artifact of the cpu profile (its manifest records preprocessing.media)."""
+    artifact = small_artifacts_root / "emotion-av-onnx"
+    lexiedge_ok("export", "--run", small_av_run, "--target", "onnx", "--out", artifact, *SMALL_AV_EXPORT)
     return artifact
 
 

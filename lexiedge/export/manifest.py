@@ -34,6 +34,7 @@ VERSIONED_PACKAGES = (
     "onnx",
     "onnxruntime",
     "onnxruntime-genai",
+    "executorch",
     "numpy",
 )
 

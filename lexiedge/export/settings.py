@@ -19,8 +19,9 @@ class VerifySettings(PluginSettings):
         ge=0,
         le=1,
         description=(
-            "share of the validation clips (LLM: greedy steps) whose PyTorch top-2 margin must exceed twice the "
-            "export's logit noise; fewer means the export's noise is as large as the model's decisions (a trained "
-            "classifier's int8 export has ~90%, a lightly trained tiny LLM's int4 ~40%, a broken graph ~0-5%)"
+            "share of the validation clips (LLM: greedy steps) whose PyTorch top-2 margin must exceed twice "
+            "the export's logit noise; fewer means the export's noise is as large as the model's decisions "
+            "(a trained classifier's int8 export has ~90%, a lightly trained tiny LLM's int4 ~40%, a broken "
+            "graph ~0-5%)"
         ),
     )

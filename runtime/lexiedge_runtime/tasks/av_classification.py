@@ -668,6 +668,14 @@ RUNNERS = (
         "ONNX Runtime session over model.onnx or model.ort (CPU, CUDA, TensorRT)",
         ("onnxruntime",),
     ),
+    RunnerEntry(
+        "executorch",
+        NAME,
+        "lexiedge_runtime.executorch_runner:open_executorch_classifier",
+        None,
+        "ExecuTorch program model.pte, XNNPACK on the CPU, clip by clip (extra [executorch]; imports torch)",
+        ("executorch.runtime",),
+    ),
 )
 
 SPEC = TaskSpec(

@@ -1,0 +1,167 @@
+"""The ExecuTorch export target of av-classification runs: ``executorch`` (fp32, XNNPACK).
+
+The artifact is ``model.pte`` + ``manifest.json``, verified exactly as the ONNX targets are (the core's
+:func:`~lexiedge.export.verify_classifier.check_classifier`: the shape sweep and the validation clips
+against the PyTorch model, fp32 thresholds, the task metric's delta in the manifest), through the
+runtime's own ExecuTorch runner (:class:`lexiedge_runtime.executorch_runner.PteProgram`), so what was
+verified is what apps run. The program is lowered for one clip at a time (batch 1); the runner runs a
+batch clip by clip. Nothing here imports torch or ExecuTorch until a target runs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from lexiedge import atomic
+from lexiedge.api import ExporterPlugin, ExportJob, PluginSettings
+from lexiedge.export import ExportError
+from lexiedge.export.classifier import (
+    ClassifierSource,
+    load_classifier,
+    preprocessing,
+    write_classifier_manifest,
+)
+from lexiedge.export.verify_classifier import check_classifier, classifier_thresholds
+from lexiedge_executorch.settings import ExecutorchSettings
+from lexiedge_runtime.executorch_runner import ENGINE, GRAPH, OUTPUT_NAMES, PteProgram, quiet_import
+from lexiedge_runtime.tasks import av_classification as av_task
+from lexiedge_runtime.tasks.av_classification import (
+    FRAMES,
+    INPUT_NAMES,
+    MIN_AUDIO_SECONDS,
+    WAVEFORM,
+    ClassifierSpec,
+)
+
+if TYPE_CHECKING:
+    from lexiedge_executorch.lowering import AxisBounds
+
+INSTALL = "pip install 'lexiedge[executorch]'"
+# a clip at the length limit in another sample rate may resample to a few samples more
+RESAMPLING_SLACK_SECONDS = 1.0
+
+
+def require_executorch(target: str) -> None:
+    """Refuse in one line before any work when ExecuTorch is not installed."""
+    if importlib.util.find_spec("executorch") is None:
+        raise ExportError(f"target {target!r} needs ExecuTorch (not installed): {INSTALL}")
+
+
+def axis_bounds(source: ClassifierSource) -> tuple[ClassifierSpec, "list[AxisBounds]"]:
+    """The dynamic axes' ranges: every input the runtime accepts for this model (from MIN_AUDIO_SECONDS to
+    ``preprocessing.max_input_seconds`` of audio, 1 to ``max_frames`` frames), since ExecuTorch plans its
+    memory for the upper bound and refuses what lies outside."""
+    from lexiedge_executorch.lowering import AxisBounds
+
+    spec = ClassifierSpec.from_manifest(
+        {"labels": source.labels, "preprocessing": preprocessing(source)}, "the run's preprocessing"
+    )
+    rate = spec.sample_rate
+    shortest = round(MIN_AUDIO_SECONDS * rate) // 2  # a short clip resampled up may lose a sample or two
+    longest = math.ceil((spec.max_input_seconds + RESAMPLING_SLACK_SECONDS) * rate)
+    waveform, frames = INPUT_NAMES.index(WAVEFORM), INPUT_NAMES.index(FRAMES)
+    return spec, [AxisBounds(waveform, 1, shortest, longest), AxisBounds(frames, 1, 1, spec.max_frames)]
+
+
+def program_signature(spec: ClassifierSpec, classes: int) -> dict[str, list[dict[str, Any]]]:
+    """The manifest's ``signature``: the task's tensors with the program's batch of 1 and the model's sizes
+    (image size for the frames' free axes, the label count for the outputs')."""
+
+    def describe(tensors: tuple, unnamed: int) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": tensor.name,
+                "dtype": tensor.dtype,
+                "shape": [
+                    1 if axis == "batch" else unnamed if axis is None else axis for axis in tensor.axes
+                ],
+            }
+            for tensor in tensors
+        ]
+
+    outputs = tuple(tensor for tensor in av_task.OUTPUTS if tensor.name in OUTPUT_NAMES)
+    return {"inputs": describe(av_task.INPUTS, spec.image_size), "outputs": describe(outputs, classes)}
+
+
+class ExecutorchExporter(ExporterPlugin):
+    name: ClassVar[str] = "executorch"
+    description: ClassVar[str] = (
+        "ExecuTorch program (.pte), fp32, XNNPACK-delegated; batch 1, dynamic samples and frames "
+        "(extra [executorch])"
+    )
+    Settings: ClassVar[type[PluginSettings]] = ExecutorchSettings
+    tasks: ClassVar[frozenset[str]] = frozenset({av_task.NAME})
+
+    def export(self, job: ExportJob) -> Path:
+        settings = job.settings
+        assert isinstance(settings, ExecutorchSettings)
+        require_executorch(self.name)
+        source = load_classifier(job)
+        if job.model_plugin.manifest_sections(source.module):
+            raise ExportError(
+                f"target {self.name!r} exports the task's four-input graph; {job.model_key} normalises "
+                "by speaker "
+                "(enrollment inputs and outputs): export it with --target onnx"
+            )
+        spec, bounds = axis_bounds(source)
+        graph = job.out_dir / GRAPH
+        atomic.write_bytes(graph, self._lower(job, source, bounds))
+        runner = PteProgram(graph)
+        export = {
+            "tool": "torch.export + executorch.exir.to_edge_transform_and_lower",
+            "backend": "XNNPACK (XnnpackPartitioner)",
+            "precision": "fp32",
+            "batch": 1,
+            "bounds": {"samples": [bounds[0].low, bounds[0].high], "frames": [bounds[1].low, bounds[1].high]},
+        }
+
+        def write_manifest(report: dict[str, Any]) -> None:
+            write_classifier_manifest(
+                job,
+                source,
+                signature=program_signature(spec, source.num_classes),
+                model_files=[GRAPH],
+                report=report,
+                export=export,
+                runtime={
+                    "engine": ENGINE,
+                    "graph": GRAPH,
+                    "backend": "XnnpackBackend",
+                    "batch": 1,
+                    "runs": "clip by clip (the program takes batch 1)",
+                },
+            )
+
+        thresholds = classifier_thresholds(settings, "fp32")
+        check_classifier(job, source, runner, self.name, thresholds, settings.max_val_clips, write_manifest)
+        return job.out_dir
+
+    @staticmethod
+    def _lower(job: ExportJob, source: ClassifierSource, bounds: "list[AxisBounds]") -> bytes:
+        with quiet_import():
+            from lexiedge_executorch import lowering
+
+        example = tuple(tensor[:1] for tensor in source.example)  # the trace batch, its first clip
+        module = lowering.WithProbabilities(lowering.exportable_copy(source.module)).eval()
+        samples, frames = bounds
+        with job.stage(
+            f"torch.export (batch 1; samples {samples.low}..{samples.high}, "
+            f"frames {frames.low}..{frames.high})"
+        ):
+            try:
+                program = lowering.export_program(module, example, lowering.dynamic_shapes(example, bounds))
+            except Exception as exc:  # torch.export's errors run to pages; the first line says what failed
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise ExportError(f"torch.export could not export {job.model_key}: {first}") from exc
+        with job.stage("lowering to XNNPACK (executorch)"):
+            try:
+                return lowering.lower_to_xnnpack(program)
+            except Exception as exc:
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise ExportError(f"ExecuTorch could not lower {job.model_key}: {first}") from exc
+
+
+EXPORTERS = (ExecutorchExporter,)

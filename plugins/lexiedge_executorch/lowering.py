@@ -1,0 +1,93 @@
+"""A PyTorch classifier -> an ExecuTorch program (.pte) delegated to XNNPACK, fp32.
+
+What the lowering needs that a plain ``torch.export`` + ``to_edge_transform_and_lower`` does not do:
+
+* buffers registered non-persistent (derived constants such as the emotion front end's DFT basis and
+  mel filters) are made persistent on a copy of the module: XNNPACK's partitioner moves the constants
+  it consumes into the state dict, and the program's verifier then refuses a non-persistent buffer there
+  ("Non-persistent buffer ... in the state dict"); the trained module is left as it is;
+* batch is fixed at 1 (what an app runs; XNNPACK's reshape takes one dynamic dimension, and a reshape of
+  (batch x frames) has two), the other named axes are ``Dim.DYNAMIC`` with the bounds the caller gives:
+  ExecuTorch plans memory for the upper bound;
+* the edge lowering runs with oneDNN and NNPACK switched off: torch's fake convolution chooses a CPU
+  convolution backend by input size (oneDNN above ~20,480 elements, NNPACK from 16 images) and records
+  that choice as a guard, which narrows the dynamic range (samples <= 102,399 instead of the bound asked
+  for, frames <= 15), and ExecuTorch then plans memory for the narrowed range;
+* the program returns the probabilities beside the logits (:class:`WithProbabilities`), as the ONNX
+  graphs do, so apps need no post-processing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+from executorch.exir import to_edge_transform_and_lower
+
+
+@dataclass(frozen=True)
+class AxisBounds:
+    """A dynamic axis of one input: position, and the smallest and largest size the program must take."""
+
+    input_index: int
+    axis: int
+    low: int
+    high: int
+
+
+class WithProbabilities(torch.nn.Module):
+    """The classifier with a second output, the softmax over the classes: (logits, probabilities)."""
+
+    def __init__(self, classifier: torch.nn.Module) -> None:
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(  # the task's four inputs by name: torch.export matches dynamic shapes to them
+        self, waveform: torch.Tensor, frames: torch.Tensor, audio_mask: torch.Tensor, video_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.classifier(waveform, frames, audio_mask, video_mask)
+        return logits, torch.softmax(logits, dim=-1)
+
+
+def exportable_copy(module: torch.nn.Module) -> torch.nn.Module:
+    """A copy in eval mode whose buffers are all persistent (see the module doc)."""
+    clone = copy.deepcopy(module).eval()
+    for submodule in clone.modules():
+        for name, buffer in list(submodule.named_buffers(recurse=False)):
+            submodule.register_buffer(name, buffer, persistent=True)
+    return clone
+
+
+def dynamic_shapes(example: Sequence[torch.Tensor], bounds: Iterable[AxisBounds]) -> tuple:
+    """``torch.export`` dynamic shapes: one dict per input ({axis: Dim.DYNAMIC(min, max)}) or None."""
+    spec: list[dict | None] = [None] * len(example)
+    for bound in bounds:
+        axes = spec[bound.input_index] or {}
+        axes[bound.axis] = torch.export.Dim.DYNAMIC(min=bound.low, max=bound.high)
+        spec[bound.input_index] = axes
+    return tuple(spec)
+
+
+@contextlib.contextmanager
+def size_independent_convolutions() -> Iterator[None]:
+    """No CPU convolution backend chosen by input size while lowering (see the module doc)."""
+    with torch.backends.mkldnn.flags(enabled=False), torch.backends.nnpack.flags(enabled=False):
+        yield
+
+
+def export_program(
+    module: torch.nn.Module, example: Sequence[torch.Tensor], shapes: tuple
+) -> "torch.export.ExportedProgram":
+    with torch.no_grad():
+        return torch.export.export(module, tuple(example), dynamic_shapes=shapes)
+
+
+def lower_to_xnnpack(program: "torch.export.ExportedProgram") -> bytes:
+    """The .pte bytes of ``program`` with every op XNNPACK takes delegated to it."""
+    with size_independent_convolutions():
+        edge = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
+        return edge.to_executorch().buffer
