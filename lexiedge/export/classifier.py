@@ -114,7 +114,11 @@ class Batch:
 
 
 def input_shape(waveform: Any, frames: Any) -> dict[str, int]:
-    return {"batch": int(waveform.shape[0]), "samples": int(waveform.shape[1]), "frames": int(frames.shape[1])}
+    return {
+        "batch": int(waveform.shape[0]),
+        "samples": int(waveform.shape[1]),
+        "frames": int(frames.shape[1]),
+    }
 
 
 _splits_cache: dict[tuple, DataSplits] = {}
@@ -160,7 +164,9 @@ def _batches(dataset, collate, indices: list[int], batch_size: int, description:
     for start in range(0, len(indices), batch_size):
         items = [dataset[i] for i in indices[start : start + batch_size]]
         collated = collate(items) if collate is not None else _stack(items)
-        feeds = {name: np.ascontiguousarray(collated[name].numpy().astype(np.float32)) for name in INPUT_NAMES}
+        feeds = {
+            name: np.ascontiguousarray(collated[name].numpy().astype(np.float32)) for name in INPUT_NAMES
+        }
         labels = collated[LABEL].numpy() if LABEL in collated else None
         batches.append(Batch(feeds, labels, description))
     return batches

@@ -50,7 +50,7 @@ def require_executorch(target: str) -> None:
         raise ExportError(f"target {target!r} needs ExecuTorch (not installed): {INSTALL}")
 
 
-def axis_bounds(source: ClassifierSource) -> tuple[ClassifierSpec, "list[AxisBounds]"]:
+def axis_bounds(source: ClassifierSource) -> tuple[ClassifierSpec, list[AxisBounds]]:
     """The dynamic axes' ranges: every input the runtime accepts for this model (from MIN_AUDIO_SECONDS to
     ``preprocessing.max_input_seconds`` of audio, 1 to ``max_frames`` frames), since ExecuTorch plans its
     memory for the upper bound and refuses what lies outside."""
@@ -140,7 +140,7 @@ class ExecutorchExporter(ExporterPlugin):
         return job.out_dir
 
     @staticmethod
-    def _lower(job: ExportJob, source: ClassifierSource, bounds: "list[AxisBounds]") -> bytes:
+    def _lower(job: ExportJob, source: ClassifierSource, bounds: list[AxisBounds]) -> bytes:
         with quiet_import():
             from lexiedge_executorch import lowering
 

@@ -81,12 +81,12 @@ def size_independent_convolutions() -> Iterator[None]:
 
 def export_program(
     module: torch.nn.Module, example: Sequence[torch.Tensor], shapes: tuple
-) -> "torch.export.ExportedProgram":
+) -> torch.export.ExportedProgram:
     with torch.no_grad():
         return torch.export.export(module, tuple(example), dynamic_shapes=shapes)
 
 
-def lower_to_xnnpack(program: "torch.export.ExportedProgram") -> bytes:
+def lower_to_xnnpack(program: torch.export.ExportedProgram) -> bytes:
     """The .pte bytes of ``program`` with every op XNNPACK takes delegated to it."""
     with size_independent_convolutions():
         edge = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])

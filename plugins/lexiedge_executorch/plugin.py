@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 
 @hookimpl
-def lexiedge_add_exporters(registry: "Registry[ExporterPlugin]") -> None:
+def lexiedge_add_exporters(registry: Registry[ExporterPlugin]) -> None:
     from lexiedge_executorch.exporters import EXPORTERS
 
     for exporter in EXPORTERS:

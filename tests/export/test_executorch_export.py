@@ -24,8 +24,17 @@ ATOL = 1e-4  # the fp32 threshold (av_classification.THRESHOLDS["fp32"])
 @pytest.fixture(scope="module")
 def pte_artifact(small_av_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("executorch") / "emotion-av-executorch"
-    lexiedge_ok("export", "--run", small_av_run, "--target", "executorch", "--out", out,
-                "--set", "models.emotion-av.export.options.executorch.max_val_clips=16")
+    lexiedge_ok(
+        "export",
+        "--run",
+        small_av_run,
+        "--target",
+        "executorch",
+        "--out",
+        out,
+        "--set",
+        "models.emotion-av.export.options.executorch.max_val_clips=16",
+    )
     return out
 
 
@@ -41,9 +50,15 @@ def test_the_manifest_records_a_verified_fp32_program(pte_artifact: Path) -> Non
     for part in ("validation", "shape_sweep"):
         assert verification[part]["max_abs_diff"]["logits"] <= ATOL, part
     metric = verification["validation"]["task_metric"]
-    assert metric["name"] == "uar" and metric["delta"] == pytest.approx(metric["artifact"] - metric["pytorch"])
+    assert metric["name"] == "uar" and metric["delta"] == pytest.approx(
+        metric["artifact"] - metric["pytorch"]
+    )
     assert verification["validation"]["clips"] == 16
-    assert manifest["signature"]["inputs"][0] == {"name": "waveform", "dtype": "float32", "shape": [1, "samples"]}
+    assert manifest["signature"]["inputs"][0] == {
+        "name": "waveform",
+        "dtype": "float32",
+        "shape": [1, "samples"],
+    }
     assert manifest["dynamic_axes"]["frames"] == {"1": "frames"}
 
 
@@ -59,13 +74,23 @@ def test_the_runtime_runs_the_program_like_pytorch_at_the_extreme_input_shapes(
     module = pytorch_classifier(small_av_run, manifest["source"]["checkpoint"])
     dataset = av_splits(small_av_run).val
     items = [dataset[index] for index in range(3)]
-    rate, longest = classifier.spec.sample_rate, int(classifier.spec.max_input_seconds * classifier.spec.sample_rate)
+    rate, longest = (
+        classifier.spec.sample_rate,
+        int(classifier.spec.max_input_seconds * classifier.spec.sample_rate),
+    )
     for samples, frame_count in ((round(0.1 * rate), 1), (longest, classifier.spec.max_frames)):
-        waveform = np.stack([np.resize(item["waveform"].numpy(), samples) for item in items]).astype(np.float32)
-        frames = np.stack([item["frames"].numpy()[np.arange(frame_count) % item["frames"].shape[0]]
-                           for item in items]).astype(np.float32)
-        feeds = {"waveform": waveform, "frames": frames, "audio_mask": np.ones(3, np.float32),
-                 "video_mask": np.ones(3, np.float32)}
+        waveform = np.stack([np.resize(item["waveform"].numpy(), samples) for item in items]).astype(
+            np.float32
+        )
+        frames = np.stack(
+            [item["frames"].numpy()[np.arange(frame_count) % item["frames"].shape[0]] for item in items]
+        ).astype(np.float32)
+        feeds = {
+            "waveform": waveform,
+            "frames": frames,
+            "audio_mask": np.ones(3, np.float32),
+            "video_mask": np.ones(3, np.float32),
+        }
         logits, probabilities = classifier.run(feeds)
         reference = classifier_logits(module, feeds)
         assert logits.shape == reference.shape == (3, len(classifier.labels))
@@ -98,12 +123,15 @@ THREADS_APP = textwrap.dedent(
 )
 
 
-def test_a_second_thread_count_in_one_process_is_refused_not_a_crash(pte_artifact: Path, tmp_path: Path) -> None:
+def test_a_second_thread_count_in_one_process_is_refused_not_a_crash(
+    pte_artifact: Path, tmp_path: Path
+) -> None:
     """ExecuTorch's thread pool is process-wide; resizing it under an open program corrupts the heap."""
     script = tmp_path / "app.py"
     script.write_text(THREADS_APP)
-    result = subprocess.run([sys.executable, str(script), str(pte_artifact)], capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(script), str(pte_artifact)], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "refused: threads=2: ExecuTorch's thread pool is process-wide" in result.stdout
     assert "label: True" in result.stdout
@@ -126,8 +154,9 @@ WITHOUT_EXECUTORCH = textwrap.dedent(
 def test_without_executorch_the_runtime_names_the_extra(pte_artifact: Path, tmp_path: Path) -> None:
     script = tmp_path / "app.py"
     script.write_text(WITHOUT_EXECUTORCH)
-    result = subprocess.run([sys.executable, str(script), str(pte_artifact)], capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(script), str(pte_artifact)], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == (
         "refused: running an ExecuTorch (.pte) artifact needs executorch (not installed): "
