@@ -441,7 +441,9 @@ def infer(
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, help="most tokens to generate")] = 128,
     temperature: Annotated[float, typer.Option("--temperature", min=0.0, help="0 = greedy; above 0 samples")] = 0.0,
     top_p: Annotated[float, typer.Option("--top-p", min=0.0, max=1.0, help="nucleus sampling cut (with --temperature)")] = 1.0,
-    device: Annotated[str, typer.Option("--device", help="auto (TensorRT, CUDA, CPU), tensorrt, cuda or cpu")] = "auto",
+    device: Annotated[str, typer.Option(
+        "--device", help="auto (TensorRT, CUDA, CPU), tensorrt, cuda, cpu; openvino (.onnx classifiers, [openvino])",
+    )] = "auto",
     threads: Annotated[int | None, typer.Option("--threads", min=1, help="intra-op threads (default: ORT's)")] = None,
     top: Annotated[int, typer.Option("--top", min=1, help="probabilities shown per file")] = 3,
     allow_unverified: Annotated[

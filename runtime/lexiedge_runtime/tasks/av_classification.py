@@ -663,9 +663,10 @@ RUNNERS = (
     RunnerEntry(
         "onnxruntime",
         NAME,
-        "lexiedge_runtime.classifier:open_classifier",
+        "lexiedge_runtime.onnx_backends:open_onnx_classifier",
         ort_label,
-        "ONNX Runtime session over model.onnx or model.ort (CPU, CUDA, TensorRT)",
+        "ONNX Runtime session over model.onnx or model.ort (CPU, CUDA, TensorRT); OpenVINO over model.onnx "
+        "(device openvino, extra [openvino])",
         ("onnxruntime",),
     ),
     RunnerEntry(
