@@ -24,6 +24,7 @@ from lexiedge.export.classifier import ClassifierSource
 from lexiedge_runtime.tasks.av_classification import LOGITS, PROBABILITIES
 
 if TYPE_CHECKING:
+    import onnx
     import torch
 
     from lexiedge.api import ModelPlugin
@@ -92,12 +93,15 @@ def export_graph(source: ClassifierSource, path: Path, *, opset: int, writer: Gr
 
 
 def add_probabilities(path: Path, out: Path) -> Path:
-    """Append a Softmax over the class axis as a second output, so apps need no post-processing."""
+    """Append a Softmax over the class axis as a second output, so apps need no post-processing; and drop
+    the tracer's per-node source stack traces (file paths of this machine's checkout: the same weights
+    then give the same bytes wherever they are exported, and an artifact names no build folder)."""
     import onnx
     from onnx import helper
 
     model = onnx.load(str(path))
     graph = model.graph
+    _drop_source_traces(graph)
     if LOGITS not in [o.name for o in graph.output]:
         raise ExportError(f"the exported graph has no {LOGITS!r} output (outputs: {[o.name for o in graph.output]})")
     if PROBABILITIES not in [o.name for o in graph.output]:
@@ -110,3 +114,18 @@ def add_probabilities(path: Path, out: Path) -> Path:
     onnx.checker.check_model(model)
     onnx.save(model, str(out))
     return out
+
+
+SOURCE_TRACE = "pkg.torch.onnx.stack_trace"  # torch.onnx's per-node metadata: the Python stack that made it
+
+
+def _drop_source_traces(graph: onnx.GraphProto) -> None:
+    """Remove :data:`SOURCE_TRACE` from every node, in subgraphs (If, Loop, Scan) too."""
+    for node in graph.node:
+        kept = [prop for prop in node.metadata_props if prop.key != SOURCE_TRACE]
+        if len(kept) != len(node.metadata_props):
+            del node.metadata_props[:]
+            node.metadata_props.extend(kept)
+        for attribute in node.attribute:
+            for subgraph in (attribute.g, *attribute.graphs):
+                _drop_source_traces(subgraph)
