@@ -1,11 +1,13 @@
-"""The ExecuTorch export target of av-classification runs: ``executorch`` (fp32, XNNPACK).
+"""The ExecuTorch export targets of av-classification runs: ``executorch`` (fp32) and ``executorch-int8``
+(PT2E static int8), both XNNPACK-delegated.
 
 The artifact is ``model.pte`` + ``manifest.json``, verified exactly as the ONNX targets are (the core's
 :func:`~lexiedge.export.verify_classifier.check_classifier`: the shape sweep and the validation clips
-against the PyTorch model, fp32 thresholds, the task metric's delta in the manifest), through the
-runtime's own ExecuTorch runner (:class:`lexiedge_runtime.executorch_runner.PteProgram`), so what was
-verified is what apps run. The program is lowered for one clip at a time (batch 1); the runner runs a
-batch clip by clip. Nothing here imports torch or ExecuTorch until a target runs.
+against the PyTorch model, the task's thresholds for the graph's precision, the task metric's delta in
+the manifest), through the runtime's own ExecuTorch runner
+(:class:`lexiedge_runtime.executorch_runner.PteProgram`), so what was verified is what apps run. The
+program is lowered for one clip at a time (batch 1); the runner runs a batch clip by clip. Nothing here
+imports torch or ExecuTorch until a target runs.
 """
 
 from __future__ import annotations
@@ -19,13 +21,15 @@ from lexiedge import atomic
 from lexiedge.api import ExporterPlugin, ExportJob, PluginSettings
 from lexiedge.export import ExportError
 from lexiedge.export.classifier import (
+    calibration_batches,
     ClassifierSource,
     load_classifier,
     preprocessing,
     write_classifier_manifest,
 )
+from lexiedge.export.settings import VerifySettings
 from lexiedge.export.verify_classifier import check_classifier, classifier_thresholds
-from lexiedge_executorch.settings import ExecutorchSettings
+from lexiedge_executorch.settings import ExecutorchInt8Settings, ExecutorchSettings
 from lexiedge_runtime.executorch_runner import ENGINE, GRAPH, OUTPUT_NAMES, PteProgram, quiet_import
 from lexiedge_runtime.tasks import av_classification as av_task
 from lexiedge_runtime.tasks.av_classification import (
@@ -94,29 +98,31 @@ class ExecutorchExporter(ExporterPlugin):
     )
     Settings: ClassVar[type[PluginSettings]] = ExecutorchSettings
     tasks: ClassVar[frozenset[str]] = frozenset({av_task.NAME})
+    precision: ClassVar[str] = "fp32"  # the graph's precision: the task's thresholds for it
 
     def export(self, job: ExportJob) -> Path:
         settings = job.settings
-        assert isinstance(settings, ExecutorchSettings)
+        assert isinstance(settings, VerifySettings)
         require_executorch(self.name)
         source = load_classifier(job)
         if job.model_plugin.manifest_sections(source.module):
             raise ExportError(
                 f"target {self.name!r} exports the task's four-input graph; {job.model_key} normalises "
-                "by speaker "
-                "(enrollment inputs and outputs): export it with --target onnx"
+                "by speaker (enrollment inputs and outputs): export it with --target onnx"
             )
         spec, bounds = axis_bounds(source)
         graph = job.out_dir / GRAPH
-        atomic.write_bytes(graph, self._lower(job, source, bounds))
+        program, quantization = self._lower(job, source, bounds, settings)
+        atomic.write_bytes(graph, program)
         runner = PteProgram(graph)
         export = {
             "tool": "torch.export + executorch.exir.to_edge_transform_and_lower",
             "backend": "XNNPACK (XnnpackPartitioner)",
-            "precision": "fp32",
+            "precision": self.precision,
             "batch": 1,
             "bounds": {"samples": [bounds[0].low, bounds[0].high], "frames": [bounds[1].low, bounds[1].high]},
         }
+        extra = {"quantization": quantization} if quantization else {}
 
         def write_manifest(report: dict[str, Any]) -> None:
             write_classifier_manifest(
@@ -133,35 +139,108 @@ class ExecutorchExporter(ExporterPlugin):
                     "batch": 1,
                     "runs": "clip by clip (the program takes batch 1)",
                 },
+                **extra,
             )
 
-        thresholds = classifier_thresholds(settings, "fp32")
+        thresholds = classifier_thresholds(settings, self.precision)
         check_classifier(job, source, runner, self.name, thresholds, settings.max_val_clips, write_manifest)
         return job.out_dir
 
-    @staticmethod
-    def _lower(job: ExportJob, source: ClassifierSource, bounds: list[AxisBounds]) -> bytes:
+    def _quantize(
+        self,
+        job: ExportJob,
+        source: ClassifierSource,
+        module: Any,
+        example: tuple,
+        shapes: tuple,
+        settings: Any,
+    ) -> tuple[Any, dict[str, Any] | None]:
+        """The module the program is lowered from, and the manifest's ``quantization`` (fp32: none)."""
+        return module, None
+
+    def _lower(
+        self, job: ExportJob, source: ClassifierSource, bounds: list[AxisBounds], settings: Any
+    ) -> tuple[bytes, dict[str, Any] | None]:
         with quiet_import():
             from lexiedge_executorch import lowering
 
         example = tuple(tensor[:1] for tensor in source.example)  # the trace batch, its first clip
         module = lowering.WithProbabilities(lowering.exportable_copy(source.module)).eval()
+        shapes = lowering.dynamic_shapes(example, bounds)
+        module, quantization = self._quantize(job, source, module, example, shapes, settings)
         samples, frames = bounds
         with job.stage(
             f"torch.export (batch 1; samples {samples.low}..{samples.high}, "
             f"frames {frames.low}..{frames.high})"
         ):
             try:
-                program = lowering.export_program(module, example, lowering.dynamic_shapes(example, bounds))
+                program = lowering.export_program(module, example, shapes)
             except Exception as exc:  # torch.export's errors run to pages; the first line says what failed
                 first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 raise ExportError(f"torch.export could not export {job.model_key}: {first}") from exc
         with job.stage("lowering to XNNPACK (executorch)"):
             try:
-                return lowering.lower_to_xnnpack(program)
+                return lowering.lower_to_xnnpack(program), quantization
             except Exception as exc:
                 first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 raise ExportError(f"ExecuTorch could not lower {job.model_key}: {first}") from exc
 
 
-EXPORTERS = (ExecutorchExporter,)
+class ExecutorchInt8Exporter(ExecutorchExporter):
+    name: ClassVar[str] = "executorch-int8"
+    description: ClassVar[str] = (
+        "ExecuTorch program (.pte), XNNPACK static int8 (PT2E); the log-mel front end and the modules "
+        "kept_float stay fp32 (extra [executorch])"
+    )
+    Settings: ClassVar[type[PluginSettings]] = ExecutorchInt8Settings
+    precision: ClassVar[str] = "int8"
+
+    def _quantize(
+        self,
+        job: ExportJob,
+        source: ClassifierSource,
+        module: Any,
+        example: tuple,
+        shapes: tuple,
+        settings: Any,
+    ) -> tuple[Any, dict[str, Any] | None]:
+        from lexiedge_executorch import lowering
+
+        assert isinstance(settings, ExecutorchInt8Settings)
+        wrapped = "classifier."  # WithProbabilities holds the model under this name
+        present = {name for name, _ in source.module.named_modules()}
+        unknown = [name for name in settings.keep_float if name not in present]
+        if unknown:
+            raise ExportError(
+                f"{self.name}: keep_float names {', '.join(unknown)}, not a module of {job.model_key}"
+            )
+        quantized = lowering.quantizable_modules(module, [wrapped + name for name in settings.keep_float])
+        calibration = [
+            tuple(torch_row(batch.feeds[name], row) for name in INPUT_NAMES)
+            for batch in calibration_batches(source, settings.calibration_clips)
+            for row in range(len(batch.feeds[WAVEFORM]))
+        ]
+        with job.stage(f"calibration and static int8 quantization (PT2E, {len(calibration)} training clips)"):
+            try:
+                converted = lowering.quantize_static_int8(module, example, shapes, calibration, quantized)
+            except Exception as exc:
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise ExportError(f"PT2E quantization of {job.model_key} failed: {first}") from exc
+        return converted, {
+            "tool": "torchao.quantization.pt2e (prepare_pt2e, convert_pt2e) + XNNPACKQuantizer",
+            "scheme": "static: per-channel symmetric int8 weights, int8 activations (MinMax calibration)",
+            "quantized_modules": len(quantized),
+            "kept_float": ["log-mel front end (functional ops)", *settings.keep_float],
+            "calibration_clips": len(calibration),
+            "calibration_split": "train",
+        }
+
+
+def torch_row(array: Any, row: int) -> Any:
+    """One clip of a numpy batch as a torch tensor of batch 1 (what the program takes)."""
+    import torch
+
+    return torch.from_numpy(array[row : row + 1].copy())
+
+
+EXPORTERS = (ExecutorchExporter, ExecutorchInt8Exporter)

@@ -13,6 +13,10 @@ What the lowering needs that a plain ``torch.export`` + ``to_edge_transform_and_
   convolution backend by input size (oneDNN above ~20,480 elements, NNPACK from 16 images) and records
   that choice as a guard, which narrows the dynamic range (samples <= 102,399 instead of the bound asked
   for, frames <= 15), and ExecuTorch then plans memory for the narrowed range;
+* int8 (:func:`quantize_static_int8`) is PT2E static quantization with XNNPACK's quantizer, configured
+  per ``nn.Linear``/``nn.Conv*`` module outside the modules kept in float (its global config cannot leave
+  a module out), calibrated on the caller's clips; functional ops (the STFT convolution on a fixed
+  basis, the mel matmul) are never quantized, so the log-mel front end stays fp32;
 * the program returns the probabilities beside the logits (:class:`WithProbabilities`), as the ONNX
   graphs do, so apps need no post-processing.
 """
@@ -84,6 +88,48 @@ def export_program(
 ) -> torch.export.ExportedProgram:
     with torch.no_grad():
         return torch.export.export(module, tuple(example), dynamic_shapes=shapes)
+
+
+QUANTIZED_MODULES = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d)
+
+
+def quantizable_modules(module: torch.nn.Module, keep_float: Sequence[str]) -> list[str]:
+    """The Linear/Conv modules int8 quantizes: every one not under a ``keep_float`` module path."""
+    return [
+        name
+        for name, submodule in module.named_modules()
+        if isinstance(submodule, QUANTIZED_MODULES) and not _under(name, keep_float)
+    ]
+
+
+def quantize_static_int8(
+    module: torch.nn.Module,
+    example: Sequence[torch.Tensor],
+    shapes: tuple,
+    calibration: Iterable[Sequence[torch.Tensor]],
+    quantized: Sequence[str],
+) -> torch.nn.Module:
+    """PT2E static int8 (per-channel symmetric int8 weights, int8 activations) of the ``quantized`` modules,
+    calibrated on ``calibration`` (inputs of the example's batch of 1); returns the converted module."""
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        XNNPACKQuantizer,
+        get_symmetric_quantization_config,
+    )
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    quantizer = XNNPACKQuantizer()
+    config = get_symmetric_quantization_config(is_per_channel=True)
+    for name in quantized:
+        quantizer.set_module_name(name, config)
+    prepared = prepare_pt2e(export_program(module, example, shapes).module(), quantizer)
+    with torch.no_grad():
+        for inputs in calibration:
+            prepared(*inputs)
+    return convert_pt2e(prepared)
+
+
+def _under(name: str, prefixes: Sequence[str]) -> bool:
+    return any(name == prefix or name.startswith(prefix + ".") for prefix in prefixes)
 
 
 def lower_to_xnnpack(program: torch.export.ExportedProgram) -> bytes:

@@ -28,3 +28,33 @@ class ExecutorchSettings(VerifySettings):
     max_uar_drop: float = Field(
         AV["fp32"].max_uar_drop, ge=0, le=1, description="validation UAR lost against PyTorch"
     )
+
+
+class ExecutorchInt8Settings(VerifySettings):
+    """`executorch-int8`: PT2E static int8 of the Linear/Conv modules, XNNPACK-delegated; the log-mel front
+    end (functional ops, never quantized) and the ``keep_float`` modules stay fp32."""
+
+    calibration_clips: int = Field(
+        32, ge=1, description="training clips the activation ranges are measured on"
+    )
+    keep_float: list[str] = Field(
+        default_factory=lambda: ["audio.subsampling"],
+        description=(
+            "module paths whose Linear/Conv layers stay fp32 (emotion-av: the audio subsampling right after "
+            "the log-mel features); a path that names no module is refused"
+        ),
+    )
+    atol: float | None = Field(
+        AV["int8"].atol,
+        gt=0,
+        description="max |logit difference| against fp32 PyTorch (default: reported only)",
+    )
+    min_top1: float = Field(
+        AV["int8"].min_top1,
+        ge=0,
+        le=1,
+        description="top-1 agreement with fp32 PyTorch on the decisive validation clips (near-ties apart)",
+    )
+    max_uar_drop: float = Field(
+        AV["int8"].max_uar_drop, ge=0, le=1, description="validation UAR lost against fp32 PyTorch"
+    )

@@ -55,9 +55,8 @@ class OpenVinoClassifier(ClassifierRunner):
             config["INFERENCE_NUM_THREADS"] = threads
         try:
             self.compiled = ov.Core().compile_model(str(graph), "CPU", config)
-        except Exception as exc:  # OpenVINO's errors span many lines; the first says what it refused
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise ArtifactError(f"{graph}: OpenVINO cannot compile the graph: {first[:300]}") from None
+        except Exception as exc:  # OpenVINO's errors span many lines of source locations
+            raise ArtifactError(f"{graph}: OpenVINO cannot compile the graph: {_reason(exc)[:300]}") from None
         names = [port.get_any_name() for port in self.compiled.inputs]
         outputs = [port.get_any_name() for port in self.compiled.outputs]
         if set(names) != set(INPUT_NAMES) or PROBABILITIES not in outputs:
@@ -79,3 +78,14 @@ class OpenVinoClassifier(ClassifierRunner):
         probabilities = outputs[PROBABILITIES]
         logits = outputs.get(LOGITS, np.log(np.clip(probabilities, 1e-12, None)))
         return logits, probabilities
+
+
+def _reason(exc: Exception) -> str:
+    """The line of an OpenVINO error that says what failed (the operators it could not convert, when that
+    is the cause), not the C++ source locations that come first."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    failed = [line.lstrip("- ") for line in lines if line.startswith("-- Conversion is failed for")]
+    if failed:
+        return "; ".join(failed)
+    told = [line for line in lines if not line.startswith(("Exception from", "Check "))]
+    return (told or lines or [type(exc).__name__])[-1]

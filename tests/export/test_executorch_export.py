@@ -108,6 +108,56 @@ def test_a_file_gets_the_onnx_artifacts_probabilities(pte_artifact: Path, small_
     assert max(abs(mine.probabilities[k] - theirs.probabilities[k]) for k in mine.probabilities) <= ATOL
 
 
+@pytest.fixture(scope="module")
+def int8_artifact(small_av_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("executorch-int8") / "emotion-av-executorch-int8"
+    options = "models.emotion-av.export.options.executorch-int8"
+    lexiedge_ok(
+        "export",
+        "--run",
+        small_av_run,
+        "--target",
+        "executorch-int8",
+        "--out",
+        out,
+        "--set",
+        f"{options}.max_val_clips=16",
+        "--set",
+        f"{options}.calibration_clips=16",
+    )
+    return out
+
+
+def test_the_int8_program_keeps_the_audio_subsampling_in_float_and_agrees_with_pytorch(
+    int8_artifact: Path, pte_artifact: Path, small_av_run: Path
+) -> None:
+    import lexiedge_runtime
+
+    manifest = json.loads((int8_artifact / "manifest.json").read_text())
+    assert manifest["runtime"]["engine"] == "executorch" and manifest["export"]["precision"] == "int8"
+    quantization = manifest["quantization"]
+    assert quantization["kept_float"][1:] == ["audio.subsampling"] and quantization["quantized_modules"] > 40
+    assert quantization["calibration_clips"] == 16
+    validation = manifest["verification"]["validation"]
+    assert manifest["verification"]["passed"] is True and validation["decisive"]["agreement"] >= 0.99
+    assert (int8_artifact / "model.pte").stat().st_size < 0.8 * (pte_artifact / "model.pte").stat().st_size
+    classifier = lexiedge_runtime.load(int8_artifact, "cpu")
+    module = pytorch_classifier(small_av_run, manifest["source"]["checkpoint"])
+    items = [av_splits(small_av_run).val[index] for index in range(3)]
+    feeds = {
+        "waveform": np.stack([np.resize(item["waveform"].numpy(), 480_000) for item in items]),
+        "frames": np.stack(
+            [item["frames"].numpy()[np.arange(40) % item["frames"].shape[0]] for item in items]
+        ),
+        "audio_mask": np.ones(3, np.float32),
+        "video_mask": np.ones(3, np.float32),
+    }
+    feeds = {name: array.astype(np.float32) for name, array in feeds.items()}
+    logits, _ = classifier.run(feeds)
+    difference = np.abs(logits - classifier_logits(module, feeds)).max()
+    assert 0 < difference <= 0.1, "int8, so not bit-exact; but within the noise verification measured"
+
+
 THREADS_APP = textwrap.dedent(
     """
     import sys
@@ -141,7 +191,8 @@ WITHOUT_EXECUTORCH = textwrap.dedent(
     """
     import importlib.util, sys
     real = importlib.util.find_spec
-    importlib.util.find_spec = lambda name, *rest: None if name.split(".")[0] == "executorch" else real(name, *rest)
+    hidden = "executorch"
+    importlib.util.find_spec = lambda name, *rest: None if name.split(".")[0] == hidden else real(name, *rest)
     import lexiedge_runtime  # an interpreter where executorch is not installed
     try:
         lexiedge_runtime.load(sys.argv[1], "cpu")

@@ -67,7 +67,8 @@ WITHOUT_OPENVINO = textwrap.dedent(
     """
     import importlib.util, sys
     real = importlib.util.find_spec
-    importlib.util.find_spec = lambda name, *rest: None if name.split(".")[0] == "openvino" else real(name, *rest)
+    hidden = "openvino"
+    importlib.util.find_spec = lambda name, *rest: None if name.split(".")[0] == hidden else real(name, *rest)
     import lexiedge_runtime  # an interpreter where openvino is not installed
     try:
         lexiedge_runtime.load(sys.argv[1], "openvino")
