@@ -4,6 +4,7 @@
 // tests/js/test_runtime_js_enrollment.py runs this file with LEXIEDGE_JS_ENROLLMENT: a JSON file holding the
 // speaker-normalised artifact, the Python runtime's profile of the enrollment wavs, its probabilities for the
 // probe wavs with and without that profile, and its messages for bad input. Without it, skipped.
+// Measurements go to LEXIEDGE_JS_ENROLLMENT_RESULTS (JSON) when set.
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import test from 'node:test';
@@ -32,7 +33,8 @@ const relativeDelta = (a, b) => Array.from(a).reduce(
   (worst, x, i) => Math.max(worst, Math.abs(x - b[i]) / Math.max(1, Math.abs(b[i]))), 0);
 
 test.after(() => {
-  const path = process.env.LEXIEDGE_JS_RESULTS;
+  // a variable of its own: `node --test test/` runs this file, skipped, beside artifact.test.js
+  const path = process.env.LEXIEDGE_JS_ENROLLMENT_RESULTS;
   if (path) writeFileSync(path, JSON.stringify(results, null, 1));
 });
 

@@ -98,7 +98,7 @@ def test_runtime_js_enrolls_a_speaker_as_the_python_runtime_does(
     env = {
         **os.environ,
         "LEXIEDGE_JS_ENROLLMENT": str(tmp_path / "expectations.json"),
-        "LEXIEDGE_JS_RESULTS": str(results),
+        "LEXIEDGE_JS_ENROLLMENT_RESULTS": str(results),
     }
     done = subprocess.run(
         [node, "--test", "--test-reporter=spec", "--test-concurrency=1", "test/enrollment.test.js"],
