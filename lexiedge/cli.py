@@ -617,7 +617,8 @@ def bench(
     backends: Annotated[
         list[str] | None,
         typer.Option("--backends", "-b", help="comma-separated, first = baseline: torch, ort, ort-int8, ort-int4, "
-                                              "ort-mobile (default: torch, then each artifact's)"),
+                                              "ort-mobile, executorch, openvino (an onnx artifact, [openvino]) "
+                                              "(default: torch, then each artifact's)"),
     ] = None,
     threads: Annotated[int, typer.Option("--threads", min=1, help="intra-op threads, the same for every backend")] = 2,
     warmup: Annotated[int, typer.Option("--warmup", min=0, help="classifier: untimed calls first")] = 10,

@@ -30,6 +30,7 @@ from lexiedge.rundir import WEIGHTS, is_run_dir
 from lexiedge.runtime.artifact import Artifact
 
 TORCH = "torch"
+OPENVINO = "openvino"  # a backend of fp32 .onnx classifiers, benchmarked when --backends names it
 PROMPT_TEXT = (
     "Correct the grammar of this sentence and explain the change in one short line: "
     "she go to school every days and she like the math lessons very much. "
@@ -189,18 +190,30 @@ class ArtifactInfo(Artifact):
 
 
 class ArtifactClassifier:
-    """A classifier artifact through the embeddable runtime, on the CPU, with its engine's runner."""
+    """A classifier artifact through the embeddable runtime, on the CPU, with its engine's runner (or, with
+    ``device="openvino"``, an ``.onnx`` graph on OpenVINO)."""
 
-    def __init__(self, name: str, info: ArtifactInfo, feeds: dict[str, np.ndarray], threads: int) -> None:
-        self.name, self.kind, self.artifact = name, info.backend, info.directory
+    def __init__(
+        self,
+        name: str,
+        info: ArtifactInfo,
+        feeds: dict[str, np.ndarray],
+        threads: int,
+        *,
+        device: str = "cpu",
+        kind: str | None = None,
+    ) -> None:
+        self.name, self.kind, self.artifact = name, kind or info.backend, info.directory
         self.model_bytes = int(info.manifest.get("size_bytes") or 0)
-        self._feeds, self._threads, self._model = feeds, threads, None
+        self._feeds, self._threads, self._model, self._device = feeds, threads, None, device
         _import_runner(info)  # library import is not load time
+        if device == OPENVINO:
+            import openvino  # noqa: F401  (as above)
 
     def load(self) -> None:
         from lexiedge.runtime import load
 
-        self._model = load(self.artifact, "cpu", threads=self._threads)
+        self._model = load(self.artifact, self._device, threads=self._threads)
 
     def __call__(self) -> None:
         self._model.run(self._feeds)

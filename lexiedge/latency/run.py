@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from lexiedge.latency.backends import (
+    OPENVINO,
     TORCH,
     ArtifactInfo,
     Backend,
@@ -112,17 +113,38 @@ def backend_names(infos: Sequence[ArtifactInfo]) -> list[tuple[str, ArtifactInfo
     return named
 
 
+def on_request_backends(infos: Sequence[ArtifactInfo]) -> list[tuple[str, ArtifactInfo | None]]:
+    """Backends run only when --backends names them: OpenVINO on each fp32 ``.onnx`` classifier (when the
+    openvino package is installed; ``openvino`` or ``openvino:<dir>`` like the others)."""
+    import importlib.util
+
+    if importlib.util.find_spec("openvino") is None:
+        return []
+    graphs = [
+        info
+        for info in infos
+        if info.task == CLASSIFICATION
+        and info.target == "onnx"
+        and str((info.manifest.get("runtime") or {}).get("graph", "")).endswith(".onnx")
+    ]
+    return [(OPENVINO if len(graphs) == 1 else f"{OPENVINO}:{info.directory.name}", info) for info in graphs]
+
+
 def select_backends(
-    available: list[tuple[str, ArtifactInfo | None]], wanted: Sequence[str] | None
+    available: list[tuple[str, ArtifactInfo | None]],
+    wanted: Sequence[str] | None,
+    on_request: Sequence[tuple[str, ArtifactInfo | None]] = (),
 ) -> list[tuple[str, ArtifactInfo | None]]:
-    """The backends to run, in the order asked (default: torch, then the artifacts in the order given)."""
+    """The backends to run, in the order asked (default: torch, then the artifacts in the order given;
+    ``on_request`` ones only when asked for)."""
     if not wanted:
         return available
     chosen: list[tuple[str, ArtifactInfo | None]] = []
+    offered = [*available, *on_request]
     for name in wanted:
-        matches = [item for item in available if item[0] == name or item[0].split(":")[0] == name]
+        matches = [item for item in offered if item[0] == name or item[0].split(":")[0] == name]
         if not matches:
-            known = ", ".join(item[0] for item in available)
+            known = ", ".join(item[0] for item in offered)
             raise BenchError(f"--backends: no backend {name!r} for these artifacts; available: {known}")
         chosen += [item for item in matches if item not in chosen]
     return chosen
@@ -197,7 +219,7 @@ def run_bench(
     task = infos[0].task
     available = backend_names(infos)
     explicit = bool(wanted)
-    chosen = select_backends(available, wanted)
+    chosen = select_backends(available, wanted, on_request_backends(infos))
     sources = {_source_key(info) for info in infos}
     if len(sources) > 1 and any(name == TORCH for name, _ in chosen):
         progress(
@@ -274,11 +296,11 @@ def _source_present(info: ArtifactInfo) -> bool:
 def _classifier_backend(
     name: str, info: ArtifactInfo, feeds: dict[str, np.ndarray], threads: int
 ) -> ClassifierBackend:
-    return (
-        TorchClassifier(name, info, feeds, threads)
-        if name == TORCH
-        else ArtifactClassifier(name, info, feeds, threads)
-    )
+    if name == TORCH:
+        return TorchClassifier(name, info, feeds, threads)
+    if name.split(":")[0] == OPENVINO:
+        return ArtifactClassifier(name, info, feeds, threads, device=OPENVINO, kind=OPENVINO)
+    return ArtifactClassifier(name, info, feeds, threads)
 
 
 def _lm_backend(name: str, info: ArtifactInfo, threads: int) -> LmBackend:

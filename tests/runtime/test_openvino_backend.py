@@ -89,3 +89,18 @@ def test_without_openvino_the_runtime_names_the_extra(small_av_artifact: Path, t
         "refused: running a classifier on OpenVINO (device='openvino') needs openvino (not installed): "
         "pip install 'lexiedge-runtime[openvino]'"
     )
+
+
+def test_bench_runs_openvino_beside_onnx_runtime_when_asked(cli, small_av_artifact: Path, tmp_path: Path) -> None:
+    """Behaviour only (which backends ran, on which artifact): timings on a shared machine are not checked."""
+    import json
+
+    out = tmp_path / "bench"
+    fast = ["--warmup", "1", "--iterations", "2", "--rounds", "1", "--threads", "1"]
+    result = cli("bench", str(small_av_artifact), "--backends", "ort,openvino", *fast, "--out", str(out))
+    assert result.exit_code == 0, result.stderr
+    report = json.loads((out / "bench.json").read_text())
+    assert [backend["name"] for backend in report["backends"]] == ["ort", "openvino"]
+    assert all(backend["latency_ms"]["p50"] > 0 for backend in report["backends"])
+    default = cli("bench", str(small_av_artifact), "--backends", "ort,tensorrt", *fast, "--out", str(tmp_path / "x"))
+    assert default.exit_code == 2 and "available: torch, ort, openvino" in default.stderr
