@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from lexiedge import atomic
 from lexiedge.api import ExporterPlugin, ExportJob, PluginSettings
+from lexiedge.errors import NotAvailableError, UsageError
 from lexiedge.export import ExportError
 from lexiedge.export.classifier import (
     calibration_batches,
@@ -51,7 +52,7 @@ RESAMPLING_SLACK_SECONDS = 1.0
 def require_executorch(target: str) -> None:
     """Refuse in one line before any work when ExecuTorch is not installed."""
     if importlib.util.find_spec("executorch") is None:
-        raise ExportError(f"target {target!r} needs ExecuTorch (not installed): {INSTALL}")
+        raise NotAvailableError(f"target {target!r} needs ExecuTorch (not installed): {INSTALL}")
 
 
 def axis_bounds(source: ClassifierSource) -> tuple[ClassifierSpec, list[AxisBounds]]:
@@ -106,7 +107,7 @@ class ExecutorchExporter(ExporterPlugin):
         require_executorch(self.name)
         source = load_classifier(job)
         if job.model_plugin.manifest_sections(source.module):
-            raise ExportError(
+            raise UsageError(
                 f"target {self.name!r} exports the task's four-input graph; {job.model_key} normalises "
                 "by speaker (enrollment inputs and outputs): export it with --target onnx"
             )
@@ -211,8 +212,9 @@ class ExecutorchInt8Exporter(ExecutorchExporter):
         present = {name for name, _ in source.module.named_modules()}
         unknown = [name for name in settings.keep_float if name not in present]
         if unknown:
-            raise ExportError(
-                f"{self.name}: keep_float names {', '.join(unknown)}, not a module of {job.model_key}"
+            raise UsageError(
+                f"models.{job.model_key}.export.options.{self.name}.keep_float names {', '.join(unknown)}, "
+                f"not a module of {job.model_key}"
             )
         quantized = lowering.quantizable_modules(module, [wrapped + name for name in settings.keep_float])
         calibration = [

@@ -158,6 +158,15 @@ def test_the_int8_program_keeps_the_audio_subsampling_in_float_and_agrees_with_p
     assert 0 < difference <= 0.1, "int8, so not bit-exact; but within the noise verification measured"
 
 
+def test_a_speaker_normalised_model_is_refused_in_one_line(cli, enrollment_run) -> None:
+    out = enrollment_run.run.parent / "never-executorch"
+    result = cli("export", "--run", str(enrollment_run.run), "--target", "executorch", "--out", str(out))
+    assert result.exit_code == 2, result.stderr
+    line = result.stderr.strip()
+    assert "\n" not in line and "normalises by speaker" in line and "--target onnx" in line, line
+    assert not out.exists()
+
+
 THREADS_APP = textwrap.dedent(
     """
     import sys
