@@ -21,8 +21,9 @@ EXTRAS: dict[str, tuple[tuple[str, str], ...]] = {
     "media": (("av", "av"), ("soundfile", "soundfile"), ("cv2", "opencv-python-headless")),
     "serve": (("starlette", "starlette"), ("uvicorn", "uvicorn"), ("multipart", "python-multipart"),
               ("prometheus_client", "prometheus-client")),
-    # ExecuTorch's runtime takes torch tensors: this extra brings torch (only executorch_runner imports it)
-    "executorch": (("executorch", "executorch"),),
+    # ExecuTorch's runtime takes torch tensors, and its wheel does not declare torch: this extra brings it
+    # (only executorch_runner imports it)
+    "executorch": (("executorch", "executorch"), ("torch", "torch")),
     "openvino": (("openvino", "openvino"),),
 }
 
