@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from cli_runner import lexiedge_ok
+from cli_runner import lexiedge_ok, lexiedge_ok_in_a_new_process
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("LEXIEDGE_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
@@ -124,5 +124,5 @@ def enrollment_run(small_artifacts_root: Path) -> EnrollmentRun:
     lexiedge_ok("data", "synth-av", "--out", data, "--actors", 6, "--clips-per-emotion", 2)
     sets = [item for value in ENROLLMENT_RECIPE for item in ("--set", value)]
     lexiedge_ok("train", "--profile", "cpu", "--model", "emotion-av", "--data", data, "--out", run, *sets)
-    lexiedge_ok("export", "--run", run, "--target", "onnx", "--out", onnx)
+    lexiedge_ok_in_a_new_process("export", "--run", run, "--target", "onnx", "--out", onnx)
     return EnrollmentRun(data, run, onnx)

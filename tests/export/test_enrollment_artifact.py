@@ -29,10 +29,10 @@ pytestmark = pytest.mark.slow
 def artifacts(enrollment_run, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Path]]:
     """The suite's speaker-normalised run (tests/conftest.py: ENROLLMENT_RECIPE), its fp32 and int8
     exports."""
-    from cli_runner import lexiedge_ok
+    from cli_runner import lexiedge_ok_in_a_new_process
 
     int8 = tmp_path_factory.mktemp("enrollment") / "onnx-int8"
-    lexiedge_ok("export", "--run", enrollment_run.run, "--target", "onnx-int8", "--out", int8)
+    lexiedge_ok_in_a_new_process("export", "--run", enrollment_run.run, "--target", "onnx-int8", "--out", int8)
     return enrollment_run.run, {"onnx": enrollment_run.onnx, "onnx-int8": int8}
 
 
