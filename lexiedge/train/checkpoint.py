@@ -34,8 +34,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-
 import torch
+from lexiedge_runtime.errors import first_line
 from safetensors.torch import load_file, save_file
 
 from lexiedge import atomic
@@ -287,7 +287,7 @@ def load_weights(path: Path, device: torch.device | str = "cpu") -> dict[str, to
     except OSError:
         raise
     except Exception as exc:  # safetensors' SafetensorError: a truncated or foreign file
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first_line(exc)
         raise UnreadableCheckpointError(f"{path}: not a readable safetensors file ({first})") from None
 
 
@@ -308,7 +308,7 @@ def load_trainer_state(checkpoint: Path) -> dict[str, Any]:
     except OSError:
         raise
     except Exception as exc:  # a truncated zip, EOF, a file from another program
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first_line(exc)
         raise UnreadableCheckpointError(f"{path}: unreadable ({first[:200]})") from None
     if not isinstance(state, dict) or "step" not in state:
         raise CheckpointError(f"{path} is not a lexiedge checkpoint (no training state in it); refusing it")

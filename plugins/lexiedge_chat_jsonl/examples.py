@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from lexiedge_runtime.errors import first_line
+
 from lexiedge import atomic
 from lexiedge.errors import UsageError
 
@@ -332,7 +334,7 @@ def _table_records(
 
 
 def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return first_line(exc)
 
 
 def _parquet_records(file: Path) -> Iterator[tuple[int, Any, str | None]]:

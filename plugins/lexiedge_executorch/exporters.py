@@ -17,20 +17,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from lexiedge import atomic
-from lexiedge.api import ExporterPlugin, ExportJob, PluginSettings
-from lexiedge.errors import NotAvailableError, UsageError
-from lexiedge.export import ExportError
-from lexiedge.export.classifier import (
-    calibration_batches,
-    ClassifierSource,
-    load_classifier,
-    preprocessing,
-    write_classifier_manifest,
-)
-from lexiedge.export.settings import VerifySettings
-from lexiedge.export.verify_classifier import check_classifier, classifier_thresholds
-from lexiedge_executorch.settings import ExecutorchInt8Settings, ExecutorchSettings
+from lexiedge_runtime.errors import first_line
 from lexiedge_runtime.executorch_runner import ENGINE, GRAPH, OUTPUT_NAMES, PteProgram, quiet_import
 from lexiedge_runtime.tasks import av_classification as av_task
 from lexiedge_runtime.tasks.av_classification import (
@@ -40,6 +27,21 @@ from lexiedge_runtime.tasks.av_classification import (
     WAVEFORM,
     ClassifierSpec,
 )
+
+from lexiedge import atomic
+from lexiedge.api import ExporterPlugin, ExportJob, PluginSettings
+from lexiedge.errors import NotAvailableError, UsageError
+from lexiedge.export import ExportError
+from lexiedge.export.classifier import (
+    ClassifierSource,
+    calibration_batches,
+    load_classifier,
+    preprocessing,
+    write_classifier_manifest,
+)
+from lexiedge.export.settings import VerifySettings
+from lexiedge.export.verify_classifier import check_classifier, classifier_thresholds
+from lexiedge_executorch.settings import ExecutorchInt8Settings, ExecutorchSettings
 
 if TYPE_CHECKING:
     from lexiedge_executorch.lowering import AxisBounds
@@ -177,13 +179,13 @@ class ExecutorchExporter(ExporterPlugin):
             try:
                 program = lowering.export_program(module, example, shapes)
             except Exception as exc:  # torch.export's errors run to pages; the first line says what failed
-                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                first = first_line(exc)
                 raise ExportError(f"torch.export could not export {job.model_key}: {first}") from exc
         with job.stage("lowering to XNNPACK (executorch)"):
             try:
                 return lowering.lower_to_xnnpack(program), quantization
             except Exception as exc:
-                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                first = first_line(exc)
                 raise ExportError(f"ExecuTorch could not lower {job.model_key}: {first}") from exc
 
 
@@ -226,7 +228,7 @@ class ExecutorchInt8Exporter(ExecutorchExporter):
             try:
                 converted = lowering.quantize_static_int8(module, example, shapes, calibration, quantized)
             except Exception as exc:
-                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                first = first_line(exc)
                 raise ExportError(f"PT2E quantization of {job.model_key} failed: {first}") from exc
         return converted, {
             "tool": "torchao.quantization.pt2e (prepare_pt2e, convert_pt2e) + XNNPACKQuantizer",

@@ -18,10 +18,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lexiedge_runtime.errors import first_line
+from lexiedge_runtime.tasks.av_classification import LOGITS, PROBABILITIES
+
 from lexiedge.errors import LexiedgeError
 from lexiedge.export import ExportError
 from lexiedge.export.classifier import ClassifierSource
-from lexiedge_runtime.tasks.av_classification import LOGITS, PROBABILITIES
 
 if TYPE_CHECKING:
     import onnx
@@ -85,7 +87,7 @@ def export_graph(source: ClassifierSource, path: Path, *, opset: int, writer: Gr
         except LexiedgeError:
             raise
         except Exception as exc:  # the tracer's errors are long; the first line says what failed
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            first = first_line(exc)
             raise ExportError(f"torch.onnx could not export {source.job.model_key}: {first}") from exc
         add_probabilities(traced, cached)
     shutil.copyfile(cached, path)

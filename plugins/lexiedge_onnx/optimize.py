@@ -29,6 +29,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from lexiedge_runtime.errors import first_line
+
 from lexiedge.export import ExportError
 from lexiedge_onnx.quantize import quiet_ort_tools
 
@@ -56,7 +58,7 @@ def optimize_graph(src: Path, out: Path) -> dict[str, Any]:
             options.enable_embed_layer_norm = False  # BERT's word+position embeddings: not in this graph
             fused = optimize_model(str(basic), model_type="bert", opt_level=0, optimization_options=options)
         except Exception as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            first = first_line(exc)
             raise ExportError(f"ONNX Runtime graph optimisation failed on {src.name}: {first}") from exc
         statistics = fused.get_fused_operator_statistics()
         model = fused.model

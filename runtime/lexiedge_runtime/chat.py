@@ -21,7 +21,7 @@ from typing import Any
 
 from lexiedge_runtime.artifact import Artifact
 from lexiedge_runtime.chat_template import BoundedTemplate, ChatTemplateBoundError
-from lexiedge_runtime.errors import ArtifactError, InputDtypeError, InputValueError, LexiedgeError
+from lexiedge_runtime.errors import ArtifactError, InputDtypeError, InputValueError, LexiedgeError, first_line
 from lexiedge_runtime.extras import require
 
 TOKENIZER_JSON, TOKENIZER_CONFIG, TEMPLATE_FILE = "tokenizer.json", "tokenizer_config.json", "chat_template.jinja"
@@ -234,4 +234,4 @@ def _read_json(artifact: Artifact, name: str) -> dict[str, Any]:
 
 
 def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+    return first_line(exc)[:300]

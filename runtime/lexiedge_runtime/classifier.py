@@ -38,6 +38,7 @@ from lexiedge_runtime.errors import (
     InputValueError,
     NoEnrollmentError,
     RuntimeInputError,
+    first_line,
 )
 from lexiedge_runtime.extras import require
 from lexiedge_runtime.inputs import ClassifierSpec, prepare_inputs
@@ -270,7 +271,7 @@ class Classifier(ClassifierRunner):
                 str(graph), options, providers=providers
             )
         except Exception as exc:  # ORT raises its own exception types; one line says which file failed
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            first = first_line(exc)
             raise ArtifactError(f"{graph}: ONNX Runtime cannot load the graph: {first}") from None
         check_providers_taken(self.session, providers)
         self.provider = self.session.get_providers()[0]
@@ -313,7 +314,7 @@ class Classifier(ClassifierRunner):
                 return self._run_bound(feeds, _device_of(self.provider))
             return dict(zip(self._outputs, self.session.run(None, feeds)))
         except Exception as exc:  # shapes the checks allowed but a node refused: the app's input, not a crash
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            first = first_line(exc)
             shapes = ", ".join(f"{name} {tuple(array.shape)}" for name, array in feeds.items())
             raise InferenceError(f"ONNX Runtime could not run the classifier on {shapes}: {first}") from None
 

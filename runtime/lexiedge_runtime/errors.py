@@ -130,3 +130,9 @@ class TooFewClipsError(EnrollmentError):
 
 class SpeakerProfileError(EnrollmentError):
     """A speaker profile that is not one (a malformed file), or that was made with another model."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none): third-party errors
+    (torch.export, ONNX Runtime, ExecuTorch) run to pages, and a one-line refusal quotes only this."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -22,7 +22,13 @@ import numpy as np
 
 from lexiedge_runtime.artifact import Artifact
 from lexiedge_runtime.classifier import ClassifierRunner
-from lexiedge_runtime.errors import ArtifactError, DeviceNotAvailableError, InferenceError, InputValueError
+from lexiedge_runtime.errors import (
+    ArtifactError,
+    DeviceNotAvailableError,
+    InferenceError,
+    InputValueError,
+    first_line,
+)
 from lexiedge_runtime.extras import require
 from lexiedge_runtime.io_names import INPUT_NAMES, LOGITS, PROBABILITIES
 from lexiedge_runtime.tasks.spec import LoadRequest
@@ -138,7 +144,7 @@ class ExecutorchClassifier(ClassifierRunner):
         try:
             outputs = self.program(feeds)
         except Exception as exc:  # a shape outside the lowered bounds: the input, not a crash
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            first = first_line(exc)
             shapes = ", ".join(f"{name} {tuple(array.shape)}" for name, array in feeds.items())
             raise InferenceError(f"ExecuTorch could not run the classifier on {shapes}: {first}") from None
         return outputs[LOGITS], outputs[PROBABILITIES]

@@ -29,7 +29,7 @@ from pathlib import Path, PureWindowsPath
 from typing import Any
 
 from lexiedge_runtime.artifact import Artifact
-from lexiedge_runtime.errors import ArtifactError
+from lexiedge_runtime.errors import ArtifactError, first_line
 
 GENAI_CONFIG = "genai_config.json"
 MAX_CONFIG_BYTES = 1 << 20  # a genai_config.json is ~2 KB
@@ -74,7 +74,7 @@ def read_genai_config(artifact: Artifact) -> GenaiConfig:
             raise ArtifactError(f"{path}: over {MAX_CONFIG_BYTES >> 20} MiB; {_EXPECTED}")
         data = json.loads(raw.decode("utf-8"))
     except (OSError, ValueError, RecursionError) as exc:  # ValueError: not UTF-8, not JSON
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        reason = first_line(exc)[:200]
         raise ArtifactError(f"{path}: unreadable ({reason}); {_EXPECTED}") from None
     config = GenaiConfig(name, data)
     _check_shape(config, path)

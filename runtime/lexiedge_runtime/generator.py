@@ -23,7 +23,13 @@ import numpy as np
 
 from lexiedge_runtime.artifact import Artifact
 from lexiedge_runtime.chat import ChatTokenizer, StopScanner, check_messages, cut_at_stop
-from lexiedge_runtime.errors import ArtifactError, DeviceNotAvailableError, InferenceError, InputValueError
+from lexiedge_runtime.errors import (
+    ArtifactError,
+    DeviceNotAvailableError,
+    InferenceError,
+    InputValueError,
+    first_line,
+)
 from lexiedge_runtime.extras import require
 from lexiedge_runtime.genai_files import genai_folder, read_genai_config
 from lexiedge_runtime.kv_cache import DEFAULT_CACHE_TOKENS, CacheSlot, KeptGenerator, SearchSettings, prefill
@@ -167,7 +173,7 @@ class TextGenerator:
                     config.overlay(json.dumps({"model": {"decoder": {"session_options": options}}}))
                 self.model = og.Model(config)
             except Exception as exc:  # GenAI's errors are RuntimeError with ORT's message
-                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                first = first_line(exc)
                 raise ArtifactError(
                     f"{self.artifact_dir}: ONNX Runtime GenAI cannot load the model on {device}: {first}"
                 ) from None
@@ -387,7 +393,7 @@ class TextGenerator:
         except RuntimeError as exc:
             if leased:
                 self._slot.kept = None
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            first = first_line(exc)
             raise InferenceError(f"ONNX Runtime GenAI failed on a {len(prompt)}-token prompt: {first}") from None
 
     def _count(self, *, prefilled: int, reused: int) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 
 from lexiedge_runtime.artifact import Artifact
 from lexiedge_runtime.classifier import ClassifierRunner
-from lexiedge_runtime.errors import ArtifactError, InferenceError, InputValueError
+from lexiedge_runtime.errors import ArtifactError, InferenceError, InputValueError, first_line
 from lexiedge_runtime.extras import require
 from lexiedge_runtime.io_names import INPUT_NAMES, LOGITS, PROBABILITIES
 
@@ -71,7 +71,7 @@ class OpenVinoClassifier(ClassifierRunner):
         try:
             results = self._request.infer({name: feeds[name] for name in INPUT_NAMES})
         except Exception as exc:  # a shape a node refused: the app's input, not a crash
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            first = first_line(exc)
             shapes = ", ".join(f"{name} {tuple(array.shape)}" for name, array in feeds.items())
             raise InferenceError(f"OpenVINO could not run the classifier on {shapes}: {first}") from None
         outputs = {port.get_any_name(): np.array(value, copy=True) for port, value in results.items()}
