@@ -11,6 +11,7 @@ One module per concern, read in this order:
 * :mod:`~lexiedge.export.run` — running the steps: the exporter plugin in a temporary folder;
 * :mod:`~lexiedge.export.manifest` — ``manifest.json``: the exporter's sections, then the source run, the
   library versions, the size and every file's sha256 (:func:`update_manifest`, :func:`finalize_manifest`);
+* :mod:`~lexiedge.export.card` — the model card (``README.md``), rendered from the finished manifest;
 * :mod:`~lexiedge.export.publish` — the rename into place, ``<out>.failed/`` for a rejected artifact, and
   the leftovers of killed exports;
 * :mod:`~lexiedge.export.errors` — :class:`ExportError` and the typed verification errors;

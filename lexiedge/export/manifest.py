@@ -130,6 +130,7 @@ def finalize_manifest(directory: Path, planned: ExportStep) -> dict[str, Any]:
         "run": str(planned.run_dir.resolve()),
         "profile": planned.profile.name,
         "checkpoint": str(checkpoint.relative_to(planned.run_dir)) if checkpoint else None,
+        "training": _training_summary(planned),
         **exporter_part.pop("source", {}),
     }
     files = file_table(directory)
@@ -155,6 +156,26 @@ def finalize_manifest(directory: Path, planned: ExportStep) -> dict[str, Any]:
     _check_schema(manifest, planned)
     write_manifest(directory, manifest)
     return manifest
+
+
+TRAINING_KEYS = ("epochs", "max_steps", "seed", "lr")  # the recipe's numbers a model card states
+
+
+def _training_summary(planned: ExportStep) -> dict[str, Any]:
+    """How the source run was trained, as its profile says (trainer, the numbers above, the data it read):
+    provenance for the model card (lexiedge.export.card)."""
+    from lexiedge.rundir import recorded_data_path
+
+    entry = planned.profile.model(planned.model_key)
+    settings = entry.train.settings
+    values = settings.model_dump(mode="json") if hasattr(settings, "model_dump") else {}
+    data = recorded_data_path(planned.run_dir)
+    return {
+        "trainer": entry.train.plugin,
+        **{key: values[key] for key in TRAINING_KEYS if values.get(key) is not None},
+        "data_plugin": entry.data.plugin,
+        "data": str(data) if data is not None else None,
+    }
 
 
 def _check_schema(manifest: dict[str, Any], planned: ExportStep) -> None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from lexiedge.api import ExportJob
 from lexiedge.errors import DiskFullError, is_disk_full
+from lexiedge.export.card import write_card
 from lexiedge.export.errors import VerificationError
 from lexiedge.export.manifest import finalize_manifest
 from lexiedge.export.merge import MergeStep, merge_stage, merge_steps
@@ -61,6 +62,7 @@ def export_run(
     try:
         planned.exporter.export(job)
         manifest = finalize_manifest(tmp, planned)
+        write_card(tmp, manifest)  # after the manifest (the card is rendered from it), before the rename
     except VerificationError as exc:
         exc.saved_path = _keep_rejected(tmp, out_dir, planned)
         raise
@@ -97,7 +99,7 @@ def _job(planned: ExportStep, tmp: Path, console: Console, data: Path | None) ->
 def _keep_rejected(tmp: Path, out_dir: Path, planned: ExportStep) -> Path:
     """The rejected artifact, finished as far as it goes, moved to ``<out>.failed`` for inspection."""
     with contextlib.suppress(Exception):  # the numbers in the partial manifest matter more than the hashes
-        finalize_manifest(tmp, planned)
+        write_card(tmp, finalize_manifest(tmp, planned))
     return keep_rejected(tmp, out_dir)
 
 

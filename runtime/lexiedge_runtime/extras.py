@@ -40,3 +40,13 @@ def require(extra: str, purpose: str) -> None:
         raise MissingExtraError(
             f"{purpose} needs {', '.join(absent)} (not installed): pip install '{DISTRIBUTION}[{extra}]'"
         )
+
+
+def extra_for_modules(modules: tuple[str, ...] | list[str]) -> str | None:
+    """The extra that brings these modules (a runner's ``libraries``: "executorch.runtime"), else None (the
+    base install has them, or no extra names them)."""
+    tops = {module.partition(".")[0] for module in modules}
+    for extra, packages in EXTRAS.items():
+        if any(module in tops for module, _ in packages):
+            return extra
+    return None

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from cli_runner import lexiedge_ok
 from export_helpers import av_splits, classifier_logits, pytorch_classifier
+from test_model_card import assert_card_states_the_manifest
 
 pytest.importorskip("executorch", reason="executorch is not installed: pip install 'lexiedge[executorch]'")
 
@@ -54,6 +55,9 @@ def test_the_manifest_records_a_verified_fp32_program(pte_artifact: Path) -> Non
         metric["artifact"] - metric["pytorch"]
     )
     assert verification["validation"]["clips"] == 16
+    card = assert_card_states_the_manifest(pte_artifact, manifest)  # the model card, from this manifest
+    assert "Android / iOS: ExecuTorch's runtime" in card and "lexiedge-runtime[executorch]" in card
+    assert "one clip per call (batch 1)" in card
     assert manifest["signature"]["inputs"][0] == {
         "name": "waveform",
         "dtype": "float32",
@@ -140,6 +144,8 @@ def test_the_int8_program_keeps_the_audio_subsampling_in_float_and_agrees_with_p
     assert quantization["calibration_clips"] == 16
     validation = manifest["verification"]["validation"]
     assert manifest["verification"]["passed"] is True and validation["decisive"]["agreement"] >= 0.99
+    card = assert_card_states_the_manifest(int8_artifact, manifest)
+    assert "kept in float: log-mel front end (functional ops), audio.subsampling" in card
     assert (int8_artifact / "model.pte").stat().st_size < 0.8 * (pte_artifact / "model.pte").stat().st_size
     classifier = lexiedge_runtime.load(int8_artifact, "cpu")
     module = pytorch_classifier(small_av_run, manifest["source"]["checkpoint"])

@@ -35,7 +35,8 @@ def _files_on_disk(directory: Path) -> dict[str, Path]:
 def test_every_file_is_listed_with_its_sha256_and_the_size_is_the_model_files(artifact) -> None:
     manifest = artifact.manifest
     on_disk = _files_on_disk(artifact.path)
-    assert set(manifest["files"]) == set(on_disk) - {"manifest.json"}, "every file, and only those"
+    # every file, and only those: the manifest and the model card (README.md, rendered from it) are not listed
+    assert set(manifest["files"]) == set(on_disk) - {"manifest.json", "README.md"}, "every file, and only those"
     for name, entry in manifest["files"].items():
         data = on_disk[name].read_bytes()
         assert entry == {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}, name
