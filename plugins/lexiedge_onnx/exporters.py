@@ -185,7 +185,7 @@ def _lm_manifest(job: ExportJob, source: causal_lm.LmSource, graph: Path, runner
 
 
 def _check_lm(job: ExportJob, source: causal_lm.LmSource, graph: Path, target: str, thresholds: LmThresholds,
-              settings: PluginSettings, **extra: Any) -> None:
+              settings: PluginSettings, *, last_logits_only: bool = False, **extra: Any) -> None:
     runner = OrtRunner(graph)
     head_size = source.config["hidden_size"] // source.config["num_attention_heads"]
     limits = thresholds.report()
@@ -193,7 +193,8 @@ def _check_lm(job: ExportJob, source: causal_lm.LmSource, graph: Path, target: s
     try:
         with job.stage(f"verification against PyTorch ({settings.prompts} prompts, {settings.new_tokens} greedy tokens)"):
             report = verify_lm(runner, job.out_dir, source, target, prompts=settings.prompts,
-                               new_tokens=settings.new_tokens, head_size=head_size)
+                               new_tokens=settings.new_tokens, head_size=head_size,
+                               last_logits_only=last_logits_only)
         report["thresholds"] = limits
         enforce_lm(report, target, thresholds)
         report["passed"] = True
@@ -298,11 +299,11 @@ class OnnxInt4Exporter(_TaskExporter):
         source = causal_lm.load_lm_source(job)
         graph = job.out_dir / MODEL_FILE
         with tempfile.TemporaryDirectory(prefix="lexiedge-genai-") as scratch:
-            _build_lm(job, source, job.out_dir, "int4", Path(scratch), block_size=settings.block_size,
-                      accuracy_level=settings.accuracy_level, quantize_lm_head=settings.quantize_lm_head)
+            _build_lm(job, source, job.out_dir, "int4", Path(scratch), **settings.builder_options())
         causal_lm.copy_tokenizer_files(source, job.out_dir)
         section = _builder_section("int4", block_size=settings.block_size, accuracy_level=settings.accuracy_level,
                                    lm_head="int4, shared with the embeddings" if settings.quantize_lm_head else "fp32",
+                                   lm_head_positions="last" if settings.prune_lm_head else "all",
                                    ops=causal_lm.op_counts(graph), model_bytes=genai_model_size(job.out_dir))
         extra: dict[str, Any] = {"quantization": section}
         if settings.benchmark_tokens:
@@ -314,7 +315,8 @@ class OnnxInt4Exporter(_TaskExporter):
             extra["decode_speed"] = {**speed, "threads": settings.threads, "runtime": "onnxruntime-genai, greedy, CPU"}
             del model
         thresholds = lm_thresholds(settings, "int4")
-        _check_lm(job, source, graph, self.name, thresholds, settings, **extra)
+        _check_lm(job, source, graph, self.name, thresholds, settings,
+                  last_logits_only=settings.prune_lm_head, **extra)
 
 
 class OrtMobileExporter(_TaskExporter):

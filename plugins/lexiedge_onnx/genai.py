@@ -39,12 +39,16 @@ def build_genai_model(
     block_size: int = 32,
     accuracy_level: int | None = None,
     quantize_lm_head: bool = True,
+    prune_lm_head: bool = False,
     extra: dict[str, str] | None = None,
 ) -> Path:
     """Run the builder on ``hf_dir`` (config.json, weights, tokenizer) and write the model to ``out_dir``.
 
     ``accuracy_level`` is MatMulNBits' compute type on CPU (4 = int8 activations, the builder's
     default and the fastest; 1 = fp32). ``quantize_lm_head=False`` keeps the LM head in float.
+    ``prune_lm_head`` computes the LM head for the last position only (logits ``[batch, 1, vocab]``):
+    a prefill of S tokens then runs one row of the 151936 x 896 head, not S of them, and writes no
+    S x vocab logits. GenAI (and so the runtime) reads only the last position's logits anyway.
     """
     options: dict[str, str] = {}
     if precision in ("int4", "int8"):
@@ -54,6 +58,8 @@ def build_genai_model(
         if not quantize_lm_head:
             options["shared_embeddings"] = "false"
             options["nodes_to_exclude"] = "/lm_head/MatMul"
+    if prune_lm_head:
+        options["prune_lm_head"] = "true"
     options.update(extra or {})
     command = [
         sys.executable, "-m", "onnxruntime_genai.models.builder",

@@ -8,7 +8,7 @@ the exported graph's precision).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -118,6 +118,14 @@ class OnnxInt4Settings(VerifySettings):
     quantize_lm_head: bool = Field(
         True, description="int4 LM head shared with the embeddings (tied weights: stored once); false keeps it fp32"
     )
+    prune_lm_head: bool = Field(
+        True,
+        description=(
+            "LM head on the last position only (logits [batch, 1, vocab]): a prefill of S prompt tokens "
+            "computes one row of logits instead of S (the runtime reads only the last); false: logits at "
+            "every position"
+        ),
+    )
     min_token_agreement: float = Field(
         LM["int4"].min_token_agreement, ge=0, le=1,
         description="next-token agreement with fp32 PyTorch on the decisive greedy steps",
@@ -125,6 +133,15 @@ class OnnxInt4Settings(VerifySettings):
     benchmark_tokens: int = Field(32, ge=0, description="greedy tokens timed for the manifest's decode speed (0: off)")
     benchmark_prompt_tokens: int = Field(64, ge=1, description="prompt length of the decode-speed measurement")
     threads: int = Field(2, ge=1, description="intra-op threads of the decode-speed measurement")
+
+    BUILDER_FIELDS: ClassVar[tuple[str, ...]] = (
+        "block_size", "accuracy_level", "quantize_lm_head", "prune_lm_head")
+
+    def builder_options(self) -> dict[str, Any]:
+        """The settings that shape the graph: keyword arguments of
+        :func:`lexiedge_onnx.genai.build_genai_model` (the export and bench/bench_tutor_latency.py pass
+        the same ones)."""
+        return {name: getattr(self, name) for name in self.BUILDER_FIELDS}
 
 
 class OrtMobileSettings(VerifySettings):

@@ -4,6 +4,8 @@ Three checks, on tutor prompts of several lengths (none of them a traced shape: 
 the graph directly, and every axis must hold):
 
 1. logits of a first pass with ONNX Runtime: batch 1, and batch 3 of different lengths (right-padded);
+   a graph built with a pruned LM head (``last_logits_only``) has the last position's logits only,
+   compared in the rows whose last position is a prompt token;
 2. the KV-cache path: the prompt, then PyTorch's greedy tokens fed one at a time with
    ``past_key_values`` -> ``present``; logits and next-token agreement at every step (batch 1 and 3);
 3. greedy generation through ONNX Runtime GenAI (its own KV buffer) against ``generate`` in PyTorch.
@@ -109,14 +111,14 @@ def _decode(target: str, what: str, decoder: KvDecoder, ids: np.ndarray, mask: n
 
 
 def verify_lm(runner: OrtRunner, artifact: Path, source: LmSource, target: str, *, prompts: int, new_tokens: int,
-              head_size: int, genai: bool = True) -> dict[str, Any]:
+              head_size: int, genai: bool = True, last_logits_only: bool = False) -> dict[str, Any]:
     """Compare the artifact's graph (``runner``) and the artifact through ORT GenAI with PyTorch.
 
     Returns the numbers; thresholds are enforced by :func:`enforce_lm` once they are saved.
     """
     decoder = KvDecoder(runner).with_head_size(head_size)
     all_prompts = prompt_ids(source, max(prompts, 4))
-    prefill_diff = _first_pass_diff(decoder, source, target, all_prompts)
+    prefill_diff = _first_pass_diff(decoder, source, target, all_prompts, last_logits_only)
     generations = [_reference_generation(source, p, new_tokens) for p in all_prompts[:prompts]]
     steps = _teacher_forced_steps(decoder, source, target, all_prompts, generations, prompts)
     agreement = steps.agreement()
@@ -138,9 +140,10 @@ def verify_lm(runner: OrtRunner, artifact: Path, source: LmSource, target: str, 
 
 
 def _first_pass_diff(decoder: KvDecoder, source: LmSource, target: str,
-                     all_prompts: list[list[int]]) -> float:
+                     all_prompts: list[list[int]], last_logits_only: bool = False) -> float:
     """Check 1: the largest |logit difference| of a first pass, batch 1 and a right-padded batch 3 of three
-    lengths (padding positions aside); a wrong output shape is a ShapeError."""
+    lengths (padding positions aside); a wrong output shape is a ShapeError. ``last_logits_only``: the
+    graph's logits are the last position's (pruned LM head), compared where that position is no padding."""
     pad = source.eos_ids()[0]
     vocab = int(source.config.get("vocab_size", 0))
     diff = 0.0
@@ -148,10 +151,13 @@ def _first_pass_diff(decoder: KvDecoder, source: LmSource, target: str,
         ids, mask = padded(group, pad)
         what = f"a first pass of batch {len(group)}, lengths {[len(p) for p in group]}"
         logits, _ = _decode(target, what, decoder, ids, mask, decoder.empty(len(group)))
-        if logits.shape[:2] != ids.shape or (vocab and logits.shape[2] != vocab):
-            raise ShapeError(target, LOGITS, f"shape {logits.shape} on {what}; expected {(*ids.shape, vocab)}")
+        expected = (len(group), 1) if last_logits_only else ids.shape
+        if logits.shape[:2] != expected or (vocab and logits.shape[2] != vocab):
+            raise ShapeError(target, LOGITS, f"shape {logits.shape} on {what}; expected {(*expected, vocab)}")
         reference = _reference_logits(source, ids, mask)
         valid = mask.astype(bool)
+        if last_logits_only:
+            reference, valid = reference[:, -1:], valid[:, -1:]
         diff = max(diff, float(np.abs(logits[valid] - reference[valid]).max()))
     return diff
 
