@@ -468,7 +468,8 @@ def build_tutor(work: Path, tiny: bool) -> None:
     if not (hf / "config.json").exists():
         build_tiny_qwen2(hf, **{**(tutor_bench.TINY if tiny else tutor_bench.QWEN2_5_0_5B), "vocab_size": None})
     if not (artifact / "manifest.json").exists():
-        tutor_bench.build_artifact(hf, artifact, work / "genai-cache", block_size=32 if tiny else tutor_bench.BLOCK_SIZE)
+        options = tutor_bench.TINY_ARTIFACT_OPTIONS if tiny else tutor_bench.ARTIFACT_OPTIONS
+        tutor_bench.build_artifact(hf, artifact, work / "genai-cache", tutor_bench.Variant("main", dict(options)))
 
 
 def build(work: Path, tiny: bool) -> tuple[Path, Path]:

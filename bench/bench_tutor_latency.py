@@ -3,12 +3,19 @@
     python bench/bench_tutor_latency.py --json tutor.json --chart docs/tutor_latency.png   # 0.5B shape
     python bench/bench_tutor_latency.py --tiny --json /tmp/tutor-tiny.json                 # smoke run
     python bench/bench_tutor_latency.py --llama-cpp-dir ~/src/llama.cpp ...                # + llama.cpp
+    python bench/bench_tutor_latency.py --variant full-head:prune_lm_head=false ...       # + a variant
 
 The model is Qwen2.5-0.5B-shaped with random weights (hidden 896, 24 layers, 14 heads, 2 KV heads,
 vocab 151936; speed does not depend on the values) and the project's tutor tokenizer and Qwen2.5
 chat template (`lexiedge_qwen_lora.tiny.build_tiny_qwen2`), built here without the network. The
-lexiedge artifact is int4 from ONNX Runtime GenAI's model builder, block 128 (what `lexiedge export
---target onnx-int4` runs with the edge profiles' setting); random weights cannot pass the export's
+lexiedge artifact is int4 from ONNX Runtime GenAI's model builder with the builder settings `lexiedge
+export --target onnx-int4` runs with in the edge profiles (block 128, the other settings' defaults:
+int8 activations, int4 LM head shared with the embeddings and pruned to the last position; see
+``OnnxInt4Settings.builder_options``). ``--variant NAME:KEY=VALUE,...`` builds more int4 artifacts
+with other settings (the onnx-int4 export settings that shape the graph: block_size, accuracy_level,
+quantize_lm_head, prune_lm_head; or ``builder.OPTION`` for any GenAI builder extra option, passed as
+given) and measures them on the fixed prompts beside the bench's own, alternating, so their ratios
+come from one run. Random weights cannot pass the export's
 verification against PyTorch, so the artifact's manifest records none and the bench loads it with
 ``allow_unverified=True``. llama.cpp (when ``llama_cpp``, i.e. llama-cpp-python, is importable and
 ``--llama-cpp-dir`` holds its ``convert_hf_to_gguf.py``) gets the same weights through llama.cpp's own
@@ -31,14 +38,18 @@ machine a spinning worker that is preempted stalls the others, llama.cpp's by up
   own prefix reuse (llama-cpp-python keeps the previous request's cache, as llama.cpp's server does;
   the system prompt evaluated first, like ``warm_prompt``). Turn by turn the backends alternate
   (the order rotates), ``--rounds`` conversations each; per turn the best round counts.
-* fixed prompts (the issue's table): fresh generations (no reuse) after a 64- and a 256-token prompt,
-  time to first token, and decode tokens/s (per token after the first, 64 new tokens).
+* fixed prompts (the issue's table): fresh generations (no reuse) after a 64-, 256- and 1024-token
+  prompt (the tutor conversation's history, repeated past 1024 tokens), time to first token, and
+  decode tokens/s (per token after the first, 64 new tokens after the 64-token prompt). Every int4
+  artifact (the bench's and each ``--variant``) and llama.cpp q4_0/q4_k_m take turns, round by round.
 
 Time to first token is from the call to the first new token id (``TextGenerator.generate_ids``,
 ``Llama.generate``), so text decoding never hides a token. JSON (``--json``): per backend
 ``ttft_s_by_turn`` and ``decode_tok_s``, ``reuse_speedup_turn10`` (turn-10 time to first token
-without reuse / with), the targets and the machine. Targets: turn 10 with reuse <= 0.3x without
-and <= llama.cpp q4_0's; decode >= 1.5x llama.cpp q4_0.
+without reuse / with), ``fixed_prompts`` per backend, ``variants_over_main`` (each variant's fixed-prompt
+numbers over the bench artifact's), the targets and the machine. Targets: turn 10 with reuse <= 0.3x
+without and <= llama.cpp q4_0's; decode >= 1.5x llama.cpp q4_0; per int4 artifact, fresh-prompt time
+to first token at 256 and 1024 tokens <= 0.7x llama.cpp q4_0's, its decode >= 1.5x.
 """
 
 from __future__ import annotations
@@ -69,14 +80,19 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 THREADS = 2
 NEW_TOKENS = 48
 BLOCK_SIZE = 128
-FIXED_PROMPTS = (64, 256)
+FIXED_PROMPTS = (64, 256, 1024)
 FIXED_NEW_TOKENS = 64
+# the edge profiles' onnx-int4 options (profiles/rtx3050-4gb.yaml, t4-16gb.yaml); the other builder
+# settings are OnnxInt4Settings' defaults. The tiny model's hidden size (64) takes block 32 at most.
+ARTIFACT_OPTIONS: dict[str, Any] = {"block_size": BLOCK_SIZE}
+TINY_ARTIFACT_OPTIONS: dict[str, Any] = {"block_size": 32}
 QWEN2_5_0_5B = dict(hidden_size=896, num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2,
                     intermediate_size=4864, vocab_size=151936, max_position_embeddings=32768)
 TINY = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
             intermediate_size=128, vocab_size=None)
 GGUF_TYPES = ("q4_0", "q4_k_m")
-REUSE, NO_REUSE, LLAMA_Q4_0 = "lexiedge-onnx-int4", "lexiedge-onnx-int4-no-reuse", "llama.cpp-q4_0"
+LEXIEDGE = "lexiedge-onnx-int4"
+REUSE, NO_REUSE, LLAMA_Q4_0 = LEXIEDGE, f"{LEXIEDGE}-no-reuse", "llama.cpp-q4_0"
 
 SYSTEM_PROMPT = (
     "You are Lexi, a patient English tutor for adult learners. When the learner writes a sentence, "
@@ -127,6 +143,61 @@ TURNS = (
 )
 
 
+# --- builder variants ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Variant:
+    """An int4 artifact's builder settings: onnx-int4 export options and raw GenAI builder options."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)  # OnnxInt4Settings builder fields
+    builder: dict[str, str] = field(default_factory=dict)  # GenAI builder --extra_options, as given
+
+    def folder(self, size: str) -> str:
+        """A folder name of every builder setting (defaults resolved), so a kept --workdir never measures a
+        build of other settings."""
+        from lexiedge_onnx.settings import OnnxInt4Settings
+
+        resolved = OnnxInt4Settings.model_validate(self.options).builder_options()
+        parts = [f"{key}={value}" for key, value in sorted({**resolved, **self.builder}.items())]
+        return f"onnx-int4-{size}-" + "-".join(parts).replace("/", "_")
+
+
+def parse_variant(text: str, base: dict[str, Any]) -> Variant:
+    """``NAME:KEY=VALUE,...`` (KEY an onnx-int4 builder setting or builder.OPTION); one line if wrong."""
+    from pydantic import ValidationError
+
+    from lexiedge_onnx.settings import OnnxInt4Settings
+
+    name, _, spec = text.partition(":")
+    if not name or not spec:
+        raise ValueError(f"--variant {text!r}: expected NAME:KEY=VALUE[,KEY=VALUE...]")
+    options, builder = dict(base), {}
+    for item in spec.split(","):
+        key, equals, value = item.partition("=")
+        if not equals or not key:
+            raise ValueError(f"--variant {text!r}: {item!r} is not KEY=VALUE")
+        if key.startswith("builder."):
+            builder[key.removeprefix("builder.")] = value
+        elif key in OnnxInt4Settings.BUILDER_FIELDS:
+            try:
+                options[key] = json.loads(value)
+            except json.JSONDecodeError:
+                options[key] = value
+        else:
+            known = ", ".join(OnnxInt4Settings.BUILDER_FIELDS)
+            raise ValueError(f"--variant {text!r}: unknown key {key!r} "
+                             f"(expected one of {known}, or builder.OPTION)")
+    try:
+        OnnxInt4Settings.model_validate(options)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ValueError(f"--variant {text!r}: {where}: {first['msg']}, got {first.get('input')!r}") from None
+    return Variant(name, options, builder)
+
+
 # --- building (in a child process) -----------------------------------------------------------------
 
 
@@ -135,30 +206,36 @@ class Paths:
     hf: Path
     artifact: Path
     gguf: dict[str, Path]
+    variants: dict[str, Path] = field(default_factory=dict)
 
 
-def paths(work: Path, tiny: bool) -> Paths:
-    name = "tiny" if tiny else "0.5b"
-    return Paths(work / f"hf-{name}", work / f"onnx-int4-b{BLOCK_SIZE}-{name}",
-                 {kind: work / f"{name}-{kind}.gguf" for kind in GGUF_TYPES})
+def paths(work: Path, tiny: bool, main: Variant, variants: Sequence[Variant] = ()) -> Paths:
+    size = "tiny" if tiny else "0.5b"
+    return Paths(work / f"hf-{size}", work / main.folder(size),
+                 {kind: work / f"{size}-{kind}.gguf" for kind in GGUF_TYPES},
+                 {variant.name: work / variant.folder(size) for variant in variants})
 
 
-def build_all(work: Path, tiny: bool, llama_cpp_dir: Path | None) -> None:
-    """The random model, its int4 artifact and (with llama.cpp) its GGUF files; each built once."""
-    where = paths(work, tiny)
+def build_all(work: Path, tiny: bool, llama_cpp_dir: Path | None, main: Variant,
+              variants: list[Variant]) -> None:
+    """The random model, its int4 artifacts and (with llama.cpp) its GGUF files; each built once."""
+    where = paths(work, tiny, main, variants)
     if not (where.hf / "config.json").exists():
         from lexiedge_qwen_lora.tiny import build_tiny_qwen2
 
         build_tiny_qwen2(where.hf, **(TINY if tiny else QWEN2_5_0_5B))
-    if not (where.artifact / "manifest.json").exists():
-        build_artifact(where.hf, where.artifact, work / "genai-cache", block_size=32 if tiny else BLOCK_SIZE)
+    for variant, out in [(main, where.artifact), *((v, where.variants[v.name]) for v in variants)]:
+        if not (out / "manifest.json").exists():
+            build_artifact(where.hf, out, work / "genai-cache", variant)
     if llama_cpp_dir is not None and not all(p.exists() for p in where.gguf.values()):
         build_gguf(where.hf, where.gguf, llama_cpp_dir)
 
 
-def build_artifact(hf_dir: Path, out: Path, cache: Path, *, block_size: int) -> None:
-    """The int4 GenAI model (what `lexiedge export --target onnx-int4` builds) with a runtime manifest."""
+def build_artifact(hf_dir: Path, out: Path, cache: Path, variant: Variant) -> None:
+    """The int4 GenAI model (what `lexiedge export --target onnx-int4` builds with ``variant.options``, plus
+    any raw builder options) with a runtime manifest."""
     from lexiedge_onnx.genai import build_genai_model
+    from lexiedge_onnx.settings import OnnxInt4Settings
 
     from lexiedge.export import (
         MANIFEST_FORMAT,
@@ -170,7 +247,8 @@ def build_artifact(hf_dir: Path, out: Path, cache: Path, *, block_size: int) -> 
 
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    build_genai_model(hf_dir, tmp, precision="int4", block_size=block_size, cache_dir=cache)
+    options = OnnxInt4Settings.model_validate(variant.options).builder_options()
+    build_genai_model(hf_dir, tmp, precision="int4", cache_dir=cache, extra=variant.builder, **options)
     sleep_when_idle(tmp / "genai_config.json")
     config = json.loads((hf_dir / "generation_config.json").read_text())
     eos = config["eos_token_id"] if isinstance(config["eos_token_id"], list) else [config["eos_token_id"]]
@@ -179,8 +257,8 @@ def build_artifact(hf_dir: Path, out: Path, cache: Path, *, block_size: int) -> 
         "task": "causal-lm", "target": "onnx-int4",
         "tokenizer": {"chat_template": "chat_template.jinja", "eos_token_ids": eos},
         "runtime": {"engine": "onnxruntime-genai", "config": "genai_config.json", "graph": "model.onnx"},
-        "quantization": {"tool": "onnxruntime_genai.models.builder", "precision": "int4",
-                         "block_size": block_size},
+        "quantization": {"tool": "onnxruntime_genai.models.builder", "precision": "int4", **options,
+                         "builder_options": variant.builder},
         "runtime_settings": {"session.intra_op.allow_spinning": "0"},
         "source": {"note": "random weights (bench/bench_tutor_latency.py): never verified against PyTorch"},
         "versions": library_versions(),
@@ -330,6 +408,18 @@ def conversation(tokenizer: Any) -> Conversation:
     return Conversation(system, prompts, system_ids)
 
 
+def long_prompt(tokenizer: Any, length: int) -> list[int]:
+    """``length`` ids of the tutor conversation's history (repeated as needed): the fixed prompts' source.
+    Its first tokens are the turn-10 prompt's, so the 64- and 256-token prompts are the ones they were."""
+    messages = [{"role": "system", "content": SYSTEM_PROMPT}]
+    while True:
+        for user, reply in TURNS:
+            messages += [{"role": "user", "content": user}, {"role": "assistant", "content": reply}]
+        ids = tokenizer.prompt_ids(messages)
+        if len(ids) >= length:
+            return ids[:length]
+
+
 def pause() -> None:
     time.sleep(0.05)  # the previous backend's worker threads stop spinning first
 
@@ -368,7 +458,7 @@ def run_conversations(backends: list[Backend], talk: Conversation, rounds: int
 
 def run_fixed_prompts(backends: list[Backend], prompt_ids: list[int], rounds: int
                       ) -> dict[str, dict[str, float]]:
-    """Fresh generations (no reuse): time to first token after 64/256-token prompts, decode tokens/s."""
+    """Fresh generations (no reuse): time to first token after each FIXED_PROMPTS length, decode tokens/s."""
     best: dict[str, dict[str, float]] = {b.name: {} for b in backends}
     for round_index in range(rounds):
         order = backends if round_index % 2 == 0 else list(reversed(backends))
@@ -426,6 +516,32 @@ def llama_cpp_available() -> bool:
 # --- report ----------------------------------------------------------------------------------------------
 
 
+def fixed_prompt_targets(fixed: dict[str, dict[str, float]]) -> dict[str, dict[str, Any]]:
+    """Per int4 artifact: fresh-prompt time to first token at 256 and 1024 tokens over llama.cpp q4_0's
+    (<= 0.7), and its decode over llama.cpp q4_0's (>= 1.5)."""
+    peer = fixed.get(LLAMA_Q4_0)
+    if peer is None:
+        return {}
+    targets: dict[str, dict[str, Any]] = {}
+    for name, numbers in fixed.items():
+        if not name.startswith(LEXIEDGE):
+            continue
+        for length in FIXED_PROMPTS[1:]:
+            key = f"ttft_s_{length}"
+            targets[f"{name}: fresh_ttft_{length}_over_llama_cpp_q4_0"] = {
+                "value": numbers[key] / peer[key], "target": "<= 0.7"}
+        targets[f"{name}: fresh_decode_over_llama_cpp_q4_0"] = {
+            "value": numbers["decode_tok_s"] / peer["decode_tok_s"], "target": ">= 1.5"}
+    return targets
+
+
+def variants_over_main(fixed: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Each variant's fixed-prompt numbers over the bench artifact's (time to first token: < 1 is faster)."""
+    main = fixed[LEXIEDGE]
+    return {name: {key: numbers[key] / main[key] for key in main}
+            for name, numbers in fixed.items() if name.startswith(LEXIEDGE + "[")}
+
+
 def summary(results: dict[str, ConversationResult], fixed: dict[str, dict[str, float]],
             talk: Conversation) -> dict[str, Any]:
     last = len(talk.prompts) - 1
@@ -440,8 +556,10 @@ def summary(results: dict[str, ConversationResult], fixed: dict[str, dict[str, f
             "value": reuse / peer.ttft_s_by_turn[last], "target": "<= 1"}
         report["targets"]["decode_over_llama_cpp_q4_0"] = {
             "value": results[REUSE].decode_tok_s / peer.decode_tok_s, "target": ">= 1.5"}
+    report["targets"].update(fixed_prompt_targets(fixed))
     report["backends"] = {name: asdict(result) for name, result in results.items()}
     report["fixed_prompts"] = fixed
+    report["variants_over_main"] = variants_over_main(fixed)
     report["conversation"] = {"turns": len(talk.prompts),
                               "prompt_tokens_by_turn": [len(p) for p in talk.prompts],
                               "system_prompt_tokens": len(talk.system_ids), "new_tokens": NEW_TOKENS}
@@ -457,8 +575,11 @@ def print_report(report: dict[str, Any]) -> None:
         print(f"  {name:30s} {turns}   decode {result['decode_tok_s']:5.1f} tok/s")
     print(f"fixed prompts (fresh, best of {report['rounds']}):")
     for name, numbers in report["fixed_prompts"].items():
-        print(f"  {name:30s} decode {numbers['decode_tok_s']:5.1f} tok/s   first token after 64: "
-              f"{numbers['ttft_s_64']:.2f} s, after 256: {numbers['ttft_s_256']:.2f} s")
+        firsts = ", ".join(f"{length}: {numbers[f'ttft_s_{length}']:.2f} s" for length in FIXED_PROMPTS)
+        print(f"  {name:30s} decode {numbers['decode_tok_s']:5.1f} tok/s   first token after {firsts}")
+    for name, ratios in report["variants_over_main"].items():
+        shown = ", ".join(f"{key} {value:.2f}x" for key, value in ratios.items())
+        print(f"  {name} over {LEXIEDGE}: {shown}")
     print(f"reuse speedup at turn 10: {report['reuse_speedup_turn10']:.1f}x")
     for name, target in report["targets"].items():
         print(f"  {name}: {target['value']:.2f} (target {target['target']})")
@@ -489,28 +610,33 @@ def draw_chart(report: dict[str, Any], out: Path) -> None:
     figure.savefig(out)
 
 
-def measure(where: Paths, llama: bool, rounds: int, shape: str) -> dict[str, Any]:
+def measure(where: Paths, llama: bool, rounds: int, shape: str, main: Variant, variants: list[Variant]
+            ) -> dict[str, Any]:
     load_at_start = os.getloadavg()[0]  # other processes on the machine: the numbers' context
     backends: list[Backend] = []
     reuse = Lexiedge(REUSE, where.artifact, reuse=True, system=[{"role": "system", "content": SYSTEM_PROMPT}])
     talk = conversation(reuse.model.tokenizer)
     backends += [reuse, Lexiedge(NO_REUSE, where.artifact, reuse=False, system=None)]
-    context = max(len(p) for p in talk.prompts) + NEW_TOKENS + 64
+    context = max(*(len(p) for p in talk.prompts), *FIXED_PROMPTS) + max(NEW_TOKENS, FIXED_NEW_TOKENS) + 64
     if llama:
         backends.append(LlamaCpp(LLAMA_Q4_0, where.gguf["q4_0"], reuse=True, context=context))
-    fixed_prompt = talk.prompts[-1]
+    fixed_prompt = long_prompt(reuse.model.tokenizer, max(FIXED_PROMPTS))
     fixed_backends: list[Backend] = [backends[1]]
+    fixed_backends += [Lexiedge(f"{LEXIEDGE}[{variant.name}]", where.variants[variant.name], reuse=False,
+                                system=None) for variant in variants]
     if llama:
         fixed_backends += [LlamaCpp(f"llama.cpp-{kind}", where.gguf[kind], reuse=False, context=context)
                            for kind in GGUF_TYPES]
     warm_up(backends + fixed_backends[1:], fixed_prompt)
     results = run_conversations(backends, talk, rounds)
     fixed = run_fixed_prompts(fixed_backends, fixed_prompt, rounds)
-    fixed["lexiedge-onnx-int4"] = fixed.pop(NO_REUSE)
+    fixed[LEXIEDGE] = fixed.pop(NO_REUSE)
     report = summary(results, fixed, talk)
     report.update(rounds=rounds, machine={**machine(), "load_average_1m_at_start": load_at_start},
                   versions=versions(),
-                  model={"shape": shape, "weights": "random", "onnx": f"GenAI builder int4, block {BLOCK_SIZE}",
+                  model={"shape": shape, "weights": "random",
+                         "onnx": {"GenAI builder int4": {**main.options, **main.builder},
+                                  "variants": {v.name: {**v.options, **v.builder} for v in variants}},
                          "gguf": "convert_hf_to_gguf.py f32 -> llama_model_quantize" if llama else None})
     return report
 
@@ -526,7 +652,22 @@ def main() -> None:
                         help="llama.cpp sources (convert_hf_to_gguf.py) of the installed llama_cpp's version")
     parser.add_argument("--no-llama-cpp", action="store_true", help="leave llama.cpp out")
     parser.add_argument("--build-only", action="store_true", help="build the models into --workdir only")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE[,KEY=VALUE...]",
+                        help="one more int4 artifact, built with these onnx-int4 builder settings "
+                             "(block_size, accuracy_level, quantize_lm_head, prune_lm_head) or "
+                             "builder.OPTION (a GenAI builder extra option), measured on the fixed "
+                             "prompts beside the bench's own")
     args = parser.parse_args()
+    base = TINY_ARTIFACT_OPTIONS if args.tiny else ARTIFACT_OPTIONS
+    main_variant = Variant("main", dict(base))
+    try:
+        variants = [parse_variant(text, base) for text in args.variant]
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(2) from None
+    if len({v.name for v in variants}) != len(variants):
+        print("--variant: each variant needs a name of its own", file=sys.stderr)
+        raise SystemExit(2)
 
     llama = not args.no_llama_cpp and llama_cpp_available()
     if llama and (args.llama_cpp_dir is None or not (args.llama_cpp_dir / "convert_hf_to_gguf.py").is_file()):
@@ -540,14 +681,16 @@ def main() -> None:
         work = args.workdir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         child = multiprocessing.get_context("spawn").Process(
-            target=build_all, args=(work, args.tiny, args.llama_cpp_dir if llama else None))
+            target=build_all,
+            args=(work, args.tiny, args.llama_cpp_dir if llama else None, main_variant, variants))
         child.start()
         child.join()
         if child.exitcode != 0:
             raise SystemExit(f"building the bench models failed (exit code {child.exitcode})")
         if args.build_only:
             return
-        report = measure(paths(work, args.tiny), llama, args.rounds, "tiny" if args.tiny else "Qwen2.5-0.5B")
+        report = measure(paths(work, args.tiny, main_variant, variants), llama, args.rounds,
+                         "tiny" if args.tiny else "Qwen2.5-0.5B", main_variant, variants)
     print_report(report)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
