@@ -4,7 +4,8 @@ Declared once here, read by every stage:
 
 * the decoder's signature (:data:`INPUTS`, :data:`OUTPUTS`): ``input_ids`` and ``attention_mask``
   int64 (batch, sequence), one ``past_key_values.N.key/value`` per layer, float (batch, kv_heads,
-  past, head_size); out ``logits`` float (batch, sequence, vocab) and ``present.N.key/value``. The
+  past, head_size); out ``logits`` float (batch, sequence, vocab) ((batch, 1, vocab) from a graph whose
+  LM head is pruned to the last position, all GenAI reads) and ``present.N.key/value``. The
   per-layer names follow :data:`PAST_PREFIX` / :data:`PRESENT_PREFIX` (:func:`present_name`);
 * the manifest section: ``architecture``, ``tokenizer`` (files, chat template, EOS ids) and the
   ``runtime.config`` ONNX Runtime GenAI reads (:data:`KV_CACHE_NOTE`, :data:`INPUT_NOTE` describe the
