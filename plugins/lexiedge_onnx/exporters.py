@@ -16,13 +16,14 @@ from typing import Any, ClassVar
 
 from lexiedge.api import ExporterPlugin, ExportJob, PluginSettings
 from lexiedge.export import VerificationError, dynamic_axes, update_manifest
+from lexiedge.export.causal_lm import lm_thresholds
 from lexiedge.export.classifier import (
     ClassifierSource,
     calibration_batches,
     load_classifier,
     write_classifier_manifest,
 )
-from lexiedge.export.verify_classifier import check_classifier, classifier_thresholds, set_or
+from lexiedge.export.verify_classifier import check_classifier, classifier_thresholds
 from lexiedge_onnx import causal_lm, classifier
 from lexiedge_onnx.genai import MODEL_FILE, build_genai_model, decode_speed, genai_model_size, load_genai_model
 from lexiedge_onnx.mobile import convert_to_ort, required_operators
@@ -63,21 +64,6 @@ class _TaskExporter(ExporterPlugin):
         method = getattr(self, self.task_methods[job.model_plugin.task])
         method(job, job.settings)
         return job.out_dir
-
-
-# --- thresholds: the task spec's defaults for the graph's precision, unless the profile sets them ------
-
-
-def lm_thresholds(settings: PluginSettings, precision: str) -> LmThresholds:
-    """What verification enforces on an LLM graph of ``precision`` ("fp32", "int8", "int4"), as above
-    (:data:`causal_lm.THRESHOLDS`); an fp32 graph must also generate PyTorch's text."""
-    default = lm_task.THRESHOLDS[precision]
-    return LmThresholds(
-        atol=set_or(settings, "atol", default.atol),
-        min_token_agreement=set_or(settings, "min_token_agreement", default.min_token_agreement),
-        identical_generation=default.identical_generation,
-        min_decisive_share=settings.min_decisive_share,
-    )
 
 
 # --- classifier pieces ---------------------------------------------------------------------------

@@ -19,15 +19,14 @@ PyTorch's at a near-tie (allowed: a coin toss) or at a decisive step (a real dif
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from lexiedge.export import AgreementError, AtolError, ShapeError
-from lexiedge.export.agreement import Agreement, measure_agreement, top2_margin
-from lexiedge_onnx.causal_lm import LmSource, padded, prompt_ids
+from lexiedge.export.causal_lm import LmSource, padded, prompt_ids
+from lexiedge.export.verify_lm import Steps, enforce_lm, generation_report, reference_generation, reference_logits
 from lexiedge_onnx.genai import greedy_generate, load_genai_model
 from lexiedge_onnx.runners import OrtRunner
 from lexiedge_runtime.tasks.causal_lm import (
@@ -70,26 +69,6 @@ class KvDecoder:
         return outputs[LOGITS].astype(np.float32), present
 
 
-def _reference_generation(source: LmSource, prompt: list[int], new_tokens: int) -> list[int]:
-    import torch
-
-    with torch.no_grad():
-        out = source.model.generate(
-            torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
-            max_new_tokens=new_tokens, do_sample=False, eos_token_id=source.eos_ids(),
-            pad_token_id=source.eos_ids()[0],
-        )
-    return [int(t) for t in out[0, len(prompt):]]
-
-
-def _reference_logits(source: LmSource, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    import torch
-
-    with torch.no_grad():
-        out = source.model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask), use_cache=False)
-    return out.logits.float().numpy()
-
-
 def _guard(target: str, what: str, call):
     try:
         return call()
@@ -119,7 +98,7 @@ def verify_lm(runner: OrtRunner, artifact: Path, source: LmSource, target: str, 
     decoder = KvDecoder(runner).with_head_size(head_size)
     all_prompts = prompt_ids(source, max(prompts, 4))
     prefill_diff = _first_pass_diff(decoder, source, target, all_prompts, last_logits_only)
-    generations = [_reference_generation(source, p, new_tokens) for p in all_prompts[:prompts]]
+    generations = [reference_generation(source, p, new_tokens) for p in all_prompts[:prompts]]
     steps = _teacher_forced_steps(decoder, source, target, all_prompts, generations, prompts)
     agreement = steps.agreement()
     report: dict[str, Any] = {
@@ -154,7 +133,7 @@ def _first_pass_diff(decoder: KvDecoder, source: LmSource, target: str,
         expected = (len(group), 1) if last_logits_only else ids.shape
         if logits.shape[:2] != expected or (vocab and logits.shape[2] != vocab):
             raise ShapeError(target, LOGITS, f"shape {logits.shape} on {what}; expected {(*expected, vocab)}")
-        reference = _reference_logits(source, ids, mask)
+        reference = reference_logits(source, ids, mask)
         valid = mask.astype(bool)
         if last_logits_only:
             reference, valid = reference[:, -1:], valid[:, -1:]
@@ -162,45 +141,23 @@ def _first_pass_diff(decoder: KvDecoder, source: LmSource, target: str,
     return diff
 
 
-@dataclass
-class _Steps:
-    """The artifact's and PyTorch's logits at every teacher-forced KV-cache step, and the tokens expected."""
-
-    artifact: list[np.ndarray] = field(default_factory=list)
-    reference: list[np.ndarray] = field(default_factory=list)
-    expected: list[np.ndarray] = field(default_factory=list)
-    max_diff: float = 0.0
-
-    def add(self, artifact: np.ndarray, reference: np.ndarray, expected: np.ndarray) -> None:
-        self.max_diff = max(self.max_diff, float(np.abs(artifact - reference).max()))
-        self.artifact.append(artifact)
-        self.reference.append(reference)
-        self.expected.append(expected)
-
-    def agreement(self) -> Agreement | None:
-        if not self.artifact:
-            return None
-        return measure_agreement(np.concatenate(self.reference), np.concatenate(self.artifact),
-                                 expected=np.concatenate(self.expected))
-
-
 def _teacher_forced_steps(decoder: KvDecoder, source: LmSource, target: str, all_prompts: list[list[int]],
-                          generations: list[list[int]], prompts: int) -> _Steps:
+                          generations: list[list[int]], prompts: int) -> Steps:
     """Check 2: the KV-cache path, fed PyTorch's greedy tokens one at a time: batch 1 per prompt, then a
     batch of 3 prompts cut to one length (with PyTorch's greedy tokens for those exact rows)."""
-    steps = _Steps()
+    steps = Steps()
     for group in [[i] for i in range(prompts)] + [list(range(min(3, prompts)))]:
         length = min(len(all_prompts[i]) for i in group)
         rows = [all_prompts[i][:length] for i in group]
         if len(group) > 1:  # truncated prompts: PyTorch's greedy tokens for these exact rows
-            rows_gen = [_reference_generation(source, r, 4) for r in rows]
+            rows_gen = [reference_generation(source, r, 4) for r in rows]
         else:
             rows_gen = [generations[group[0]]]
         follow = min(len(g) for g in rows_gen)
         if follow == 0:
             continue
         full = np.array([r + g[:follow] for r, g in zip(rows, rows_gen)], dtype=np.int64)
-        reference = _reference_logits(source, full, np.ones_like(full))
+        reference = reference_logits(source, full, np.ones_like(full))
         for step, logits in enumerate(_kv_decode(decoder, target, full, length, follow)):
             steps.add(logits, reference[:, length - 1 + step], full[:, length + step])
     return steps
@@ -225,62 +182,7 @@ def _kv_decode(decoder: KvDecoder, target: str, full: np.ndarray, length: int,
 
 def _genai_generation(artifact: Path, source: LmSource, target: str, prompts: list[list[int]],
                       generations: list[list[int]], new_tokens: int, tie_margin: float) -> dict[str, Any]:
-    """Check 3: greedy generation through ONNX Runtime GenAI against PyTorch's; where one parts from the
-    other, whether it did at a near-tie (a coin toss) or at a decisive step."""
+    """Check 3: greedy generation through ONNX Runtime GenAI against PyTorch's."""
     model = _guard(target, "loading with onnxruntime-genai", lambda: load_genai_model(artifact))
-    identical, positions, matches, at_near_tie = 0, 0, 0, 0
-    for prompt, expected in zip(prompts, generations):
-        produced = greedy_generate(model, prompt, new_tokens)
-        identical += int(produced == expected)
-        positions += max(len(produced), len(expected))
-        matches += sum(a == b for a, b in zip(produced, expected))
-        if produced != expected:
-            at_near_tie += int(_divergence_margin(source, prompt, expected, produced) <= tie_margin)
-    return {
-        "runtime": "onnxruntime-genai",
-        "new_tokens": new_tokens,
-        "identical": identical,
-        "of": len(prompts),
-        "diverged_at_near_tie": at_near_tie,
-        "diverged_at_decisive_step": len(prompts) - identical - at_near_tie,
-        "position_agreement": matches / positions if positions else None,
-    }
-
-
-def _divergence_margin(source: LmSource, prompt: list[int], expected: list[int], produced: list[int]) -> float:
-    """PyTorch's top-2 logit margin at the first position where two greedy generations part."""
-    first = next((i for i, (a, b) in enumerate(zip(expected, produced)) if a != b), min(len(expected), len(produced)))
-    ids = np.array([prompt + expected[:first]], dtype=np.int64)
-    logits = _reference_logits(source, ids, np.ones_like(ids))
-    return float(top2_margin(logits[:, -1])[0])
-
-
-def enforce_lm(report: dict[str, Any], target: str, thresholds: LmThresholds) -> None:
-    if thresholds.atol is not None:
-        for key, diff in report["max_abs_diff"].items():
-            if diff > thresholds.atol:
-                raise AtolError(target, LOGITS, f"max |difference| {diff:.3g} > atol {thresholds.atol:g} ({key})")
-    decisive = report.get("decisive") or {}
-    steps = report.get("teacher_forced_steps") or 0
-    if steps and decisive["share"] < thresholds.min_decisive_share:
-        raise AgreementError(
-            target, LOGITS,
-            f"only {decisive['share']:.0%} of {steps} KV-cache steps are decisive (< {thresholds.min_decisive_share:.0%}): "
-            f"the export's logit noise (p99 {report['noise_logit_p99']:.3g}) is as large as PyTorch's top-2 margins",
-        )
-    agreement = decisive.get("agreement")
-    if agreement is not None and agreement < thresholds.min_token_agreement:
-        raise AgreementError(
-            target, LOGITS,
-            f"next-token agreement with PyTorch's greedy tokens {agreement:.2%} < {thresholds.min_token_agreement:.2%} "
-            f"on {decisive['samples']} decisive KV-cache steps (fp32 margin above {report['tie_margin']:.3g}; "
-            f"{report['near_ties']['samples']} near-ties not counted)",
-        )
-    generation = report.get("generation")
-    if thresholds.identical_generation and generation and generation["diverged_at_decisive_step"]:
-        raise AgreementError(
-            target, LOGITS,
-            f"greedy generation through onnxruntime-genai leaves PyTorch's at a decisive step on "
-            f"{generation['diverged_at_decisive_step']} of {generation['of']} prompts "
-            f"(position agreement {generation['position_agreement']:.2%})",
-        )
+    return generation_report("onnxruntime-genai", source, prompts, generations, new_tokens, tie_margin,
+                             lambda prompt, tokens: greedy_generate(model, prompt, tokens))
