@@ -141,6 +141,15 @@ RUNNERS = (
         "ONNX Runtime GenAI generator (KV cache in ORT, greedy or top-p sampling; needs [llm])",
         ("onnxruntime_genai",),
     ),
+    RunnerEntry(
+        "executorch",
+        NAME,
+        "lexiedge_runtime.executorch_runner:open_executorch_generator",
+        None,
+        "ExecuTorch program model.pte (q8da4w, XNNPACK, KV cache in the program), greedy or top-p sampling "
+        "(extra [executorch]; imports torch)",
+        ("executorch.runtime",),
+    ),
 )
 
 SPEC = TaskSpec(
