@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 @hookimpl
 def lexiedge_add_exporters(registry: Registry[ExporterPlugin]) -> None:
     from lexiedge_executorch.exporters import EXPORTERS
+    from lexiedge_executorch.llm_exporter import ExecutorchInt4Exporter
 
-    for exporter in EXPORTERS:
+    for exporter in (*EXPORTERS, ExecutorchInt4Exporter):
         registry.add(exporter)
