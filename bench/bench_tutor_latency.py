@@ -4,6 +4,7 @@
     python bench/bench_tutor_latency.py --tiny --json /tmp/tutor-tiny.json                 # smoke run
     python bench/bench_tutor_latency.py --llama-cpp-dir ~/src/llama.cpp ...                # + llama.cpp
     python bench/bench_tutor_latency.py --variant full-head:prune_lm_head=false ...       # + a variant
+    python bench/bench_tutor_latency.py --executorch ...                                  # + executorch-int4
 
 The model is Qwen2.5-0.5B-shaped with random weights (hidden 896, 24 layers, 14 heads, 2 KV heads,
 vocab 151936; speed does not depend on the values) and the project's tutor tokenizer and Qwen2.5
@@ -93,6 +94,8 @@ TINY = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_
 GGUF_TYPES = ("q4_0", "q4_k_m")
 LEXIEDGE = "lexiedge-onnx-int4"
 REUSE, NO_REUSE, LLAMA_Q4_0 = LEXIEDGE, f"{LEXIEDGE}-no-reuse", "llama.cpp-q4_0"
+EXECUTORCH = "lexiedge-executorch-int4"  # --executorch: fixed prompts only, beside onnx-int4
+EXECUTORCH_GROUP, EXECUTORCH_CONTEXT = 32, 2048  # the executorch-int4 target's defaults
 
 SYSTEM_PROMPT = (
     "You are Lexi, a patient English tutor for adult learners. When the learner writes a sentence, "
@@ -207,18 +210,21 @@ class Paths:
     artifact: Path
     gguf: dict[str, Path]
     variants: dict[str, Path] = field(default_factory=dict)
+    executorch: Path | None = None
 
 
 def paths(work: Path, tiny: bool, main: Variant, variants: Sequence[Variant] = ()) -> Paths:
     size = "tiny" if tiny else "0.5b"
     return Paths(work / f"hf-{size}", work / main.folder(size),
                  {kind: work / f"{size}-{kind}.gguf" for kind in GGUF_TYPES},
-                 {variant.name: work / variant.folder(size) for variant in variants})
+                 {variant.name: work / variant.folder(size) for variant in variants},
+                 work / f"executorch-int4-g{EXECUTORCH_GROUP}-{size}")
 
 
 def build_all(work: Path, tiny: bool, llama_cpp_dir: Path | None, main: Variant,
-              variants: list[Variant]) -> None:
-    """The random model, its int4 artifacts and (with llama.cpp) its GGUF files; each built once."""
+              variants: list[Variant], executorch: bool = False) -> None:
+    """The random model, its int4 artifacts, (with llama.cpp) its GGUF files and (with --executorch) its
+    ExecuTorch program; each built once."""
     where = paths(work, tiny, main, variants)
     if not (where.hf / "config.json").exists():
         from lexiedge_qwen_lora.tiny import build_tiny_qwen2
@@ -229,6 +235,8 @@ def build_all(work: Path, tiny: bool, llama_cpp_dir: Path | None, main: Variant,
             build_artifact(where.hf, out, work / "genai-cache", variant)
     if llama_cpp_dir is not None and not all(p.exists() for p in where.gguf.values()):
         build_gguf(where.hf, where.gguf, llama_cpp_dir)
+    if executorch and where.executorch is not None and not (where.executorch / "manifest.json").exists():
+        build_executorch_artifact(where.hf, where.executorch)
 
 
 def build_artifact(hf_dir: Path, out: Path, cache: Path, variant: Variant) -> None:
@@ -260,6 +268,38 @@ def build_artifact(hf_dir: Path, out: Path, cache: Path, variant: Variant) -> No
         "quantization": {"tool": "onnxruntime_genai.models.builder", "precision": "int4", **options,
                          "builder_options": variant.builder},
         "runtime_settings": {"session.intra_op.allow_spinning": "0"},
+        "source": {"note": "random weights (bench/bench_tutor_latency.py): never verified against PyTorch"},
+        "versions": library_versions(),
+        "files": file_table(tmp),
+    }
+    write_manifest(tmp, manifest)
+    os.replace(tmp, out)
+
+
+def build_executorch_artifact(hf_dir: Path, out: Path) -> None:
+    """The executorch-int4 program (what `lexiedge export --target executorch-int4` builds: ExecuTorch's
+    LLM recipe, q8da4w, XNNPACK, KV cache in the program) of the same weights, with a runtime manifest."""
+    from lexiedge_executorch.llm_lowering import export_q8da4w
+
+    from lexiedge.export import MANIFEST_FORMAT, MANIFEST_VERSION, file_table, library_versions, write_manifest
+
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    config = json.loads((hf_dir / "generation_config.json").read_text())
+    eos = config["eos_token_id"] if isinstance(config["eos_token_id"], list) else [config["eos_token_id"]]
+    recipe = export_q8da4w(hf_dir, tmp / "model.pte", max_context=EXECUTORCH_CONTEXT,
+                           group_size=EXECUTORCH_GROUP, embedding_bits=8, bos_id=None, eos_ids=eos)
+    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
+        if (hf_dir / name).exists():
+            shutil.copyfile(hf_dir / name, tmp / name)
+    manifest = {
+        "format": MANIFEST_FORMAT, "format_version": MANIFEST_VERSION, "model": "bench-qwen2.5-0.5b-shape",
+        "task": "causal-lm", "target": "executorch-int4",
+        "tokenizer": {"chat_template": "chat_template.jinja", "eos_token_ids": eos},
+        "runtime": {"engine": "executorch", "graph": "model.pte", "context_length": EXECUTORCH_CONTEXT},
+        "quantization": {"scheme": "q8da4w", "group_size": recipe["group_size"],
+                         "embedding": recipe["embedding_quantize"]},
         "source": {"note": "random weights (bench/bench_tutor_latency.py): never verified against PyTorch"},
         "versions": library_versions(),
         "files": file_table(tmp),
@@ -610,8 +650,8 @@ def draw_chart(report: dict[str, Any], out: Path) -> None:
     figure.savefig(out)
 
 
-def measure(where: Paths, llama: bool, rounds: int, shape: str, main: Variant, variants: list[Variant]
-            ) -> dict[str, Any]:
+def measure(where: Paths, llama: bool, rounds: int, shape: str, main: Variant, variants: list[Variant],
+            executorch: bool = False) -> dict[str, Any]:
     load_at_start = os.getloadavg()[0]  # other processes on the machine: the numbers' context
     backends: list[Backend] = []
     reuse = Lexiedge(REUSE, where.artifact, reuse=True, system=[{"role": "system", "content": SYSTEM_PROMPT}])
@@ -627,6 +667,8 @@ def measure(where: Paths, llama: bool, rounds: int, shape: str, main: Variant, v
     if llama:
         fixed_backends += [LlamaCpp(f"llama.cpp-{kind}", where.gguf[kind], reuse=False, context=context)
                            for kind in GGUF_TYPES]
+    if executorch and where.executorch is not None:  # fresh generations, the numbers onnx-int4 gets
+        fixed_backends.append(Lexiedge(EXECUTORCH, where.executorch, reuse=False, system=None))
     warm_up(backends + fixed_backends[1:], fixed_prompt)
     results = run_conversations(backends, talk, rounds)
     fixed = run_fixed_prompts(fixed_backends, fixed_prompt, rounds)
@@ -637,6 +679,7 @@ def measure(where: Paths, llama: bool, rounds: int, shape: str, main: Variant, v
                   model={"shape": shape, "weights": "random",
                          "onnx": {"GenAI builder int4": {**main.options, **main.builder},
                                   "variants": {v.name: {**v.options, **v.builder} for v in variants}},
+                         "executorch": f"q8da4w group {EXECUTORCH_GROUP}, XNNPACK" if executorch else None,
                          "gguf": "convert_hf_to_gguf.py f32 -> llama_model_quantize" if llama else None})
     return report
 
@@ -657,6 +700,9 @@ def main() -> None:
                              "(block_size, accuracy_level, quantize_lm_head, prune_lm_head) or "
                              "builder.OPTION (a GenAI builder extra option), measured on the fixed "
                              "prompts beside the bench's own")
+    parser.add_argument("--executorch", action="store_true",
+                        help="add the executorch-int4 program of the same weights on the fixed prompts "
+                             "(decode tok/s, time to first token)")
     args = parser.parse_args()
     base = TINY_ARTIFACT_OPTIONS if args.tiny else ARTIFACT_OPTIONS
     main_variant = Variant("main", dict(base))
@@ -682,7 +728,8 @@ def main() -> None:
         work.mkdir(parents=True, exist_ok=True)
         child = multiprocessing.get_context("spawn").Process(
             target=build_all,
-            args=(work, args.tiny, args.llama_cpp_dir if llama else None, main_variant, variants))
+            args=(work, args.tiny, args.llama_cpp_dir if llama else None, main_variant, variants,
+                  args.executorch))
         child.start()
         child.join()
         if child.exitcode != 0:
@@ -690,7 +737,7 @@ def main() -> None:
         if args.build_only:
             return
         report = measure(paths(work, args.tiny, main_variant, variants), llama, args.rounds,
-                         "tiny" if args.tiny else "Qwen2.5-0.5B", main_variant, variants)
+                         "tiny" if args.tiny else "Qwen2.5-0.5B", main_variant, variants, args.executorch)
     print_report(report)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
