@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -17,6 +17,9 @@ from rich.table import Table
 from lexiedge import __version__
 from lexiedge.console import console, err_console
 from lexiedge.errors import LexiedgeError
+
+if TYPE_CHECKING:
+    from lexiedge.latency.run import BenchSettings
 
 app = typer.Typer(
     name="lexiedge",
@@ -634,12 +637,20 @@ def bench(
         "bench-results"
     ),
     plot: Annotated[bool, typer.Option("--plot", help="also write bench.png (matplotlib)")] = False,
+    all_formats: Annotated[
+        bool,
+        typer.Option("--all-formats", help="one table over every format and backend these artifacts run on "
+                                           "here (torch eager, each artifact's runner, OpenVINO on fp32 .onnx), "
+                                           "with size, max |Δ| vs eager and the verified metric: formats.json, "
+                                           "formats.md, formats.png"),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Latency of artifacts across backends, measured in one run on the same inputs.
 
     lexiedge bench artifacts/emotion-av/onnx artifacts/emotion-av/onnx-int8 --plot;
-    lexiedge bench artifacts/qwen-lora/onnx-int4 --backends torch,ort-int4.
+    lexiedge bench artifacts/qwen-lora/onnx-int4 --backends torch,ort-int4;
+    lexiedge bench --all-formats artifacts/emotion-av/* (every format, one table and plot).
     """
     from lexiedge.caveats import overhead_note
     from lexiedge.latency.report import console_table, write_reports
@@ -653,6 +664,14 @@ def bench(
         prompt_tokens=prompt_tokens, new_tokens=new_tokens,
         rounds=rounds or defaults.rounds, llm_rounds=rounds or defaults.llm_rounds,
     )
+    if all_formats:
+        from lexiedge.errors import UsageError
+
+        if wanted:
+            raise UsageError("--all-formats runs every backend the artifacts offer; leave out --backends "
+                             "(or drop --all-formats to pick backends)")
+        _bench_all_formats(artifacts, settings, out, as_json)
+        return
     report = run_bench(artifacts, settings, wanted or None, progress=lambda line: err_console.print(f"[dim]{line}[/]"))
     report.command = command_line(artifacts, report)
     if as_json:
@@ -670,6 +689,29 @@ def bench(
     note = overhead_note(max(r.model_bytes for r in report.results), baseline.kind == "torch" and len(report.results) > 1)
     if note:
         console.print(f"[dim]{_escape(note)}[/]", highlight=False, soft_wrap=True)
+
+
+def _bench_all_formats(artifacts: list[Path], settings: BenchSettings, out: Path, as_json: bool) -> None:
+    """`lexiedge bench --all-formats`: run, then print and write the one table (lexiedge.latency.formats)."""
+    from lexiedge.latency.formats import command_line, run_all_formats
+    from lexiedge.latency.formats_report import console_table, write_reports
+
+    report = run_all_formats(
+        artifacts, settings, progress=lambda line: err_console.print(f"[dim]{_escape(line)}[/]")
+    )
+    report.command = command_line(artifacts, report)
+    written = write_reports(report, out)
+    if as_json:
+        _print_json({**report.to_json(), "written": [str(path) for path in written]})
+        return
+    table = console_table(report)
+    natural = console.measure(table, options=console.options.update_width(1000)).maximum
+    Console(width=max(console.width, natural)).print(table)
+    for path in written:
+        console.print(f"wrote {path}")
+    if report.busy_warning:
+        err_console.print(f"[yellow]warning:[/] {_escape(report.busy_warning)}", highlight=False,
+                          soft_wrap=True)
 
 
 @app.command("eval")

@@ -218,6 +218,10 @@ class ArtifactClassifier:
     def __call__(self) -> None:
         self._model.run(self._feeds)
 
+    def logits(self) -> np.ndarray:
+        """The logits of the benchmark's clip (`bench --all-formats` compares them with eager PyTorch's)."""
+        return np.asarray(self._model.run(self._feeds)[0], dtype=np.float32)
+
 
 class TorchClassifier:
     """The classifier artifacts' source model in PyTorch eager mode, rebuilt through its model plugin."""
@@ -262,6 +266,13 @@ class TorchClassifier:
 
         with torch.inference_mode():
             self._module(*self._inputs)
+
+    def logits(self) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            out = self._module(*self._inputs)
+        return (out[0] if isinstance(out, (tuple, list)) else out).float().numpy()
 
 
 class ArtifactLm:

@@ -318,14 +318,35 @@ def _load(backend: Backend, warm_up: Callable[[], Any], progress: Callable[[str]
     return load_s, memory.bytes
 
 
-def _measure_classifiers(
-    backends: list[ClassifierBackend], settings: BenchSettings, progress: Callable[[str], None]
-) -> list[BackendResult]:
-    loaded = {}
+LoadFailure = Callable[[Backend, Exception], None]
+
+
+def _load_all(backends: list[Any], warm_up: Callable[[Any], Any], progress: Callable[[str], None],
+              on_failure: LoadFailure | None) -> tuple[list[Any], dict[str, tuple[float, int]]]:
+    """Load and warm up every backend; with ``on_failure``, one that fails is reported there and left out
+    (`bench --all-formats`: one format that cannot run is a row, not the end of the run)."""
+    kept, loaded = [], {}
     for backend in backends:
-        loaded[backend.name] = _load(
-            backend, lambda b=backend: [b() for _ in range(settings.warmup)], progress
-        )
+        try:
+            loaded[backend.name] = _load(backend, lambda b=backend: warm_up(b), progress)
+        except Exception as exc:
+            if on_failure is None:
+                raise
+            on_failure(backend, exc)
+            continue
+        kept.append(backend)
+    return kept, loaded
+
+
+def _measure_classifiers(
+    backends: list[ClassifierBackend], settings: BenchSettings, progress: Callable[[str], None],
+    on_failure: LoadFailure | None = None,
+) -> list[BackendResult]:
+    backends, loaded = _load_all(
+        backends, lambda b: [b() for _ in range(settings.warmup)], progress, on_failure
+    )
+    if not backends:
+        return []
     samples: dict[str, list[float]] = {backend.name: [] for backend in backends}
     rounds = max(1, min(settings.rounds, settings.iterations))
     per_round = [
@@ -351,12 +372,15 @@ def _measure_classifiers(
 
 
 def _measure_lms(
-    backends: list[LmBackend], prompt: list[int], settings: BenchSettings, progress: Callable[[str], None]
+    backends: list[LmBackend], prompt: list[int], settings: BenchSettings, progress: Callable[[str], None],
+    on_failure: LoadFailure | None = None,
 ) -> list[BackendResult]:
-    loaded = {}
-    for backend in backends:  # warm-up: one short generation (allocations, thread pools, kernels)
-        warm_up = lambda b=backend: b.generate(prompt[:8], min(4, settings.new_tokens))  # noqa: E731
-        loaded[backend.name] = _load(backend, warm_up, progress)
+    # warm-up: one short generation (allocations, thread pools, kernels)
+    backends, loaded = _load_all(
+        backends, lambda b: b.generate(prompt[:8], min(4, settings.new_tokens)), progress, on_failure
+    )
+    if not backends:
+        return []
     timings: dict[str, list[GenerationTiming]] = {backend.name: [] for backend in backends}
     progress(
         f"measuring {len(backends)} backends: {settings.llm_rounds} generations each, "
