@@ -9,6 +9,11 @@ attends to, and its outputs carry no label (-100), so the 2D mask can go.
 
 transformers looks for packed examples only when no KV cache is passed: a model in eval mode with
 ``config.use_cache`` creates one itself, so the inputs always say ``use_cache=False``.
+
+:func:`answer_token_loss` computes the same loss as ``model(**inputs).loss`` but runs the output layer
+only on the positions that have a label. With Qwen2.5's 151,936-token vocabulary that layer and its
+softmax were a third of a LoRA step at the 0.5B shape (torch.profiler), and only about a third of the
+tutor set's tokens are answer tokens.
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ from typing import Any
 import torch
 
 IGNORE_INDEX = -100
+# Causal LMs whose logits are exactly ``lm_head(decoder(...).last_hidden_state)``: no logit scaling or
+# soft-capping in between, so the output layer may run on the labelled positions alone.
+PLAIN_HEAD_MODEL_TYPES = frozenset({"qwen2", "qwen3", "llama", "mistral"})
 
 
 def padding_positions(is_pad: torch.Tensor) -> torch.Tensor:
@@ -64,3 +72,40 @@ def model_inputs(batch: dict[str, Any]) -> dict[str, Any]:
         "attention_mask": attention_mask,
         "use_cache": False,
     }
+
+
+def plain_head_lm(module: Any) -> Any | None:
+    """The causal LM (decoder + ``lm_head``) inside a peft model, when its logits are the plain head's
+    output; None for anything else (DDP wrappers included: their forward must run to sync gradients)."""
+    get_base = getattr(module, "get_base_model", None)
+    causal_lm = get_base() if callable(get_base) else module
+    config = getattr(causal_lm, "config", None)
+    if getattr(config, "model_type", None) not in PLAIN_HEAD_MODEL_TYPES:
+        return None
+    if not (hasattr(causal_lm, "model") and hasattr(causal_lm, "lm_head")):
+        return None
+    return causal_lm
+
+
+def answer_token_loss(module: Any, inputs: dict[str, Any]) -> torch.Tensor:
+    """Mean cross-entropy over the labelled tokens, as ``module(**inputs).loss``, with the output layer
+    run on the positions that predict a label only (position i predicts label i + 1).
+
+    Models outside :data:`PLAIN_HEAD_MODEL_TYPES` (or wrapped by DDP) take the plain forward. A batch
+    without a labelled token returns a zero that still depends on the trained weights.
+    """
+    causal_lm = plain_head_lm(module)
+    labels = inputs["labels"]
+    if causal_lm is None:
+        output = module(**inputs)
+        if not bool((labels[:, 1:] != IGNORE_INDEX).any()):
+            return output.logits.sum() * 0.0
+        return output.loss
+    decoder_inputs = {key: value for key, value in inputs.items() if key != "labels"}
+    hidden = causal_lm.model(**decoder_inputs).last_hidden_state
+    targets = torch.nn.functional.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)
+    predicting = targets != IGNORE_INDEX
+    if not bool(predicting.any()):
+        return hidden.sum() * 0.0
+    logits = causal_lm.lm_head(hidden[predicting])
+    return torch.nn.functional.cross_entropy(logits.float(), targets[predicting])

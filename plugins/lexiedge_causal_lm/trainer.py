@@ -90,30 +90,28 @@ class CausalLMTrainer(TrainerPlugin, TrainTask):
 
     def loss(self, built: BuiltModel, batch: dict[str, Any]) -> torch.Tensor:
         """Mean cross-entropy over the batch's answer tokens (packed examples kept apart)."""
-        from lexiedge_causal_lm.inputs import model_inputs
+        from lexiedge_causal_lm.inputs import answer_token_loss, model_inputs
 
         inputs = model_inputs(batch)
         targets = target_count(inputs["labels"])
         pad_id = getattr(built.tokenizer, "pad_token_id", None)
         self.throughput.add(real_token_count(batch, pad_id), targets)
-        output = built.module(**inputs)
-        if targets == 0:  # a mean over nothing is NaN; such a batch simply teaches nothing
-            return output.logits.sum() * 0.0
-        return output.loss
+        # the output layer on answer tokens only; a batch without one teaches nothing (zero, not NaN)
+        return answer_token_loss(built.module, inputs)
 
     def train_metrics(self) -> dict[str, float]:
         return self.throughput.report()
 
     def evaluate(self, built: BuiltModel, loader: Iterable[dict[str, Any]], split: str) -> dict[str, Any]:
         """Token-weighted loss over the whole split (not a mean of batch means) and its perplexity."""
-        from lexiedge_causal_lm.inputs import model_inputs
+        from lexiedge_causal_lm.inputs import answer_token_loss, model_inputs
 
         loss_sum, targets = 0.0, 0
         for batch in loader:
             inputs = model_inputs(batch)
             count = target_count(inputs["labels"])
             if count:
-                loss_sum += float(built.module(**inputs).loss) * count
+                loss_sum += float(answer_token_loss(built.module, inputs)) * count
                 targets += count
         loss = loss_sum / targets if targets else float("nan")
         return {"loss": loss, "perplexity": math.exp(min(loss, 50.0)), "tokens": targets}

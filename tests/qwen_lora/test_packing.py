@@ -126,3 +126,60 @@ def test_chat_jsonl_collate_feeds_the_model_correctly(tiny_dir: Path) -> None:
     logits = _forward(model, fixed)
     for index, expected in enumerate(alone):
         torch.testing.assert_close(logits[index, : len(examples[index])], expected, rtol=1e-4, atol=1e-4)
+
+
+def _lora(tiny_dir: Path):
+    from peft import LoraConfig, get_peft_model
+
+    model = _model(tiny_dir, "sdpa").train()
+    model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"],
+                                             task_type="CAUSAL_LM"))
+    with torch.no_grad():  # peft starts lora_B at zero: give the adapter a gradient path through both factors
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 0.1)
+    return model
+
+
+def _loss_and_grads(model, loss_fn, batch):
+    model.zero_grad(set_to_none=True)
+    loss = loss_fn(model, model_inputs(batch))
+    loss.backward()
+    return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def test_answer_token_loss_equals_the_full_logits_loss_with_the_same_gradients(tiny_dir: Path) -> None:
+    """The output layer on labelled positions only: the loss and every adapter gradient are the model's own
+    (packed rows with a padding segment, padded rows with a mask, answer-only labels)."""
+    packing = pytest.importorskip("lexiedge_chat_jsonl.packing")
+    from transformers import AutoTokenizer
+
+    from lexiedge_causal_lm.inputs import answer_token_loss, plain_head_lm
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_dir)
+    model = _lora(tiny_dir)
+    assert plain_head_lm(model) is model.get_base_model()
+    examples = _encode(tokenizer)
+    items = []
+    for e in examples:  # labels on the second half only, as answers follow prompts
+        labels = e.clone()
+        labels[: len(e) // 2] = -100
+        items.append({"input_ids": e, "labels": labels, "position_ids": torch.arange(len(e))})
+    pad_id = packing.pad_id_of(tokenizer)
+    row01 = {k: torch.cat([items[0][k], items[1][k]]) for k in items[0]}
+    batches = {
+        "packed": packing.PadCollator(pad_id=pad_id, attention_mask=False)([row01, items[2]]),
+        "padded": packing.PadCollator(pad_id=pad_id, attention_mask=True)(items),
+    }
+    for name, batch in batches.items():
+        full_loss, full_grads = _loss_and_grads(model, lambda m, inputs: m(**inputs).loss, batch)
+        loss, grads = _loss_and_grads(model, answer_token_loss, batch)
+        torch.testing.assert_close(loss, full_loss, rtol=1e-5, atol=1e-6, msg=name)
+        assert set(grads) == set(full_grads) and all(bool(g.abs().sum() > 0) for g in grads.values())
+        for key, expected in full_grads.items():
+            torch.testing.assert_close(grads[key], expected, rtol=1e-4, atol=1e-6, msg=f"{name}: {key}")
+
+    # A batch whose labels are all ignored trains nothing: a zero loss (not NaN) with zero gradients.
+    empty = dict(batches["padded"], labels=torch.full_like(batches["padded"]["labels"], -100))
+    loss, grads = _loss_and_grads(model, answer_token_loss, empty)
+    assert float(loss) == 0.0 and all(bool((g == 0).all()) for g in grads.values())

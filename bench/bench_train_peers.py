@@ -1,0 +1,535 @@
+"""LoRA SFT: `lexiedge train` against transformers.Trainer + peft on the same task, data, model and settings.
+
+    python bench/bench_train_peers.py --json peers.json                       # 0.5B shape: real tokens/s, RSS
+    python bench/bench_train_peers.py --base tiny --epochs 2 --json loss.json   # tiny Qwen2: final val loss
+    python bench/bench_train_peers.py --tiny --json /tmp/peers.json             # a few steps: checks the script
+
+Runners (``--modes``), each run in a process of its own, in alternated order (a, b, c, d, then d, c, b, a):
+
+- ``lexiedge-packed`` / ``lexiedge-padded``: ``lexiedge train --profile cpu --model qwen-lora`` through the
+  pipeline (``lexiedge.training_runs.train``) with ``data.packing`` on / off;
+- ``hf-flat``: ``transformers.Trainer`` on a ``peft`` LoRA model with ``DataCollatorWithFlattening`` (the
+  padding-free collator transformers' docs recommend: every batch one row, ``position_ids`` restarting per
+  example, no padding);
+- ``hf-padded``: the same Trainer with ``DataCollatorForSeq2Seq`` (pad to the longest in the batch, labels
+  padded with -100), what most LoRA tutorials run.
+
+What is the same for all (:class:`Comparable`, checked by :func:`check_comparable` and written to the JSON):
+the bundled tutor set and its train/val split (the chat-jsonl plugin's tokenization, answer-only labels),
+the base (the Qwen2.5-0.5B shape with seeded random weights built from its config, or ``tiny:qwen2-tutor``),
+fp32 on the CPU, torch threads, seq_len (packed row length; the longest example), real tokens per optimizer
+step (packed rows x examples per row = examples per step of the others), LoRA rank / alpha / dropout /
+targets, AdamW (lr, weight decay, betas, grad clip 1.0), warmup steps and a cosine decay to 0, the number
+of optimizer steps (``--steps``) or whole epochs (``--epochs``), and the seed. torchtune: see the report
+(``--modes`` lists what is here).
+
+Measured in each child, the same way for every runner: the time of every optimizer step (torch's global
+optimizer step hook), the real (non-padding) tokens every training forward saw (a wrapper around the
+decoder's forward: the attention mask's ones, else all tokens but each row's trailing padding), the loss the
+runner logged at each step, and peak RSS (``VmHWM``). Real tokens/s counts the steps after ``--warmup``
+steps. With ``--val`` (the default with ``--base tiny``) the final adapter's validation loss on the same
+split is computed by one evaluator for all (token-weighted cross-entropy on the answer tokens).
+The machine's load average is recorded at the start and the end; a busy machine's timings are not results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+MODEL = "qwen-lora"
+BASES = {"0.5b": "random:qwen2.5-0.5b", "tiny": "tiny:qwen2-tutor"}
+MODES = ("lexiedge-packed", "hf-flat", "lexiedge-padded", "hf-padded")
+SPEED_TARGET = 1.3  # lexiedge / HF real tokens/s
+LOSS_TOLERANCE = 0.01  # final validation loss within 1%
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparable:
+    """Every setting that must be the same for every runner of one comparison."""
+
+    base: str
+    seq_len: int
+    rows: int  # packed rows per optimizer step (lexiedge-packed)
+    examples_per_step: int  # examples per optimizer step of the unpacked runners (as many real tokens)
+    steps: int | None  # optimizer steps; None: whole epochs
+    epochs: int
+    total_steps: int  # the schedule's length (every runner's)
+    warmup_steps: int
+    lr: float
+    weight_decay: float
+    grad_clip: float
+    lora_r: int
+    lora_alpha: float
+    lora_dropout: float
+    lora_targets: tuple[str, ...]
+    threads: int
+    seed: int
+    val_fraction: float
+
+
+def check_comparable(settings: list[dict[str, Any]]) -> None:
+    """Each child reports the settings it really trained with; any difference is a broken comparison."""
+    first = settings[0]
+    for other in settings[1:]:
+        differing = sorted(key for key in first if first[key] != other.get(key))
+        if differing:
+            raise SystemExit(f"runners trained with different settings: {differing}: {first} vs {other}")
+
+
+# --- what every child measures the same way --------------------------------------------------------
+
+
+class StepRecorder:
+    """Per optimizer step: when it ended and the real tokens its forwards saw (training forwards only)."""
+
+    def __init__(self, pad_id: int) -> None:
+        self.pad_id = pad_id
+        self.times: list[float] = []
+        self.tokens: list[int] = []
+        self._pending = 0
+
+    def install(self) -> None:
+        import torch
+        from torch.optim.optimizer import register_optimizer_step_post_hook
+        from transformers.models.qwen2 import modeling_qwen2
+
+        recorder = self
+        decoder_forward = modeling_qwen2.Qwen2Model.forward
+
+        def counting_forward(module, input_ids=None, attention_mask=None, *args, **kwargs):
+            if module.training and torch.is_grad_enabled() and input_ids is not None:
+                recorder._pending += recorder.real_tokens(input_ids, attention_mask)
+            return decoder_forward(module, input_ids, attention_mask, *args, **kwargs)
+
+        modeling_qwen2.Qwen2Model.forward = counting_forward
+        register_optimizer_step_post_hook(self._on_step)
+
+    def real_tokens(self, input_ids, attention_mask) -> int:
+        if attention_mask is not None and attention_mask.dim() == 2:
+            return int(attention_mask.sum())
+        trailing = (input_ids.flip(-1) == self.pad_id).long().cumprod(-1)
+        return input_ids.numel() - int(trailing.sum())
+
+    def _on_step(self, optimizer, args, kwargs) -> None:
+        self.times.append(time.perf_counter())
+        self.tokens.append(self._pending)
+        self._pending = 0
+
+    def summary(self, warmup: int) -> dict[str, Any]:
+        if len(self.times) <= warmup:
+            raise SystemExit(f"only {len(self.times)} optimizer steps ran; need more than --warmup {warmup}")
+        tokens = sum(self.tokens[warmup + 1:])
+        seconds = self.times[-1] - self.times[warmup]
+        return {"steps": len(self.times), "timed_steps": len(self.times) - warmup - 1, "timed_tokens": tokens,
+                "real_tokens_per_s": tokens / seconds, "real_tokens": sum(self.tokens),
+                "step_tokens": self.tokens}
+
+
+def peak_rss_mb() -> float:
+    """VmHWM: this process's own high-water mark (ru_maxrss after fork+exec keeps the parent's)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 2**10
+    raise SystemExit("no VmHWM in /proc/self/status: peak RSS needs Linux")
+
+
+def lexiedge_overrides(c: Comparable, packing: bool) -> list[str]:
+    key = f"models.{MODEL}"
+    return [
+        f"{key}.model.base={c.base}",
+        f"{key}.model.seq_len={c.seq_len}",
+        f"{key}.model.lora.r={c.lora_r}",
+        f"{key}.model.lora.alpha={c.lora_alpha}",
+        f"{key}.model.lora.dropout={c.lora_dropout}",
+        f"{key}.model.lora.target_modules=[{', '.join(c.lora_targets)}]",
+        f"{key}.data.packing={'true' if packing else 'false'}",
+        f"{key}.data.val_fraction={c.val_fraction}",
+        f"{key}.data.seed={c.seed}",
+        f"{key}.train.batch_size={c.rows if packing else c.examples_per_step}",
+        f"{key}.train.grad_accum=1",
+        f"{key}.train.epochs={c.epochs}",
+        f"{key}.train.max_steps={c.steps if c.steps else 'null'}",
+        f"{key}.train.lr={c.lr}",
+        f"{key}.train.weight_decay={c.weight_decay}",
+        f"{key}.train.warmup_ratio={c.warmup_steps / c.total_steps}",
+        f"{key}.train.min_lr_ratio=0.0",
+        f"{key}.train.grad_clip={c.grad_clip}",
+        f"{key}.train.seed={c.seed}",
+        f"{key}.train.checkpoint_every=1000000",  # only the end-of-run checkpoint, after the timed steps
+        f"{key}.train.trackers=[]",  # the HF runners report to nothing either
+        f"{key}.train.learning_check=null",
+    ]
+
+
+def load_profile(c: Comparable, packing: bool):
+    from lexiedge.plugin import get_host
+    from lexiedge.profile import load_profile as load
+
+    return load("cpu", lexiedge_overrides(c, packing), host=get_host())
+
+
+def load_splits(c: Comparable, packing: bool, tokenizer):
+    """The chat-jsonl plugin's train/val splits of the bundled tutor set, and the profile's entry."""
+    from rich.console import Console
+
+    from lexiedge.api import BuiltModel
+    from lexiedge.plugin import get_host
+
+    profile = load_profile(c, packing)
+    entry = profile.model(MODEL)
+    plugin = get_host().datasets.get(entry.data.plugin)
+    splits = plugin.load(entry.data.settings, None, built=BuiltModel(module=None, tokenizer=tokenizer),
+                         model_settings=entry.model.settings, cache_dir=Path(tempfile.gettempdir()),
+                         console=Console(quiet=True))
+    return splits, entry
+
+
+def base_source_and_tokenizer(c: Comparable):
+    from lexiedge_qwen_lora.base import load_tokenizer, resolve_base
+    from lexiedge_qwen_lora.settings import QwenLoraSettings
+
+    source = resolve_base(QwenLoraSettings(base=c.base))
+    return source, load_tokenizer(source)
+
+
+def validation_loss(module, c: Comparable, tokenizer) -> dict[str, float]:
+    """One evaluator for every runner: the causal-lm-lora trainer's token-weighted answer-token loss on the
+    unpacked validation split, batch 8, in eval mode."""
+    import torch
+    from lexiedge_causal_lm.trainer import CausalLMTrainer
+
+    from lexiedge.api import BuiltModel
+    from lexiedge.train.batching import eval_loader
+
+    splits, _ = load_splits(c, packing=False, tokenizer=tokenizer)
+    module.eval()
+    with torch.no_grad():
+        return CausalLMTrainer().evaluate(BuiltModel(module=module, tokenizer=tokenizer),
+                                          eval_loader(splits.val, 8, splits.collate, 0, False), "val")
+
+
+# --- the runners (each in a child process) ---------------------------------------------------------
+
+
+def run_lexiedge(c: Comparable, packing: bool, run_dir: Path, recorder: StepRecorder) -> dict[str, Any]:
+    from rich.console import Console
+
+    from lexiedge import training_runs
+    from lexiedge.rundir import read_history
+
+    profile = load_profile(c, packing)
+    request = training_runs.TrainRequest(profile=profile, model_keys=[MODEL], data={MODEL: None}, out=run_dir,
+                                         resume=False, evaluate_test=False)
+    training_runs.train(request, Console(quiet=True))
+    losses = [json.loads(line)["train/loss"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+              if "train/loss" in line and '"event"' not in line]
+    settings = profile.model(MODEL).train.settings
+    optimizer = {"lr": settings.lr, "weight_decay": settings.weight_decay, "grad_clip": settings.grad_clip}
+    last = read_history(run_dir)[-1]
+    return {"losses": losses, "optimizer": optimizer, "engine_val_loss": last.get("val/loss"),
+            "final_adapter": str(run_dir / "final" / "adapter")}
+
+
+def run_hf(c: Comparable, flat: bool, run_dir: Path, recorder: StepRecorder) -> dict[str, Any]:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import (
+        AutoModelForCausalLM,
+        DataCollatorForSeq2Seq,
+        DataCollatorWithFlattening,
+        Trainer,
+        TrainingArguments,
+    )
+
+    from lexiedge_qwen_lora.base import RANDOM_BASE_SEED, random_config
+
+    source, tokenizer = base_source_and_tokenizer(c)
+    if source.kind == "random":  # the same seeded random init as the qwen-lora plugin's random bases
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_BASE_SEED)
+            base = AutoModelForCausalLM.from_config(random_config(source, tokenizer), dtype=torch.float32,
+                                                    attn_implementation="sdpa")
+    else:
+        base = AutoModelForCausalLM.from_pretrained(source.location, dtype=torch.float32, attn_implementation="sdpa")
+    base.config.use_cache = False
+    model = get_peft_model(base, LoraConfig(r=c.lora_r, lora_alpha=c.lora_alpha, lora_dropout=c.lora_dropout,
+                                            target_modules=list(c.lora_targets), bias="none", task_type="CAUSAL_LM"))
+    splits, _ = load_splits(c, packing=False, tokenizer=tokenizer)
+    train = [{"input_ids": row.input_ids.tolist(), "labels": row.labels.tolist(),
+              **({} if flat else {"attention_mask": [1] * len(row)})} for row in splits.train.rows]
+    collator = (DataCollatorWithFlattening(return_position_ids=True) if flat
+                else DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=-100))
+    arguments = TrainingArguments(
+        output_dir=str(run_dir), per_device_train_batch_size=c.examples_per_step, gradient_accumulation_steps=1,
+        num_train_epochs=c.epochs, max_steps=c.steps or -1, learning_rate=c.lr, weight_decay=c.weight_decay,
+        adam_beta1=0.9, adam_beta2=0.999, adam_epsilon=1e-8, max_grad_norm=c.grad_clip,
+        lr_scheduler_type="cosine", warmup_steps=c.warmup_steps, optim=hf_optimizer(),
+        logging_steps=1, save_strategy="no", eval_strategy="no", report_to=[], use_cpu=True,
+        dataloader_num_workers=0, dataloader_drop_last=True, seed=c.seed, data_seed=c.seed,
+        remove_unused_columns=False, disable_tqdm=True,
+    )
+    trainer = Trainer(model=model, args=arguments, train_dataset=train, data_collator=collator)
+    trainer.train()
+    losses = [row["loss"] for row in trainer.state.log_history if "loss" in row]
+    val = validation_loss(model, c, tokenizer) if c.val_fraction and os.environ.get("BENCH_VAL") == "1" else None
+    optimizer = {"lr": arguments.learning_rate, "weight_decay": arguments.weight_decay,
+                 "grad_clip": arguments.max_grad_norm}
+    return {"losses": losses, "optimizer": optimizer, "val": val}
+
+
+def hf_optimizer() -> str:
+    """The AdamW lexiedge's engine builds on the CPU (fused where this torch has the kernel)."""
+    import torch
+
+    try:
+        torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], fused=True)
+        return "adamw_torch_fused"
+    except (RuntimeError, TypeError):
+        return "adamw_torch"
+
+
+def child(spec: dict[str, Any]) -> dict[str, Any]:
+    import torch
+
+    c = Comparable(**{**spec["comparable"], "lora_targets": tuple(spec["comparable"]["lora_targets"])})
+    torch.set_num_threads(c.threads)
+    _, tokenizer = base_source_and_tokenizer(c)
+    recorder = StepRecorder(pad_id=tokenizer.pad_token_id)
+    recorder.install()
+    mode, run_dir = spec["mode"], Path(spec["run_dir"])
+    started = time.perf_counter()
+    if mode.startswith("lexiedge"):
+        result = run_lexiedge(c, mode == "lexiedge-packed", run_dir, recorder)
+        if spec["val"]:
+            result["val"] = lexiedge_final_validation(c, Path(result["final_adapter"]), tokenizer)
+    else:
+        os.environ["BENCH_VAL"] = "1" if spec["val"] else "0"
+        result = run_hf(c, mode == "hf-flat", run_dir, recorder)
+    seconds = time.perf_counter() - started
+    return {"mode": mode, "comparable": dataclasses.asdict(c), "peak_rss_mb": peak_rss_mb(),
+            "wall_s": seconds, "torch_threads": torch.get_num_threads(), **recorder.summary(spec["warmup"]),
+            **result}
+
+
+def lexiedge_final_validation(c: Comparable, adapter_dir: Path, tokenizer) -> dict[str, float]:
+    """The run's final adapter (peft format, as users load it) on its base, through the common evaluator."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    source, _ = base_source_and_tokenizer(c)
+    if source.kind == "random":
+        from lexiedge_qwen_lora.base import RANDOM_BASE_SEED, random_config
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_BASE_SEED)
+            base = AutoModelForCausalLM.from_config(random_config(source, tokenizer), dtype=torch.float32)
+    else:
+        base = AutoModelForCausalLM.from_pretrained(source.location, dtype=torch.float32)
+    return validation_loss(PeftModel.from_pretrained(base, adapter_dir), c, tokenizer)
+
+
+# --- the parent: settings, alternated children, report ---------------------------------------------
+
+
+def comparable_settings(args: argparse.Namespace) -> tuple[Comparable, dict[str, Any]]:
+    """Real tokens per step matched: examples per step = packed rows per step x examples per packed row."""
+    base = BASES[args.base]
+    probe = Comparable(base=base, seq_len=args.seq_len, rows=args.rows, examples_per_step=1, steps=args.steps,
+                       epochs=args.epochs, total_steps=1, warmup_steps=0, lr=args.lr, weight_decay=args.weight_decay,
+                       grad_clip=1.0, lora_r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=0.0,
+                       lora_targets=tuple(args.lora_targets.split(",")), threads=args.threads, seed=0,
+                       val_fraction=args.val_fraction)
+    _, tokenizer = base_source_and_tokenizer(probe)
+    packed, _ = load_splits(probe, packing=True, tokenizer=tokenizer)
+    examples, rows, tokens = packed.train.num_examples, len(packed.train), packed.train.num_tokens
+    longest = max(len(row) for row in packed.train.rows)
+    per_step = max(1, round(args.rows * examples / rows))
+    # every runner drops an epoch's ragged last batch; steps per epoch of the unpacked runners set the schedule
+    total = args.steps or (examples // per_step) * args.epochs
+    c = dataclasses.replace(probe, examples_per_step=per_step, total_steps=total,
+                            warmup_steps=round(args.warmup_ratio * total))
+    data = {"train_examples": examples, "packed_rows": rows, "train_tokens": tokens, "longest_row": longest,
+            "examples_per_packed_row": examples / rows, "tokens_per_example": tokens / examples,
+            "packed_steps_per_epoch": rows // args.rows, "unpacked_steps_per_epoch": examples // per_step}
+    return c, data
+
+
+def run_child(spec: dict[str, Any], log: Path) -> dict[str, Any]:
+    with open(log, "w") as handle:
+        completed = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], stdout=subprocess.PIPE,
+                                   stderr=handle, text=True, check=False)
+    if completed.returncode != 0:
+        raise SystemExit(f"{spec['mode']} failed (exit {completed.returncode}); its log: {log}\n"
+                         + log.read_text()[-2000:])
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def summarise(runs: dict[str, list[dict[str, Any]]], modes: list[str]) -> dict[str, Any]:
+    summary: dict[str, Any] = {}
+    for mode in modes:
+        rates = [run["real_tokens_per_s"] for run in runs[mode]]
+        vals = [run["val"]["loss"] for run in runs[mode] if run.get("val")]
+        summary[mode] = {"real_tokens_per_s": statistics.median(rates), "runs_tokens_per_s": rates,
+                         "peak_rss_mb": max(run["peak_rss_mb"] for run in runs[mode]),
+                         "real_tokens": runs[mode][0]["real_tokens"], "steps": runs[mode][0]["steps"],
+                         "val_loss": vals[0] if vals else None,
+                         "val_perplexity": math.exp(min(vals[0], 50.0)) if vals else None}
+    ratios: dict[str, Any] = {}
+    for ours in (m for m in modes if m.startswith("lexiedge")):
+        for theirs in (m for m in modes if m.startswith("hf")):
+            a, b = summary[ours], summary[theirs]
+            ratios[f"{ours}/{theirs}"] = {
+                "real_tokens_per_s": a["real_tokens_per_s"] / b["real_tokens_per_s"],
+                "peak_rss": a["peak_rss_mb"] / b["peak_rss_mb"],
+                "val_loss": a["val_loss"] / b["val_loss"] if a["val_loss"] and b["val_loss"] else None,
+                "real_tokens": a["real_tokens"] / b["real_tokens"],
+            }
+    return {"modes": summary, "ratios": ratios}
+
+
+def targets(summary: dict[str, Any]) -> dict[str, Any]:
+    """The issue's targets against HF's faster runner: >= 1.3x real tokens/s at <= its peak RSS, val loss
+    within 1%."""
+    modes = summary["modes"]
+    ours = [m for m in modes if m.startswith("lexiedge")]
+    theirs = [m for m in modes if m.startswith("hf")]
+    if not ours or not theirs:
+        return {}
+    best_ours = max(ours, key=lambda m: modes[m]["real_tokens_per_s"])
+    best_theirs = max(theirs, key=lambda m: modes[m]["real_tokens_per_s"])
+    ratio = summary["ratios"][f"{best_ours}/{best_theirs}"]
+    result = {"lexiedge": best_ours, "hf": best_theirs, "speed_ratio": ratio["real_tokens_per_s"],
+              "speed_met": ratio["real_tokens_per_s"] >= SPEED_TARGET, "rss_ratio": ratio["peak_rss"],
+              "rss_met": ratio["peak_rss"] <= 1.0}
+    if ratio["val_loss"] is not None:
+        result.update(val_loss_ratio=ratio["val_loss"], val_loss_met=abs(ratio["val_loss"] - 1) <= LOSS_TOLERANCE)
+    return result
+
+
+def markdown(summary: dict[str, Any], c: Comparable) -> str:
+    lines = ["| runner | real tokens/s | peak RSS MiB | real tokens | steps | val loss | val ppl |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for mode, row in summary["modes"].items():
+        val = f"{row['val_loss']:.4f}" if row["val_loss"] is not None else "-"
+        ppl = f"{row['val_perplexity']:.2f}" if row["val_perplexity"] is not None else "-"
+        lines.append(f"| {mode} | {row['real_tokens_per_s']:.1f} | {row['peak_rss_mb']:.0f} | {row['real_tokens']} "
+                     f"| {row['steps']} | {val} | {ppl} |")
+    lines += ["", "| lexiedge / HF | real tokens/s | peak RSS | val loss |", "|---|---:|---:|---:|"]
+    for pair, ratio in summary["ratios"].items():
+        val = f"{ratio['val_loss']:.4f}" if ratio["val_loss"] is not None else "-"
+        lines.append(f"| {pair} | {ratio['real_tokens_per_s']:.2f}x | {ratio['peak_rss']:.2f}x | {val} |")
+    return "\n".join(lines) + "\n"
+
+
+def loss_curves(runs: dict[str, list[dict[str, Any]]]) -> dict[str, list[list[float]]]:
+    """Each runner's logged loss per step against the real tokens trained so far (its first run)."""
+    curves = {}
+    for mode, mode_runs in runs.items():
+        run = mode_runs[0]
+        seen, curve = 0, []
+        for tokens, loss in zip(run["step_tokens"], run["losses"]):
+            seen += tokens
+            curve.append([seen, round(float(loss), 5)])
+        curves[mode] = curve
+    return curves
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="\n".join(__doc__.splitlines()[1:4]))
+    parser.add_argument("--base", choices=tuple(BASES), default="0.5b")
+    parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, from {', '.join(MODES)}")
+    parser.add_argument("--steps", type=int, default=8, help="optimizer steps per run (0: whole --epochs)")
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--warmup", type=int, default=2, help="untimed first optimizer steps of each run")
+    parser.add_argument("--repeats", type=int, default=1, help="runs per runner, alternated")
+    parser.add_argument("--seq-len", type=int, default=512)
+    parser.add_argument("--rows", type=int, default=2, help="packed rows per optimizer step")
+    parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument("--weight-decay", type=float, default=0.01)
+    parser.add_argument("--warmup-ratio", type=float, default=0.05)
+    parser.add_argument("--lora-r", type=int, default=16)
+    parser.add_argument("--lora-alpha", type=float, default=32)
+    parser.add_argument("--lora-targets", default="q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj")
+    parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--val", action=argparse.BooleanOptionalAction, default=None,
+                        help="final validation loss of each run (default: on with --base tiny)")
+    parser.add_argument("--val-fraction", type=float, default=0.1)
+    parser.add_argument("--tiny", action="store_true", help="the tiny base, 4 steps: checks the script end to end")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.base, args.steps, args.seq_len, args.warmup, args.threads = "tiny", 4, 256, 1, 1
+    if args.val is None:
+        args.val = args.base == "tiny"
+    if args.steps == 0:
+        args.steps = None
+    unknown = [mode for mode in args.modes.split(",") if mode not in MODES]
+    if unknown:
+        parser.error(f"unknown --modes {unknown}; expected some of {', '.join(MODES)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.child:
+        print(json.dumps(child(json.loads(args.child))))
+        return
+    from lexiedge.latency.machine import RunLoad, busy_warning, sample
+
+    start = sample()
+    c, data = comparable_settings(args)
+    modes = args.modes.split(",")
+    print(f"{c.base}, seq_len {c.seq_len}, {c.rows} packed rows = {c.examples_per_step} examples per step, "
+          f"{c.total_steps} steps ({c.warmup_steps} warmup), {c.threads} threads; {start.describe()}", flush=True)
+    runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
+    with tempfile.TemporaryDirectory(prefix="bench-train-peers-") as tmp_name:
+        tmp = Path(tmp_name)
+        for repeat in range(args.repeats):
+            for mode in modes if repeat % 2 == 0 else list(reversed(modes)):
+                spec = {"mode": mode, "comparable": dataclasses.asdict(c), "run_dir": str(tmp / f"{mode}-{repeat}"),
+                        "warmup": args.warmup, "val": args.val}
+                result = run_child(spec, tmp / f"{mode}-{repeat}.log")
+                runs[mode].append(result)
+                val = f", val loss {result['val']['loss']:.4f}" if result.get("val") else ""
+                print(f"  {mode:16s} {result['real_tokens_per_s']:8.1f} real tokens/s over {result['timed_steps']} "
+                      f"steps, peak RSS {result['peak_rss_mb']:.0f} MiB, {result['wall_s']:.0f} s{val}", flush=True)
+        check_comparable([{**run["comparable"], **run["optimizer"]} for mode_runs in runs.values()
+                          for run in mode_runs])
+    load = RunLoad(start, sample())
+    summary = summarise(runs, modes)
+    table = markdown(summary, c)
+    print("\n" + table)
+    met = targets(summary)
+    if met:
+        print("targets: " + json.dumps(met))
+    warning = busy_warning(load)
+    if warning:
+        print(warning)
+    if args.json:
+        report = {"comparable": dataclasses.asdict(c), "data": data, "load": load.to_json(), **summary,
+                  "targets": met, "loss_curves": loss_curves(runs), "markdown": table,
+                  "runs": {mode: [{k: v for k, v in run.items() if k != "step_tokens"} for run in mode_runs]
+                           for mode, mode_runs in runs.items()},
+                  "command": "python bench/bench_train_peers.py " + " ".join(argv if argv is not None else sys.argv[1:])}
+        tmp_path = args.json.with_name(f".{args.json.name}.tmp")
+        tmp_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp_path, args.json)
+
+
+if __name__ == "__main__":
+    main()
