@@ -195,11 +195,13 @@ def load_splits(c: Comparable, packing: bool, tokenizer):
     return splits, entry
 
 
-def base_source_and_tokenizer(c: Comparable):
+def base_source_and_tokenizer(c: Comparable, weights: bool = True):
+    """Where the base's weights come from, and its tokenizer. ``weights=False``: a built base resolves to
+    its random twin (the same config and tokenizer), so counting tokens never pretrains the tiny base."""
     from lexiedge_qwen_lora.base import load_tokenizer, resolve_base
     from lexiedge_qwen_lora.settings import QwenLoraSettings
 
-    source = resolve_base(QwenLoraSettings(base=c.base))
+    source = resolve_base(QwenLoraSettings(base=c.base), weights=weights)
     return source, load_tokenizer(source)
 
 
@@ -249,7 +251,6 @@ def run_hf(c: Comparable, flat: bool, run_dir: Path, recorder: StepRecorder) -> 
         DataCollatorForSeq2Seq,
         DataCollatorWithFlattening,
         Trainer,
-        TrainingArguments,
     )
 
     from lexiedge_qwen_lora.base import RANDOM_BASE_SEED, random_config
@@ -270,7 +271,22 @@ def run_hf(c: Comparable, flat: bool, run_dir: Path, recorder: StepRecorder) -> 
               **({} if flat else {"attention_mask": [1] * len(row)})} for row in splits.train.rows]
     collator = (DataCollatorWithFlattening(return_position_ids=True) if flat
                 else DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=-100))
-    arguments = TrainingArguments(
+    arguments = hf_training_arguments(c, run_dir)
+    trainer = Trainer(model=model, args=arguments, train_dataset=train, data_collator=collator)
+    trainer.train()
+    losses = [row["loss"] for row in trainer.state.log_history if "loss" in row]
+    val = validation_loss(model, c, tokenizer) if c.val_fraction and os.environ.get("BENCH_VAL") == "1" else None
+    optimizer = {"lr": arguments.learning_rate, "weight_decay": arguments.weight_decay,
+                 "grad_clip": arguments.max_grad_norm}
+    return {"losses": losses, "optimizer": optimizer, "val": val}
+
+
+def hf_training_arguments(c: Comparable, run_dir: Path):
+    """transformers.Trainer's settings for ``c``: AdamW, warmup + cosine to 0, clip, no eval, no saving,
+    no reporting, a loss logged every step."""
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
         output_dir=str(run_dir), per_device_train_batch_size=c.examples_per_step, gradient_accumulation_steps=1,
         num_train_epochs=c.epochs, max_steps=c.steps or -1, learning_rate=c.lr, weight_decay=c.weight_decay,
         adam_beta1=0.9, adam_beta2=0.999, adam_epsilon=1e-8, max_grad_norm=c.grad_clip,
@@ -279,13 +295,6 @@ def run_hf(c: Comparable, flat: bool, run_dir: Path, recorder: StepRecorder) -> 
         dataloader_num_workers=0, dataloader_drop_last=True, seed=c.seed, data_seed=c.seed,
         remove_unused_columns=False, disable_tqdm=True,
     )
-    trainer = Trainer(model=model, args=arguments, train_dataset=train, data_collator=collator)
-    trainer.train()
-    losses = [row["loss"] for row in trainer.state.log_history if "loss" in row]
-    val = validation_loss(model, c, tokenizer) if c.val_fraction and os.environ.get("BENCH_VAL") == "1" else None
-    optimizer = {"lr": arguments.learning_rate, "weight_decay": arguments.weight_decay,
-                 "grad_clip": arguments.max_grad_norm}
-    return {"losses": losses, "optimizer": optimizer, "val": val}
 
 
 def hf_optimizer() -> str:
@@ -351,7 +360,7 @@ def comparable_settings(args: argparse.Namespace) -> tuple[Comparable, dict[str,
                        grad_clip=1.0, lora_r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=0.0,
                        lora_targets=tuple(args.lora_targets.split(",")), threads=args.threads, seed=0,
                        val_fraction=args.val_fraction)
-    _, tokenizer = base_source_and_tokenizer(probe)
+    _, tokenizer = base_source_and_tokenizer(probe, weights=False)
     packed, _ = load_splits(probe, packing=True, tokenizer=tokenizer)
     examples, rows, tokens = packed.train.num_examples, len(packed.train), packed.train.num_tokens
     longest = max(len(row) for row in packed.train.rows)
@@ -458,7 +467,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=1, help="runs per runner, alternated")
     parser.add_argument("--seq-len", type=int, default=512)
     parser.add_argument("--rows", type=int, default=2, help="packed rows per optimizer step")
-    parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument("--lr", type=float, help="default: 2e-4 (0.5b, qwen-lora's), 2e-3 (tiny, the cpu profile's)")
     parser.add_argument("--weight-decay", type=float, default=0.01)
     parser.add_argument("--warmup-ratio", type=float, default=0.05)
     parser.add_argument("--lora-r", type=int, default=16)
@@ -467,7 +476,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--val", action=argparse.BooleanOptionalAction, default=None,
                         help="final validation loss of each run (default: on with --base tiny)")
-    parser.add_argument("--val-fraction", type=float, default=0.1)
+    parser.add_argument("--val-fraction", type=float,
+                        help="held-out share of the tutor set; default 0.1 (tiny), 0.02 (0.5b: a short final eval)")
     parser.add_argument("--tiny", action="store_true", help="the tiny base, 4 steps: checks the script end to end")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -476,6 +486,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.base, args.steps, args.seq_len, args.warmup, args.threads = "tiny", 4, 256, 1, 1
     if args.val is None:
         args.val = args.base == "tiny"
+    if args.lr is None:
+        args.lr = 2e-3 if args.base == "tiny" else 2e-4
+    if args.val_fraction is None:
+        args.val_fraction = 0.1 if args.base == "tiny" else 0.02
     if args.steps == 0:
         args.steps = None
     unknown = [mode for mode in args.modes.split(",") if mode not in MODES]
