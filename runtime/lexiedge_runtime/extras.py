@@ -25,6 +25,8 @@ EXTRAS: dict[str, tuple[tuple[str, str], ...]] = {
     # (only executorch_runner imports it)
     "executorch": (("executorch", "executorch"), ("torch", "torch")),
     "openvino": (("openvino", "openvino"),),
+    # LiteRT's interpreter alone (torch-free); the converter runs in a venv of the exporter's own
+    "litert": (("ai_edge_litert", "ai-edge-litert"),),
 }
 
 

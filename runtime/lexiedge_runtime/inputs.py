@@ -279,3 +279,21 @@ def resample_fft(waveforms: np.ndarray, rate: int, target: int) -> np.ndarray:
         spectrum = np.pad(spectrum, [(0, 0)] * (spectrum.ndim - 1) + [(0, bins - spectrum.shape[-1])])
     out = np.fft.irfft(spectrum, n=new_length, axis=-1) * (new_length / length)
     return np.clip(out, -1.0, 1.0).astype(np.float32)
+
+
+# --- fitting to the training clip (decoding, and the fixed-length LiteRT runner) --------------------
+
+
+def centre_fit(waveform: np.ndarray, length: int, *, pad: bool = True) -> np.ndarray:
+    """The centre ``length`` samples; shorter clips are zero-padded at the end when ``pad``."""
+    if waveform.shape[0] > length:
+        start = (waveform.shape[0] - length) // 2
+        return waveform[start : start + length]
+    if pad and waveform.shape[0] < length:
+        return np.pad(waveform, (0, length - waveform.shape[0]))
+    return waveform
+
+
+def uniform_indices(total: int, count: int) -> list[int]:
+    """``count`` frame indices spread evenly over ``total`` frames (the centre of each of count segments)."""
+    return [min(total - 1, int((i + 0.5) * total / count)) for i in range(count)]

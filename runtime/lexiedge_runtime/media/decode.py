@@ -31,6 +31,7 @@ import numpy as np
 import soundfile
 
 from lexiedge_runtime.errors import InputTooLargeError, InputValueError
+from lexiedge_runtime.inputs import centre_fit, uniform_indices  # numpy only: fixed-length runners use them too
 from lexiedge_runtime.tasks.av_classification import MAX_INPUT_FACTOR, MAX_SAMPLE_RATE
 from lexiedge_runtime.media.faces import crop_and_resize, crop_box, detect_face, face_detector
 from lexiedge_runtime.media.spec import DECODER_VERSION, DecodeOptions, MediaSpec
@@ -254,22 +255,7 @@ def resample_swr(mono: np.ndarray, rate: int, sample_rate: int) -> np.ndarray:
     return np.concatenate(chunks).astype(np.float32, copy=False) if chunks else np.zeros(0, np.float32)
 
 
-def centre_fit(waveform: np.ndarray, length: int, *, pad: bool = True) -> np.ndarray:
-    """The centre ``length`` samples; shorter clips are zero-padded at the end when ``pad``."""
-    if waveform.shape[0] > length:
-        start = (waveform.shape[0] - length) // 2
-        return waveform[start : start + length]
-    if pad and waveform.shape[0] < length:
-        return np.pad(waveform, (0, length - waveform.shape[0]))
-    return waveform
-
-
 # --- mp4 ---------------------------------------------------------------------------------------
-
-
-def uniform_indices(total: int, count: int) -> list[int]:
-    """``count`` frame indices spread evenly over ``total`` frames (the centre of each of count segments)."""
-    return [min(total - 1, int((i + 0.5) * total / count)) for i in range(count)]
 
 
 def _open(path: Path, limits: DecodeLimits) -> av.container.InputContainer:

@@ -659,6 +659,11 @@ METRIC = TaskMetric(
 )
 
 
+def litert_label(target: str) -> str:
+    """`lexiedge bench`'s name of a LiteRT artifact: its target (``litert``, ``litert-int8``)."""
+    return target or "litert"
+
+
 RUNNERS = (
     RunnerEntry(
         "onnxruntime",
@@ -676,6 +681,15 @@ RUNNERS = (
         None,
         "ExecuTorch program model.pte, XNNPACK on the CPU, clip by clip (extra [executorch]; imports torch)",
         ("executorch.runtime",),
+    ),
+    RunnerEntry(
+        "litert",
+        NAME,
+        "lexiedge_runtime.litert_runner:open_litert_classifier",
+        litert_label,
+        "LiteRT flatbuffer model.tflite (ai-edge-litert) on the CPU, clip by clip, each clip fitted to the "
+        "graph's fixed length (extra [litert])",
+        ("ai_edge_litert.interpreter",),
     ),
 )
 
