@@ -196,16 +196,19 @@ def calibration_batches(source: ClassifierSource, count: int, batch_size: int = 
     return _batches(dataset, splits.collate, indices, batch_size, "calibration clips")
 
 
-def sweep_batches(source: ClassifierSource) -> list[Batch]:
+def sweep_batches(source: ClassifierSource, fixed: tuple[int, int] | None = None) -> list[Batch]:
     """Inputs at shapes the trace never saw: batch 1 and 3, shorter and longer audio, 1 and T+3 frames.
 
     The batch of 3 also has a clip without audio and a clip without video (masks 0, zeros), as
-    the data contract allows.
+    the data contract allows. ``fixed`` (samples, frames): a graph of static shapes (LiteRT), swept at
+    that length only (batch 1 and 3, the missing modalities); its runner fits other lengths to it.
     """
     waveform, frames, _, _ = source.example
     samples, count, size = waveform.shape[1], frames.shape[1], frames.shape[-1]
     rng = np.random.default_rng(1234)
     shapes = [(1, max(2000, int(samples * 0.6)), 1), (3, int(samples * 1.45) + 123, count + 3)]
+    if fixed is not None:
+        shapes = [(1, *fixed), (3, *fixed)]
     batches = []
     for batch, length, frame_count in shapes:
         feeds = example_feeds(rng, batch, length, frame_count, size)

@@ -35,6 +35,7 @@ VERSIONED_PACKAGES = (
     "onnxruntime",
     "onnxruntime-genai",
     "executorch",
+    "ai-edge-litert",
     "numpy",
 )
 

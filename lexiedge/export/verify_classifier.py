@@ -84,8 +84,13 @@ def check_classifier(
     thresholds: ClassifierThresholds,
     max_val_clips: int,
     write_manifest: Callable[[dict[str, Any]], None],
+    *,
+    fixed_input: tuple[int, int] | None = None,
 ) -> None:
     """Verify, hand the report to ``write_manifest``, then enforce the thresholds.
+
+    ``fixed_input`` (samples, frames): the graph takes only that clip length (static shapes), so the shape
+    sweep stays at it (see :func:`~lexiedge.export.classifier.sweep_batches`).
 
     Passed or rejected (not crashed), the artifact keeps every number measured: ``write_manifest`` runs
     before a :class:`VerificationError` leaves.
@@ -93,7 +98,9 @@ def check_classifier(
     report: dict[str, Any] = {"thresholds": thresholds.report()}
     try:
         with job.stage(f"verification against PyTorch (up to {max_val_clips} validation clips)"):
-            report = verify_classifier(runner, source, target, thresholds, max_val_clips=max_val_clips)
+            report = verify_classifier(
+                runner, source, target, thresholds, max_val_clips=max_val_clips, fixed_input=fixed_input
+            )
         enforce_classifier(report, target, thresholds)
         report["passed"] = True
     except VerificationError as exc:
@@ -179,9 +186,10 @@ def verify_classifier(
     thresholds: ClassifierThresholds,
     *,
     max_val_clips: int,
+    fixed_input: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """Compare ``runner`` with the PyTorch model; returns the numbers (never raises for thresholds)."""
-    sweep = sweep_batches(source)
+    sweep = sweep_batches(source, fixed_input)
     sweep_report = _compare(runner, source, sweep, target)
     validation = validation_batches(source, max_val_clips)
     val_report = _compare(runner, source, validation, target)
