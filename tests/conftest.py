@@ -15,7 +15,15 @@ SHARED_DATA = Path(os.environ.get("LEXIEDGE_SHARED_DATA", REPO_ROOT.parent / "sh
 
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Caches (features, tiny models) go to a per-session temp dir, never the user's home."""
+    """Caches (features, tiny models) go to a per-session temp dir, never the user's home.
+
+    One exception: the LiteRT converter's venv (tests/export/test_litert_export.py) stays where the user's own
+    first `lexiedge export --target litert` builds it (``<cache>/venvs``, keyed by litert-torch's and torch's
+    versions), since building it takes minutes and ~2 GB; ``$LEXIEDGE_VENVS`` puts it elsewhere."""
+    if "LEXIEDGE_VENVS" not in os.environ:
+        from lexiedge_litert.converter_env import venvs_dir
+
+        os.environ["LEXIEDGE_VENVS"] = str(venvs_dir())  # before the cache moves to the temp dir
     if "LEXIEDGE_CACHE" not in os.environ:
         os.environ["LEXIEDGE_CACHE"] = str(tmp_path_factory.mktemp("lexiedge-cache"))
 
