@@ -33,6 +33,8 @@ ON_DEVICE: dict[str, str] = {
     "copy every file listed below and render `chat_template.jinja` in the app",
     "executorch": "ExecuTorch's runtime with its XNNPACK backend linked (Android: the `executorch-android` "
     "AAR; iOS: the ExecuTorch Swift package); load `model.pte` with `Module`",
+    "litert": "LiteRT's interpreter (Android: the `com.google.ai.edge.litert:litert` package; iOS: its "
+    "Swift or C API); call `model.tflite`'s signature by the input names above, one clip per call",
 }
 
 

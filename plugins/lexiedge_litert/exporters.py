@@ -117,7 +117,15 @@ class LitertExporter(ExporterPlugin):
             "fixed_shape": {"samples": samples, "frames": frames, "seconds": samples / spec.sample_rate},
             "ops": report["ops"],
         }
-        extra: dict[str, Any] = {}
+        seconds = f"{samples / spec.sample_rate:g} s"
+        extra: dict[str, Any] = {
+            "caveats": [
+                f"fixed clip length: the graph takes {samples} samples ({seconds}) and {frames} frames; the "
+                "runtime fits other clips to it as training did (the centre of longer audio, shorter audio "
+                f"zero-padded at the end, frames picked evenly), so a longer recording is classified on its "
+                f"centre {seconds}"
+            ]
+        }
         if "quantization" in report:
             extra["quantization"] = {
                 **report["quantization"],

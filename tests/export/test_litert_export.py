@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from cli_runner import lexiedge_ok
 from export_helpers import av_splits, classifier_logits, pytorch_classifier
+from test_model_card import assert_card_states_the_manifest
 
 pytest.importorskip(
     "ai_edge_litert", reason="ai-edge-litert is not installed: pip install 'lexiedge[litert]'"
@@ -84,6 +85,9 @@ def test_the_manifest_records_a_verified_fp32_graph_of_fixed_length(tflite_artif
         metric["artifact"] - metric["pytorch"]
     )
     assert not list(tflite_artifact.glob(".litert-*")), "the converter's work folder is gone"
+    card = assert_card_states_the_manifest(tflite_artifact, manifest)  # the model card, from this manifest
+    assert "Android / iOS: LiteRT" in card and "lexiedge-runtime[litert]" in card
+    assert f"fixed clip length: the graph takes {samples} samples" in card
 
 
 def test_a_clip_of_another_length_is_fitted_as_training_fitted_it(
@@ -191,6 +195,8 @@ def test_the_int8_graph_quantizes_fully_connected_and_conv_weights_outside_the_f
     candidates = sum(quantization["ops_before"].get(op, 0) for op in quantization["op_types"])
     assert 0 < quantization["quantized_ops"] < candidates, "the kept-float modules' ops stay fp32"
     assert manifest["verification"]["passed"] is True
+    card = assert_card_states_the_manifest(int8_artifact, manifest)
+    assert "kept in float: audio.frontend, audio.subsampling" in card
     assert (int8_artifact / "model.tflite").stat().st_size < 0.9 * (
         tflite_artifact / "model.tflite"
     ).stat().st_size
