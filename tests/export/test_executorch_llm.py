@@ -6,6 +6,7 @@ by `lexiedge infer --prompt` as an onnx-int4 artifact is."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -63,8 +64,8 @@ def test_the_runtime_follows_the_merged_model_and_reuses_its_cache(int4_artifact
     model, tokenizer = merged
     generator = load(int4_artifact)
     assert isinstance(generator, TextGenerator) and type(generator).__name__ == "ExecutorchGenerator"
-    expected_ids = tokenizer(tokenizer.apply_chat_template(PROMPT, tokenize=False, add_generation_prompt=True),
-                             add_special_tokens=False).input_ids
+    rendered = tokenizer.apply_chat_template(PROMPT, tokenize=False, add_generation_prompt=True)
+    expected_ids = tokenizer(rendered, add_special_tokens=False).input_ids
     prompt = generator.tokenizer.prompt_ids(PROMPT)
     assert prompt == expected_ids, "the runtime's chat template renders what transformers does"
 
@@ -82,7 +83,8 @@ def test_the_runtime_follows_the_merged_model_and_reuses_its_cache(int4_artifact
     assert first.token_ids[0] == int(np.argmax(logits)), "the first token is the program's argmax"
     streamed = generator.generate(PROMPT, max_new_tokens=6, stream=True)
     assert "".join(streamed) == first.text and streamed.completion_tokens == len(first.token_ids)
-    sampled = [generator.generate(PROMPT, max_new_tokens=6, temperature=0.8, seed=3).token_ids for _ in range(2)]
+    sampled = [generator.generate(PROMPT, max_new_tokens=6, temperature=0.8, seed=3).token_ids
+               for _ in range(2)]
     assert sampled[0] == sampled[1], "a seed makes a draw reproducible"
 
 
@@ -96,3 +98,30 @@ def test_lexiedge_infer_chats_with_the_program(int4_artifact: Path, cli) -> None
     wrong = cli("infer", str(int4_artifact), "--prompt", "hi", "--device", "cuda")
     assert wrong.exit_code != 0 and "ExecuTorch artifacts run on the CPU" in wrong.stderr
     assert wrong.stderr.strip().count("\n") == 0, wrong.stderr
+
+
+def test_lexiedge_serve_answers_the_openai_client_from_the_program(int4_artifact: Path,
+                                                                   tmp_path: Path) -> None:
+    from openai import OpenAI
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serve"))
+    from serve_helpers import Server, start_server, stop, wait_until_up
+
+    from lexiedge.runtime import load
+
+    expected = load(int4_artifact).generate(PROMPT, max_new_tokens=8)
+    log = tmp_path / "server.log"
+    process, port = start_server([f"tutor={int4_artifact}", "--threads", "1", "--log-level", "warning"], log)
+    running = Server("127.0.0.1", port, "", process, log)
+    try:
+        wait_until_up(running)
+        with OpenAI(base_url=running.base_url, api_key="unused", max_retries=0, timeout=300) as client:
+            reply = client.chat.completions.create(model="tutor", messages=PROMPT, max_tokens=8,
+                                                   temperature=0)
+            chunks = list(client.chat.completions.create(model="tutor", messages=PROMPT, max_tokens=8,
+                                                         temperature=0, stream=True))
+    finally:
+        stop(process)
+    assert reply.choices[0].message.content == expected.text
+    assert reply.usage.completion_tokens == len(expected.token_ids)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == expected.text
