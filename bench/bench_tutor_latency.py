@@ -281,7 +281,13 @@ def build_executorch_artifact(hf_dir: Path, out: Path) -> None:
     LLM recipe, q8da4w, XNNPACK, KV cache in the program) of the same weights, with a runtime manifest."""
     from lexiedge_executorch.llm_lowering import export_q8da4w
 
-    from lexiedge.export import MANIFEST_FORMAT, MANIFEST_VERSION, file_table, library_versions, write_manifest
+    from lexiedge.export import (
+        MANIFEST_FORMAT,
+        MANIFEST_VERSION,
+        file_table,
+        library_versions,
+        write_manifest,
+    )
 
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)

@@ -18,6 +18,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+from lexiedge_runtime.artifact import Artifact
+from lexiedge_runtime.errors import first_line
+from lexiedge_runtime.executorch_runner import ENGINE, GRAPH, ExecutorchGenerator, quiet_import
+from lexiedge_runtime.tasks import causal_lm as lm_task
+from lexiedge_runtime.tasks.causal_lm import LOGITS
 
 from lexiedge.api import ExporterPlugin, ExportJob, PluginSettings
 from lexiedge.errors import UsageError
@@ -26,22 +31,24 @@ from lexiedge.export.causal_lm import (
     LmSource,
     architecture,
     copy_tokenizer_files,
-    load_lm_source,
     lm_thresholds,
+    load_lm_source,
     prompt_ids,
     tokenizer_files,
 )
 from lexiedge.export.errors import AtolError
-from lexiedge.export.verify_lm import Steps, enforce_lm, generation_report, reference_generation, reference_logits
+from lexiedge.export.verify_lm import (
+    Steps,
+    enforce_lm,
+    generation_report,
+    reference_generation,
+    reference_logits,
+)
 from lexiedge_executorch.exporters import require_executorch
 from lexiedge_executorch.settings import ExecutorchInt4Settings
-from lexiedge_runtime.artifact import Artifact
-from lexiedge_runtime.errors import first_line
-from lexiedge_runtime.executorch_runner import ENGINE, GRAPH, ExecutorchGenerator, quiet_import
-from lexiedge_runtime.tasks import causal_lm as lm_task
-from lexiedge_runtime.tasks.causal_lm import LOGITS
 
-PRECISION = "int4"  # the task's thresholds for int4 graphs (int8 activations do not change the weights' error)
+# the task's thresholds for int4 graphs (the int8 activations do not change the weights' error)
+PRECISION = "int4"
 
 
 class ExecutorchInt4Exporter(ExporterPlugin):
@@ -59,7 +66,8 @@ class ExecutorchInt4Exporter(ExporterPlugin):
         require_executorch(self.name)
         source = load_lm_source(job)
         config = source.config
-        context = min(settings.max_context, int(config.get("max_position_embeddings") or settings.max_context))
+        longest = int(config.get("max_position_embeddings") or settings.max_context)
+        context = min(settings.max_context, longest)
         eos = source.eos_ids()
         bos = source.tokenizer.bos_token_id
         graph = job.out_dir / GRAPH
@@ -141,7 +149,8 @@ def verify_program(artifact_dir: Path, source: LmSource, target: str, *, prompts
         for step, logits in enumerate(generator.teacher_forced(prompt, generated[:-1])):
             position = len(prompt) - 1 + step
             if not np.isfinite(logits).all():
-                raise AtolError(target, LOGITS, f"non-finite logits at step {step} of a {len(prompt)}-token prompt")
+                raise AtolError(target, LOGITS,
+                                f"non-finite logits at step {step} of a {len(prompt)}-token prompt")
             if step == 0:
                 first_pass = max(first_pass, float(np.abs(logits - reference[position]).max()))
             steps.add(logits[None], reference[position][None], full[0, position + 1 : position + 2])

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Literal
 
+from lexiedge_runtime.tasks.av_classification import THRESHOLDS as AV
+from lexiedge_runtime.tasks.causal_lm import THRESHOLDS as LM
 from pydantic import Field
 
 from lexiedge.export.settings import VerifySettings
-from lexiedge_runtime.tasks.av_classification import THRESHOLDS as AV
-from lexiedge_runtime.tasks.causal_lm import THRESHOLDS as LM
 
 
 class ExecutorchSettings(VerifySettings):
@@ -67,16 +67,20 @@ class ExecutorchInt4Settings(VerifySettings):
     """`executorch-int4` (causal LM): ExecuTorch's LLM recipe, q8da4w (int4 weights in groups, int8 dynamic
     activations) through XNNPACK, the KV cache inside the program."""
 
-    group_size: Literal[32, 64, 128, 256] = Field(32, description="weights per int4 scale (smaller: more accurate)")
+    group_size: Literal[32, 64, 128, 256] = Field(
+        32, description="weights per int4 scale (smaller: more accurate)"
+    )
     embedding_bits: Literal[4, 8] | None = Field(
         8,
         description=(
-            "the token embeddings' weights, per channel (4 or 8 bits; null keeps them fp32). The LM head is a "
-            "linear layer of its own in the program and is q8da4w like the others"
+            "the token embeddings' weights, per channel (4 or 8 bits; null keeps them fp32). The LM head "
+            "is a linear layer of its own in the program and is q8da4w like the others"
         ),
     )
     max_context: int = Field(
-        2048, ge=16, description="tokens the program's KV cache holds (prompt and reply; capped at the model's)"
+        2048,
+        ge=16,
+        description="tokens the program's KV cache holds (prompt and reply; capped at the model's)",
     )
     prompts: int = Field(4, ge=1, le=8, description="built-in tutor prompts of different lengths compared")
     new_tokens: int = Field(24, ge=1, description="greedy tokens generated per prompt and compared")

@@ -185,7 +185,8 @@ def open_executorch_classifier(artifact: Artifact, request: LoadRequest) -> Exec
 
 # --- causal-lm: the program of ExecuTorch's Llama recipe, its KV cache inside --------------------------
 
-LLM_KERNEL_MODULES = (  # kernels the recipe's programs call outside XNNPACK: its SDPA/cache ops, quantized ops
+# kernels the recipe's programs call outside XNNPACK: its SDPA and cache ops, the quantized ops
+LLM_KERNEL_MODULES = (
     "executorch.extension.llm.custom_ops.custom_ops",
     "executorch.kernels.quantized",
 )
@@ -243,7 +244,7 @@ class ExecutorchGenerator(TextGenerator):
         self.artifact_dir = artifact.directory
         self.manifest = artifact.manifest
         self.device = "cpu"
-        self.tokenizer = ChatTokenizer(artifact)  # its files and template are checked before the program loads
+        self.tokenizer = ChatTokenizer(artifact)  # files and template checked before the program loads
         runtime = _llm_runtime()
         set_threads(threads)
         graph = self._graph = Path(artifact.path(artifact.runtime.get("graph") or GRAPH))
@@ -259,7 +260,9 @@ class ExecutorchGenerator(TextGenerator):
             said = " ".join(str(exc).split()) or type(exc).__name__
             raise ArtifactError(f"{graph}: ExecuTorch cannot load the program: {said[:300]}") from None
         if context is None:
-            raise ArtifactError(f"{graph}: not an LLM program of ExecuTorch's recipe (no get_max_context_len)")
+            raise ArtifactError(
+                f"{graph}: not an LLM program of ExecuTorch's recipe (no get_max_context_len)"
+            )
         _programs_opened += 1
         self.context_length = int(context)
         self._model_vocab = int(vocab) if vocab is not None else None
@@ -283,7 +286,9 @@ class ExecutorchGenerator(TextGenerator):
             messages = check_messages(messages_or_prompt)
             prompt = self.tokenizer.encode(self.tokenizer.render(messages, add_generation_prompt=False))
         self._check_fits(prompt)
-        if not self.prefix_reuse or len(prompt) >= self.cache_tokens or not self._busy.acquire(blocking=False):
+        if not self.prefix_reuse or len(prompt) >= self.cache_tokens:
+            return 0
+        if not self._busy.acquire(blocking=False):  # a call is running: it owns the cache
             return 0
         try:
             reused = self._prefill(self.model, self._kept_ids, prompt, need_logits=False)[0]
@@ -386,7 +391,8 @@ class ExecutorchGenerator(TextGenerator):
         import torch
 
         try:
-            outputs = method.execute([torch.tensor([ids], dtype=torch.long), torch.tensor([start], dtype=torch.long)])
+            tokens, position = torch.tensor([ids], dtype=torch.long), torch.tensor([start], dtype=torch.long)
+            outputs = method.execute([tokens, position])
         except Exception as exc:
             if method is self.model:
                 self._kept_ids.clear()  # what the cache holds is unknown after a failure
