@@ -20,7 +20,10 @@ the base (the Qwen2.5-0.5B shape with seeded random weights built from its confi
 fp32 on the CPU, torch threads, seq_len (packed row length; the longest example), real tokens per optimizer
 step (packed rows x examples per row = examples per step of the others), LoRA rank / alpha / dropout /
 targets, AdamW (lr, weight decay, betas, grad clip 1.0), warmup steps and a cosine decay to 0, the number
-of optimizer steps (``--steps``) or whole epochs (``--epochs``), and the seed. torchtune: see the report
+of optimizer steps (``--steps``) or whole epochs (``--epochs``: every train example once per epoch; the
+packed runner then takes a few more, smaller steps, its cosine spanning them), and the seed. Not the same:
+the order of the examples (each library's own seeded sampler), and HF's warmup starts at 0 where
+lexiedge's starts at lr / (warmup + 1). torchtune: see the report
 (``--modes`` lists what is here).
 
 Measured in each child, the same way for every runner: the time of every optimizer step (torch's global
@@ -292,7 +295,8 @@ def hf_training_arguments(c: Comparable, run_dir: Path):
         adam_beta1=0.9, adam_beta2=0.999, adam_epsilon=1e-8, max_grad_norm=c.grad_clip,
         lr_scheduler_type="cosine", warmup_steps=c.warmup_steps, optim=hf_optimizer(),
         logging_steps=1, save_strategy="no", eval_strategy="no", report_to=[], use_cpu=True,
-        dataloader_num_workers=0, dataloader_drop_last=True, seed=c.seed, data_seed=c.seed,
+        # every example trains, as in lexiedge's packed epoch (its rows fill whole micro-batches by default)
+        dataloader_num_workers=0, dataloader_drop_last=False, seed=c.seed, data_seed=c.seed,
         remove_unused_columns=False, disable_tqdm=True,
     )
 
@@ -365,13 +369,14 @@ def comparable_settings(args: argparse.Namespace) -> tuple[Comparable, dict[str,
     examples, rows, tokens = packed.train.num_examples, len(packed.train), packed.train.num_tokens
     longest = max(len(row) for row in packed.train.rows)
     per_step = max(1, round(args.rows * examples / rows))
-    # every runner drops an epoch's ragged last batch; steps per epoch of the unpacked runners set the schedule
-    total = args.steps or (examples // per_step) * args.epochs
+    # whole epochs: each runner's warmup + cosine spans its own steps over the same tokens (packed rows make
+    # a few more steps than unpacked examples); the warmup steps are the same for all
+    total = args.steps or math.ceil(examples / per_step) * args.epochs
     c = dataclasses.replace(probe, examples_per_step=per_step, total_steps=total,
                             warmup_steps=round(args.warmup_ratio * total))
     data = {"train_examples": examples, "packed_rows": rows, "train_tokens": tokens, "longest_row": longest,
             "examples_per_packed_row": examples / rows, "tokens_per_example": tokens / examples,
-            "packed_steps_per_epoch": rows // args.rows, "unpacked_steps_per_epoch": examples // per_step}
+            "packed_steps_per_epoch": rows // args.rows, "unpacked_steps_per_epoch": math.ceil(examples / per_step)}
     return c, data
 
 

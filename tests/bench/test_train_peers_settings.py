@@ -48,7 +48,7 @@ def test_the_lexiedge_profile_and_the_trainer_arguments_carry_the_same_settings(
         c.lr, c.weight_decay, c.grad_clip, c.warmup_steps)
     assert hf.lr_scheduler_type.value == "cosine" and hf.optim.value.startswith("adamw_torch")
     assert c.warmup_steps == 2  # 5% of 40 steps: a warmup both schedules really take
-    assert hf.dataloader_drop_last and hf.report_to in ([], None, ["none"])
+    assert not hf.dataloader_drop_last and hf.report_to in ([], None, ["none"])
 
 
 def test_runs_with_different_settings_stop_the_bench(comparable: peers.Comparable) -> None:
