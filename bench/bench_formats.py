@@ -15,6 +15,9 @@ exported times every backend slower, docs/benchmarks.md):
 3. `lexiedge bench --all-formats` over each model's artifacts (one process per model, interleaved),
    then ``formats.json`` (both reports, the build steps and their seconds) and ``formats.md``.
 
+``--build-only`` stops after step 2: the build's timings do not matter, so it may run on a busy machine,
+and the same command without it later reuses every run and artifact and only benchmarks (minutes).
+
 ``--tiny``: the cpu profile, 2 training steps on synthetic clips, relaxed int8 thresholds (two steps of
 training give near-tied logits), few timed iterations. Its timings mean nothing; it checks the pipeline
 and times the build. Outputs are cached in ``--work`` (reused when the step's output is there).
@@ -230,6 +233,11 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="quick pipeline check: timings mean nothing")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--models", default=f"{AV},{LM}", help="comma-separated: emotion-av, qwen-lora")
+    parser.add_argument(
+        "--build-only",
+        action="store_true",
+        help="train and export, then stop: build on a busy machine, bench later in a quiet slot (reused)",
+    )
     args = parser.parse_args()
     out: Path = args.out
     work = args.work or out / "work"
@@ -242,6 +250,12 @@ def main() -> None:
     start = time.perf_counter()
     built = {model: builder.emotion_av() if model == AV else builder.qwen_lora() for model in models}
     build_seconds = time.perf_counter() - start
+    if args.build_only:
+        print(
+            f"built in {build_seconds:.0f} s (see {builder.log}); the same command without --build-only "
+            "reuses it and only benchmarks"
+        )
+        return
     reports = [
         bench(model, artifacts, out, args.tiny, args.threads, builder.log)
         for model, artifacts in built.items()
