@@ -100,8 +100,14 @@ def run_engine(spec: dict[str, Any], steps: StepTimes) -> dict[str, Any]:
 
     def train(extra: list[str], run_dir: Path) -> None:
         profile = load_profile("cpu", overrides(spec, spec["variant"]) + extra, host=get_host())
-        request = training_runs.TrainRequest(profile=profile, model_keys=[MODEL], data={MODEL: Path(spec["data"])},
-                                             out=run_dir, resume=False, evaluate_test=False)
+        request = training_runs.TrainRequest(
+            profile=profile,
+            model_keys=[MODEL],
+            data={MODEL: Path(spec["data"])},
+            out=run_dir,
+            resume=False,
+            evaluate_test=False,
+        )
         training_runs.train(request, Console(quiet=True))
 
     train([f"models.{MODEL}.train.max_steps=2"], Path(spec["run_dir"]) / "warmup")
@@ -133,25 +139,43 @@ def run_plain(spec: dict[str, Any], steps: StepTimes) -> dict[str, Any]:
     entry = load_profile("cpu", overrides(spec, spec["variant"]), host=host).model(MODEL)
     settings = entry.train.settings
     if settings.mixup or settings.class_weights != "none":
-        raise SystemExit("the plain loop implements cross-entropy with label smoothing only (no mixup or weights)")
+        raise SystemExit(
+            "the plain loop implements cross-entropy with label smoothing only (no mixup or weights)"
+        )
     seed_everything(settings.seed)
+    if spec.get("deterministic"):  # the engine turns deterministic kernels on for CPU runs (repeatability)
+        torch.use_deterministic_algorithms(True, warn_only=True)
     plugin = host.models.get(entry.model.plugin)
     built = plugin.build(entry.model.settings, load_profile("cpu", [], host=host).device, pretrained=True)
-    splits = host.datasets.get(entry.data.plugin).load(entry.data.settings, Path(spec["data"]), built=built,
-                                                       model_settings=entry.model.settings, cache_dir=cache_dir(),
-                                                       console=Console(quiet=True))
+    splits = host.datasets.get(entry.data.plugin).load(
+        entry.data.settings,
+        Path(spec["data"]),
+        built=built,
+        model_settings=entry.model.settings,
+        cache_dir=cache_dir(),
+        console=Console(quiet=True),
+    )
     plugin.fit_to_data(built, splits, Console(quiet=True))
     model = built.module
     keys = tuple(built.extras.get(MODEL_INPUTS) or av_task.INPUT_NAMES)
-    loader = DataLoader(splits.train, batch_size=settings.batch_size, shuffle=True, drop_last=True,
-                        collate_fn=splits.collate, generator=torch.Generator().manual_seed(settings.seed))
+    loader = DataLoader(
+        splits.train,
+        batch_size=settings.batch_size,
+        shuffle=True,
+        drop_last=True,
+        collate_fn=splits.collate,
+        generator=torch.Generator().manual_seed(settings.seed),
+    )
     total = len(loader) * settings.epochs
     warmup_steps = round(settings.warmup_ratio * total)
 
     def optimizer_of(module):
         matrices = [p for p in module.parameters() if p.requires_grad and p.dim() >= 2]
         others = [p for p in module.parameters() if p.requires_grad and p.dim() < 2]
-        groups = [{"params": matrices, "weight_decay": settings.weight_decay}, {"params": others, "weight_decay": 0.0}]
+        groups = [
+            {"params": matrices, "weight_decay": settings.weight_decay},
+            {"params": others, "weight_decay": 0.0},
+        ]
         try:
             return torch.optim.AdamW(groups, lr=settings.lr, fused=True)
         except (RuntimeError, TypeError):
@@ -193,7 +217,9 @@ def run_plain(spec: dict[str, Any], steps: StepTimes) -> dict[str, Any]:
     started = time.perf_counter()
     for _ in range(settings.epochs):
         for batch in loader:
-            step(model, optimizer, batch, lr_at(index, settings.lr, total, warmup_steps, settings.min_lr_ratio))
+            step(
+                model, optimizer, batch, lr_at(index, settings.lr, total, warmup_steps, settings.min_lr_ratio)
+            )
             index += 1
         if splits.val is not None and len(splits.val):
             history.append(evaluate(model))
@@ -208,10 +234,17 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     result = (run_engine if spec["runner"] == "engine" else run_plain)(spec, steps)
     timed = len(steps.times) - result["first_step"]
     samples = timed * spec["batch_size"]
-    return {"runner": spec["runner"], "variant": spec["variant"], "steps": timed, "samples": samples,
-            "samples_per_s": samples / result["epochs_s"],
-            "step_samples_per_s": spec["batch_size"] / steps.median_interval(result["first_step"]),
-            "epochs_s": result["epochs_s"], "peak_rss_mb": peak_rss_mb(), "torch_threads": torch.get_num_threads()}
+    return {
+        "runner": spec["runner"],
+        "variant": spec["variant"],
+        "steps": timed,
+        "samples": samples,
+        "samples_per_s": samples / result["epochs_s"],
+        "step_samples_per_s": spec["batch_size"] / steps.median_interval(result["first_step"]),
+        "epochs_s": result["epochs_s"],
+        "peak_rss_mb": peak_rss_mb(),
+        "torch_threads": torch.get_num_threads(),
+    }
 
 
 # --- the parent ------------------------------------------------------------------------------------
@@ -232,20 +265,34 @@ def prepare_data(args: argparse.Namespace, tmp: Path) -> Path:
     host = get_host()
     spec = {"epochs": 1, "batch_size": args.batch_size}
     entry = load_profile("cpu", overrides(spec, "eval"), host=host).model(MODEL)
-    built = host.models.get(entry.model.plugin).build(entry.model.settings, load_profile("cpu", [], host=host).device)
-    host.datasets.get(entry.data.plugin).load(entry.data.settings, data, built=built,
-                                              model_settings=entry.model.settings, cache_dir=cache_dir(),
-                                              console=Console(quiet=True))
+    built = host.models.get(entry.model.plugin).build(
+        entry.model.settings, load_profile("cpu", [], host=host).device
+    )
+    host.datasets.get(entry.data.plugin).load(
+        entry.data.settings,
+        data,
+        built=built,
+        model_settings=entry.model.settings,
+        cache_dir=cache_dir(),
+        console=Console(quiet=True),
+    )
     return data
 
 
 def run_child(spec: dict[str, Any], log: Path) -> dict[str, Any]:
     with open(log, "w") as handle:
-        completed = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], stdout=subprocess.PIPE,
-                                   stderr=handle, text=True, check=False)
+        completed = subprocess.run(
+            [sys.executable, __file__, "--child", json.dumps(spec)],
+            stdout=subprocess.PIPE,
+            stderr=handle,
+            text=True,
+            check=False,
+        )
     if completed.returncode != 0:
-        raise SystemExit(f"{spec['runner']} ({spec['variant']}) failed (exit {completed.returncode}); log {log}:\n"
-                         + log.read_text()[-2000:])
+        raise SystemExit(
+            f"{spec['runner']} ({spec['variant']}) failed (exit {completed.returncode}); log {log}:\n"
+            + log.read_text()[-2000:]
+        )
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
@@ -255,10 +302,12 @@ def summarise(runs: list[dict[str, Any]], variants: list[str]) -> dict[str, Any]
         rows = {}
         for runner in ("engine", "plain"):
             mine = [run for run in runs if run["variant"] == variant and run["runner"] == runner]
-            rows[runner] = {"samples_per_s": statistics.median(r["samples_per_s"] for r in mine),
-                            "step_samples_per_s": statistics.median(r["step_samples_per_s"] for r in mine),
-                            "peak_rss_mb": max(r["peak_rss_mb"] for r in mine),
-                            "runs_samples_per_s": [r["samples_per_s"] for r in mine]}
+            rows[runner] = {
+                "samples_per_s": statistics.median(r["samples_per_s"] for r in mine),
+                "step_samples_per_s": statistics.median(r["step_samples_per_s"] for r in mine),
+                "peak_rss_mb": max(r["peak_rss_mb"] for r in mine),
+                "runs_samples_per_s": [r["samples_per_s"] for r in mine],
+            }
         plain, eng = rows["plain"], rows["engine"]
         rows["ratio_plain_over_engine"] = {
             "samples_per_s": plain["samples_per_s"] / eng["samples_per_s"],
@@ -271,30 +320,49 @@ def summarise(runs: list[dict[str, Any]], variants: list[str]) -> dict[str, Any]
 
 
 def markdown(summary: dict[str, Any]) -> str:
-    lines = ["| variant | runner | samples/s (epochs) | samples/s (steps) | peak RSS MiB |", "|---|---|---:|---:|---:|"]
+    lines = [
+        "| variant | runner | samples/s (epochs) | samples/s (steps) | peak RSS MiB |",
+        "|---|---|---:|---:|---:|",
+    ]
     for variant, rows in summary.items():
         for runner in ("engine", "plain"):
             row = rows[runner]
-            lines.append(f"| {variant} | {runner} | {row['samples_per_s']:.1f} | {row['step_samples_per_s']:.1f} "
-                         f"| {row['peak_rss_mb']:.0f} |")
+            lines.append(
+                f"| {variant} | {runner} | {row['samples_per_s']:.1f} | {row['step_samples_per_s']:.1f} "
+                f"| {row['peak_rss_mb']:.0f} |"
+            )
         ratio = rows["ratio_plain_over_engine"]
-        lines.append(f"| {variant} | plain / engine | {ratio['samples_per_s']:.3f}x | {ratio['step_samples_per_s']:.3f}x "
-                     f"| engine / plain {ratio['peak_rss']:.2f}x |")
+        lines.append(
+            f"| {variant} | plain / engine | {ratio['samples_per_s']:.3f}x "
+            f"| {ratio['step_samples_per_s']:.3f}x "
+            f"| engine / plain {ratio['peak_rss']:.2f}x |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="\n".join(__doc__.splitlines()[1:4]))
-    parser.add_argument("--data", type=Path, help="a RAVDESS-layout folder with actors 1-10 (default: synth-av)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n".join(__doc__.splitlines()[1:4]),
+    )
+    parser.add_argument(
+        "--data", type=Path, help="a RAVDESS-layout folder with actors 1-10 (default: synth-av)"
+    )
     parser.add_argument("--actors", type=int, default=12, help="synth-av actors (train 1-8, validate 9-10)")
     parser.add_argument("--clips-per-emotion", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=8, help="the cpu profile's")
-    parser.add_argument("--variants", default="train,eval", help="train (no validation split), eval (or both)")
+    parser.add_argument(
+        "--variants", default="train,eval", help="train (no validation split), eval (or both)"
+    )
     parser.add_argument("--repeats", type=int, default=2, help="processes per runner and variant, alternated")
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument(
+        "--plain-deterministic",
+        action="store_true",
+        help="the plain loop also uses torch's deterministic kernels, as the engine does on the CPU",
+    )
     parser.add_argument("--tiny", action="store_true", help="1 epoch, 1 repeat, 1 thread: checks the script")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -322,22 +390,36 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-train-engine-") as tmp_name:
         tmp = Path(tmp_name)
         data = prepare_data(args, tmp)
-        print(f"emotion-av (cpu profile), {data}, {args.epochs} epochs, batch {args.batch_size}, "
-              f"{args.threads} threads; {start.describe()}", flush=True)
+        print(
+            f"emotion-av (cpu profile), {data}, {args.epochs} epochs, batch {args.batch_size}, "
+            f"{args.threads} threads; {start.describe()}",
+            flush=True,
+        )
         order = 0
         for repeat in range(args.repeats):
             for variant in variants:
                 runners = ("engine", "plain") if order % 2 == 0 else ("plain", "engine")
                 order += 1
                 for runner in runners:
-                    spec = {"runner": runner, "variant": variant, "data": str(data), "epochs": args.epochs,
-                            "batch_size": args.batch_size, "threads": args.threads,
-                            "run_dir": str(tmp / f"{runner}-{variant}-{repeat}")}
+                    spec = {
+                        "runner": runner,
+                        "variant": variant,
+                        "data": str(data),
+                        "epochs": args.epochs,
+                        "batch_size": args.batch_size,
+                        "threads": args.threads,
+                        "deterministic": args.plain_deterministic,
+                        "run_dir": str(tmp / f"{runner}-{variant}-{repeat}"),
+                    }
                     result = run_child(spec, tmp / f"{runner}-{variant}-{repeat}.log")
                     runs.append(result)
-                    print(f"  {variant:5s} {runner:6s} {result['samples_per_s']:7.1f} samples/s over the epochs, "
-                          f"{result['step_samples_per_s']:7.1f} in steps, peak RSS {result['peak_rss_mb']:.0f} MiB",
-                          flush=True)
+                    print(
+                        f"  {variant:5s} {runner:6s} {result['samples_per_s']:7.1f} samples/s "
+                        "over the epochs, "
+                        f"{result['step_samples_per_s']:7.1f} in steps, "
+                        f"peak RSS {result['peak_rss_mb']:.0f} MiB",
+                        flush=True,
+                    )
     load = RunLoad(start, sample())
     summary = summarise(runs, variants)
     table = markdown(summary)
@@ -346,8 +428,15 @@ def main(argv: list[str] | None = None) -> None:
     if warning:
         print(warning)
     if args.json:
-        report = {"load": load.to_json(), "summary": summary, "runs": runs, "markdown": table, "target": TARGET,
-                  "command": "python bench/bench_train_engine.py " + " ".join(argv if argv is not None else sys.argv[1:])}
+        report = {
+            "load": load.to_json(),
+            "summary": summary,
+            "runs": runs,
+            "markdown": table,
+            "target": TARGET,
+            "command": "python bench/bench_train_engine.py "
+            + " ".join(argv if argv is not None else sys.argv[1:]),
+        }
         tmp_path = args.json.with_name(f".{args.json.name}.tmp")
         tmp_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         os.replace(tmp_path, args.json)

@@ -2,7 +2,7 @@
 
     python bench/bench_train_peers.py --json peers.json                       # 0.5B shape: real tokens/s, RSS
     python bench/bench_train_peers.py --base tiny --epochs 2 --json loss.json   # tiny Qwen2: final val loss
-    python bench/bench_train_peers.py --tiny --json /tmp/peers.json             # a few steps: checks the script
+    python bench/bench_train_peers.py --tiny --json /tmp/peers.json             # checks the script
 
 Runners (``--modes``), each run in a process of its own, in alternated order (a, b, c, d, then d, c, b, a):
 
@@ -132,11 +132,16 @@ class StepRecorder:
     def summary(self, warmup: int) -> dict[str, Any]:
         if len(self.times) <= warmup:
             raise SystemExit(f"only {len(self.times)} optimizer steps ran; need more than --warmup {warmup}")
-        tokens = sum(self.tokens[warmup + 1:])
+        tokens = sum(self.tokens[warmup + 1 :])
         seconds = self.times[-1] - self.times[warmup]
-        return {"steps": len(self.times), "timed_steps": len(self.times) - warmup - 1, "timed_tokens": tokens,
-                "real_tokens_per_s": tokens / seconds, "real_tokens": sum(self.tokens),
-                "step_tokens": self.tokens}
+        return {
+            "steps": len(self.times),
+            "timed_steps": len(self.times) - warmup - 1,
+            "timed_tokens": tokens,
+            "real_tokens_per_s": tokens / seconds,
+            "real_tokens": sum(self.tokens),
+            "step_tokens": self.tokens,
+        }
 
 
 def peak_rss_mb() -> float:
@@ -192,9 +197,14 @@ def load_splits(c: Comparable, packing: bool, tokenizer):
     profile = load_profile(c, packing)
     entry = profile.model(MODEL)
     plugin = get_host().datasets.get(entry.data.plugin)
-    splits = plugin.load(entry.data.settings, None, built=BuiltModel(module=None, tokenizer=tokenizer),
-                         model_settings=entry.model.settings, cache_dir=Path(tempfile.gettempdir()),
-                         console=Console(quiet=True))
+    splits = plugin.load(
+        entry.data.settings,
+        None,
+        built=BuiltModel(module=None, tokenizer=tokenizer),
+        model_settings=entry.model.settings,
+        cache_dir=Path(tempfile.gettempdir()),
+        console=Console(quiet=True),
+    )
     return splits, entry
 
 
@@ -220,8 +230,11 @@ def validation_loss(module, c: Comparable, tokenizer) -> dict[str, float]:
     splits, _ = load_splits(c, packing=False, tokenizer=tokenizer)
     module.eval()
     with torch.no_grad():
-        return CausalLMTrainer().evaluate(BuiltModel(module=module, tokenizer=tokenizer),
-                                          eval_loader(splits.val, 8, splits.collate, 0, False), "val")
+        return CausalLMTrainer().evaluate(
+            BuiltModel(module=module, tokenizer=tokenizer),
+            eval_loader(splits.val, 8, splits.collate, 0, False),
+            "val",
+        )
 
 
 # --- the runners (each in a child process) ---------------------------------------------------------
@@ -234,16 +247,29 @@ def run_lexiedge(c: Comparable, packing: bool, run_dir: Path, recorder: StepReco
     from lexiedge.rundir import read_history
 
     profile = load_profile(c, packing)
-    request = training_runs.TrainRequest(profile=profile, model_keys=[MODEL], data={MODEL: None}, out=run_dir,
-                                         resume=False, evaluate_test=False)
+    request = training_runs.TrainRequest(
+        profile=profile,
+        model_keys=[MODEL],
+        data={MODEL: None},
+        out=run_dir,
+        resume=False,
+        evaluate_test=False,
+    )
     training_runs.train(request, Console(quiet=True))
-    losses = [json.loads(line)["train/loss"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()
-              if "train/loss" in line and '"event"' not in line]
+    losses = [
+        json.loads(line)["train/loss"]
+        for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+        if "train/loss" in line and '"event"' not in line
+    ]
     settings = profile.model(MODEL).train.settings
     optimizer = {"lr": settings.lr, "weight_decay": settings.weight_decay, "grad_clip": settings.grad_clip}
     last = read_history(run_dir)[-1]
-    return {"losses": losses, "optimizer": optimizer, "engine_val_loss": last.get("val/loss"),
-            "final_adapter": str(run_dir / "final" / "adapter")}
+    return {
+        "losses": losses,
+        "optimizer": optimizer,
+        "engine_val_loss": last.get("val/loss"),
+        "final_adapter": str(run_dir / "final" / "adapter"),
+    }
 
 
 def run_hf(c: Comparable, flat: bool, run_dir: Path, recorder: StepRecorder) -> dict[str, Any]:
@@ -262,25 +288,53 @@ def run_hf(c: Comparable, flat: bool, run_dir: Path, recorder: StepRecorder) -> 
     if source.kind == "random":  # the same seeded random init as the qwen-lora plugin's random bases
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(RANDOM_BASE_SEED)
-            base = AutoModelForCausalLM.from_config(random_config(source, tokenizer), dtype=torch.float32,
-                                                    attn_implementation="sdpa")
+            base = AutoModelForCausalLM.from_config(
+                random_config(source, tokenizer), dtype=torch.float32, attn_implementation="sdpa"
+            )
     else:
-        base = AutoModelForCausalLM.from_pretrained(source.location, dtype=torch.float32, attn_implementation="sdpa")
+        base = AutoModelForCausalLM.from_pretrained(
+            source.location, dtype=torch.float32, attn_implementation="sdpa"
+        )
     base.config.use_cache = False
-    model = get_peft_model(base, LoraConfig(r=c.lora_r, lora_alpha=c.lora_alpha, lora_dropout=c.lora_dropout,
-                                            target_modules=list(c.lora_targets), bias="none", task_type="CAUSAL_LM"))
+    model = get_peft_model(
+        base,
+        LoraConfig(
+            r=c.lora_r,
+            lora_alpha=c.lora_alpha,
+            lora_dropout=c.lora_dropout,
+            target_modules=list(c.lora_targets),
+            bias="none",
+            task_type="CAUSAL_LM",
+        ),
+    )
     splits, _ = load_splits(c, packing=False, tokenizer=tokenizer)
-    train = [{"input_ids": row.input_ids.tolist(), "labels": row.labels.tolist(),
-              **({} if flat else {"attention_mask": [1] * len(row)})} for row in splits.train.rows]
-    collator = (DataCollatorWithFlattening(return_position_ids=True) if flat
-                else DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=-100))
+    train = [
+        {
+            "input_ids": row.input_ids.tolist(),
+            "labels": row.labels.tolist(),
+            **({} if flat else {"attention_mask": [1] * len(row)}),
+        }
+        for row in splits.train.rows
+    ]
+    collator = (
+        DataCollatorWithFlattening(return_position_ids=True)
+        if flat
+        else DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=-100)
+    )
     arguments = hf_training_arguments(c, run_dir)
     trainer = Trainer(model=model, args=arguments, train_dataset=train, data_collator=collator)
     trainer.train()
     losses = [row["loss"] for row in trainer.state.log_history if "loss" in row]
-    val = validation_loss(model, c, tokenizer) if c.val_fraction and os.environ.get("BENCH_VAL") == "1" else None
-    optimizer = {"lr": arguments.learning_rate, "weight_decay": arguments.weight_decay,
-                 "grad_clip": arguments.max_grad_norm}
+    val = (
+        validation_loss(model, c, tokenizer)
+        if c.val_fraction and os.environ.get("BENCH_VAL") == "1"
+        else None
+    )
+    optimizer = {
+        "lr": arguments.learning_rate,
+        "weight_decay": arguments.weight_decay,
+        "grad_clip": arguments.max_grad_norm,
+    }
     return {"losses": losses, "optimizer": optimizer, "val": val}
 
 
@@ -290,14 +344,32 @@ def hf_training_arguments(c: Comparable, run_dir: Path):
     from transformers import TrainingArguments
 
     return TrainingArguments(
-        output_dir=str(run_dir), per_device_train_batch_size=c.examples_per_step, gradient_accumulation_steps=1,
-        num_train_epochs=c.epochs, max_steps=c.steps or -1, learning_rate=c.lr, weight_decay=c.weight_decay,
-        adam_beta1=0.9, adam_beta2=0.999, adam_epsilon=1e-8, max_grad_norm=c.grad_clip,
-        lr_scheduler_type="cosine", warmup_steps=c.warmup_steps, optim=hf_optimizer(),
-        logging_steps=1, save_strategy="no", eval_strategy="no", report_to=[], use_cpu=True,
+        output_dir=str(run_dir),
+        per_device_train_batch_size=c.examples_per_step,
+        gradient_accumulation_steps=1,
+        num_train_epochs=c.epochs,
+        max_steps=c.steps or -1,
+        learning_rate=c.lr,
+        weight_decay=c.weight_decay,
+        adam_beta1=0.9,
+        adam_beta2=0.999,
+        adam_epsilon=1e-8,
+        max_grad_norm=c.grad_clip,
+        lr_scheduler_type="cosine",
+        warmup_steps=c.warmup_steps,
+        optim=hf_optimizer(),
+        logging_steps=1,
+        save_strategy="no",
+        eval_strategy="no",
+        report_to=[],
+        use_cpu=True,
         # every example trains, as in lexiedge's packed epoch (its rows fill whole micro-batches by default)
-        dataloader_num_workers=0, dataloader_drop_last=False, seed=c.seed, data_seed=c.seed,
-        remove_unused_columns=False, disable_tqdm=True,
+        dataloader_num_workers=0,
+        dataloader_drop_last=False,
+        seed=c.seed,
+        data_seed=c.seed,
+        remove_unused_columns=False,
+        disable_tqdm=True,
     )
 
 
@@ -330,9 +402,15 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         os.environ["BENCH_VAL"] = "1" if spec["val"] else "0"
         result = run_hf(c, mode == "hf-flat", run_dir, recorder)
     seconds = time.perf_counter() - started
-    return {"mode": mode, "comparable": dataclasses.asdict(c), "peak_rss_mb": peak_rss_mb(),
-            "wall_s": seconds, "torch_threads": torch.get_num_threads(), **recorder.summary(spec["warmup"]),
-            **result}
+    return {
+        "mode": mode,
+        "comparable": dataclasses.asdict(c),
+        "peak_rss_mb": peak_rss_mb(),
+        "wall_s": seconds,
+        "torch_threads": torch.get_num_threads(),
+        **recorder.summary(spec["warmup"]),
+        **result,
+    }
 
 
 def lexiedge_final_validation(c: Comparable, adapter_dir: Path, tokenizer) -> dict[str, float]:
@@ -359,11 +437,26 @@ def lexiedge_final_validation(c: Comparable, adapter_dir: Path, tokenizer) -> di
 def comparable_settings(args: argparse.Namespace) -> tuple[Comparable, dict[str, Any]]:
     """Real tokens per step matched: examples per step = packed rows per step x examples per packed row."""
     base = BASES[args.base]
-    probe = Comparable(base=base, seq_len=args.seq_len, rows=args.rows, examples_per_step=1, steps=args.steps,
-                       epochs=args.epochs, total_steps=1, warmup_steps=0, lr=args.lr, weight_decay=args.weight_decay,
-                       grad_clip=1.0, lora_r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=0.0,
-                       lora_targets=tuple(args.lora_targets.split(",")), threads=args.threads, seed=0,
-                       val_fraction=args.val_fraction)
+    probe = Comparable(
+        base=base,
+        seq_len=args.seq_len,
+        rows=args.rows,
+        examples_per_step=1,
+        steps=args.steps,
+        epochs=args.epochs,
+        total_steps=1,
+        warmup_steps=0,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        grad_clip=1.0,
+        lora_r=args.lora_r,
+        lora_alpha=args.lora_alpha,
+        lora_dropout=0.0,
+        lora_targets=tuple(args.lora_targets.split(",")),
+        threads=args.threads,
+        seed=0,
+        val_fraction=args.val_fraction,
+    )
     _, tokenizer = base_source_and_tokenizer(probe, weights=False)
     packed, _ = load_splits(probe, packing=True, tokenizer=tokenizer)
     examples, rows, tokens = packed.train.num_examples, len(packed.train), packed.train.num_tokens
@@ -372,21 +465,35 @@ def comparable_settings(args: argparse.Namespace) -> tuple[Comparable, dict[str,
     # whole epochs: each runner's warmup + cosine spans its own steps over the same tokens (packed rows make
     # a few more steps than unpacked examples); the warmup steps are the same for all
     total = args.steps or math.ceil(examples / per_step) * args.epochs
-    c = dataclasses.replace(probe, examples_per_step=per_step, total_steps=total,
-                            warmup_steps=round(args.warmup_ratio * total))
-    data = {"train_examples": examples, "packed_rows": rows, "train_tokens": tokens, "longest_row": longest,
-            "examples_per_packed_row": examples / rows, "tokens_per_example": tokens / examples,
-            "packed_steps_per_epoch": rows // args.rows, "unpacked_steps_per_epoch": math.ceil(examples / per_step)}
+    c = dataclasses.replace(
+        probe, examples_per_step=per_step, total_steps=total, warmup_steps=round(args.warmup_ratio * total)
+    )
+    data = {
+        "train_examples": examples,
+        "packed_rows": rows,
+        "train_tokens": tokens,
+        "longest_row": longest,
+        "examples_per_packed_row": examples / rows,
+        "tokens_per_example": tokens / examples,
+        "packed_steps_per_epoch": rows // args.rows,
+        "unpacked_steps_per_epoch": math.ceil(examples / per_step),
+    }
     return c, data
 
 
 def run_child(spec: dict[str, Any], log: Path) -> dict[str, Any]:
     with open(log, "w") as handle:
-        completed = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], stdout=subprocess.PIPE,
-                                   stderr=handle, text=True, check=False)
+        completed = subprocess.run(
+            [sys.executable, __file__, "--child", json.dumps(spec)],
+            stdout=subprocess.PIPE,
+            stderr=handle,
+            text=True,
+            check=False,
+        )
     if completed.returncode != 0:
-        raise SystemExit(f"{spec['mode']} failed (exit {completed.returncode}); its log: {log}\n"
-                         + log.read_text()[-2000:])
+        raise SystemExit(
+            f"{spec['mode']} failed (exit {completed.returncode}); its log: {log}\n" + log.read_text()[-2000:]
+        )
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
@@ -395,11 +502,15 @@ def summarise(runs: dict[str, list[dict[str, Any]]], modes: list[str]) -> dict[s
     for mode in modes:
         rates = [run["real_tokens_per_s"] for run in runs[mode]]
         vals = [run["val"]["loss"] for run in runs[mode] if run.get("val")]
-        summary[mode] = {"real_tokens_per_s": statistics.median(rates), "runs_tokens_per_s": rates,
-                         "peak_rss_mb": max(run["peak_rss_mb"] for run in runs[mode]),
-                         "real_tokens": runs[mode][0]["real_tokens"], "steps": runs[mode][0]["steps"],
-                         "val_loss": vals[0] if vals else None,
-                         "val_perplexity": math.exp(min(vals[0], 50.0)) if vals else None}
+        summary[mode] = {
+            "real_tokens_per_s": statistics.median(rates),
+            "runs_tokens_per_s": rates,
+            "peak_rss_mb": max(run["peak_rss_mb"] for run in runs[mode]),
+            "real_tokens": runs[mode][0]["real_tokens"],
+            "steps": runs[mode][0]["steps"],
+            "val_loss": vals[0] if vals else None,
+            "val_perplexity": math.exp(min(vals[0], 50.0)) if vals else None,
+        }
     ratios: dict[str, Any] = {}
     for ours in (m for m in modes if m.startswith("lexiedge")):
         for theirs in (m for m in modes if m.startswith("hf")):
@@ -415,7 +526,8 @@ def summarise(runs: dict[str, list[dict[str, Any]]], modes: list[str]) -> dict[s
 
 def targets(summary: dict[str, Any]) -> dict[str, Any]:
     """The issue's targets against HF's faster runner: >= 1.3x real tokens/s at <= its peak RSS, and a val
-    loss no more than 1% above HF's (speed not bought with quality; a lower loss passes, its size is shown)."""
+    loss no more than 1% above HF's (speed not bought with quality; a lower loss passes, its size is
+    shown)."""
     modes = summary["modes"]
     ours = [m for m in modes if m.startswith("lexiedge")]
     theirs = [m for m in modes if m.startswith("hf")]
@@ -424,23 +536,35 @@ def targets(summary: dict[str, Any]) -> dict[str, Any]:
     best_ours = max(ours, key=lambda m: modes[m]["real_tokens_per_s"])
     best_theirs = max(theirs, key=lambda m: modes[m]["real_tokens_per_s"])
     ratio = summary["ratios"][f"{best_ours}/{best_theirs}"]
-    result = {"lexiedge": best_ours, "hf": best_theirs, "speed_ratio": ratio["real_tokens_per_s"],
-              "speed_met": ratio["real_tokens_per_s"] >= SPEED_TARGET, "rss_ratio": ratio["peak_rss"],
-              "rss_met": ratio["peak_rss"] <= 1.0}
+    result = {
+        "lexiedge": best_ours,
+        "hf": best_theirs,
+        "speed_ratio": ratio["real_tokens_per_s"],
+        "speed_met": ratio["real_tokens_per_s"] >= SPEED_TARGET,
+        "rss_ratio": ratio["peak_rss"],
+        "rss_met": ratio["peak_rss"] <= 1.0,
+    }
     if ratio["val_loss"] is not None:
-        result.update(val_loss_ratio=ratio["val_loss"], val_loss_within_1pct=abs(ratio["val_loss"] - 1) <= LOSS_TOLERANCE,
-                      val_loss_met=ratio["val_loss"] <= 1 + LOSS_TOLERANCE)
+        result.update(
+            val_loss_ratio=ratio["val_loss"],
+            val_loss_within_1pct=abs(ratio["val_loss"] - 1) <= LOSS_TOLERANCE,
+            val_loss_met=ratio["val_loss"] <= 1 + LOSS_TOLERANCE,
+        )
     return result
 
 
 def markdown(summary: dict[str, Any], c: Comparable) -> str:
-    lines = ["| runner | real tokens/s | peak RSS MiB | real tokens | steps | val loss | val ppl |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| runner | real tokens/s | peak RSS MiB | real tokens | steps | val loss | val ppl |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for mode, row in summary["modes"].items():
         val = f"{row['val_loss']:.4f}" if row["val_loss"] is not None else "-"
         ppl = f"{row['val_perplexity']:.2f}" if row["val_perplexity"] is not None else "-"
-        lines.append(f"| {mode} | {row['real_tokens_per_s']:.1f} | {row['peak_rss_mb']:.0f} | {row['real_tokens']} "
-                     f"| {row['steps']} | {val} | {ppl} |")
+        lines.append(
+            f"| {mode} | {row['real_tokens_per_s']:.1f} | {row['peak_rss_mb']:.0f} | {row['real_tokens']} "
+            f"| {row['steps']} | {val} | {ppl} |"
+        )
     lines += ["", "| lexiedge / HF | real tokens/s | peak RSS | val loss |", "|---|---:|---:|---:|"]
     for pair, ratio in summary["ratios"].items():
         val = f"{ratio['val_loss']:.4f}" if ratio["val_loss"] is not None else "-"
@@ -462,9 +586,11 @@ def loss_curves(runs: dict[str, list[dict[str, Any]]]) -> dict[str, list[list[fl
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="\n".join(__doc__.splitlines()[1:4]))
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n".join(__doc__.splitlines()[1:4]),
+    )
     parser.add_argument("--base", choices=tuple(BASES), default="0.5b")
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, from {', '.join(MODES)}")
     parser.add_argument("--steps", type=int, default=8, help="optimizer steps per run (0: whole --epochs)")
@@ -473,18 +599,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=1, help="runs per runner, alternated")
     parser.add_argument("--seq-len", type=int, default=512)
     parser.add_argument("--rows", type=int, default=2, help="packed rows per optimizer step")
-    parser.add_argument("--lr", type=float, help="default: 2e-4 (0.5b, qwen-lora's), 2e-3 (tiny, the cpu profile's)")
+    parser.add_argument(
+        "--lr", type=float, help="default: 2e-4 (0.5b, qwen-lora's), 2e-3 (tiny, the cpu profile's)"
+    )
     parser.add_argument("--weight-decay", type=float, default=0.01)
     parser.add_argument("--warmup-ratio", type=float, default=0.05)
     parser.add_argument("--lora-r", type=int, default=16)
     parser.add_argument("--lora-alpha", type=float, default=32)
     parser.add_argument("--lora-targets", default="q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj")
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
-    parser.add_argument("--val", action=argparse.BooleanOptionalAction, default=None,
-                        help="final validation loss of each run (default: on with --base tiny)")
-    parser.add_argument("--val-fraction", type=float,
-                        help="held-out share of the tutor set; default 0.1 (tiny), 0.02 (0.5b: a short final eval)")
-    parser.add_argument("--tiny", action="store_true", help="the tiny base, 4 steps: checks the script end to end")
+    parser.add_argument(
+        "--val",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="final validation loss of each run (default: on with --base tiny)",
+    )
+    parser.add_argument(
+        "--val-fraction",
+        type=float,
+        help="held-out share of the tutor set; default 0.1 (tiny), 0.02 (0.5b: a short final eval)",
+    )
+    parser.add_argument(
+        "--tiny", action="store_true", help="the tiny base, 4 steps: checks the script end to end"
+    )
     parser.add_argument("--json", type=Path)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -514,22 +651,35 @@ def main(argv: list[str] | None = None) -> None:
     start = sample()
     c, data = comparable_settings(args)
     modes = args.modes.split(",")
-    print(f"{c.base}, seq_len {c.seq_len}, {c.rows} packed rows = {c.examples_per_step} examples per step, "
-          f"{c.total_steps} steps ({c.warmup_steps} warmup), {c.threads} threads; {start.describe()}", flush=True)
+    print(
+        f"{c.base}, seq_len {c.seq_len}, {c.rows} packed rows = {c.examples_per_step} examples per step, "
+        f"{c.total_steps} steps ({c.warmup_steps} warmup), {c.threads} threads; {start.describe()}",
+        flush=True,
+    )
     runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
     with tempfile.TemporaryDirectory(prefix="bench-train-peers-") as tmp_name:
         tmp = Path(tmp_name)
         for repeat in range(args.repeats):
             for mode in modes if repeat % 2 == 0 else list(reversed(modes)):
-                spec = {"mode": mode, "comparable": dataclasses.asdict(c), "run_dir": str(tmp / f"{mode}-{repeat}"),
-                        "warmup": args.warmup, "val": args.val}
+                spec = {
+                    "mode": mode,
+                    "comparable": dataclasses.asdict(c),
+                    "run_dir": str(tmp / f"{mode}-{repeat}"),
+                    "warmup": args.warmup,
+                    "val": args.val,
+                }
                 result = run_child(spec, tmp / f"{mode}-{repeat}.log")
                 runs[mode].append(result)
                 val = f", val loss {result['val']['loss']:.4f}" if result.get("val") else ""
-                print(f"  {mode:16s} {result['real_tokens_per_s']:8.1f} real tokens/s over {result['timed_steps']} "
-                      f"steps, peak RSS {result['peak_rss_mb']:.0f} MiB, {result['wall_s']:.0f} s{val}", flush=True)
-        check_comparable([{**run["comparable"], **run["optimizer"]} for mode_runs in runs.values()
-                          for run in mode_runs])
+                print(
+                    f"  {mode:16s} {result['real_tokens_per_s']:8.1f} real tokens/s over "
+                    f"{result['timed_steps']} "
+                    f"steps, peak RSS {result['peak_rss_mb']:.0f} MiB, {result['wall_s']:.0f} s{val}",
+                    flush=True,
+                )
+        check_comparable(
+            [{**run["comparable"], **run["optimizer"]} for mode_runs in runs.values() for run in mode_runs]
+        )
     load = RunLoad(start, sample())
     summary = summarise(runs, modes)
     table = markdown(summary, c)
@@ -541,11 +691,21 @@ def main(argv: list[str] | None = None) -> None:
     if warning:
         print(warning)
     if args.json:
-        report = {"comparable": dataclasses.asdict(c), "data": data, "load": load.to_json(), **summary,
-                  "targets": met, "loss_curves": loss_curves(runs), "markdown": table,
-                  "runs": {mode: [{k: v for k, v in run.items() if k != "step_tokens"} for run in mode_runs]
-                           for mode, mode_runs in runs.items()},
-                  "command": "python bench/bench_train_peers.py " + " ".join(argv if argv is not None else sys.argv[1:])}
+        report = {
+            "comparable": dataclasses.asdict(c),
+            "data": data,
+            "load": load.to_json(),
+            **summary,
+            "targets": met,
+            "loss_curves": loss_curves(runs),
+            "markdown": table,
+            "runs": {
+                mode: [{k: v for k, v in run.items() if k != "step_tokens"} for run in mode_runs]
+                for mode, mode_runs in runs.items()
+            },
+            "command": "python bench/bench_train_peers.py "
+            + " ".join(argv if argv is not None else sys.argv[1:]),
+        }
         tmp_path = args.json.with_name(f".{args.json.name}.tmp")
         tmp_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         os.replace(tmp_path, args.json)

@@ -132,8 +132,8 @@ def _lora(tiny_dir: Path):
     from peft import LoraConfig, get_peft_model
 
     model = _model(tiny_dir, "sdpa").train()
-    model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"],
-                                             task_type="CAUSAL_LM"))
+    targets = ["q_proj", "v_proj", "down_proj"]
+    model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=targets, task_type="CAUSAL_LM"))
     with torch.no_grad():  # peft starts lora_B at zero: give the adapter a gradient path through both factors
         for name, parameter in model.named_parameters():
             if "lora_B" in name:
