@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-import bench_train_peers as peers  # noqa: E402
+import bench_train_peers as peers
 
 
 @pytest.fixture(scope="module")
