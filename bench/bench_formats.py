@@ -68,6 +68,14 @@ def targets_for(task: str) -> list[str]:
     return [name for name in exporters.names() if task in getattr(exporters.get_class(name), "tasks", ())]
 
 
+def settings_of(target: str) -> set[str]:
+    """The option names a target's exporter takes (--tiny passes only those it has)."""
+    from lexiedge.plugin import get_host
+
+    settings = getattr(get_host().exporters.get_class(target), "Settings", None)
+    return set(getattr(settings, "model_fields", {}))
+
+
 def sets(values: list[str]) -> list[str]:
     return [arg for value in values for arg in ("--set", value)]
 
@@ -149,13 +157,12 @@ class Builder:
             out = self.work / "artifacts" / model / target
             options = f"models.{model}.export.options.{target}"
             extra: list[str] = []
-            if self.tiny and model == AV:
-                extra = [
-                    f"{options}.max_val_clips=8",
-                    *(f"{options}.{v}" for v in RELAXED if "int" in target),
-                ]
-            if self.tiny and model == LM:
-                extra = [f"{options}.{v}" for v in LM_TINY]
+            if self.tiny:  # only the options this target's exporter takes
+                wanted = (
+                    LM_TINY if model == LM else ("max_val_clips=8", *(RELAXED if "int" in target else ()))
+                )
+                known = settings_of(target)
+                extra = [f"{options}.{value}" for value in wanted if value.partition("=")[0] in known]
             if self.step(
                 f"export {model} {target}",
                 out / "manifest.json",
