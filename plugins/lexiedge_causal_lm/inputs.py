@@ -107,5 +107,8 @@ def answer_token_loss(module: Any, inputs: dict[str, Any]) -> torch.Tensor:
     predicting = targets != IGNORE_INDEX
     if not bool(predicting.any()):
         return hidden.sum() * 0.0
-    logits = causal_lm.lm_head(hidden[predicting])
-    return torch.nn.functional.cross_entropy(logits.float(), targets[predicting])
+    # Positions as indices from the labels (real tensors) before they touch the hidden states: a boolean
+    # mask on them would be a data-dependent shape, which the memory plan's fake-tensor pass cannot run.
+    positions = predicting.flatten().nonzero().squeeze(1)
+    logits = causal_lm.lm_head(hidden.flatten(0, 1).index_select(0, positions))
+    return torch.nn.functional.cross_entropy(logits.float(), targets.flatten().index_select(0, positions))
