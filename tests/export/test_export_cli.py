@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from lexiedge.export.card import CARD
+
 pytestmark = pytest.mark.slow
 
 
@@ -79,7 +81,8 @@ def test_an_existing_output_is_refused_without_force_and_replaced_whole_with_it(
     assert result.exit_code == 0, result.stderr
     assert not (out / "notes.txt").exists(), "the old artifact is replaced, not merged into"
     manifest = json.loads((out / "manifest.json").read_text())
-    assert set(manifest["files"]) == {p.name for p in out.iterdir()} - {"manifest.json"}
+    # every file but the manifest and the model card (documentation, not listed) is the manifest's
+    assert set(manifest["files"]) == {p.name for p in out.iterdir()} - {"manifest.json", CARD}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["artifact"], "no temp or old dirs beside it"
 
 

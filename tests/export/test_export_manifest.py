@@ -79,7 +79,12 @@ def test_the_signature_and_dynamic_axes_are_the_graphs(artifact) -> None:
         pasts = [name for name in axes if name.startswith("past_key_values.")]
         assert pasts and all({"0", "2"} <= set(axes[name]) for name in pasts), "batch and past length"
         logits = next(v for v in signature["outputs"] if v["name"] == "logits")
-        assert set(axes["logits"]) == {"0", "1"} and logits["shape"][2] == manifest["architecture"]["vocab_size"]
+        # onnx-int4 prunes the LM head to the last position by default (prune_lm_head): no sequence axis there
+        pruned = (manifest.get("quantization") or {}).get("lm_head_positions") == "last"
+        assert set(axes["logits"]) == ({"0"} if pruned else {"0", "1"}), axes["logits"]
+        assert logits["shape"][2] == manifest["architecture"]["vocab_size"]
+        if pruned:
+            assert logits["shape"][1] == 1, "the pruned head's logits are of the last position only"
     else:
         assert axes["waveform"].keys() == {"0", "1"} and {"0", "1"} <= axes["frames"].keys()
         assert axes["audio_mask"].keys() == axes["video_mask"].keys() == {"0"}

@@ -128,7 +128,7 @@ def test_a_full_disk_while_exporting_on_a_real_tmpfs(trained_run, artifact, tmp_
     assert after[0] == "artifact", "only the old artifact on the disk: no temp or .failed folder left"
     hashes = {line.split()[1].rsplit("/", 1)[-1]: line.split()[0] for line in after[1:]}
     assert hashes == {name: hashlib.sha256((artifact / name).read_bytes()).hexdigest()
-                      for name in ("manifest.json", "model.onnx")}, "the existing artifact is untouched"
+                      for name in ("manifest.json", "model.onnx", "README.md")}, "the existing artifact is untouched"
 
 
 def test_a_full_disk_while_exporting_a_write_failing_at_the_first_byte(trained_run, artifact, tmp_path):
