@@ -8,32 +8,18 @@ from __future__ import annotations
 
 from typing import Literal
 
-from lexiedge_runtime.tasks.av_classification import THRESHOLDS as AV
 from lexiedge_runtime.tasks.causal_lm import THRESHOLDS as LM
 from pydantic import Field
 
-from lexiedge.export.settings import VerifySettings
+from lexiedge.export.settings import ClassifierFp32Settings, ClassifierInt8Settings, VerifySettings
 
 
-class ExecutorchSettings(VerifySettings):
+class ExecutorchSettings(ClassifierFp32Settings):
     """`executorch`: fp32 program, every op XNNPACK takes delegated to it; batch 1, samples and frames
     dynamic."""
 
-    atol: float = Field(
-        AV["fp32"].atol, gt=0, description="max |difference| of logits allowed against PyTorch"
-    )
-    min_top1: float = Field(
-        AV["fp32"].min_top1,
-        ge=0,
-        le=1,
-        description="top-1 agreement with PyTorch on the decisive validation clips",
-    )
-    max_uar_drop: float = Field(
-        AV["fp32"].max_uar_drop, ge=0, le=1, description="validation UAR lost against PyTorch"
-    )
 
-
-class ExecutorchInt8Settings(VerifySettings):
+class ExecutorchInt8Settings(ClassifierInt8Settings):
     """`executorch-int8`: PT2E static int8 of the Linear/Conv modules, XNNPACK-delegated; the log-mel front
     end (functional ops, never quantized) and the ``keep_float`` modules stay fp32."""
 
@@ -46,20 +32,6 @@ class ExecutorchInt8Settings(VerifySettings):
             "module paths whose Linear/Conv layers stay fp32 (emotion-av: the audio subsampling right after "
             "the log-mel features); a path that names no module is refused"
         ),
-    )
-    atol: float | None = Field(
-        AV["int8"].atol,
-        gt=0,
-        description="max |logit difference| against fp32 PyTorch (default: reported only)",
-    )
-    min_top1: float = Field(
-        AV["int8"].min_top1,
-        ge=0,
-        le=1,
-        description="top-1 agreement with fp32 PyTorch on the decisive validation clips (near-ties apart)",
-    )
-    max_uar_drop: float = Field(
-        AV["int8"].max_uar_drop, ge=0, le=1, description="validation UAR lost against fp32 PyTorch"
     )
 
 
