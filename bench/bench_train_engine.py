@@ -1,6 +1,7 @@
 """emotion-av: `lexiedge train` (the shared engine) against a plain PyTorch loop over the same model and data.
 
-    python bench/bench_train_engine.py --json engine.json          # synth-av, 12 actors, 3 epochs, 2 repeats
+    python bench/bench_train_engine.py --json engine.json          # synth-av, 17 actors, 3 epochs, 2 repeats
+    python bench/bench_train_engine.py --actors 12 --clips-per-emotion 2 ...   # 2026-12-07's: 16 steps per epoch
     python bench/bench_train_engine.py --tiny --json /tmp/e.json   # 1 epoch, 1 repeat: checks the script
 
 Both runners build the cpu profile's emotion-av model through its plugin (seeded, the same feature
@@ -12,7 +13,7 @@ measures: per-step logging (metrics.jsonl, TensorBoard), the progress bar, the r
 checkpoints (every epoch, with checksums and fsync), the best-checkpoint bookkeeping, run.json.
 
 Two variants (``--variants``): ``train`` (no validation split: steps and checkpoints only) and ``eval``
-(actors 9-10 validate after every epoch; the plain loop then runs its own evaluation loop over the same
+(the last two actors validate after every epoch; the plain loop then runs its own evaluation loop over the same
 split: loss and accuracy). Each child process first trains a short warm-up run (2 steps; imports, kernels,
 allocator), then the timed run; processes alternate (engine, plain, plain, engine, ...). Reported per run:
 samples/s over the epochs (the training epochs with their evaluations and checkpoints: from the first step
@@ -36,14 +37,19 @@ from typing import Any
 
 MODEL = "emotion-av"
 TARGET = 1.1  # plain / engine samples/s
-SPLITS = {"train": list(range(1, 9)), "val": [9, 10]}
+
+
+def splits(actors: int) -> dict[str, list[int]]:
+    """The last two actors validate (variant eval), every other one trains."""
+    return {"train": list(range(1, actors - 1)), "val": [actors - 1, actors]}
 
 
 def overrides(args: dict[str, Any], variant: str) -> list[str]:
     key = f"models.{MODEL}"
-    val = SPLITS["val"] if variant == "eval" else []
+    split = splits(args["actors"])
+    val = split["val"] if variant == "eval" else []
     return [
-        f"{key}.data.split.train={SPLITS['train']}",
+        f"{key}.data.split.train={split['train']}",
         f"{key}.data.split.val={val}",
         f"{key}.data.split.test=[]",
         f"{key}.train.epochs={args['epochs']}",
@@ -263,7 +269,7 @@ def prepare_data(args: argparse.Namespace, tmp: Path) -> Path:
     if args.data is None:
         write_synthetic_set(data, SynthSpec(actors=args.actors, clips_per_emotion=args.clips_per_emotion))
     host = get_host()
-    spec = {"epochs": 1, "batch_size": args.batch_size}
+    spec = {"epochs": 1, "batch_size": args.batch_size, "actors": args.actors}
     entry = load_profile("cpu", overrides(spec, "eval"), host=host).model(MODEL)
     built = host.models.get(entry.model.plugin).build(
         entry.model.settings, load_profile("cpu", [], host=host).device
@@ -347,10 +353,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         epilog="\n".join(__doc__.splitlines()[1:4]),
     )
     parser.add_argument(
-        "--data", type=Path, help="a RAVDESS-layout folder with actors 1-10 (default: synth-av)"
+        "--data", type=Path, help="a RAVDESS-layout folder with actors 1 to --actors (default: synth-av)"
     )
-    parser.add_argument("--actors", type=int, default=12, help="synth-av actors (train 1-8, validate 9-10)")
-    parser.add_argument("--clips-per-emotion", type=int, default=2)
+    parser.add_argument(
+        "--actors",
+        type=int,
+        default=17,
+        help="actors: the last two validate, the others train (default 17: 15 train, as many clips per epoch "
+        "as the cpu profile's 16 RAVDESS training actors)",
+    )
+    parser.add_argument(
+        "--clips-per-emotion",
+        type=int,
+        default=8,
+        help="synth-av clips per actor and emotion (at most 8); with 15 training actors, 960 training clips: "
+        "120 steps per epoch at batch 8, the cpu profile's epoch on RAVDESS, so that an epoch's checkpoint "
+        "costs what it costs in a real run",
+    )
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=8, help="the cpu profile's")
     parser.add_argument(
@@ -372,8 +391,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = [v for v in args.variants.split(",") if v not in ("train", "eval")]
     if unknown:
         parser.error(f"unknown --variants {unknown}; expected train, eval")
-    if args.actors < 10 and args.data is None:
-        parser.error("--actors must be at least 10 (train 1-8, validate 9-10)")
+    if args.actors < 4:
+        parser.error("--actors must be at least 4 (the last two validate)")
     return args
 
 
@@ -391,7 +410,8 @@ def main(argv: list[str] | None = None) -> None:
         tmp = Path(tmp_name)
         data = prepare_data(args, tmp)
         print(
-            f"emotion-av (cpu profile), {data}, {args.epochs} epochs, batch {args.batch_size}, "
+            f"emotion-av (cpu profile), {data} ({args.clips_per_emotion} clips per actor and emotion), "
+            f"{args.epochs} epochs, batch {args.batch_size}, "
             f"{args.threads} threads; {start.describe()}",
             flush=True,
         )
@@ -407,6 +427,7 @@ def main(argv: list[str] | None = None) -> None:
                         "data": str(data),
                         "epochs": args.epochs,
                         "batch_size": args.batch_size,
+                        "actors": args.actors,
                         "threads": args.threads,
                         "deterministic": args.plain_deterministic,
                         "run_dir": str(tmp / f"{runner}-{variant}-{repeat}"),
@@ -434,6 +455,7 @@ def main(argv: list[str] | None = None) -> None:
             "runs": runs,
             "markdown": table,
             "target": TARGET,
+            "steps_per_epoch": runs[0]["steps"] // args.epochs,
             "command": "python bench/bench_train_engine.py "
             + " ".join(argv if argv is not None else sys.argv[1:]),
         }

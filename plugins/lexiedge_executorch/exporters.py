@@ -226,13 +226,16 @@ class ExecutorchInt8Exporter(ExecutorchExporter):
         ]
         with job.stage(f"calibration and static int8 quantization (PT2E, {len(calibration)} training clips)"):
             try:
-                converted = lowering.quantize_static_int8(module, example, shapes, calibration, quantized)
+                converted = lowering.quantize_static_int8(
+                    module, example, shapes, calibration, quantized, settings.activation_observer
+                )
             except Exception as exc:
                 first = first_line(exc)
                 raise ExportError(f"PT2E quantization of {job.model_key} failed: {first}") from exc
         return converted, {
             "tool": "torchao.quantization.pt2e (prepare_pt2e, convert_pt2e) + XNNPACKQuantizer",
-            "scheme": "static: per-channel symmetric int8 weights, int8 activations (MinMax calibration)",
+            "scheme": "static: per-channel symmetric int8 weights, int8 activations "
+            f"({settings.activation_observer} calibration)",
             "quantized_modules": len(quantized),
             "kept_float": ["log-mel front end (functional ops)", *settings.keep_float],
             "calibration_clips": len(calibration),

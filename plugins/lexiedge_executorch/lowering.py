@@ -16,7 +16,10 @@ What the lowering needs that a plain ``torch.export`` + ``to_edge_transform_and_
 * int8 (:func:`quantize_static_int8`) is PT2E static quantization with XNNPACK's quantizer, configured
   per ``nn.Linear``/``nn.Conv*`` module outside the modules kept in float (its global config cannot leave
   a module out), calibrated on the caller's clips; functional ops (the STFT convolution on a fixed
-  basis, the mel matmul) are never quantized, so the log-mel front end stays fp32;
+  basis, the mel matmul) are never quantized, so the log-mel front end stays fp32; activations are
+  calibrated with min/max observers (as ONNX Runtime's static int8) unless the caller asks for
+  XNNPACK's default histogram observer (at the rtx3050-4gb sizes: max |logit diff| 0.023 with min/max,
+  0.027 with the histogram, the same decisive agreement);
 * the program returns the probabilities beside the logits (:class:`WithProbabilities`), as the ONNX
   graphs do, so apps need no post-processing.
 """
@@ -25,8 +28,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Iterable, Iterator, Sequence
+import dataclasses
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
@@ -108,9 +113,11 @@ def quantize_static_int8(
     shapes: tuple,
     calibration: Iterable[Sequence[torch.Tensor]],
     quantized: Sequence[str],
+    observer: str = "minmax",
 ) -> torch.nn.Module:
     """PT2E static int8 (per-channel symmetric int8 weights, int8 activations) of the ``quantized`` modules,
-    calibrated on ``calibration`` (inputs of the example's batch of 1); returns the converted module."""
+    calibrated on ``calibration`` (inputs of the example's batch of 1) with ``observer`` (minmax or
+    histogram) on the activations; returns the converted module."""
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         XNNPACKQuantizer,
         get_symmetric_quantization_config,
@@ -118,14 +125,50 @@ def quantize_static_int8(
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     quantizer = XNNPACKQuantizer()
-    config = get_symmetric_quantization_config(is_per_channel=True)
-    for name in quantized:
-        quantizer.set_module_name(name, config)
+    quantizer.set_global(activation_observer(get_symmetric_quantization_config(is_per_channel=True), observer))
+    # One pass restricted to the quantized modules' nodes, not set_module_name() per module: the quantizer
+    # runs every pattern annotator (some trace their pattern with torch.export) once per configured name,
+    # and 82 names took 135 s at the rtx3050-4gb sizes. The nodes annotated are the same.
+    quantizer.filter_fn = within_modules(quantized)
     prepared = prepare_pt2e(export_program(module, example, shapes).module(), quantizer)
     with torch.no_grad():
         for inputs in calibration:
             prepared(*inputs)
     return convert_pt2e(prepared)
+
+
+def activation_observer(config: Any, observer: str) -> Any:
+    """XNNPACK's symmetric config with its activations' observer swapped: ``histogram`` is the config's
+    own; ``minmax`` replaces it by a MinMaxObserver with the same arguments (eps)."""
+    if observer == "histogram":
+        return config
+    if observer != "minmax":
+        raise ValueError(f"activation observer {observer!r}: expected minmax or histogram")
+    from torchao.quantization.pt2e.observer import MinMaxObserver
+
+    def with_minmax(spec: Any) -> Any:
+        if spec is None:
+            return None
+        constructor = spec.observer_or_fake_quant_ctr  # with_args(): a wrapper around a functools.partial
+        arguments = getattr(getattr(constructor, "p", constructor), "keywords", {})
+        return dataclasses.replace(spec, observer_or_fake_quant_ctr=MinMaxObserver.with_args(**arguments))
+
+    return dataclasses.replace(
+        config, input_activation=with_minmax(config.input_activation),
+        output_activation=with_minmax(config.output_activation),
+    )
+
+
+def within_modules(names: Sequence[str]) -> Callable[[torch.fx.Node], bool]:
+    """A node filter: True for a node traced inside one of the modules ``names`` (its ``nn_module_stack``),
+    as the quantizer's own per-name filter decides it for one name."""
+    wanted = set(names)
+
+    def inside(node: torch.fx.Node) -> bool:
+        stack = node.meta.get("nn_module_stack", {})
+        return any(path.removeprefix("L['self'].") in wanted for path, _ in stack.values())
+
+    return inside
 
 
 def _under(name: str, prefixes: Sequence[str]) -> bool:

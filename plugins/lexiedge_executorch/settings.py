@@ -26,6 +26,14 @@ class ExecutorchInt8Settings(ClassifierInt8Settings):
     calibration_clips: int = Field(
         32, ge=1, description="training clips the activation ranges are measured on"
     )
+    activation_observer: Literal["minmax", "histogram"] = Field(
+        "minmax",
+        description=(
+            "how calibration measures each activation's int8 range: minmax (the range seen, as ONNX Runtime's "
+            "static int8 does) or histogram (the range that minimises the quantisation error over a histogram "
+            "of the values, XNNPACK's default)"
+        ),
+    )
     keep_float: list[str] = Field(
         default_factory=lambda: ["audio.subsampling"],
         description=(

@@ -142,6 +142,7 @@ def test_the_int8_program_keeps_the_audio_subsampling_in_float_and_agrees_with_p
     quantization = manifest["quantization"]
     assert quantization["kept_float"][1:] == ["audio.subsampling"] and quantization["quantized_modules"] > 40
     assert quantization["calibration_clips"] == 16
+    assert quantization["scheme"].endswith("(minmax calibration)"), "the default observer, named as it ran"
     validation = manifest["verification"]["validation"]
     assert manifest["verification"]["passed"] is True and validation["decisive"]["agreement"] >= 0.99
     card = assert_card_states_the_manifest(int8_artifact, manifest)
