@@ -72,7 +72,8 @@ class RunnerEntry:
     when an artifact of this engine is opened (so registering an engine costs no import, and its
     libraries load only when used). ``bench_label`` names the runner in `lexiedge bench` for an
     artifact of a given target (``"ort-int8"`` for ``onnx-int8``); default: the engine's name,
-    suffixed with the target when the two differ. ``libraries`` are the engine's modules, which a
+    suffixed with the target when the two differ, or the target itself when it begins with the engine's
+    name (``executorch-int8``). ``libraries`` are the engine's modules, which a
     benchmark imports before it times loading.
     """
 
@@ -86,7 +87,10 @@ class RunnerEntry:
     def label(self, target: str) -> str:
         if self.bench_label is not None:
             return self.bench_label(target)
-        return self.engine if target in ("", self.engine) else f"{self.engine}-{target}"
+        if target in ("", self.engine):
+            return self.engine
+        # a target named after its engine ("executorch-int8") is its own label, not "executorch-executorch-int8"
+        return target if target.startswith(f"{self.engine}-") else f"{self.engine}-{target}"
 
     def open(self, artifact: Any, request: LoadRequest) -> Any:
         return resolve(self.opener, f"the {self.engine} runner")(artifact, request)
