@@ -352,6 +352,10 @@ class TrainTask(ABC):
     #: The metric that chooses ``checkpoints/best/``: a key of the evaluation results prefixed with
     #: the split (``"val/uar"``), and whether larger or smaller is better.
     best_metric: ClassVar[tuple[str, MetricMode]]
+    #: True: an epoch's last micro-batch is trained even when it is smaller than the others (models without
+    #: batch statistics, such as a causal LM: dropping it would skip up to micro_batch - 1 examples an
+    #: epoch); False: it is dropped, since a batch of 1 breaks BatchNorm's statistics
+    keeps_ragged_batch: ClassVar[bool] = False
 
     @abstractmethod
     def loss(self, built: BuiltModel, batch: dict[str, Any]) -> torch.Tensor:

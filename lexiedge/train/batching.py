@@ -96,6 +96,7 @@ def train_loader(
     collate: Callable | None,
     settings: EngineSettings,
     pin_memory: bool,
+    keep_ragged: bool = False,
 ) -> DataLoader:
     """The loader of the current epoch from the sampler's start; its own generator keeps the global RNG untouched."""
     generator = torch.Generator().manual_seed(epoch_generator_seed(settings.seed, sampler.epoch))
@@ -106,15 +107,16 @@ def train_loader(
         collate_fn=collate,
         num_workers=settings.num_workers,
         pin_memory=pin_memory,
-        drop_last=train_drop_last(sampler.num_samples, micro_batch),
+        drop_last=train_drop_last(sampler.num_samples, micro_batch, keep_ragged),
         generator=generator,
         worker_init_fn=seed_worker,
     )
 
 
-def train_drop_last(samples_per_rank: int, micro_batch: int) -> bool:
-    """Drop an epoch's ragged last micro-batch (a batch of 1 breaks batch statistics) unless it is all there is."""
-    return samples_per_rank >= micro_batch
+def train_drop_last(samples_per_rank: int, micro_batch: int, keep_ragged: bool = False) -> bool:
+    """Drop an epoch's ragged last micro-batch (a batch of 1 breaks batch statistics) unless it is all there
+    is, or the task keeps it (:attr:`lexiedge.api.TrainTask.keeps_ragged_batch`: no batch statistics)."""
+    return not keep_ragged and samples_per_rank >= micro_batch
 
 
 def eval_loader(dataset: Dataset, batch_size: int, collate: Callable | None, num_workers: int, pin_memory: bool) -> DataLoader:

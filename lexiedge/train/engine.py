@@ -129,7 +129,7 @@ class Engine:
         state, resumed_from = self._start_state(loop)
         # from the settings on a resume too: more epochs (or an allowed change of lr) move the schedule
         schedule = planned_schedule(self.settings, loop.sampler.num_samples, state.micro_batch,
-                                    state.grad_accum)
+                                    state.grad_accum, self.task.keeps_ragged_batch)
         self._open_run_files(state, schedule, resumed_from)
         # the first window's samples/s counts training from here, not the setup above (mlflow imports slowly)
         state.meter.started = time.perf_counter()
@@ -474,13 +474,15 @@ class Engine:
 
     def _train_loader(self, sampler: EpochSampler, state: TrainState):
         pin = self.device.type == "cuda"
-        return train_loader(self.splits.train, sampler, state.micro_batch, self.splits.collate, self.settings, pin)
+        return train_loader(self.splits.train, sampler, state.micro_batch, self.splits.collate, self.settings, pin,
+                            self.task.keeps_ragged_batch)
 
-    @staticmethod
-    def _epoch_exhausted(sampler: EpochSampler, state: TrainState) -> bool:
-        """No micro-batch left in this epoch (a ragged last one is dropped, see train_drop_last)."""
+    def _epoch_exhausted(self, sampler: EpochSampler, state: TrainState) -> bool:
+        """No micro-batch left in this epoch (a ragged last one is dropped unless the task keeps it, see
+        train_drop_last)."""
         remaining = sampler.num_samples - state.position
-        return remaining <= 0 or (train_drop_last(sampler.num_samples, state.micro_batch) and remaining < state.micro_batch)
+        drop_last = train_drop_last(sampler.num_samples, state.micro_batch, self.task.keeps_ragged_batch)
+        return remaining <= 0 or (drop_last and remaining < state.micro_batch)
 
     @staticmethod
     def _epoch_float(sampler: EpochSampler, state: TrainState) -> float:

@@ -123,14 +123,15 @@ def restore_train_state(saved: dict[str, Any]) -> tuple[TrainState, Schedule]:
     return state, schedule
 
 
-def planned_schedule(settings: EngineSettings, samples_per_rank: int, micro_batch: int, grad_accum: int) -> Schedule:
+def planned_schedule(settings: EngineSettings, samples_per_rank: int, micro_batch: int, grad_accum: int,
+                     keep_ragged: bool = False) -> Schedule:
     """The learning-rate schedule of ``settings.epochs`` epochs (capped at ``max_steps``) at this batch layout.
 
     A resumed run rebuilds it from its settings too, so the same settings give the same schedule
     (a resume is bit-identical) and more epochs give the longer one: the cosine is then laid over
     the new total, as if the run had been planned that long (what Hugging Face's Trainer does).
     """
-    drop_last = train_drop_last(samples_per_rank, micro_batch)
+    drop_last = train_drop_last(samples_per_rank, micro_batch, keep_ragged)
     per_epoch = steps_per_epoch(samples_per_rank, micro_batch, grad_accum, drop_last)
     total = per_epoch * settings.epochs if settings.max_steps is None else min(settings.max_steps, per_epoch * settings.epochs)
     return Schedule.from_settings(settings, total, per_epoch)

@@ -82,6 +82,7 @@ class CausalLMTrainer(TrainerPlugin, TrainTask):
     Settings = CausalLMSettings
     tasks: ClassVar[frozenset[str]] = frozenset({lm_task.NAME})
     best_metric = ("val/loss", "min")
+    keeps_ragged_batch = True  # RMSNorm, no batch statistics: every example trains every epoch
 
     def __init__(self) -> None:
         self.throughput = Throughput()

@@ -188,3 +188,40 @@ def test_sigkill_then_resume_ends_with_the_uninterrupted_adapter(trained: tuple[
         return [(row["step"], row["train/loss"], row["val/loss"]) for row in rows]
 
     assert losses(run_dir) == losses(reference_run)
+
+
+def test_padded_batches_train_every_example_each_epoch_the_ragged_last_one_included(
+    tiny_dir: Path, tmp_path: Path
+) -> None:
+    """A causal LM has no batch statistics, so the engine keeps an epoch's ragged last micro-batch: with
+    packing off, ceil(N / batch) steps an epoch and N examples, where a classifier drops the rest."""
+    import math
+
+    from rich.console import Console
+
+    from lexiedge.cli import main
+    from lexiedge.plugin import get_host
+    from lexiedge.profile import load_profile
+
+    profile = write_profile(tmp_path / "profile.yaml", tiny_dir)
+    settings = yaml.safe_load(profile.read_text())
+    tutor = settings["models"]["tutor"]
+    tutor["data"].update(packing=False, max_examples=23)
+    tutor["train"].update(batch_size=4, max_steps=None, epochs=2, checkpoint_every=None, eval_every=None)
+    profile.write_text(yaml.safe_dump(settings))
+    host = get_host()
+    entry = load_profile(profile, host=host).model("tutor")
+    built = host.models.get(entry.model.plugin).build(entry.model.settings, load_profile(profile, host=host).device)
+    splits = host.datasets.get(entry.data.plugin).load(
+        entry.data.settings, None, built=built, model_settings=entry.model.settings, cache_dir=tmp_path,
+        console=Console(quiet=True),
+    )
+    examples = len(splits.train)
+    assert examples % 4, f"{examples} training examples: the test needs a ragged last batch"
+
+    run_dir = tmp_path / "run"
+    assert main(["train", "--profile", str(profile), "--out", str(run_dir)]) == 0
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["total_steps"] == info["step"] == 2 * math.ceil(examples / 4)
+    history = json.loads((run_dir / "history.json").read_text())
+    assert [row["epoch"] for row in history] == [1.0, 2.0]  # each epoch ended after its ragged batch
