@@ -374,10 +374,7 @@ def _same_length_runs(waveforms: list[np.ndarray]) -> list[list[np.ndarray]]:
 
 def open_classifier(artifact: Artifact, request: LoadRequest) -> Classifier:
     """The ``onnxruntime`` runner of ``av-classification`` artifacts (see ``tasks.registry``)."""
-    if request.cache_tokens is not None or request.warm_prompt is not None:
-        raise InputValueError(
-            f"{artifact.directory} is a classifier: cache_tokens and warm_prompt apply to text generation"
-        )
+    request.refuse_generation_options(artifact.directory)
     return Classifier(artifact, choose_providers(request.device, request.providers), threads=request.threads)
 
 

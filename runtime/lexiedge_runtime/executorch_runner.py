@@ -31,7 +31,6 @@ from lexiedge_runtime.chat import ChatTokenizer, check_messages
 from lexiedge_runtime.classifier import ClassifierRunner
 from lexiedge_runtime.errors import (
     ArtifactError,
-    DeviceNotAvailableError,
     InferenceError,
     InputValueError,
     first_line,
@@ -168,18 +167,8 @@ class ExecutorchClassifier(ClassifierRunner):
 
 def open_executorch_classifier(artifact: Artifact, request: LoadRequest) -> ExecutorchClassifier:
     """The ``executorch`` runner of ``av-classification`` artifacts (see ``tasks.registry``): CPU only."""
-    if request.cache_tokens is not None or request.warm_prompt is not None:
-        raise InputValueError(
-            f"{artifact.directory} is a classifier: cache_tokens and warm_prompt apply to text generation"
-        )
-    if request.providers:
-        raise InputValueError(
-            f"{artifact.directory} runs on ExecuTorch: providers apply to ONNX Runtime artifacts"
-        )
-    if request.device.lower() not in ("auto", "cpu"):
-        raise DeviceNotAvailableError(
-            f"device {request.device!r}: ExecuTorch artifacts run on the CPU (XNNPACK); expected auto or cpu"
-        )
+    request.refuse_generation_options(artifact.directory)
+    request.require_cpu(artifact.directory, "ExecuTorch", "the CPU (XNNPACK)")
     return ExecutorchClassifier(artifact, threads=request.threads)
 
 
@@ -423,13 +412,6 @@ def _pick(logits: np.ndarray, options: _Options, rng: np.random.Generator | None
 def open_executorch_generator(artifact: Artifact, request: LoadRequest) -> ExecutorchGenerator:
     """The ``executorch`` runner of ``causal-lm`` artifacts (see ``tasks.registry``): CPU only."""
     require("llm", f"{artifact.directory}: text generation")
-    if request.providers:
-        raise InputValueError(
-            f"{artifact.directory} runs on ExecuTorch: providers apply to ONNX Runtime artifacts"
-        )
-    if request.device.lower() not in ("auto", "cpu"):
-        raise DeviceNotAvailableError(
-            f"device {request.device!r}: ExecuTorch artifacts run on the CPU (XNNPACK); expected auto or cpu"
-        )
+    request.require_cpu(artifact.directory, "ExecuTorch", "the CPU (XNNPACK)")
     return ExecutorchGenerator(artifact, threads=request.threads, prefix_reuse=request.prefix_reuse,
                                cache_tokens=request.cache_tokens, warm_prompt=request.warm_prompt)

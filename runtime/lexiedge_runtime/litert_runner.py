@@ -21,7 +21,6 @@ from lexiedge_runtime.artifact import Artifact
 from lexiedge_runtime.classifier import ClassifierRunner
 from lexiedge_runtime.errors import (
     ArtifactError,
-    DeviceNotAvailableError,
     InferenceError,
     InputValueError,
     first_line,
@@ -134,16 +133,6 @@ class LiteRtClassifier(ClassifierRunner):
 
 def open_litert_classifier(artifact: Artifact, request: LoadRequest) -> LiteRtClassifier:
     """The ``litert`` runner of ``av-classification`` artifacts (see ``tasks.registry``): CPU only."""
-    if request.cache_tokens is not None or request.warm_prompt is not None:
-        raise InputValueError(
-            f"{artifact.directory} is a classifier: cache_tokens and warm_prompt apply to text generation"
-        )
-    if request.providers:
-        raise InputValueError(
-            f"{artifact.directory} runs on LiteRT: providers apply to ONNX Runtime artifacts"
-        )
-    if request.device.lower() not in ("auto", "cpu"):
-        raise DeviceNotAvailableError(
-            f"device {request.device!r}: LiteRT artifacts run on the CPU here; expected auto or cpu"
-        )
+    request.refuse_generation_options(artifact.directory)
+    request.require_cpu(artifact.directory, "LiteRT")
     return LiteRtClassifier(artifact, threads=request.threads)

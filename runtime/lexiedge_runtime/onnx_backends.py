@@ -20,10 +20,7 @@ def open_onnx_classifier(artifact: Artifact, request: LoadRequest) -> Classifier
     """The ``onnxruntime`` engine's runner of ``av-classification`` artifacts (see ``tasks.registry``)."""
     if request.device.lower() != OPENVINO:
         return open_classifier(artifact, request)
-    if request.cache_tokens is not None or request.warm_prompt is not None:
-        raise InputValueError(
-            f"{artifact.directory} is a classifier: cache_tokens and warm_prompt apply to text generation"
-        )
+    request.refuse_generation_options(artifact.directory)
     if request.providers:
         raise InputValueError(
             "providers name ONNX Runtime's execution providers; device 'openvino' takes none"

@@ -229,3 +229,24 @@ def test_without_executorch_the_runtime_names_the_extra(pte_artifact: Path, tmp_
         "refused: running an ExecuTorch (.pte) artifact needs executorch (not installed): "
         "pip install 'lexiedge-runtime[executorch]'"
     )
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"device": "cuda"}, "DeviceNotAvailableError",
+         r"device 'cuda': ExecuTorch artifacts run on the CPU \(XNNPACK\); expected auto or cpu"),
+        ({"providers": ["CPUExecutionProvider"]}, "InputValueError",
+         "runs on ExecuTorch: providers apply to ONNX Runtime artifacts"),
+        ({"cache_tokens": 64}, "InputValueError",
+         "is a classifier: cache_tokens and warm_prompt apply to text generation"),
+    ],
+)
+def test_options_the_program_cannot_honour_are_refused_in_one_line(
+    pte_artifact: Path, options: dict, error: str, message: str
+) -> None:
+    import lexiedge_runtime
+    from lexiedge_runtime import errors
+
+    with pytest.raises(getattr(errors, error), match=message):
+        lexiedge_runtime.load(pte_artifact, **options)

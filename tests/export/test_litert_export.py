@@ -317,3 +317,24 @@ def test_a_manifest_without_the_fixed_length_is_refused_in_one_line(
     with pytest.raises(lexiedge_runtime.ArtifactError) as refused:
         lexiedge_runtime.load(copy, "cpu")
     assert "\n" not in str(refused.value) and "fixed samples and frames" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"device": "cuda"}, "DeviceNotAvailableError",
+         "device 'cuda': LiteRT artifacts run on the CPU here; expected auto or cpu"),
+        ({"providers": ["CPUExecutionProvider"]}, "InputValueError",
+         "runs on LiteRT: providers apply to ONNX Runtime artifacts"),
+        ({"warm_prompt": ["hello"]}, "InputValueError",
+         "is a classifier: cache_tokens and warm_prompt apply to text generation"),
+    ],
+)
+def test_options_the_interpreter_cannot_honour_are_refused_in_one_line(
+    tflite_artifact: Path, options: dict, error: str, message: str
+) -> None:
+    import lexiedge_runtime
+    from lexiedge_runtime import errors
+
+    with pytest.raises(getattr(errors, error), match=message):
+        lexiedge_runtime.load(tflite_artifact, **options)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from lexiedge_runtime.errors import ArtifactError
+from lexiedge_runtime.errors import ArtifactError, DeviceNotAvailableError, InputValueError
 from lexiedge_runtime.tasks.sections import Section
 
 if TYPE_CHECKING:
@@ -57,6 +57,23 @@ class LoadRequest:
     prefix_reuse: bool = True
     cache_tokens: int | None = None
     warm_prompt: Any = None
+
+    def refuse_generation_options(self, directory: Any) -> None:
+        """For a classifier's runner: ``cache_tokens`` and ``warm_prompt`` are text generation's options."""
+        if self.cache_tokens is not None or self.warm_prompt is not None:
+            raise InputValueError(
+                f"{directory} is a classifier: cache_tokens and warm_prompt apply to text generation"
+            )
+
+    def require_cpu(self, directory: Any, engine: str, runs_on: str = "the CPU here") -> None:
+        """For an engine that runs on the CPU only (LiteRT, ExecuTorch): no ONNX Runtime providers, and the
+        device auto or cpu; each refusal is one line."""
+        if self.providers:
+            raise InputValueError(f"{directory} runs on {engine}: providers apply to ONNX Runtime artifacts")
+        if self.device.lower() not in ("auto", "cpu"):
+            raise DeviceNotAvailableError(
+                f"device {self.device!r}: {engine} artifacts run on {runs_on}; expected auto or cpu"
+            )
 
 
 # (artifact, request) -> runner; the artifact is a checked lexiedge_runtime.artifact.Artifact (not imported
