@@ -13,9 +13,9 @@ What the lowering needs that a plain ``torch.export`` + ``to_edge_transform_and_
   convolution backend by input size (oneDNN above ~20,480 elements, NNPACK from 16 images) and records
   that choice as a guard, which narrows the dynamic range (samples <= 102,399 instead of the bound asked
   for, frames <= 15), and ExecuTorch then plans memory for the narrowed range;
-* int8 (:func:`quantize_static_int8`) is PT2E static quantization with XNNPACK's quantizer, configured
-  per ``nn.Linear``/``nn.Conv*`` module outside the modules kept in float (its global config cannot leave
-  a module out), calibrated on the caller's clips; functional ops (the STFT convolution on a fixed
+* int8 (:func:`quantize_static_int8`) is PT2E static quantization with XNNPACK's quantizer, its config
+  applied only to the nodes of the ``nn.Linear``/``nn.Conv*`` modules outside those kept in float (one
+  annotation pass with a node filter), calibrated on the caller's clips; functional ops (the STFT convolution on a fixed
   basis, the mel matmul) are never quantized, so the log-mel front end stays fp32; activations are
   calibrated with min/max observers (as ONNX Runtime's static int8) unless the caller asks for
   XNNPACK's default histogram observer (at the rtx3050-4gb sizes: max |logit diff| 0.023 with min/max,
@@ -128,7 +128,8 @@ def quantize_static_int8(
     quantizer.set_global(activation_observer(get_symmetric_quantization_config(is_per_channel=True), observer))
     # One pass restricted to the quantized modules' nodes, not set_module_name() per module: the quantizer
     # runs every pattern annotator (some trace their pattern with torch.export) once per configured name,
-    # and 82 names took 135 s at the rtx3050-4gb sizes. The nodes annotated are the same.
+    # and 82 names took 135 s at the rtx3050-4gb sizes. The annotations are identical (checked on the cpu
+    # profile's model: the same 138 nodes and specs, 197 s per name against 3 s in one pass).
     quantizer.filter_fn = within_modules(quantized)
     prepared = prepare_pt2e(export_program(module, example, shapes).module(), quantizer)
     with torch.no_grad():
