@@ -10,6 +10,7 @@ The graph takes what the task's contract says a batch holds, raw: ``waveform`` (
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,7 @@ from lexiedge.errors import LexiedgeError
 from lexiedge.export.errors import ExportError
 from lexiedge.export.manifest import dynamic_axes, update_manifest
 from lexiedge.rundir import WEIGHTS, find_checkpoint
+from lexiedge_runtime.tasks import av_classification as av_task
 from lexiedge_runtime.tasks.av_classification import (
     AUDIO_MASK,
     FRAMES,
@@ -28,6 +30,7 @@ from lexiedge_runtime.tasks.av_classification import (
     LABEL,
     VIDEO_MASK,
     WAVEFORM,
+    ClassifierSpec,
     example_feeds,
     preprocessing_section,
 )
@@ -267,3 +270,26 @@ def write_classifier_manifest(
         **job.model_plugin.manifest_sections(source.module),
         **extra,
     )
+
+
+def batch_one_signature(
+    spec: ClassifierSpec, classes: int, outputs: Sequence[str], fixed: Mapping[str, int] | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """The manifest's ``signature`` of a program that takes one clip at a time (ExecuTorch, LiteRT): the
+    task's tensors (the ``outputs`` named) with batch 1; the axes in ``fixed`` at those sizes (a static
+    graph), the other named axes by name (dynamic); unnamed axes at the image size (inputs) or the label
+    count (outputs)."""
+    sizes: dict[str, int] = {"batch": 1, **(fixed or {})}
+
+    def describe(tensors: Sequence[Any], unnamed: int) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": tensor.name,
+                "dtype": tensor.dtype,
+                "shape": [unnamed if axis is None else sizes.get(axis, axis) for axis in tensor.axes],
+            }
+            for tensor in tensors
+        ]
+
+    kept = [tensor for tensor in av_task.OUTPUTS if tensor.name in outputs]
+    return {"inputs": describe(av_task.INPUTS, spec.image_size), "outputs": describe(kept, classes)}

@@ -34,6 +34,7 @@ from lexiedge.errors import NotAvailableError, UsageError
 from lexiedge.export import ExportError
 from lexiedge.export.classifier import (
     ClassifierSource,
+    batch_one_signature,
     calibration_batches,
     load_classifier,
     preprocessing,
@@ -74,23 +75,9 @@ def axis_bounds(source: ClassifierSource) -> tuple[ClassifierSpec, list[AxisBoun
 
 
 def program_signature(spec: ClassifierSpec, classes: int) -> dict[str, list[dict[str, Any]]]:
-    """The manifest's ``signature``: the task's tensors with the program's batch of 1 and the model's sizes
-    (image size for the frames' free axes, the label count for the outputs')."""
-
-    def describe(tensors: tuple, unnamed: int) -> list[dict[str, Any]]:
-        return [
-            {
-                "name": tensor.name,
-                "dtype": tensor.dtype,
-                "shape": [
-                    1 if axis == "batch" else unnamed if axis is None else axis for axis in tensor.axes
-                ],
-            }
-            for tensor in tensors
-        ]
-
-    outputs = tuple(tensor for tensor in av_task.OUTPUTS if tensor.name in OUTPUT_NAMES)
-    return {"inputs": describe(av_task.INPUTS, spec.image_size), "outputs": describe(outputs, classes)}
+    """The manifest's ``signature``: the task's tensors with the program's batch of 1, samples and frames
+    dynamic (by name)."""
+    return batch_one_signature(spec, classes, OUTPUT_NAMES)
 
 
 class ExecutorchExporter(ExporterPlugin):

@@ -32,6 +32,7 @@ from lexiedge.errors import NotAvailableError, UsageError
 from lexiedge.export import ExportError
 from lexiedge.export.classifier import (
     ClassifierSource,
+    batch_one_signature,
     load_classifier,
     preprocessing,
     write_classifier_manifest,
@@ -57,20 +58,8 @@ def require_litert(target: str) -> None:
 
 def fixed_signature(spec: ClassifierSpec, classes: int) -> dict[str, list[dict[str, Any]]]:
     """The manifest's ``signature``: the task's tensors at the graph's static shape."""
-    sizes = {"batch": 1, "samples": spec.clip_samples, "frames": spec.frame_count}
-
-    def describe(tensors: tuple, unnamed: int) -> list[dict[str, Any]]:
-        return [
-            {
-                "name": tensor.name,
-                "dtype": tensor.dtype,
-                "shape": [unnamed if axis is None else sizes.get(axis, axis) for axis in tensor.axes],
-            }
-            for tensor in tensors
-        ]
-
-    outputs = tuple(tensor for tensor in av_task.OUTPUTS if tensor.name in OUTPUT_NAMES)
-    return {"inputs": describe(av_task.INPUTS, spec.image_size), "outputs": describe(outputs, classes)}
+    fixed = {"samples": spec.clip_samples, "frames": spec.frame_count}
+    return batch_one_signature(spec, classes, OUTPUT_NAMES, fixed)
 
 
 class LitertExporter(ExporterPlugin):
