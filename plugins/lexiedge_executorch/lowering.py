@@ -15,11 +15,11 @@ What the lowering needs that a plain ``torch.export`` + ``to_edge_transform_and_
   for, frames <= 15), and ExecuTorch then plans memory for the narrowed range;
 * int8 (:func:`quantize_static_int8`) is PT2E static quantization with XNNPACK's quantizer, its config
   applied only to the nodes of the ``nn.Linear``/``nn.Conv*`` modules outside those kept in float (one
-  annotation pass with a node filter), calibrated on the caller's clips; functional ops (the STFT convolution on a fixed
-  basis, the mel matmul) are never quantized, so the log-mel front end stays fp32; activations are
-  calibrated with min/max observers (as ONNX Runtime's static int8) unless the caller asks for
-  XNNPACK's default histogram observer (at the rtx3050-4gb sizes: max |logit diff| 0.023 with min/max,
-  0.027 with the histogram, the same decisive agreement);
+  annotation pass with a node filter), calibrated on the caller's clips; functional ops (the STFT
+  convolution on a fixed basis, the mel matmul) are never quantized, so the log-mel front end stays
+  fp32; activations are calibrated with min/max observers (as ONNX Runtime's static int8) unless the
+  caller asks for XNNPACK's default histogram observer (at the rtx3050-4gb sizes: max |logit diff|
+  0.023 with min/max, 0.027 with the histogram, the same decisive agreement);
 * the program returns the probabilities beside the logits (:class:`WithProbabilities`), as the ONNX
   graphs do, so apps need no post-processing.
 """

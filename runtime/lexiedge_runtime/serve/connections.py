@@ -63,12 +63,16 @@ def default_max_connections(descriptors: int | None) -> int:
     never more than :func:`most_connections` allows."""
     if descriptors is None:
         return DEFAULT_MAX_CONNECTIONS
-    return max(1, min(DEFAULT_MAX_CONNECTIONS, descriptors // 2, most_connections(descriptors) or 1))
+    return min(DEFAULT_MAX_CONNECTIONS, max(1, descriptors // 2), _room(descriptors))
 
 
 def most_connections(descriptors: int | None) -> int | None:
     """The largest cap that keeps connections, those in flight and the reserve within the descriptor limit."""
-    return None if descriptors is None else max(1, descriptors - IN_FLIGHT - FD_RESERVE)
+    return None if descriptors is None else _room(descriptors)
+
+
+def _room(descriptors: int) -> int:
+    return max(1, descriptors - IN_FLIGHT - FD_RESERVE)
 
 
 class BoundedH11Protocol(H11Protocol):
