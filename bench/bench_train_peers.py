@@ -12,7 +12,10 @@ Runners (``--modes``), each run in a process of its own, in alternated order (a,
   padding-free collator transformers' docs recommend: every batch one row, ``position_ids`` restarting per
   example, no padding);
 - ``hf-padded``: the same Trainer with ``DataCollatorForSeq2Seq`` (pad to the longest in the batch, labels
-  padded with -100), what most LoRA tutorials run.
+  padded with -100), what most LoRA tutorials run;
+- ``lexiedge-packed-compiled`` / ``hf-flat-compiled``: the same with torch.compile (lexiedge's
+  ``train.compile: true``, which compiles the decoder; HF's ``torch_compile=True``, which compiles the whole
+  peft model). The compile happens in the first steps: give ``--warmup`` 2 or more.
 
 What is the same for all (:class:`Comparable`, checked by :func:`check_comparable` and written to the JSON):
 the bundled tutor set and its train/val split (the chat-jsonl plugin's tokenization, answer-only labels),
@@ -52,7 +55,9 @@ from typing import Any
 
 MODEL = "qwen-lora"
 BASES = {"0.5b": "random:qwen2.5-0.5b", "tiny": "tiny:qwen2-tutor"}
-MODES = ("lexiedge-packed", "hf-flat", "lexiedge-padded", "hf-padded")
+MODES = ("lexiedge-packed", "hf-flat", "lexiedge-padded", "hf-padded", "lexiedge-packed-compiled",
+         "hf-flat-compiled")
+COMPILED = "-compiled"  # the runner with torch.compile: lexiedge's train.compile, HF's torch_compile
 SPEED_TARGET = 1.3  # lexiedge / HF real tokens/s
 LOSS_TOLERANCE = 0.01  # final validation loss within 1%
 
@@ -110,9 +115,14 @@ class StepRecorder:
         recorder = self
         decoder_forward = modeling_qwen2.Qwen2Model.forward
 
-        def counting_forward(module, input_ids=None, attention_mask=None, *args, **kwargs):
+        # outside torch.compile's graph (a compiled runner breaks the graph here, before any compute)
+        @torch.compiler.disable
+        def count(module, input_ids, attention_mask) -> None:
             if module.training and torch.is_grad_enabled() and input_ids is not None:
                 recorder._pending += recorder.real_tokens(input_ids, attention_mask)
+
+        def counting_forward(module, input_ids=None, attention_mask=None, *args, **kwargs):
+            count(module, input_ids, attention_mask)
             return decoder_forward(module, input_ids, attention_mask, *args, **kwargs)
 
         modeling_qwen2.Qwen2Model.forward = counting_forward
@@ -152,9 +162,10 @@ def peak_rss_mb() -> float:
     raise SystemExit("no VmHWM in /proc/self/status: peak RSS needs Linux")
 
 
-def lexiedge_overrides(c: Comparable, packing: bool) -> list[str]:
+def lexiedge_overrides(c: Comparable, packing: bool, compiled: bool = False) -> list[str]:
     key = f"models.{MODEL}"
     return [
+        f"{key}.train.compile={'true' if compiled else 'false'}",
         f"{key}.model.base={c.base}",
         f"{key}.model.seq_len={c.seq_len}",
         f"{key}.model.lora.r={c.lora_r}",
@@ -180,11 +191,11 @@ def lexiedge_overrides(c: Comparable, packing: bool) -> list[str]:
     ]
 
 
-def load_profile(c: Comparable, packing: bool):
+def load_profile(c: Comparable, packing: bool, compiled: bool = False):
     from lexiedge.plugin import get_host
     from lexiedge.profile import load_profile as load
 
-    return load("cpu", lexiedge_overrides(c, packing), host=get_host())
+    return load("cpu", lexiedge_overrides(c, packing, compiled), host=get_host())
 
 
 def load_splits(c: Comparable, packing: bool, tokenizer):
@@ -240,13 +251,13 @@ def validation_loss(module, c: Comparable, tokenizer) -> dict[str, float]:
 # --- the runners (each in a child process) ---------------------------------------------------------
 
 
-def run_lexiedge(c: Comparable, packing: bool, run_dir: Path, recorder: StepRecorder) -> dict[str, Any]:
+def run_lexiedge(c: Comparable, packing: bool, compiled: bool, run_dir: Path, recorder: StepRecorder) -> dict[str, Any]:
     from rich.console import Console
 
     from lexiedge import training_runs
     from lexiedge.rundir import read_history
 
-    profile = load_profile(c, packing)
+    profile = load_profile(c, packing, compiled)
     request = training_runs.TrainRequest(
         profile=profile,
         model_keys=[MODEL],
@@ -272,7 +283,7 @@ def run_lexiedge(c: Comparable, packing: bool, run_dir: Path, recorder: StepReco
     }
 
 
-def run_hf(c: Comparable, flat: bool, run_dir: Path, recorder: StepRecorder) -> dict[str, Any]:
+def run_hf(c: Comparable, flat: bool, compiled: bool, run_dir: Path, recorder: StepRecorder) -> dict[str, Any]:
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import (
@@ -321,7 +332,7 @@ def run_hf(c: Comparable, flat: bool, run_dir: Path, recorder: StepRecorder) -> 
         if flat
         else DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=-100)
     )
-    arguments = hf_training_arguments(c, run_dir)
+    arguments = hf_training_arguments(c, run_dir, compiled)
     trainer = Trainer(model=model, args=arguments, train_dataset=train, data_collator=collator)
     trainer.train()
     losses = [row["loss"] for row in trainer.state.log_history if "loss" in row]
@@ -338,7 +349,7 @@ def run_hf(c: Comparable, flat: bool, run_dir: Path, recorder: StepRecorder) -> 
     return {"losses": losses, "optimizer": optimizer, "val": val}
 
 
-def hf_training_arguments(c: Comparable, run_dir: Path):
+def hf_training_arguments(c: Comparable, run_dir: Path, compiled: bool = False):
     """transformers.Trainer's settings for ``c``: AdamW, warmup + cosine to 0, clip, no eval, no saving,
     no reporting, a loss logged every step."""
     from transformers import TrainingArguments
@@ -370,6 +381,7 @@ def hf_training_arguments(c: Comparable, run_dir: Path):
         data_seed=c.seed,
         remove_unused_columns=False,
         disable_tqdm=True,
+        torch_compile=compiled,
     )
 
 
@@ -394,13 +406,15 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     recorder.install()
     mode, run_dir = spec["mode"], Path(spec["run_dir"])
     started = time.perf_counter()
-    if mode.startswith("lexiedge"):
-        result = run_lexiedge(c, mode == "lexiedge-packed", run_dir, recorder)
+    compiled = mode.endswith(COMPILED)
+    runner = mode.removesuffix(COMPILED)
+    if runner.startswith("lexiedge"):
+        result = run_lexiedge(c, runner == "lexiedge-packed", compiled, run_dir, recorder)
         if spec["val"]:
             result["val"] = lexiedge_final_validation(c, Path(result["final_adapter"]), tokenizer)
     else:
         os.environ["BENCH_VAL"] = "1" if spec["val"] else "0"
-        result = run_hf(c, mode == "hf-flat", run_dir, recorder)
+        result = run_hf(c, runner == "hf-flat", compiled, run_dir, recorder)
     seconds = time.perf_counter() - started
     return {
         "mode": mode,

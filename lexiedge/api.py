@@ -381,6 +381,11 @@ class TrainTask(ABC):
         """What the optimizer updates; default: every parameter with ``requires_grad``."""
         return [p for p in built.module.parameters() if p.requires_grad]
 
+    def compile_targets(self, built: BuiltModel) -> list[torch.nn.Module]:
+        """The modules ``train.compile`` compiles in place (``nn.Module.compile``: parameter and state-dict
+        names unchanged). They must be the modules :meth:`loss` calls; default: the whole model."""
+        return [built.module]
+
     def train_metrics(self) -> dict[str, float]:
         """Metrics of the training batches seen since the last call (e.g. running accuracy collected in
         :meth:`loss`), then reset; stored as ``train/<key>`` beside the train loss the engine tracks.

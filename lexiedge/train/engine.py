@@ -35,6 +35,7 @@ from lexiedge.train.batching import (
     train_drop_last,
     train_loader,
 )
+from lexiedge.train.compiling import compile_in_place
 from lexiedge.train.device import (
     autocast,
     deterministic_algorithms,
@@ -153,6 +154,8 @@ class Engine:
         model is wrapped for DDP later, once the state it starts from is loaded)."""
         s = self.settings
         self.built.module.to(self.device).train()
+        if s.compile:
+            compile_in_place(self.task.compile_targets(self.built), self.device, self.console)
         parameters = self.task.trainable_parameters(self.built)
         optimizer = build_optimizer(parameters, s, self.device)
         scaler = make_grad_scaler(self.device, self.precision)

@@ -46,6 +46,14 @@ class EngineSettings(PluginSettings):
         "auto", description="auto follows device.precision; CPU always trains in fp32"
     )
     seed: int = 0
+    compile: bool = Field(
+        False,
+        description=(
+            "torch.compile the model's training forward (the decoder, for causal-LM LoRA) in place: faster "
+            "steps after a compile of a minute or more at the first step and the first evaluation (the 0.5B "
+            "shape on a 2-core CPU: ~1.4x per step); on the CPU it needs a C++ compiler (g++ or clang++)"
+        ),
+    )
     ema_decay: float | None = Field(
         None,
         gt=0,

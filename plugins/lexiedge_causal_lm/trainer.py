@@ -103,6 +103,14 @@ class CausalLMTrainer(TrainerPlugin, TrainTask):
     def train_metrics(self) -> dict[str, float]:
         return self.throughput.report()
 
+    def compile_targets(self, built: BuiltModel) -> list[torch.nn.Module]:
+        """The decoder, which :func:`answer_token_loss` calls directly (the output layer then runs eagerly
+        on the answer tokens alone); the whole model where the loss takes the plain forward."""
+        from lexiedge_causal_lm.inputs import plain_head_lm
+
+        causal_lm = plain_head_lm(built.module)
+        return [causal_lm.model] if causal_lm is not None else [built.module]
+
     def evaluate(self, built: BuiltModel, loader: Iterable[dict[str, Any]], split: str) -> dict[str, Any]:
         """Token-weighted loss over the whole split (not a mean of batch means) and its perplexity."""
         from lexiedge_causal_lm.inputs import answer_token_loss, model_inputs

@@ -225,3 +225,54 @@ def test_padded_batches_train_every_example_each_epoch_the_ragged_last_one_inclu
     assert info["total_steps"] == info["step"] == 2 * math.ceil(examples / 4)
     history = json.loads((run_dir / "history.json").read_text())
     assert [row["epoch"] for row in history] == [1.0, 2.0]  # each epoch ended after its ragged batch
+
+
+def test_compiled_training_saves_the_same_adapter_names_and_learns_like_eager(
+    trained: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``train.compile`` compiles the decoder in place: checkpoints, the final weights and the peft adapter
+    carry eager's names (no ``_orig_mod.``), and the validation loss follows eager's (the dropout masks
+    differ: inductor draws its own random numbers)."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from lexiedge.cli import main
+
+    profile, reference_run = trained
+    settings = yaml.safe_load(profile.read_text())
+    settings["models"]["tutor"]["train"].update(compile=True, max_steps=5)
+    compiled_profile = tmp_path / "compiled.yaml"
+    compiled_profile.write_text(yaml.safe_dump(settings))
+    run_dir = tmp_path / "run"
+    assert main(["train", "--profile", str(compiled_profile), "--out", str(run_dir)]) == 0
+    assert "train.compile: Qwen2Model compiled" in capsys.readouterr().out
+
+    final = load_file(run_dir / "final" / "model.safetensors")
+    assert final.keys() == load_file(reference_run / "final" / "model.safetensors").keys()
+    assert final.keys() == load_file(run_dir / "checkpoints" / "step-00000004" / "model.safetensors").keys()
+    step5 = {row["step"]: row["val/loss"] for row in json.loads((run_dir / "history.json").read_text())}[5]
+    eager5 = {row["step"]: row["val/loss"] for row in json.loads((reference_run / "history.json").read_text())}[5]
+    assert step5 == pytest.approx(eager5, rel=2e-3)
+    assert step5 < baseline_val_loss(profile)
+
+    base = AutoModelForCausalLM.from_pretrained(settings["models"]["tutor"]["model"]["base"])
+    adapted = PeftModel.from_pretrained(base, run_dir / "final" / "adapter")  # peft's loader accepts the names
+    assert any("lora_B" in name and param.abs().sum() > 0 for name, param in adapted.named_parameters())
+
+
+def test_compile_without_a_cpp_compiler_is_one_line_before_training(
+    trained: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lexiedge.cli import main
+
+    profile, _ = trained
+    settings = yaml.safe_load(profile.read_text())
+    settings["models"]["tutor"]["train"]["compile"] = True
+    compiled_profile = tmp_path / "compiled.yaml"
+    compiled_profile.write_text(yaml.safe_dump(settings))
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    assert main(["train", "--profile", str(compiled_profile), "--out", str(tmp_path / "run")]) != 0
+    captured = capsys.readouterr()
+    assert "train.compile on the CPU needs a C++ compiler" in captured.err
+    assert "Traceback" not in captured.out + captured.err
+    assert not (tmp_path / "run" / "checkpoints").exists() or not any((tmp_path / "run" / "checkpoints").iterdir())
