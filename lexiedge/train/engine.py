@@ -35,7 +35,7 @@ from lexiedge.train.batching import (
     train_drop_last,
     train_loader,
 )
-from lexiedge.train.compiling import compile_in_place
+from lexiedge.train.compiling import compile_in_place, evaluation_stance
 from lexiedge.train.device import (
     autocast,
     deterministic_algorithms,
@@ -331,7 +331,7 @@ class Engine:
         pin = self.device.type == "cuda"
         loader = eval_loader(dataset, state.micro_batch, self.splits.collate, self.settings.num_workers, pin)
         try:
-            with torch.no_grad(), autocast(self.device, self.precision):
+            with torch.no_grad(), autocast(self.device, self.precision), evaluation_stance(self.settings.compile):
                 return self.task.evaluate(self.built, DeviceBatches(loader, self.device), split)
         finally:
             module.train()

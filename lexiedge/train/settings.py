@@ -50,8 +50,8 @@ class EngineSettings(PluginSettings):
         False,
         description=(
             "torch.compile the model's training forward (the decoder, for causal-LM LoRA) in place: faster "
-            "steps after a compile of a minute or more at the first step and the first evaluation (the 0.5B "
-            "shape on a 2-core CPU: ~1.4x per step); on the CPU it needs a C++ compiler (g++ or clang++)"
+            "steps after minutes of compiling in the first steps (Qwen2.5-0.5B on 2 CPU cores: 1.15x tokens/s, "
+            "30% less peak memory); evaluation runs eagerly; on the CPU it needs a C++ compiler (g++, clang++)"
         ),
     )
     ema_decay: float | None = Field(
