@@ -15,7 +15,17 @@ Runners (``--modes``), each run in a process of its own, in alternated order (a,
   padded with -100), what most LoRA tutorials run;
 - ``lexiedge-packed-compiled`` / ``hf-flat-compiled``: the same with torch.compile (lexiedge's
   ``train.compile: true``, which compiles the decoder; HF's ``torch_compile=True``, which compiles the whole
-  peft model). The compile happens in the first steps: give ``--warmup`` 2 or more.
+  peft model). The compile happens in the first steps: give ``--warmup`` 2 or more;
+- ``torchtune`` / ``torchtune-compiled`` (opt-in: a bench-only peer, never a project dependency; it needs
+  torchao <= 0.15, beside which peft refuses to inject LoRA, so it lives in a folder of its own that only
+  its child process puts on sys.path: ``--torchtune-dir``; the error says how to fill it): torchtune's own
+  LoRA recipe (``recipes/lora_finetune_single_device.py``, ``LoRAFinetuneRecipeSingleDevice``) with its
+  ``qwen2_5/0.5B_lora_single_device.yaml`` config set to these settings, its ``PackedDataset`` (``packed:
+  True``: rows of seq_len, ``--rows`` rows per step, as lexiedge-packed; torchtune packs in order where
+  lexiedge packs first-fit decreasing), its collate, loss and AdamW + cosine; ``-compiled`` is the recipe's
+  ``compile: True`` (each decoder layer and the loss). Its ``FullModelHFCheckpointer`` loads the same HF
+  weights; the trained LoRA is merged back into the HF base (torchtune's ``get_merged_lora_ckpt`` +
+  ``qwen2_tune_to_hf``) for the common evaluator.
 
 What is the same for all (:class:`Comparable`, checked by :func:`check_comparable` and written to the JSON):
 the bundled tutor set and its train/val split (the chat-jsonl plugin's tokenization, answer-only labels),
@@ -26,8 +36,8 @@ targets, AdamW (lr, weight decay, betas, grad clip 1.0), warmup steps and a cosi
 of optimizer steps (``--steps``) or whole epochs (``--epochs``: every train example once per epoch; the
 packed runner then takes a few more, smaller steps, its cosine spanning them), and the seed. Not the same:
 the order of the examples (each library's own seeded sampler), and HF's warmup starts at 0 where
-lexiedge's starts at lr / (warmup + 1). torchtune: see the report
-(``--modes`` lists what is here).
+lexiedge's starts at lr / (warmup + 1) (torchtune's at 0, as HF's); torchtune's sampler seed is its
+recipe's fixed 0 and it drops a last partial batch.
 
 Measured in each child, the same way for every runner: the time of every optimizer step (torch's global
 optimizer step hook), the real (non-padding) tokens every training forward saw (a wrapper around the
@@ -55,9 +65,24 @@ from typing import Any
 
 MODEL = "qwen-lora"
 BASES = {"0.5b": "random:qwen2.5-0.5b", "tiny": "tiny:qwen2-tutor"}
-MODES = ("lexiedge-packed", "hf-flat", "lexiedge-padded", "hf-padded", "lexiedge-packed-compiled",
-         "hf-flat-compiled")
-COMPILED = "-compiled"  # the runner with torch.compile: lexiedge's train.compile, HF's torch_compile
+DEFAULT_MODES = ("lexiedge-packed", "hf-flat", "lexiedge-padded", "hf-padded", "lexiedge-packed-compiled",
+                 "hf-flat-compiled")
+TORCHTUNE_MODES = ("torchtune", "torchtune-compiled")  # opt-in: torchtune is not a project dependency
+MODES = DEFAULT_MODES + TORCHTUNE_MODES
+COMPILED = "-compiled"  # torch.compile: lexiedge's train.compile, HF's torch_compile, torchtune's compile
+# torchtune 0.6.1 imports torchao.quantization.int4_weight_only (gone in torchao 0.16) and
+# torchao.dtypes.nf4tensor (gone in 0.18): 0.15.0 is the newest torchao it imports with, and peft 0.21 refuses
+# to inject LoRA while a torchao < 0.16 is importable. So torchtune and its torchao live in a folder of their
+# own (--no-deps: torch, transformers, numpy... are the project's), on sys.path in torchtune's child only.
+TORCHTUNE_PACKAGES = (
+    "torchtune==0.6.1 torchao==0.15.0 torchdata==0.11.0 omegaconf==2.4.0 "
+    "sentencepiece==0.2.3 tiktoken==0.14.0"
+)
+TORCHTUNE_DIR = Path("~/.cache/lexiedge/bench-torchtune-0.6.1").expanduser()
+
+
+def torchtune_install(folder: Path) -> str:
+    return f"pip install --no-deps --target {folder} {TORCHTUNE_PACKAGES}"
 SPEED_TARGET = 1.3  # lexiedge / HF real tokens/s
 LOSS_TOLERANCE = 0.01  # final validation loss within 1%
 
@@ -128,6 +153,27 @@ class StepRecorder:
         modeling_qwen2.Qwen2Model.forward = counting_forward
         register_optimizer_step_post_hook(self._on_step)
 
+    def install_torchtune(self) -> None:
+        """The same count around torchtune's decoder (``TransformerDecoder.forward(tokens, *, mask=...,
+        input_pos=...)``, called with keywords by its recipe): a packed row's padding is the pad id at its end
+        (``PackedDataset._pad_pack``), its mask is block-causal, never an attention mask of ones."""
+        import torch
+        from torchtune.modules import TransformerDecoder
+
+        recorder = self
+        decoder_forward = TransformerDecoder.forward
+
+        @torch.compiler.disable
+        def count(module, tokens) -> None:
+            if module.training and torch.is_grad_enabled() and tokens is not None:
+                recorder._pending += recorder.real_tokens(tokens, None)
+
+        def counting_forward(module, tokens=None, *args, **kwargs):
+            count(module, tokens)
+            return decoder_forward(module, tokens, *args, **kwargs)
+
+        TransformerDecoder.forward = counting_forward
+
     def real_tokens(self, input_ids, attention_mask) -> int:
         if attention_mask is not None and attention_mask.dim() == 2:
             return int(attention_mask.sum())
@@ -140,8 +186,8 @@ class StepRecorder:
         self._pending = 0
 
     def summary(self, warmup: int) -> dict[str, Any]:
-        if len(self.times) <= warmup:
-            raise SystemExit(f"only {len(self.times)} optimizer steps ran; need more than --warmup {warmup}")
+        if len(self.times) <= warmup + 1:
+            raise SystemExit(f"only {len(self.times)} optimizer steps ran; need --warmup {warmup} + 2")
         tokens = sum(self.tokens[warmup + 1 :])
         seconds = self.times[-1] - self.times[warmup]
         return {
@@ -396,6 +442,322 @@ def hf_optimizer() -> str:
         return "adamw_torch"
 
 
+# --- torchtune's LoRA recipe (a bench-only peer) ---------------------------------------------------
+
+TORCHTUNE_RECIPE = "lora_finetune_single_device.py"
+TORCHTUNE_CONFIG = "configs/qwen2_5/0.5B_lora_single_device.yaml"
+# HF module names -> torchtune's (its MLP takes LoRA on all three projections or on none)
+TORCHTUNE_ATTENTION = {"q_proj": "q_proj", "k_proj": "k_proj", "v_proj": "v_proj", "o_proj": "output_proj"}
+TORCHTUNE_MLP = {"gate_proj": "w1", "down_proj": "w2", "up_proj": "w3"}
+
+
+def torchtune_recipe_dir() -> Path:
+    """The recipes the torchtune wheel ships beside its package (``recipes/``: not importable by design)."""
+    import torchtune
+
+    return Path(torchtune.__file__).resolve().parent.parent / "recipes"
+
+
+def torchtune_missing(folder: Path) -> str | None:
+    """Why the torchtune modes cannot run from ``folder`` (one line with the fix), or None."""
+    if (folder / "torchtune").is_dir() and (folder / "recipes" / TORCHTUNE_RECIPE).is_file():
+        return None
+    return f"the torchtune modes need torchtune in {folder} (--torchtune-dir): {torchtune_install(folder)}"
+
+
+def torchtune_recipe_class(recipes: Path):
+    """``LoRAFinetuneRecipeSingleDevice`` from the shipped recipe file, unchanged."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("torchtune_lora_recipe", recipes / TORCHTUNE_RECIPE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.LoRAFinetuneRecipeSingleDevice
+
+
+@dataclasses.dataclass(frozen=True)
+class HeldTokenization:
+    """The recipe's ``tokenizer``: only what it reads (``pad_id`` for collate and packing, ``max_seq_len``
+    for packing). No text is tokenized here: every runner trains on the chat-jsonl plugin's token ids and
+    answer-only labels, the tokenization held constant on purpose."""
+
+    pad_id: int
+    max_seq_len: int
+
+
+def tutor_rows_dataset(tokenizer: HeldTokenization, *, path: str, packed: bool):
+    """The recipe's ``dataset``: the train split's examples ({"tokens", "labels"} as torchtune's SFT datasets
+    give them, non-answer labels CROSS_ENTROPY_IGNORE_IDX), packed by torchtune's own PackedDataset."""
+    from torchtune.data import CROSS_ENTROPY_IGNORE_IDX
+    from torchtune.datasets import PackedDataset
+
+    rows = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()]
+    examples = [
+        {
+            "tokens": row["input_ids"],
+            "labels": [CROSS_ENTROPY_IGNORE_IDX if label == -100 else label for label in row["labels"]],
+        }
+        for row in rows
+    ]
+    if not packed:
+        return examples
+    # torchtune's builders pad with id 0; the pad id makes a row's padding countable like everyone's (the
+    # block-causal mask and ignored labels make its value irrelevant to the model)
+    return PackedDataset(examples, max_seq_len=tokenizer.max_seq_len, padding_idx=tokenizer.pad_id)
+
+
+class StepLossLogger:
+    """The recipe's ``metric_logger``: every logged step as one JSON line (the loss the recipe reports)."""
+
+    def __init__(self, path: str) -> None:
+        self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed by the recipe's cleanup)
+
+    def log(self, name: str, data: Any, step: int) -> None:
+        self.log_dict({name: data}, step)
+
+    def log_dict(self, payload: dict[str, Any], step: int) -> None:
+        self._file.write(json.dumps({"step": step, **{k: float(v) for k, v in payload.items()}}) + "\n")
+        self._file.flush()
+
+    def log_config(self, config: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def torchtune_lora_modules(targets: tuple[str, ...]) -> tuple[list[str], bool]:
+    """``lora_attn_modules`` and ``apply_lora_to_mlp`` for the HF target names."""
+    unknown = sorted(set(targets) - set(TORCHTUNE_ATTENTION) - set(TORCHTUNE_MLP))
+    mlp = set(targets) & set(TORCHTUNE_MLP)
+    if unknown or mlp not in (set(), set(TORCHTUNE_MLP)):
+        raise SystemExit(
+            f"torchtune's LoRA cannot target {list(targets)}: it takes attention projections by name and the "
+            f"MLP's {', '.join(TORCHTUNE_MLP)} all together or none"
+        )
+    return [TORCHTUNE_ATTENTION[t] for t in targets if t in TORCHTUNE_ATTENTION], bool(mlp)
+
+
+def torchtune_model(c: Comparable, hf: dict[str, Any]) -> dict[str, Any]:
+    """The recipe's ``model``: the Qwen2.5-0.5B builder when the base has its sizes, else torchtune's Qwen2
+    component builder with the base's sizes (the tiny base)."""
+    attention, mlp = torchtune_lora_modules(c.lora_targets)
+    lora = {
+        "lora_attn_modules": attention,
+        "apply_lora_to_mlp": mlp,
+        "lora_rank": c.lora_r,
+        "lora_alpha": float(c.lora_alpha),
+        "lora_dropout": c.lora_dropout,
+    }
+    sizes = {
+        "vocab_size": hf["vocab_size"],
+        "num_layers": hf["num_hidden_layers"],
+        "num_heads": hf["num_attention_heads"],
+        "num_kv_heads": hf["num_key_value_heads"],
+        "embed_dim": hf["hidden_size"],
+        "intermediate_dim": hf["intermediate_size"],
+        "max_seq_len": hf["max_position_embeddings"],
+        "attn_dropout": hf.get("attention_dropout", 0.0),
+        "norm_eps": hf["rms_norm_eps"],
+        "rope_base": (hf.get("rope_parameters") or {}).get("rope_theta", hf.get("rope_theta", 1e6)),
+        "tie_word_embeddings": hf["tie_word_embeddings"],
+    }
+    qwen2_5_0_5b = {
+        "vocab_size": 151936, "num_layers": 24, "num_heads": 14, "num_kv_heads": 2, "embed_dim": 896,
+        "intermediate_dim": 4864, "max_seq_len": 32768, "attn_dropout": 0.0, "norm_eps": 1e-6,
+        "rope_base": 1000000.0, "tie_word_embeddings": True,
+    }  # lora_qwen2_5_0_5b's sizes (torchtune/models/qwen2_5/_model_builders.py)
+    if sizes == qwen2_5_0_5b:
+        return {"_component_": "torchtune.models.qwen2_5.lora_qwen2_5_0_5b", **lora}
+    return {"_component_": "torchtune.models.qwen2.lora_qwen2", **lora, **sizes}
+
+
+def hf_base_dir(c: Comparable, run_dir: Path) -> Path:
+    """The base as an HF checkpoint (config.json + model.safetensors) for torchtune's checkpointer: a built
+    base's own folder, a random base's seeded weights (the HF runner's) saved once in the run dir."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from lexiedge_qwen_lora.base import RANDOM_BASE_SEED, random_config
+
+    source, tokenizer = base_source_and_tokenizer(c)
+    if source.kind != "random":
+        if not (Path(source.location) / "model.safetensors").is_file():
+            raise SystemExit(f"base {c.base}: torchtune needs a model.safetensors in {source.location}")
+        return Path(source.location)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_BASE_SEED)
+        base = AutoModelForCausalLM.from_config(random_config(source, tokenizer), dtype=torch.float32)
+    out = run_dir / "base"
+    base.save_pretrained(out)  # one safetensors file below transformers' 5 GB shard size
+    return out
+
+
+def torchtune_config(c: Comparable, compiled: bool, base_dir: Path, rows: Path, run_dir: Path, pad_id: int):
+    """The recipe's shipped Qwen2.5-0.5B LoRA config with the comparison's settings put in."""
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(torchtune_recipe_dir() / TORCHTUNE_CONFIG)
+    hf = json.loads((base_dir / "config.json").read_text(encoding="utf-8"))
+    out = run_dir / "torchtune"
+    settings = {
+        "output_dir": str(out),
+        "model": torchtune_model(c, hf),
+        "tokenizer": {
+            "_component_": f"{__name__}.HeldTokenization",
+            "pad_id": pad_id,
+            "max_seq_len": c.seq_len,
+        },
+        "checkpointer": {
+            "_component_": "torchtune.training.FullModelHFCheckpointer",
+            "checkpoint_dir": str(base_dir),
+            "checkpoint_files": ["model.safetensors"],
+            "recipe_checkpoint": None,
+            "output_dir": str(out),
+            "model_type": "QWEN2",
+        },
+        "resume_from_checkpoint": False,
+        # the end-of-epoch save the recipe always makes: the adapter only (the merged model for the
+        # evaluation is built in memory)
+        "save_adapter_weights_only": True,
+        "dataset": {"_component_": f"{__name__}.tutor_rows_dataset", "path": str(rows), "packed": True},
+        "seed": c.seed,
+        "shuffle": True,
+        "epochs": c.epochs,
+        "max_steps_per_epoch": c.steps,
+        "batch_size": c.rows,  # packed rows of seq_len per step, as lexiedge-packed
+        "gradient_accumulation_steps": 1,
+        "optimizer": {
+            "_component_": "torch.optim.AdamW",
+            "fused": hf_optimizer() == "adamw_torch_fused",
+            "lr": c.lr,
+            "weight_decay": c.weight_decay,
+            "betas": [0.9, 0.999],
+            "eps": 1e-8,
+        },
+        "lr_scheduler": {
+            "_component_": "torchtune.training.lr_schedulers.get_cosine_schedule_with_warmup",
+            "num_warmup_steps": c.warmup_steps,
+        },
+        "device": "cpu",
+        "dtype": "fp32",
+        "clip_grad_norm": c.grad_clip,
+        "compile": compiled,
+        "enable_activation_checkpointing": False,
+        "enable_activation_offloading": False,
+        "metric_logger": {"_component_": f"{__name__}.StepLossLogger", "path": str(run_dir / "losses.jsonl")},
+        "log_every_n_steps": 1,
+        "log_peak_memory_stats": False,
+    }
+    for key, value in settings.items():
+        cfg[key] = value  # whole sections replaced: none of the yaml's paths (tokenizer files, data) remain
+    return cfg
+
+
+def write_train_rows(c: Comparable, tokenizer, path: Path) -> None:
+    """The chat-jsonl plugin's unpacked train split, as every runner gets it."""
+    splits, _ = load_splits(c, packing=False, tokenizer=tokenizer)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        for row in splits.train.rows:
+            example = {"input_ids": row.input_ids.tolist(), "labels": row.labels.tolist()}
+            handle.write(json.dumps(example) + "\n")
+
+
+def merged_hf_model(recipe, base_dir: Path):
+    """The recipe's trained LoRA merged into the HF base with torchtune's own functions (the merged
+    checkpoint it saves when not adapter-only). Its PEFT adapter export permutes the q/k LoRA B matrices
+    for Llama's rotary layout, which Qwen2's conversion does not use, so that file is not loaded here."""
+    import torch
+    from torchtune.models.qwen2._convert_weights import qwen2_tune_to_hf
+    from torchtune.modules.peft import get_merged_lora_ckpt
+    from transformers import AutoModelForCausalLM
+
+    hf = json.loads((base_dir / "config.json").read_text(encoding="utf-8"))
+    state = {key: value.detach().clone() for key, value in recipe._model.state_dict().items()}
+    merged = get_merged_lora_ckpt(state, rank=recipe._lora_rank, alpha=recipe._lora_alpha)
+    converted = qwen2_tune_to_hf(
+        merged,
+        num_heads=hf["num_attention_heads"],
+        num_kv_heads=hf["num_key_value_heads"],
+        dim=hf["hidden_size"],
+        tie_word_embeddings=hf["tie_word_embeddings"],
+    )
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    missing, unexpected = model.load_state_dict(converted, strict=False)
+    tied = {"lm_head.weight"} if hf["tie_word_embeddings"] else set()
+    if set(missing) - tied or unexpected:
+        raise SystemExit(
+            f"torchtune's merged weights do not fit the HF base: missing {missing}, extra {unexpected}"
+        )
+    return model
+
+
+def torchtune_trained_settings(recipe, cfg, c: Comparable) -> tuple[dict[str, Any], dict[str, float]]:
+    """The settings the recipe really trained with, in the Comparable's fields (those it has no notion of,
+    the base, examples per unpacked step and the validation share, are the comparison's own)."""
+    import torch
+    from torchtune.modules.peft import get_lora_module_names
+
+    names = get_lora_module_names(recipe._lora_attn_modules, recipe._apply_lora_to_mlp, False)
+    to_hf = {tune: hf for hf, tune in {**TORCHTUNE_ATTENTION, **TORCHTUNE_MLP}.items()}
+    trained = {to_hf[name] for name in names}
+    group = recipe._optimizer.param_groups[0]
+    comparable = {
+        **dataclasses.asdict(c),
+        "seq_len": recipe._tokenizer.max_seq_len,
+        "rows": recipe._dataloader.batch_size,
+        "steps": recipe.max_steps_per_epoch,
+        "epochs": recipe.total_epochs,
+        # whole epochs: the packed runners' cosine spans their own steps (see comparable_settings)
+        "total_steps": recipe.total_epochs * recipe._steps_per_epoch if c.steps else c.total_steps,
+        "warmup_steps": cfg.lr_scheduler.num_warmup_steps,
+        "lora_r": recipe._lora_rank,
+        "lora_alpha": recipe._lora_alpha,
+        "lora_dropout": cfg.model.lora_dropout,
+        "lora_targets": list(c.lora_targets) if trained == set(c.lora_targets) else sorted(trained),
+        "threads": torch.get_num_threads(),
+        "seed": recipe.seed,
+    }
+    optimizer = {
+        "lr": group["initial_lr"],
+        "weight_decay": group["weight_decay"],
+        "grad_clip": float(recipe._clip_grad_norm),
+    }
+    return comparable, optimizer
+
+
+def run_torchtune(
+    c: Comparable, compiled: bool, run_dir: Path, recorder: StepRecorder, val: bool
+) -> dict[str, Any]:
+    recipe_class = torchtune_recipe_class(torchtune_recipe_dir())
+    _, tokenizer = base_source_and_tokenizer(c)
+    base_dir = hf_base_dir(c, run_dir)
+    rows = run_dir / "train_rows.jsonl"
+    write_train_rows(c, tokenizer, rows)
+    cfg = torchtune_config(c, compiled, base_dir, rows, run_dir, tokenizer.pad_token_id)
+    recorder.install_torchtune()
+    recipe = recipe_class(cfg=cfg)
+    recipe.setup(cfg=cfg)
+    recipe.train()
+    recipe.cleanup()
+    losses = [
+        json.loads(line)["loss"]
+        for line in (run_dir / "losses.jsonl").read_text(encoding="utf-8").splitlines()
+        if '"loss"' in line
+    ]
+    comparable, optimizer = torchtune_trained_settings(recipe, cfg, c)
+    packs = recipe._dataloader.dataset
+    return {
+        "comparable": comparable,
+        "losses": losses,
+        "optimizer": optimizer,
+        "packed_rows": len(packs),
+        "packed_tokens": sum(recorder.real_tokens(pack["tokens"], None) for pack in packs),
+        "val": validation_loss(merged_hf_model(recipe, base_dir), c, tokenizer) if val else None,
+    }
+
+
 def child(spec: dict[str, Any]) -> dict[str, Any]:
     import torch
 
@@ -412,13 +774,16 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         result = run_lexiedge(c, runner == "lexiedge-packed", compiled, run_dir, recorder)
         if spec["val"]:
             result["val"] = lexiedge_final_validation(c, Path(result["final_adapter"]), tokenizer)
+    elif runner == "torchtune":
+        sys.path.insert(0, spec["torchtune_dir"])  # this process only: its torchao would break peft's LoRA
+        result = run_torchtune(c, compiled, run_dir, recorder, spec["val"])
     else:
         os.environ["BENCH_VAL"] = "1" if spec["val"] else "0"
         result = run_hf(c, runner == "hf-flat", compiled, run_dir, recorder)
     seconds = time.perf_counter() - started
     return {
         "mode": mode,
-        "comparable": dataclasses.asdict(c),
+        "comparable": result.pop("comparable", dataclasses.asdict(c)),  # what the runner really trained with
         "peak_rss_mb": peak_rss_mb(),
         "wall_s": seconds,
         "torch_threads": torch.get_num_threads(),
@@ -527,7 +892,7 @@ def summarise(runs: dict[str, list[dict[str, Any]]], modes: list[str]) -> dict[s
         }
     ratios: dict[str, Any] = {}
     for ours in (m for m in modes if m.startswith("lexiedge")):
-        for theirs in (m for m in modes if m.startswith("hf")):
+        for theirs in (m for m in modes if not m.startswith("lexiedge")):
             a, b = summary[ours], summary[theirs]
             ratios[f"{ours}/{theirs}"] = {
                 "real_tokens_per_s": a["real_tokens_per_s"] / b["real_tokens_per_s"],
@@ -579,7 +944,7 @@ def markdown(summary: dict[str, Any], c: Comparable) -> str:
             f"| {mode} | {row['real_tokens_per_s']:.1f} | {row['peak_rss_mb']:.0f} | {row['real_tokens']} "
             f"| {row['steps']} | {val} | {ppl} |"
         )
-    lines += ["", "| lexiedge / HF | real tokens/s | peak RSS | val loss |", "|---|---:|---:|---:|"]
+    lines += ["", "| lexiedge / peer | real tokens/s | peak RSS | val loss |", "|---|---:|---:|---:|"]
     for pair, ratio in summary["ratios"].items():
         val = f"{ratio['val_loss']:.4f}" if ratio["val_loss"] is not None else "-"
         lines.append(f"| {pair} | {ratio['real_tokens_per_s']:.2f}x | {ratio['peak_rss']:.2f}x | {val} |")
@@ -606,7 +971,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         epilog="\n".join(__doc__.splitlines()[1:4]),
     )
     parser.add_argument("--base", choices=tuple(BASES), default="0.5b")
-    parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, from {', '.join(MODES)}")
+    parser.add_argument(
+        "--modes",
+        default=",".join(DEFAULT_MODES),
+        help=f"comma-separated, from {', '.join(MODES)} (torchtune's only when named)",
+    )
+    parser.add_argument(
+        "--torchtune-dir",
+        type=Path,
+        default=TORCHTUNE_DIR,
+        help="torchtune 0.6.1 and its torchao, installed apart from the project (see the error for how)",
+    )
     parser.add_argument("--steps", type=int, default=8, help="optimizer steps per run (0: whole --epochs)")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--warmup", type=int, default=2, help="untimed first optimizer steps of each run")
@@ -649,9 +1024,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.val_fraction = 0.1 if args.base == "tiny" else 0.02
     if args.steps == 0:
         args.steps = None
+    if args.steps is not None and args.steps < args.warmup + 2:
+        parser.error(
+            f"--steps {args.steps} leaves no timed step after --warmup {args.warmup}: "
+            f"give {args.warmup + 2} or more"
+        )
     unknown = [mode for mode in args.modes.split(",") if mode not in MODES]
     if unknown:
         parser.error(f"unknown --modes {unknown}; expected some of {', '.join(MODES)}")
+    if set(args.modes.split(",")) & set(TORCHTUNE_MODES):
+        missing = torchtune_missing(args.torchtune_dir)
+        if missing:
+            parser.error(missing)
     return args
 
 
@@ -681,6 +1065,7 @@ def main(argv: list[str] | None = None) -> None:
                     "run_dir": str(tmp / f"{mode}-{repeat}"),
                     "warmup": args.warmup,
                     "val": args.val,
+                    "torchtune_dir": str(args.torchtune_dir),
                 }
                 result = run_child(spec, tmp / f"{mode}-{repeat}.log")
                 runs[mode].append(result)
