@@ -575,22 +575,31 @@ def torchtune_model(c: Comparable, hf: dict[str, Any]) -> dict[str, Any]:
 def hf_base_dir(c: Comparable, run_dir: Path) -> Path:
     """The base as an HF checkpoint (config.json + model.safetensors) for torchtune's checkpointer: a built
     base's own folder, a random base's seeded weights (the HF runner's) saved once in the run dir."""
+    source, _ = base_source_and_tokenizer(c)
+    if source.kind != "random":
+        if not (Path(source.location) / "model.safetensors").is_file():
+            raise SystemExit(f"base {c.base}: torchtune needs a model.safetensors in {source.location}")
+        return Path(source.location)
+    out = run_dir / "base"
+    # in a process of its own: building and saving the random base stays out of this child's peak RSS (what
+    # it measures is torchtune's own load, checkpoint to model, as the HF child measures from_config)
+    spec = {"save_random_base": str(out), "comparable": dataclasses.asdict(c)}
+    subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], check=True, stdout=subprocess.DEVNULL)
+    return out
+
+
+def save_random_base(c: Comparable, out: Path) -> None:
+    """The HF runner's seeded random base, saved (one safetensors file: below transformers' shard size)."""
     import torch
     from transformers import AutoModelForCausalLM
 
     from lexiedge_qwen_lora.base import RANDOM_BASE_SEED, random_config
 
     source, tokenizer = base_source_and_tokenizer(c)
-    if source.kind != "random":
-        if not (Path(source.location) / "model.safetensors").is_file():
-            raise SystemExit(f"base {c.base}: torchtune needs a model.safetensors in {source.location}")
-        return Path(source.location)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(RANDOM_BASE_SEED)
         base = AutoModelForCausalLM.from_config(random_config(source, tokenizer), dtype=torch.float32)
-    out = run_dir / "base"
-    base.save_pretrained(out)  # one safetensors file below transformers' 5 GB shard size
-    return out
+    base.save_pretrained(out)
 
 
 def torchtune_config(c: Comparable, compiled: bool, base_dir: Path, rows: Path, run_dir: Path, pad_id: int):
@@ -762,6 +771,9 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     c = Comparable(**{**spec["comparable"], "lora_targets": tuple(spec["comparable"]["lora_targets"])})
+    if "save_random_base" in spec:
+        save_random_base(c, Path(spec["save_random_base"]))
+        return {}
     torch.set_num_threads(c.threads)
     _, tokenizer = base_source_and_tokenizer(c)
     recorder = StepRecorder(pad_id=tokenizer.pad_token_id)
