@@ -768,6 +768,10 @@ def run_torchtune(
 
 
 def child(spec: dict[str, Any]) -> dict[str, Any]:
+    if spec.get("mode", "").removesuffix(COMPILED) == "torchtune":
+        # first, before anything imports torchao: a project environment may hold a newer one (executorch's)
+        # that torchtune cannot import; this process only, since its torchao would break peft's LoRA
+        sys.path.insert(0, spec["torchtune_dir"])
     import torch
 
     c = Comparable(**{**spec["comparable"], "lora_targets": tuple(spec["comparable"]["lora_targets"])})
@@ -787,7 +791,6 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         if spec["val"]:
             result["val"] = lexiedge_final_validation(c, Path(result["final_adapter"]), tokenizer)
     elif runner == "torchtune":
-        sys.path.insert(0, spec["torchtune_dir"])  # this process only: its torchao would break peft's LoRA
         result = run_torchtune(c, compiled, run_dir, recorder, spec["val"])
     else:
         os.environ["BENCH_VAL"] = "1" if spec["val"] else "0"
