@@ -50,8 +50,8 @@ class EngineSettings(PluginSettings):
         False,
         description=(
             "torch.compile the model's training forward (the decoder, for causal-LM LoRA) in place: faster "
-            "steps after minutes of compiling in the first steps (Qwen2.5-0.5B on 2 CPU cores: 1.15x tokens/s, "
-            "30% less peak memory); evaluation runs eagerly; on the CPU it needs a C++ compiler (g++, clang++)"
+            "steps after minutes of compiling in the first steps (Qwen2.5-0.5B on 2 CPU cores: 1.05-1.15x "
+            "tokens/s, a third less peak memory); evaluation runs eagerly; on the CPU it needs a C++ compiler"
         ),
     )
     ema_decay: float | None = Field(
