@@ -275,6 +275,18 @@ def base_source_and_tokenizer(c: Comparable, weights: bool = True):
     return source, load_tokenizer(source)
 
 
+def hf_base_model(c: Comparable):
+    """The base every peer starts from, fp32 with SDPA attention, loaded by the qwen-lora plugin's own loader
+    (a random base's seeded init, a built or local base's files), so all runners hold the same weights."""
+    from lexiedge.profile import DeviceSpec
+    from lexiedge_qwen_lora.base import load_base_model
+    from lexiedge_qwen_lora.settings import QwenLoraSettings
+
+    source, tokenizer = base_source_and_tokenizer(c)
+    settings = QwenLoraSettings(base=c.base, dtype="fp32", attn_implementation="sdpa")
+    return load_base_model(source, settings, DeviceSpec(kind="cpu", memory_gb=8, precision="fp32"), tokenizer)
+
+
 def validation_loss(module, c: Comparable, tokenizer) -> dict[str, float]:
     """One evaluator for every runner: the causal-lm-lora trainer's token-weighted answer-token loss on the
     unpacked validation split, batch 8, in eval mode."""
@@ -330,28 +342,15 @@ def run_lexiedge(c: Comparable, packing: bool, compiled: bool, run_dir: Path, re
 
 
 def run_hf(c: Comparable, flat: bool, compiled: bool, run_dir: Path, recorder: StepRecorder) -> dict[str, Any]:
-    import torch
     from peft import LoraConfig, get_peft_model
     from transformers import (
-        AutoModelForCausalLM,
         DataCollatorForSeq2Seq,
         DataCollatorWithFlattening,
         Trainer,
     )
 
-    from lexiedge_qwen_lora.base import RANDOM_BASE_SEED, random_config
-
-    source, tokenizer = base_source_and_tokenizer(c)
-    if source.kind == "random":  # the same seeded random init as the qwen-lora plugin's random bases
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(RANDOM_BASE_SEED)
-            base = AutoModelForCausalLM.from_config(
-                random_config(source, tokenizer), dtype=torch.float32, attn_implementation="sdpa"
-            )
-    else:
-        base = AutoModelForCausalLM.from_pretrained(
-            source.location, dtype=torch.float32, attn_implementation="sdpa"
-        )
+    _, tokenizer = base_source_and_tokenizer(c)
+    base = hf_base_model(c)
     base.config.use_cache = False
     model = get_peft_model(
         base,
@@ -590,16 +589,7 @@ def hf_base_dir(c: Comparable, run_dir: Path) -> Path:
 
 def save_random_base(c: Comparable, out: Path) -> None:
     """The HF runner's seeded random base, saved (one safetensors file: below transformers' shard size)."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    from lexiedge_qwen_lora.base import RANDOM_BASE_SEED, random_config
-
-    source, tokenizer = base_source_and_tokenizer(c)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(RANDOM_BASE_SEED)
-        base = AutoModelForCausalLM.from_config(random_config(source, tokenizer), dtype=torch.float32)
-    base.save_pretrained(out)
+    hf_base_model(c).save_pretrained(out)
 
 
 def torchtune_config(c: Comparable, compiled: bool, base_dir: Path, rows: Path, run_dir: Path, pad_id: int):
@@ -809,20 +799,9 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
 
 def lexiedge_final_validation(c: Comparable, adapter_dir: Path, tokenizer) -> dict[str, float]:
     """The run's final adapter (peft format, as users load it) on its base, through the common evaluator."""
-    import torch
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM
 
-    source, _ = base_source_and_tokenizer(c)
-    if source.kind == "random":
-        from lexiedge_qwen_lora.base import RANDOM_BASE_SEED, random_config
-
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(RANDOM_BASE_SEED)
-            base = AutoModelForCausalLM.from_config(random_config(source, tokenizer), dtype=torch.float32)
-    else:
-        base = AutoModelForCausalLM.from_pretrained(source.location, dtype=torch.float32)
-    return validation_loss(PeftModel.from_pretrained(base, adapter_dir), c, tokenizer)
+    return validation_loss(PeftModel.from_pretrained(hf_base_model(c), adapter_dir), c, tokenizer)
 
 
 # --- the parent: settings, alternated children, report ---------------------------------------------

@@ -227,6 +227,14 @@ def test_padded_batches_train_every_example_each_epoch_the_ragged_last_one_inclu
     assert [row["epoch"] for row in history] == [1.0, 2.0]  # each epoch ended after its ragged batch
 
 
+def with_train_settings(profile: Path, out: Path, **train) -> Path:
+    """A copy of ``profile`` at ``out`` with ``train`` merged into the tutor's train section."""
+    settings = yaml.safe_load(profile.read_text())
+    settings["models"]["tutor"]["train"].update(train)
+    out.write_text(yaml.safe_dump(settings))
+    return out
+
+
 def test_compiled_training_saves_the_same_adapter_names_and_learns_like_eager(
     trained: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -239,10 +247,7 @@ def test_compiled_training_saves_the_same_adapter_names_and_learns_like_eager(
     from lexiedge.cli import main
 
     profile, reference_run = trained
-    settings = yaml.safe_load(profile.read_text())
-    settings["models"]["tutor"]["train"].update(compile=True, max_steps=5)
-    compiled_profile = tmp_path / "compiled.yaml"
-    compiled_profile.write_text(yaml.safe_dump(settings))
+    compiled_profile = with_train_settings(profile, tmp_path / "compiled.yaml", compile=True, max_steps=5)
     run_dir = tmp_path / "run"
     assert main(["train", "--profile", str(compiled_profile), "--out", str(run_dir)]) == 0
     assert "train.compile: Qwen2Model compiled" in capsys.readouterr().out
@@ -255,7 +260,7 @@ def test_compiled_training_saves_the_same_adapter_names_and_learns_like_eager(
     assert step5 == pytest.approx(eager5, rel=2e-3)
     assert step5 < baseline_val_loss(profile)
 
-    base = AutoModelForCausalLM.from_pretrained(settings["models"]["tutor"]["model"]["base"])
+    base = AutoModelForCausalLM.from_pretrained(yaml.safe_load(profile.read_text())["models"]["tutor"]["model"]["base"])
     adapted = PeftModel.from_pretrained(base, run_dir / "final" / "adapter")  # peft's loader accepts the names
     assert any("lora_B" in name and param.abs().sum() > 0 for name, param in adapted.named_parameters())
 
@@ -266,10 +271,7 @@ def test_compile_without_a_cpp_compiler_is_one_line_before_training(
     from lexiedge.cli import main
 
     profile, _ = trained
-    settings = yaml.safe_load(profile.read_text())
-    settings["models"]["tutor"]["train"]["compile"] = True
-    compiled_profile = tmp_path / "compiled.yaml"
-    compiled_profile.write_text(yaml.safe_dump(settings))
+    compiled_profile = with_train_settings(profile, tmp_path / "compiled.yaml", compile=True)
     monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
     assert main(["train", "--profile", str(compiled_profile), "--out", str(tmp_path / "run")]) != 0
     captured = capsys.readouterr()
