@@ -2,6 +2,7 @@
 
     python bench/bench_ravdess_speech.py --folds 5 --seeds 0 1           # the yardstick: 5 folds x 2 seeds
     python bench/bench_ravdess_speech.py --folds 5 --enroll neutral      # without and with enrollment
+    python bench/bench_ravdess_speech.py --folds 5 --seeds 0 1 2 --ensemble  # + each fold's 3-seed ensemble
     python bench/bench_ravdess_speech.py                                 # the quick check: cpu as shipped
     python bench/bench_ravdess_speech.py --profile rtx3050-4gb           # its sizes, trained on this CPU
     python bench/bench_ravdess_speech.py --set models.emotion-av.train.epochs=20 --json out.json
@@ -231,8 +232,10 @@ def crossval_once(
     seeds: list[int],
     console: Any,
     enroll: str | None = None,
+    ensemble: bool = False,
 ) -> dict[str, Any]:
-    """``lexiedge eval --folds K`` of the recipe (the profile + ``overrides``) over the actors of ``data``."""
+    """``lexiedge eval --folds K`` of the recipe (the profile + ``overrides``) over the actors of ``data``;
+    ``ensemble``: each fold's seeds also scored as one model (the mean of their probabilities)."""
     from lexiedge.crossval import CrossValRequest, cross_validate, print_report
     from lexiedge.plugin import get_host
     from lexiedge.profile import load_profile
@@ -242,6 +245,7 @@ def crossval_once(
         + "".join(f" --set '{item}'" for item in overrides)
         + "".join(f" --seed {s}" for s in seeds)
         + (f" --enroll {enroll}" if enroll else "")
+        + (" --ensemble" if ensemble else "")
         + f" --out {out}",
         soft_wrap=True,
         markup=False,
@@ -257,6 +261,7 @@ def crossval_once(
             out=out,
             seeds=tuple(seeds),
             enroll=enroll,
+            ensemble=ensemble,
         ),
         console,
     )
@@ -309,7 +314,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="\n".join(__doc__.splitlines()[1:8]),
+        epilog="\n".join(__doc__.splitlines()[1:9]),
     )
     parser.add_argument(
         "--data", type=Path, default=DEFAULT_DATA, help="RAVDESS speech folder (Actor_NN/*.wav)"
@@ -331,6 +336,11 @@ def main() -> None:
         metavar="neutral|K",
         help="with --folds: each recipe without and with speaker "
         "enrollment (normalised by the profile of each speaker's neutral+calm or K clips)",
+    )
+    parser.add_argument(
+        "--ensemble",
+        action="store_true",
+        help="with --folds and 2+ --seeds: also score each fold's seed models as one ensemble",
     )
     parser.add_argument("--ablation", action="store_true", help="the ablation table's runs (cpu profile)")
     parser.add_argument(
@@ -396,6 +406,7 @@ def main() -> None:
                 args.folds,
                 args.seeds,
                 console,
+                ensemble=args.ensemble,
             )
             result["name"] = name
             results.append(result)
@@ -482,8 +493,9 @@ def enrollment_table(results: list[dict[str, Any]]) -> str:
 def crossval_table(results: list[dict[str, Any]]) -> str:
     """One markdown row per recipe: mean ± sd over folds x seeds, and each seed's mean over folds."""
     lines = [
-        "| recipe | UAR mean ± sd | WAR | macro-F1 | UAR per seed (mean over folds) | runs |",
-        "|---|---:|---:|---:|---|---:|",
+        "| recipe | UAR mean ± sd | WAR | macro-F1 | UAR per seed (mean over folds) | runs "
+        "| seed ensemble UAR (mean ± sd over folds) |",
+        "|---|---:|---:|---:|---|---:|---:|",
     ]
     for result in results:
         stats, seeds = result["crossval"]["mean_sd"], result["crossval"]["per_seed"]
@@ -491,9 +503,15 @@ def crossval_table(results: list[dict[str, Any]]) -> str:
             key: f"{stats[key]['mean']:.3f} ± {stats[key]['sd']:.3f}" for key in ("uar", "war", "macro_f1")
         }
         per_seed = ", ".join(f"{row['uar']:.3f}" for row in seeds.values())
+        ensemble = result["crossval"].get("ensemble")
+        combined = (
+            f"{ensemble['mean_sd']['uar']['mean']:.3f} ± {ensemble['mean_sd']['uar']['sd']:.3f}"
+            if ensemble
+            else "-"
+        )
         lines.append(
             f"| {result['name']} | {cell['uar']} | {cell['war']} | {cell['macro_f1']} | {per_seed} | "
-            f"{stats['uar']['n']} |"
+            f"{stats['uar']['n']} | {combined} |"
         )
     return "\n".join(lines)
 

@@ -501,3 +501,20 @@ class EvaluatorPlugin(Plugin):
     @abstractmethod
     def evaluate_artifact(self, request: EvalRequest) -> EvalResult:
         """Score an artifact through :mod:`lexiedge.runtime`, as an app would run it."""
+
+    def evaluate_ensemble(self, request: EvalRequest, members: Sequence[EnsembleMember]) -> list[EvalResult]:
+        """Score ``members`` (runs and/or artifacts) each, and their ensemble: one row per member, then the
+        ensemble's (``request.path`` is unused; ``request.out_dir`` takes every row's files). Evaluators of
+        tasks that cannot be combined keep this refusal."""
+        from lexiedge.errors import UsageError
+
+        raise UsageError(f"the {self.name!r} evaluator cannot combine models into an ensemble; evaluate "
+                         "each path on its own (without --ensemble)")
+
+
+@dataclass(frozen=True)
+class EnsembleMember:
+    """One model of an ensemble `lexiedge eval --ensemble` scores."""
+
+    path: Path
+    kind: str  # "run" (PyTorch weights) or "artifact" (through the runtime)

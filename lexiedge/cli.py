@@ -764,6 +764,14 @@ def evaluate(
             "they give a speaker-normalising model its profile and are left out of the scored clips",
         ),
     ] = None,
+    ensemble: Annotated[
+        bool,
+        typer.Option(
+            "--ensemble",
+            help="the paths are one model's members (e.g. seeds): score each and the mean of their class "
+            "probabilities; with --folds and 2+ seeds: each fold's seed ensemble too",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """The task metric of runs and artifacts in one table: what each export costs; or, with --folds,
@@ -771,12 +779,13 @@ def evaluate(
 
     lexiedge eval runs/cpu/emotion-av/<time> artifacts/emotion-av/onnx artifacts/emotion-av/onnx-int8;
     lexiedge eval runs/cpu/qwen-lora/<time> artifacts/qwen-lora/onnx-int4 --data jfleg/ --split test;
-    lexiedge eval --folds 5 --profile cpu --model emotion-av --data ravdess-speech/ --seed 0 --seed 1.
+    lexiedge eval --folds 5 --profile cpu --model emotion-av --data ravdess-speech/ --seed 0 --seed 1;
+    lexiedge eval runs/cpu/emotion-av/seed-0 runs/cpu/emotion-av/seed-1 --ensemble.
     """
     if folds is not None:
         _cross_validate(paths or [], folds=folds, profile=profile, model=model, overrides=set_ or [],
                         data=data, out=out, seeds=seeds, val_groups=val_groups, enroll=enroll,
-                        as_json=as_json)
+                        ensemble=ensemble, as_json=as_json)
         return
     from lexiedge.errors import UsageError
 
@@ -789,7 +798,7 @@ def evaluate(
     from lexiedge.evaluate import print_table
 
     report = run_eval(paths or [], data=data, split=split, out=out, limit=limit,
-                      console=err_console if as_json else console, enroll=enroll)
+                      console=err_console if as_json else console, enroll=enroll, ensemble=ensemble)
     if as_json:  # what eval.json holds, and where it is
         import json
 
@@ -801,8 +810,7 @@ def evaluate(
 
 def _cross_validate(paths: list[Path], *, folds: int, profile: str | None, model: str | None,
                     overrides: list[str], data: Path | None, out: Path | None, seeds: list[int] | None,
-                    val_groups: int,
-                    enroll: str | None, as_json: bool) -> None:
+                    val_groups: int, enroll: str | None, ensemble: bool, as_json: bool) -> None:
     """`lexiedge eval --folds K`: the recipe of --profile/--model (or of one run directory), k-fold."""
     import time
 
@@ -815,7 +823,8 @@ def _cross_validate(paths: list[Path], *, folds: int, profile: str | None, model
         seeds = [int(getattr(loaded.model(model_key).train.settings, "seed", 0))]
     request = CrossValRequest(profile=loaded, model_key=model_key, data=data, folds=folds,
                               out=out or EVALS_DIR / f"crossval-{time.strftime('%Y%m%d-%H%M%S')}",
-                              seeds=tuple(dict.fromkeys(seeds)), val_groups=val_groups, enroll=enroll)
+                              seeds=tuple(dict.fromkeys(seeds)), val_groups=val_groups, enroll=enroll,
+                              ensemble=ensemble)
     report = cross_validate(request, err_console if as_json else console)
     if as_json:
         _print_json({**report.summary, "path": str(report.path)})

@@ -27,6 +27,10 @@ call :func:`cross_validate`. The protocol:
   out of the scored clips for every model, so a recipe scored with and without enrollment is scored on
   the same clips. A recipe already cross-validated is only scored again (``results/...-enroll-E.json``,
   ``crossval-enroll-E.json``); a speaker-normalising recipe trains with ``data.enrollment`` in it.
+- **Seed ensembles** (``ensemble``, 2+ seeds). Each fold is also scored by the mean of its seed models'
+  class probabilities (:meth:`EvaluatorPlugin.evaluate_ensemble`), on the same clips: what shipping the
+  seeds as one model (`lexiedge ensemble`) scores on speakers none of them heard. The report adds its
+  mean ± sd over folds and its pooled score; ``results/fold-F-ensemble-seeds-...json`` keeps each fold's.
 - **Resumable.** Runs go one after the other into ``OUT/fold-F-seed-S/``; a finished one's scores are
   written to ``OUT/results/fold-F-seed-S.json`` (atomically) and never recomputed. After a kill, the
   same command continues: finished runs are kept, the interrupted one resumes from its last checkpoint
@@ -249,6 +253,7 @@ class CrossValRequest:
     enroll: str | None = (
         None  # score with each speaker's enrollment clips (and without them in the scored clips)
     )
+    ensemble: bool = False  # also score each fold's seed ensemble (the mean of its seeds' probabilities)
 
 
 @dataclass
@@ -277,6 +282,8 @@ def plan(request: CrossValRequest) -> tuple[DatasetPlugin, list[Fold]]:
         )
     if not request.seeds:
         raise UsageError("cross-validation needs at least one seed")
+    if request.ensemble and len(request.seeds) < 2:
+        raise UsageError(f"--ensemble combines each fold's seeds; pass 2 or more seeds (got {len(request.seeds)})")
     groups = [group for group in groups if group not in set(request.exclude_groups)]
     return data_plugin, make_folds(groups, request.folds, request.val_groups)
 
@@ -349,9 +356,76 @@ def cross_validate(
             if on_result is not None:
                 on_result(result)
     summary = summarise(results, folds, request)
+    if request.ensemble:
+        summary["ensemble"] = _ensemble_summary(
+            [_ensemble_result(out, fold, request, console) for fold in folds], request
+        )
     report = REPORT_JSON if request.enroll is None else f"crossval-enroll-{request.enroll}.json"
     path = atomic.write_json(out / report, summary)
     return CrossValReport(path, folds, results, summary)
+
+
+def _ensemble_result(out: Path, fold: Fold, request: CrossValRequest, console: Console) -> dict[str, Any]:
+    """The test scores of the mean of the fold's seed models' probabilities (kept in ``results/``)."""
+    import json
+
+    from lexiedge.api import EnsembleMember, EvalRequest
+    from lexiedge.evaluate import evaluator_for, resolve_target
+
+    name = f"{fold.name}-ensemble-seeds-{'-'.join(str(seed) for seed in request.seeds)}" + (
+        f"-enroll-{request.enroll}" if request.enroll else ""
+    )
+    path = out / RESULTS_DIR / f"{name}.json"
+    label = f"{fold.name} (test {_describe(fold.test)}), ensemble of seeds {', '.join(map(str, request.seeds))}"
+    if path.is_file():
+        try:
+            result = json.loads(path.read_text(encoding="utf-8"))
+            console.print(f"[bold]crossval[/] {label}: done before, kept", highlight=False)
+            return result
+        except (OSError, ValueError):
+            pass  # unreadable: scored again
+    runs = [out / result_name(fold, seed) for seed in request.seeds]
+    task = resolve_target(runs[0]).task
+    where = out / "ensembles" / name
+    where.mkdir(parents=True, exist_ok=True)
+    console.print(f"[bold]crossval[/] {label}: scoring", highlight=False)
+    rows = evaluator_for(task).evaluate_ensemble(
+        EvalRequest(runs[0], request.data, "test", where, console, enroll=request.enroll),
+        [EnsembleMember(run, "run") for run in runs],
+    )
+    ensemble = rows[-1]
+    result = {
+        "fold": fold.index + 1,
+        "seeds": list(request.seeds),
+        "test_groups": list(fold.test),
+        "metrics": {key: float(ensemble.metrics[key]) for key in METRICS},
+        "samples": int(ensemble.details.get("samples", 0)),
+        "confusion": ensemble.details.get("confusion") or [],
+        "members": [{key: float(row.metrics[key]) for key in METRICS} for row in rows[:-1]],
+    }
+    atomic.write_json(path, result, fsync=True)
+    console.print(f"  {label}: " + ", ".join(f"{key} {result['metrics'][key]:.3f}" for key in METRICS),
+                  highlight=False)
+    return result
+
+
+def _ensemble_summary(per_fold: list[dict[str, Any]], request: CrossValRequest) -> dict[str, Any]:
+    """mean ± sd over folds of the seed ensembles, and their pooled score."""
+    import numpy as np
+
+    from lexiedge.metrics import classification_metrics
+
+    pooled = None
+    if all(row["confusion"] for row in per_fold):
+        scores = classification_metrics(np.sum([np.asarray(row["confusion"]) for row in per_fold], axis=0))
+        pooled = {key: float(scores[key]) for key in METRICS}
+    return {
+        "seeds": list(request.seeds),
+        "combine": "mean of the seed models' class probabilities",
+        "mean_sd": {key: mean_sd([row["metrics"][key] for row in per_fold]) for key in METRICS},
+        "pooled": pooled,
+        "folds": per_fold,
+    }
 
 
 def _prepare_run_dir(run_dir: Path) -> bool:
@@ -524,6 +598,16 @@ def print_report(report: CrossValReport, console: Console) -> None:
         *(f"{stats[key]['mean']:.3f} ± {stats[key]['sd']:.3f}" for key in METRICS),
     )
     console.print(table)
+    ensemble = report.summary.get("ensemble")
+    if ensemble:
+        stats = ensemble["mean_sd"]
+        console.print(
+            f"ensemble of seeds {', '.join(map(str, ensemble['seeds']))} (mean of probabilities), per fold "
+            + ", ".join(f"{row['metrics']['uar']:.3f}" for row in ensemble["folds"])
+            + ": "
+            + ", ".join(f"{key} {stats[key]['mean']:.3f} ± {stats[key]['sd']:.3f}" for key in METRICS),
+            highlight=False,
+        )
     for seed, row in report.summary["per_seed"].items():
         pooled = row["pooled"]
         console.print(

@@ -94,13 +94,17 @@ def evaluate(
     limit: int | None,
     console: Console,
     enroll: str | None = None,
+    ensemble: bool = False,
 ) -> EvalReport:
     """Score every path with its task's evaluator; write ``<out>/eval.json``. ``enroll``: each speaker's
-    enrollment clips (``neutral`` or a count) give speaker-normalising runs their profile, not scored."""
-    from lexiedge.api import EvalRequest
+    enrollment clips (``neutral`` or a count) give speaker-normalising runs their profile, not scored.
+    ``ensemble``: the paths are one model's members; a last row scores the mean of their probabilities."""
+    from lexiedge.api import EnsembleMember, EvalRequest
 
     if not paths:
         raise UsageError("pass at least one run or artifact directory")
+    if ensemble and len(paths) < 2:
+        raise UsageError(f"--ensemble combines 2 or more runs or artifacts; got {len(paths)}")
     if data is not None and not data.exists():
         raise UsageError(f"--data {data}: no such file or folder")
     targets = [resolve_target(path) for path in paths]  # every path checked before any scoring
@@ -112,18 +116,32 @@ def evaluate(
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; pass a directory")
     out.mkdir(parents=True, exist_ok=True)
-    results: list[EvalResult] = []
-    for index, target in enumerate(targets):
-        where = out / f"{index:02d}-{_slug(target.path.name if target.kind == ARTIFACT else 'run-' + target.path.name)}"
-        where.mkdir(parents=True, exist_ok=True)
-        request = EvalRequest(target.path, data, split, where, console, limit, enroll)
-        console.print(f"[bold]eval[/] {target.kind} {target.path} ({target.task}, split {split})", highlight=False)
-        run = evaluator.evaluate_run if target.kind == RUN else evaluator.evaluate_artifact
-        results.append(run(request))
-    summary = {**_summary(evaluator, targets, results, data, split), "enroll": enroll}
+    if ensemble:
+        console.print(f"[bold]eval[/] an ensemble of {len(targets)} ({tasks[0]}, split {split})", highlight=False)
+        results = evaluator.evaluate_ensemble(
+            EvalRequest(targets[0].path, data, split, out, console, limit, enroll),
+            [EnsembleMember(target.path, target.kind) for target in targets],
+        )
+        targets = [*targets, EvalTarget(out, "ensemble", tasks[0])]  # the last row: the ensemble itself
+    else:
+        results = [_evaluate_one(evaluator, index, target, data, split, out, limit, enroll, console)
+                   for index, target in enumerate(targets)]
+    summary = {**_summary(evaluator, targets, results, data, split), "enroll": enroll, "ensemble": ensemble}
     path = out / EVAL_JSON
     atomic.write_json(path, summary)
     return EvalReport(path, tasks[0], evaluator.primary_metric, results)
+
+
+def _evaluate_one(evaluator: EvaluatorPlugin, index: int, target: EvalTarget, data: Path | None, split: str,
+                  out: Path, limit: int | None, enroll: str | None, console: Console) -> EvalResult:
+    from lexiedge.api import EvalRequest
+
+    where = out / f"{index:02d}-{_slug(target.path.name if target.kind == ARTIFACT else 'run-' + target.path.name)}"
+    where.mkdir(parents=True, exist_ok=True)
+    request = EvalRequest(target.path, data, split, where, console, limit, enroll)
+    console.print(f"[bold]eval[/] {target.kind} {target.path} ({target.task}, split {split})", highlight=False)
+    run = evaluator.evaluate_run if target.kind == RUN else evaluator.evaluate_artifact
+    return run(request)
 
 
 def _summary(evaluator: EvaluatorPlugin, targets: list[EvalTarget], results: list[EvalResult],

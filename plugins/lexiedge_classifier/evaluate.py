@@ -9,14 +9,14 @@ run recorded) with the same settings, split included, so the rows of one table a
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from lexiedge.api import DataSplits, EvalRequest, EvalResult, EvaluatorPlugin
+from lexiedge.api import DataSplits, EnsembleMember, EvalRequest, EvalResult, EvaluatorPlugin
 from lexiedge.cache import cache_dir
 from lexiedge.errors import UsageError
 from lexiedge.metrics import classification_metrics, confusion_matrix
@@ -25,7 +25,7 @@ from lexiedge_runtime.tasks import av_classification as av_task
 
 SPLITS = ("train", "val", "test")
 BATCH = 16
-CONFUSION_PNG, CONFUSION_JSON = "confusion.png", "confusion.json"
+CONFUSION_PNG, CONFUSION_JSON, PREDICTIONS_JSON = "confusion.png", "confusion.json", "predictions.json"
 TABLE_METRICS = ("uar", "war", "macro_f1")
 
 
@@ -45,6 +45,40 @@ class ClassificationEvaluator(EvaluatorPlugin):
     primary_metric: ClassVar[str] = av_task.METRIC.name
 
     def evaluate_run(self, request: EvalRequest) -> EvalResult:
+        return self._report("run", request, self._predict(request, *self._run_model(request)))
+
+    def evaluate_artifact(self, request: EvalRequest) -> EvalResult:
+        return self._report("artifact", request, self._predict(request, *self._artifact_model(request)))
+
+    def evaluate_ensemble(self, request: EvalRequest, members: Sequence[EnsembleMember]) -> list[EvalResult]:
+        """Each member's row, then the ensemble's: the mean of the members' class probabilities.
+
+        Every member reads the clips its own recipe loads (a speaker-normalising one with its speakers'
+        profiles), so the members must score the same clips, in the same order, with the same labels.
+        """
+        rows, predictions = [], []
+        for index, member in enumerate(members):
+            where = request.out_dir / f"member-{index:02d}"
+            where.mkdir(parents=True, exist_ok=True)
+            member_request = replace(request, path=member.path, out_dir=where)
+            model = self._run_model(member_request) if member.kind == "run" else self._artifact_model(member_request)
+            name, splits, logits_of = model
+            prediction = self._predict(member_request, f"{member.path.name}: {name}", splits, logits_of)
+            if predictions and not _same_clips(predictions[0], prediction):
+                raise UsageError(
+                    f"{member.path} scores other clips than {members[0].path} (its data, split or labels "
+                    "differ); an ensemble's members must be trained on the same data settings"
+                )
+            predictions.append(prediction)
+            rows.append(self._report(member.kind, member_request, prediction))
+        first = predictions[0]
+        probabilities = np.mean([_softmax(prediction.logits) for prediction in predictions], axis=0)
+        combined = _Prediction(f"ensemble of {len(members)} (mean of probabilities)", first.truth,
+                               np.log(np.maximum(probabilities, np.finfo(np.float32).tiny)), first.labels)
+        rows.append(self._report("ensemble", request, combined))
+        return rows
+
+    def _run_model(self, request: EvalRequest) -> tuple[str, DataSplits, LogitsOf]:
         import torch
         from safetensors.torch import load_file
 
@@ -82,9 +116,9 @@ class ClassificationEvaluator(EvaluatorPlugin):
 
         name = f"pytorch ({checkpoint.relative_to(request.path)})" + (
             f", enrolled ({request.enroll})" if request.enroll else "")
-        return self._score(name, "run", splits, request, logits_of)
+        return name, splits, logits_of
 
-    def evaluate_artifact(self, request: EvalRequest) -> EvalResult:
+    def _artifact_model(self, request: EvalRequest) -> tuple[str, DataSplits, LogitsOf]:
         from lexiedge.plugin import get_host
 
         if request.enroll is not None:
@@ -115,26 +149,37 @@ class ClassificationEvaluator(EvaluatorPlugin):
             logits, _ = model.run(feeds)
             return logits
 
-        return self._score(model.manifest.get("target") or request.path.name, "artifact", splits, request, logits_of)
+        return model.manifest.get("target") or request.path.name, splits, logits_of
 
     # --- shared ------------------------------------------------------------------------------------------
 
-    def _score(self, name: str, kind: str, splits: DataSplits, request: EvalRequest, logits_of) -> EvalResult:
+    def _predict(self, request: EvalRequest, name: str, splits: DataSplits, logits_of: LogitsOf) -> _Prediction:
+        """The logits of every scored clip of ``request.split``, with the clips' true labels."""
         dataset = _split(splits, request.split)
-        labels = list(splits.labels or [])
-        truth, predicted = [], []
+        truth, logits = [], []
         count = len(dataset) if request.limit is None else min(request.limit, len(dataset))
         for feeds, batch_labels in _batches(dataset, splits.collate, count):
-            logits = logits_of(feeds)
-            predicted.append(logits.argmax(-1))
+            logits.append(np.asarray(logits_of(feeds), dtype=np.float32))
             truth.append(batch_labels)
-        num_classes = len(labels) or int(max(np.concatenate(truth).max(), np.concatenate(predicted).max()) + 1)
-        scores = classification_metrics(confusion_matrix(np.concatenate(truth), np.concatenate(predicted), num_classes))
+        return _Prediction(name, np.concatenate(truth), np.concatenate(logits), list(splits.labels or []))
+
+    def _report(self, kind: str, request: EvalRequest, prediction: _Prediction) -> EvalResult:
+        name, truth, labels = prediction.name, prediction.truth, prediction.labels
+        predicted = prediction.logits.argmax(-1)
+        num_classes = len(labels) or int(max(truth.max(), predicted.max()) + 1)
+        scores = classification_metrics(confusion_matrix(truth, predicted, num_classes))
         names = labels or [str(index) for index in range(num_classes)]
         scores["labels"] = names
         scores["recall_per_label"] = dict(zip(names, scores["recall_per_class"]))
         json_path = request.out_dir / CONFUSION_JSON
         json_path.write_text(json.dumps(scores, indent=2) + "\n", encoding="utf-8")
+        predictions_path = request.out_dir / PREDICTIONS_JSON  # per clip, in the data's order
+        predictions_path.write_text(json.dumps({
+            "labels": names,
+            "truth": truth.tolist(),
+            "predicted": predicted.tolist(),
+            "probabilities": np.round(_softmax(prediction.logits), 6).tolist(),
+        }) + "\n", encoding="utf-8")
         title = f"{name}, {request.split}: UAR {scores['uar']:.3f}, WAR {scores['war']:.3f}"
         from lexiedge_classifier.plots import plot_confusion
 
@@ -142,7 +187,30 @@ class ClassificationEvaluator(EvaluatorPlugin):
         metrics = {key: float(scores[key]) for key in TABLE_METRICS}
         metrics["samples"] = scores["samples"]
         return EvalResult(name, kind, metrics, details=scores,
-                          files={"confusion_png": str(png), "confusion_json": str(json_path)})
+                          files={"confusion_png": str(png), "confusion_json": str(json_path),
+                                 "predictions_json": str(predictions_path)})
+
+
+LogitsOf = Callable[[dict[str, np.ndarray]], np.ndarray]
+
+
+@dataclass
+class _Prediction:
+    """What one model (or an ensemble) predicted for the scored clips."""
+
+    name: str  # the row's label
+    truth: np.ndarray  # (clips,) true class indices
+    logits: np.ndarray  # (clips, classes)
+    labels: list[str]  # class names, when the data has them
+
+
+def _same_clips(first: _Prediction, other: _Prediction) -> bool:
+    return first.labels == other.labels and np.array_equal(first.truth, other.truth)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
 def _split(splits: DataSplits, split: str):

@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from cli_runner import lexiedge_ok
@@ -202,6 +203,51 @@ def test_a_speaker_normalised_recipe_trains_and_scores_with_its_speakers_profile
     assert missing.exit_code == 2 and "needs each speaker's enrollment clips" in missing.stderr
 
 
+def test_seed_ensembles_score_the_mean_of_their_seeds_probabilities(synth: Path, cli, tmp_path: Path) -> None:
+    out = tmp_path / "cv"
+    two_seeds = ("--folds", "2", *QUICK, "--data", str(synth), "--out", str(out), "--seed", "0", "--seed", "1")
+    result = cli("eval", *two_seeds, "--ensemble", "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    ensemble = report["ensemble"]
+    assert ensemble["seeds"] == [0, 1] and [row["fold"] for row in ensemble["folds"]] == [1, 2]
+    runs = {(run["fold"], run["seed"]): run for run in report["runs"]}
+    for row in ensemble["folds"]:
+        fold = row["fold"]
+        assert row["test_groups"] == runs[(fold, 0)]["test_groups"]
+        assert row["samples"] == runs[(fold, 0)]["samples"] == 16, "the fold's test clips, each scored once"
+        for seed, member in zip((0, 1), row["members"], strict=True):
+            assert member["uar"] == pytest.approx(runs[(fold, seed)]["metrics"]["uar"]), (
+                "a member scored again from its final weights scores what its training scored"
+            )
+        where = out / "ensembles" / f"fold-{fold}-ensemble-seeds-0-1"
+        first, second = (json.loads((where / f"member-{i:02d}" / "predictions.json").read_text()) for i in (0, 1))
+        combined = json.loads((where / "predictions.json").read_text())
+        assert first["truth"] == second["truth"] == combined["truth"] and len(combined["truth"]) == 16
+        mean = (np.asarray(first["probabilities"]) + np.asarray(second["probabilities"])) / 2
+        assert np.abs(np.asarray(combined["probabilities"]) - mean).max() < 1e-5
+        top_two = np.sort(mean, axis=-1)[:, -2:]
+        clear = top_two[:, 1] - top_two[:, 0] > 1e-5  # near-ties may round either way
+        assert (np.asarray(combined["predicted"])[clear] == mean.argmax(-1)[clear]).all()
+    assert ensemble["mean_sd"]["uar"]["mean"] == pytest.approx(
+        sum(row["metrics"]["uar"] for row in ensemble["folds"]) / 2
+    )
+
+    again = cli("eval", *two_seeds, "--ensemble")
+    assert again.exit_code == 0, again.stderr
+    assert again.stdout.count("ensemble of seeds 0, 1: done before, kept") == 2
+    assert "ensemble of seeds 0, 1 (mean of probabilities), per fold" in again.stdout
+
+    members = [str(out / "fold-1-seed-0"), str(out / "fold-1-seed-1")]
+    direct = cli("eval", *members, "--ensemble", "--out", str(tmp_path / "direct"), "--json")
+    assert direct.exit_code == 0, direct.stderr
+    rows = json.loads(direct.stdout)["results"]
+    assert [row["kind"] for row in rows] == ["run", "run", "ensemble"]
+    assert rows[-1]["metrics"]["uar"] == pytest.approx(ensemble["folds"][0]["metrics"]["uar"]), (
+        "`lexiedge eval RUN RUN --ensemble` scores what the cross-validation scored for that fold"
+    )
+
+
 def test_bad_cross_validation_requests_are_one_line_each(synth: Path, cli, tmp_path: Path) -> None:
     other = tmp_path / "other"
     other.mkdir()
@@ -252,6 +298,8 @@ def test_bad_cross_validation_requests_are_one_line_each(synth: Path, cli, tmp_p
         ),
         (("--folds", "2", *QUICK, "--data", str(tmp_path / "nowhere")), "no such file or folder"),
         ((str(tmp_path), "--profile", "cpu"), "--profile applies to --folds"),
+        (("--folds", "2", *QUICK, "--data", str(synth), "--ensemble"), "pass 2 or more seeds (got 1)"),
+        ((str(tmp_path), "--ensemble"), "--ensemble combines 2 or more runs or artifacts; got 1"),
         (
             ("--folds", "2", *QUICK, "--data", str(synth), "--enroll", "one"),
             "--enroll 'one': expected neutral",
