@@ -434,6 +434,31 @@ def export(
     console.print(table)
 
 
+@app.command("ensemble")
+def ensemble(
+    artifacts: Annotated[
+        list[Path],
+        typer.Argument(help="2-16 onnx (or 2-16 onnx-int8) classifier artifacts, e.g. one per training seed"),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="the ensemble's artifact folder (new or empty)")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Combine classifier artifacts into one artifact with one graph: the mean of their class probabilities.
+
+    lexiedge ensemble artifacts/seed0/onnx artifacts/seed1/onnx artifacts/seed2/onnx --out artifacts/ens3;
+    apps, `lexiedge infer`, `eval`, `bench` and `serve` run it as one model (N times the size and latency).
+    """
+    from lexiedge.export.ensemble import ensemble as combine
+
+    result = combine(artifacts, out)
+    if as_json:
+        _print_json({"path": str(result.out_dir), "size_bytes": result.manifest["size_bytes"],
+                     "ensemble": result.manifest["ensemble"], "verification": result.manifest["verification"]})
+        return
+    console.print(f"wrote {_escape(str(result.out_dir))}: {_escape(result.summary)}", highlight=False,
+                  soft_wrap=True)
+
+
 @app.command("infer")
 def infer(
     artifact: Annotated[Path, typer.Argument(help="an artifact directory written by `lexiedge export`")],

@@ -44,6 +44,7 @@ def render_card(manifest: dict[str, Any]) -> str:
         _header(manifest),
         _task(manifest),
         _training(manifest),
+        _ensemble(manifest),
         _verification(manifest),
         _inputs(manifest),
         _usage(manifest),
@@ -66,8 +67,10 @@ def _header(m: dict[str, Any]) -> str:
     engine = runtime.get("engine") or "onnxruntime"
     graph = runtime.get("graph") or ", ".join(m.get("model_files") or [])
     size = human_size(m["size_bytes"]) if isinstance(m.get("size_bytes"), int) else "unknown size"
+    ensemble = m.get("ensemble") or {}
+    kind = f"seed ensemble of {ensemble.get('count')} members" if ensemble else "artifact"
     return (
-        f"# {m.get('model', '?')}: `{m.get('target', '?')}` artifact\n\n"
+        f"# {m.get('model', '?')}: `{m.get('target', '?')}` {kind}\n\n"
         f"A model for `{m.get('task', '?')}`, exported by lexiedge {m.get('lexiedge_version', '?')} on "
         f"{m.get('created', '?')}: `{graph}` ({size}) for the `{engine}` engine. "
         "This card is generated from `manifest.json` at export; the manifest is the contract."
@@ -140,6 +143,29 @@ def _training(m: dict[str, Any]) -> str:
     if source.get("merged_model"):
         lines.append(f"- merged model: `{source['merged_model']}`")
     return "\n".join(lines) if len(lines) > 2 else ""
+
+
+def _ensemble(m: dict[str, Any]) -> str:
+    """An ensemble's members (`lexiedge ensemble`): one graph runs them all on the same inputs."""
+    section = m.get("ensemble") or {}
+    members = section.get("members") or []
+    if not members:
+        return ""
+    lines = [
+        "## Ensemble",
+        "",
+        f"{len(members)} members in one graph, each reading the same inputs; outputs combined by the "
+        f"{section.get('combine', '?')} (`logits` is the log of that mean).",
+        "",
+        "| member | seed | run | graph sha256 |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {index} | {entry.get('seed', '-')} | `{entry.get('run') or '-'}` | "
+        f"`{str(entry.get('graph_sha256'))[:16]}...` |"
+        for index, entry in enumerate(members, 1)
+    ]
+    return "\n".join(lines)
 
 
 def _verification(m: dict[str, Any]) -> str:

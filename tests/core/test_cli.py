@@ -28,7 +28,8 @@ def test_profiles_lists_the_three(cli) -> None:
 
 
 def test_every_command_has_help(cli) -> None:
-    for command in ("train", "plan", "merge", "export", "infer", "bench", "demo", "plugins", "profiles", "data"):
+    for command in ("train", "plan", "merge", "export", "ensemble", "infer", "bench", "demo", "plugins", "profiles",
+                    "data"):
         result = cli(command, "--help")
         assert result.exit_code == 0, command
         assert "Usage" in result.stdout
