@@ -173,6 +173,12 @@ def _open_member(path: Path) -> Member:
             "models are not supported (each member carries its own global statistics); combine models "
             "trained without feature_norm=speaker"
         )
+    outputs = [str(value.get("name")) for value in (manifest.get("signature") or {}).get("outputs") or []]
+    if not {LOGITS, PROBABILITIES} <= set(outputs):
+        raise UsageError(
+            f"{path}: its graph's outputs are {outputs}; an ensemble combines the {LOGITS!r} and "
+            f"{PROBABILITIES!r} outputs every classifier export has: re-export it"
+        )
     if graph not in (manifest.get("files") or {}):
         raise UsageError(f"{path}: its manifest does not list its graph {graph!r}; re-export it")
     return member
