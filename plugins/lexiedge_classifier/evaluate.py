@@ -149,7 +149,11 @@ class ClassificationEvaluator(EvaluatorPlugin):
             logits, _ = model.run(feeds)
             return logits
 
-        return model.manifest.get("target") or request.path.name, splits, logits_of
+        name = str(model.manifest.get("target") or request.path.name)
+        members = (model.manifest.get("ensemble") or {}).get("count")
+        if members:  # `lexiedge ensemble`'s artifact keeps its members' target: say what it is
+            name = f"{name}, seed ensemble of {members} ({request.path.name})"
+        return name, splits, logits_of
 
     # --- shared ------------------------------------------------------------------------------------------
 

@@ -238,6 +238,16 @@ def test_lexiedge_eval_scores_the_ensemble_artifact(ensembles: Ensembles, cli, t
     assert metrics["uar"] == pytest.approx(expected["uar"]) and metrics["war"] == pytest.approx(
         expected["war"]
     )
+    assert "seed ensemble of 2" in scored["results"][0]["name"], "its row is not taken for one model's"
+
+    members = cli("eval", *map(str, ensembles.members), "--ensemble", "--data", str(ensembles.data),
+                  "--split", "test", "--json", "--out", str(tmp_path / "members"))
+    assert members.exit_code == 0, members.stderr
+    rows = json.loads(members.stdout)["results"]
+    assert [row["kind"] for row in rows] == ["artifact", "artifact", "ensemble"]
+    assert rows[-1]["details"]["confusion"] == scored["results"][0]["details"]["confusion"], (
+        "the members scored as an ensemble by `lexiedge eval --ensemble` agree with their combined graph"
+    )
 
 
 # --- bad input: one line, exit 2, nothing written --------------------------------------------------------
