@@ -150,6 +150,12 @@ def _verification(row: FormatRow, manifest: dict[str, Any]) -> FormatRow:
     return row
 
 
+def _no_source_reason(info: ArtifactInfo) -> str:
+    if info.manifest.get("ensemble"):  # `lexiedge ensemble`: several runs, none of them the reference
+        return "a seed ensemble has no one source model; list a member's artifact first for its torch row"
+    return "the source run is not on this machine"
+
+
 def _is_onnx_graph(info: ArtifactInfo) -> bool:
     runtime = info.manifest.get("runtime") or {}
     return (
@@ -170,7 +176,7 @@ def plan_rows(infos: Sequence[ArtifactInfo]) -> list[tuple[FormatRow, ArtifactIn
     planned: list[tuple[FormatRow, ArtifactInfo | None]] = []
     torch_row = FormatRow(EAGER, TORCH, None, "measured")
     if not _source_present(infos[0]):
-        torch_row.status, torch_row.note = "not available", "the source run is not on this machine"
+        torch_row.status, torch_row.note = "not available", _no_source_reason(infos[0])
     elif not _importable("torch"):
         torch_row.status, torch_row.note = "not installed", "torch not installed here"
     planned.append((torch_row, None))

@@ -329,3 +329,24 @@ def test_a_non_empty_out_is_refused_and_left_alone(ensembles: Ensembles, cli, tm
     result = cli("ensemble", *map(str, ensembles.members), "--out", str(out))
     assert result.exit_code == 2 and "exists and is not empty" in result.stderr
     assert [p.name for p in out.iterdir()] == ["notes.txt"] and (out / "notes.txt").read_text() == "mine"
+
+
+def test_lexiedge_bench_runs_the_ensemble_beside_a_member(ensembles: Ensembles, tmp_path: Path) -> None:
+    """Behaviour only (no timing compared): both rows measured, the ensemble twice the member's size, and
+    the torch row says why an ensemble listed first has none."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "formats"
+    fast = ["--warmup", "1", "--iterations", "2", "--rounds", "2", "--threads", "1"]
+    command = [sys.executable, "-m", "lexiedge", "bench", "--all-formats", str(ensembles.fp32),
+               str(ensembles.members[0]), *fast, "--out", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = json.loads((out / "formats.json").read_text())["rows"]
+    torch_row = next(row for row in rows if row["backend"] == "torch")
+    assert torch_row["status"] == "not available" and "seed ensemble has no one source model" in torch_row["note"]
+    measured = {row["artifact"]: row for row in rows if row["status"] == "measured"}
+    ensemble, member = measured[str(ensembles.fp32)], measured[str(ensembles.members[0])]
+    assert ensemble["result"]["latency_ms"]["p50"] > 0 and member["result"]["latency_ms"]["p50"] > 0
+    assert 1.9 < ensemble["size_bytes"] / member["size_bytes"] < 2.1
