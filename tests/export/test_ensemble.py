@@ -350,3 +350,6 @@ def test_lexiedge_bench_runs_the_ensemble_beside_a_member(ensembles: Ensembles, 
     ensemble, member = measured[str(ensembles.fp32)], measured[str(ensembles.members[0])]
     assert ensemble["result"]["latency_ms"]["p50"] > 0 and member["result"]["latency_ms"]["p50"] > 0
     assert 1.9 < ensemble["size_bytes"] / member["size_bytes"] < 2.1
+    assert ensemble["ensemble_of"] == 2 and ensemble["max_abs_diff_vs_eager"] is None, (
+        "an ensemble's logits are not one model's: not compared with the eager row"
+    )
