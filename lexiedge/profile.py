@@ -344,24 +344,28 @@ def _describe_validation_error(error: ValidationError, prefix: str) -> tuple[str
     return key, " or ".join(messages) + got_text
 
 
-def _validate_section(host: PluginLookup, source: str, key: str, kind: str, raw: Any) -> tuple[Section, Any]:
-    """The validated section and its plugin class."""
+def _section_plugin(host: PluginLookup, source: str, key: str, kind: str, raw: Any) -> tuple[str, Any]:
+    """The section's plugin name and class (its settings are validated once every section's plugin is known
+    and serves the model's task: a swapped plugin is named as such, not as its predecessor's keys)."""
     if not isinstance(raw, dict):
         raise ProfileError(source, key, f"expected a mapping with a `plugin` key, got {type(raw).__name__}")
-    settings = dict(raw)
-    plugin_name = settings.pop("plugin", None)
+    plugin_name = raw.get("plugin")
     if not isinstance(plugin_name, str):
         raise ProfileError(source, f"{key}.plugin", "required: the name of a plugin (see `lexiedge plugins`)")
     try:
-        plugin_class = host.registry(kind).get_class(plugin_name)
+        return plugin_name, host.registry(kind).get_class(plugin_name)
     except UnknownPluginError as exc:
         raise ProfileError(source, f"{key}.plugin", str(exc)) from None
+
+
+def _validate_section(source: str, key: str, plugin_name: str, plugin_class: Any, raw: dict[str, Any]) -> Section:
+    settings = {name: value for name, value in raw.items() if name != "plugin"}
     try:
         validated = plugin_class.Settings.model_validate(settings)
     except ValidationError as exc:
         bad_key, problem = _describe_validation_error(exc, key)
         raise ProfileError(source, bad_key, problem) from None
-    return Section(plugin=plugin_name, settings=validated), plugin_class
+    return Section(plugin=plugin_name, settings=validated)
 
 
 class _ProfileShape(BaseModel):
@@ -387,37 +391,40 @@ def validate_profile(data: dict[str, Any], source: str, *, host: PluginLookup) -
         unknown = sorted(set(raw_entry) - {*SECTIONS, "export"})
         if unknown:
             raise ProfileError(source, f"{prefix}.{unknown[0]}", "unknown section; sections: model, data, train, export")
-        sections = {}
-        classes = {}
+        plugins = {}
         for section in SECTIONS:
             if section not in raw_entry:
                 raise ProfileError(source, f"{prefix}.{section}", "required section is missing")
-            sections[section], classes[section] = _validate_section(
+            plugins[section] = _section_plugin(
                 host, source, f"{prefix}.{section}", SECTION_KINDS[section], raw_entry[section]
             )
+        _check_tasks(source, prefix, plugins)
+        sections = {
+            section: _validate_section(source, f"{prefix}.{section}", *plugins[section], raw_entry[section])
+            for section in SECTIONS
+        }
         try:
             export = ExportSection.model_validate(raw_entry.get("export") or {})
         except ValidationError as exc:
             raise ProfileError(source, *_describe_validation_error(exc, f"{prefix}.export")) from None
-        entry = ModelEntry(export=export, task=classes["model"].task, **sections)
-        _check_tasks(source, prefix, entry, classes)
-        models[model_key] = entry
+        models[model_key] = ModelEntry(export=export, task=plugins["model"][1].task, **sections)
     return Profile(
         name=shape.name, description=shape.description, source=source, device=shape.device, models=models, raw=data
     )
 
 
-def _check_tasks(source: str, prefix: str, entry: ModelEntry, classes: dict[str, Any]) -> None:
-    """The data and trainer plugins (``classes``, by section) must serve the model's task."""
-    task = entry.task
+def _check_tasks(source: str, prefix: str, plugins: dict[str, tuple[str, Any]]) -> None:
+    """The data and trainer plugins (``plugins``: name and class, by section) must serve the model's task."""
+    model_name, model_class = plugins["model"]
+    task = model_class.task
     for section in ("data", "train"):
-        plugin_name = getattr(entry, section).plugin
-        tasks = classes[section].tasks
+        plugin_name, plugin_class = plugins[section]
+        tasks = plugin_class.tasks
         if task not in tasks:
             raise ProfileError(
                 source,
                 f"{prefix}.{section}.plugin",
-                f"{plugin_name!r} serves {', '.join(sorted(tasks))}, but model {entry.model.plugin!r} is {task!r}",
+                f"{plugin_name!r} serves {', '.join(sorted(tasks))}, but model {model_name!r} is {task!r}",
             )
 
 
