@@ -411,19 +411,11 @@ def _ensemble_result(out: Path, fold: Fold, request: CrossValRequest, console: C
 
 def _ensemble_summary(per_fold: list[dict[str, Any]], request: CrossValRequest) -> dict[str, Any]:
     """mean ± sd over folds of the seed ensembles, and their pooled score."""
-    import numpy as np
-
-    from lexiedge.metrics import classification_metrics
-
-    pooled = None
-    if all(row["confusion"] for row in per_fold):
-        scores = classification_metrics(np.sum([np.asarray(row["confusion"]) for row in per_fold], axis=0))
-        pooled = {key: float(scores[key]) for key in METRICS}
     return {
         "seeds": list(request.seeds),
         "combine": "mean of the seed models' class probabilities",
         "mean_sd": {key: mean_sd([row["metrics"][key] for row in per_fold]) for key in METRICS},
-        "pooled": pooled,
+        "pooled": pooled_scores([row["confusion"] for row in per_fold]),
         "folds": per_fold,
     }
 
@@ -528,23 +520,26 @@ def mean_sd(values: Sequence[float]) -> dict[str, float | int]:
     return {"mean": mean, "sd": sd, "n": n}
 
 
+def pooled_scores(confusions: Sequence[list[list[int]]]) -> dict[str, float] | None:
+    """The metrics of the summed confusion matrices (every clip scored once, by the model that never heard
+    its speaker); None when there are none, or one is missing."""
+    if not confusions or not all(confusions):
+        return None
+    import numpy as np
+
+    from lexiedge.metrics import classification_metrics
+
+    scores = classification_metrics(np.sum([np.asarray(matrix) for matrix in confusions], axis=0))
+    return {key: float(scores[key]) for key in METRICS}
+
+
 def summarise(results: list[FoldResult], folds: list[Fold], request: CrossValRequest) -> dict[str, Any]:
     """mean ± sd over fold x seed runs, per seed (mean over folds and pooled), and the per-fold table."""
-    from lexiedge.metrics import classification_metrics
 
     per_seed = {}
     for seed in request.seeds:
         rows = [r for r in results if r.seed == seed]
-        pooled = None
-        if rows and all(r.confusion for r in rows):
-            total = [
-                [sum(r.confusion[i][j] for r in rows) for j in range(len(rows[0].confusion))]
-                for i in range(len(rows[0].confusion))
-            ]
-            import numpy as np
-
-            scores = classification_metrics(np.asarray(total))
-            pooled = {key: scores[key] for key in METRICS}
+        pooled = pooled_scores([r.confusion for r in rows])
         per_seed[str(seed)] = {
             "folds": len(rows),
             **{key: sum(r.metrics[key] for r in rows) / len(rows) for key in METRICS},
