@@ -43,9 +43,11 @@ Core code: no model and no data format here, only the plugins' contracts (:mod:`
 from __future__ import annotations
 
 import copy
+import json
 import math
+import re
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -171,7 +173,47 @@ def fold_profile(
     split = data_plugin.fold_overrides(list(fold.train), list(fold.val), list(fold.test))
     entry["data"] = deep_merge(entry.get("data") or {}, split)
     entry["train"] = {**(entry.get("train") or {}), "seed": seed}
+    _fold_teachers(entry["train"], fold)
     return validate_profile(raw, f"{profile.source} ({fold.name}, seed {seed})", host=get_host())
+
+
+def _fold_teachers(train: dict[str, Any], fold: Fold) -> None:
+    """A cross-validation folder among a distilling recipe's teachers (``train.distill.teachers``, the
+    classifier trainer's) becomes its finished runs of the fold with the same speakers: a fold's student
+    never learns from a teacher that heard its test speakers. Its folds must be this one's (one line if not)."""
+    distill = train.get("distill")
+    if not isinstance(distill, dict) or not isinstance(distill.get("teachers"), list):
+        return
+    resolved: list[Any] = []
+    for given in distill["teachers"]:
+        folder = Path(str(given)).expanduser()
+        if not (folder / PLAN_JSON).is_file():
+            resolved.append(given)
+            continue
+        planned = json.loads((folder / PLAN_JSON).read_text(encoding="utf-8")).get("folds") or []
+        same = [
+            index
+            for index, other in enumerate(planned)
+            if [list(other.get(side) or []) for side in ("train", "val", "test")]
+            == [list(fold.train), list(fold.val), list(fold.test)]
+        ]
+        if not same:
+            raise UsageError(
+                f"train.distill.teachers: {given} is a cross-validation without this {fold.name} (training on "
+                f"{_describe(fold.train)}, testing on {_describe(fold.test)}); teach with a cross-validation "
+                "of the same --folds over the same speakers"
+            )
+        teacher_fold = replace(fold, index=same[0])
+        own_runs = re.compile(rf"{teacher_fold.name}-seed-(\d+)")  # not its -enroll-E rescorings
+        finished = sorted(
+            (int(match[1]), folder / path.stem)
+            for path in (folder / RESULTS_DIR).glob("*.json")
+            if (match := own_runs.fullmatch(path.stem))
+        )
+        if not finished:
+            raise UsageError(f"train.distill.teachers: {given} has no finished run of {teacher_fold.name}; finish it first")
+        resolved.extend(str(run.resolve()) for _, run in finished)
+    distill["teachers"] = resolved
 
 
 TrainFold = Callable[["Profile", str, "Path | None", Path, bool, "Console"], None]
@@ -315,6 +357,8 @@ def cross_validate(
     out = request.out
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; pass a directory")
+    for fold in folds:  # every fold's recipe (teachers resolved to the fold's) is valid before one trains
+        fold_profile(request.profile, request.model_key, data_plugin, fold, request.seeds[0])
     _check_plan(out, request, folds)
     results: list[FoldResult] = []
     for seed in request.seeds:  # seed-major: the first seed's k-fold mean is complete first
@@ -367,7 +411,6 @@ def cross_validate(
 
 def _ensemble_result(out: Path, fold: Fold, request: CrossValRequest, console: Console) -> dict[str, Any]:
     """The test scores of the mean of the fold's seed models' probabilities (kept in ``results/``)."""
-    import json
 
     from lexiedge.api import EnsembleMember, EvalRequest
     from lexiedge.evaluate import evaluator_for, resolve_target
@@ -467,7 +510,6 @@ def _plan_record(request: CrossValRequest, folds: list[Fold]) -> dict[str, Any]:
 
 def _check_plan(out: Path, request: CrossValRequest, folds: list[Fold]) -> None:
     """Record the recipe in a new folder; in an existing one, refuse another recipe (seeds may be added)."""
-    import json
 
     record = _plan_record(request, folds)
     path = out / PLAN_JSON
@@ -498,7 +540,6 @@ def _save_result(out: Path, fold: Fold, seed: int, enroll: str | None, result: F
 
 
 def _load_result(out: Path, fold: Fold, seed: int, enroll: str | None = None) -> FoldResult | None:
-    import json
 
     path = out / RESULTS_DIR / f"{result_name(fold, seed, enroll)}.json"
     if not path.is_file():

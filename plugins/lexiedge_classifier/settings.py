@@ -7,6 +7,29 @@ from typing import Literal
 from pydantic import Field
 
 from lexiedge.train.settings import EngineSettings
+from lexiedge.values import PluginSettings
+
+
+class DistillSettings(PluginSettings):
+    """Teachers whose averaged soft predictions the student learns (Hinton et al., 2015), on the very batch
+    the student sees, mixup included: the consistent teaching of Beyer et al. (2022), "a good teacher is
+    patient and consistent"."""
+
+    teachers: list[str] = Field(
+        ...,
+        min_length=1,
+        description=(
+            "run folders of the same task (their best or final weights), or, under `lexiedge eval --folds`, "
+            "the folder of a cross-validation with the same folds: each fold then learns from that "
+            "cross-validation's runs of the same fold, which never heard its test speakers"
+        ),
+    )
+    weight: float = Field(
+        0.5, gt=0.0, le=1.0, description="share of the loss that is the teachers' (1 - weight: the labels')"
+    )
+    temperature: float = Field(
+        2.0, gt=0.0, description="softmax temperature of teachers and student in the distillation term"
+    )
 
 
 class ClassifierSettings(EngineSettings):
@@ -24,4 +47,11 @@ class ClassifierSettings(EngineSettings):
     class_weights: Literal["none", "balanced"] = Field(
         "none",
         description="balanced: cross-entropy weights n / (classes x n_class) from the training split's labels",
+    )
+    distill: DistillSettings | None = Field(
+        None,
+        description=(
+            "knowledge distillation: the student also learns the mean class probabilities of teacher runs "
+            "(e.g. a seed ensemble) on the same augmented batches; null: off"
+        ),
     )

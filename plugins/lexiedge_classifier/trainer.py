@@ -25,6 +25,9 @@ from lexiedge_classifier.settings import ClassifierSettings
 if TYPE_CHECKING:
     import torch
 
+    from lexiedge_classifier.settings import DistillSettings
+    from lexiedge_classifier.teachers import Teacher
+
 # torch, the training engine and matplotlib are imported where they are used: loading the plugin (every
 # `lexiedge` command, `--help` included) stays a fraction of a second
 
@@ -50,6 +53,8 @@ class ClassifierTrainer(TrainerPlugin, TrainTask):
     def __init__(self) -> None:
         self.label_smoothing = 0.0
         self.mixup = 0.0
+        self.distill: DistillSettings | None = None
+        self.teachers: list[Teacher] = []
         self.class_weight: torch.Tensor | None = None
         self.labels: list[str] | None = None
         # running confusion of the training batches since the last evaluation (see train_metrics)
@@ -65,6 +70,16 @@ class ClassifierTrainer(TrainerPlugin, TrainTask):
 
         built, splits = prepare(job)
         self.labels = splits.labels
+        self.distill = getattr(settings, "distill", None)
+        if self.distill is not None:
+            from lexiedge_classifier.teachers import load_teachers
+
+            self.teachers = load_teachers(self.distill, self.labels, self.model_inputs(built))
+            job.console.print(
+                f"classifier: distilling {len(self.teachers)} teacher(s) (weight {self.distill.weight}, "
+                f"temperature {self.distill.temperature}): " + ", ".join(str(t.path) for t in self.teachers),
+                highlight=False,
+            )
         if getattr(settings, "class_weights", "none") == "balanced":
             self.class_weight = balanced_class_weights(splits.train, len(self.labels or []) or None, self.label_key)
             job.console.print("classifier: class weights " + ", ".join(f"{w:.2f}" for w in self.class_weight.tolist()),
@@ -77,24 +92,33 @@ class ClassifierTrainer(TrainerPlugin, TrainTask):
 
         labels = batch[self.label_key]
         weight = self.class_weight.to(labels.device) if self.class_weight is not None else None
+
+        def hard(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            return F.cross_entropy(logits, target, weight=weight, label_smoothing=self.label_smoothing)
+
         if self.mixup > 0 and built.module.training:
             # mixup (Zhang et al., 2018): one Beta(a, a) weight per batch, a shuffled partner for each sample;
             # drawn from torch's generator, so a seeded (or resumed) run draws the same blends
             blend = float(torch.distributions.Beta(self.mixup, self.mixup).sample())
             partner = torch.randperm(labels.shape[0], device=labels.device)
-            mixed = dict(batch)
+            seen = dict(batch)
             for key in self.mixed_keys:
-                mixed[key] = blend * batch[key] + (1.0 - blend) * batch[key][partner]
+                seen[key] = blend * batch[key] + (1.0 - blend) * batch[key][partner]
             for key in self.mask_keys:
-                mixed[key] = torch.maximum(batch[key], batch[key][partner])
-            logits = self.logits(built, mixed).float()
-            self._count_training_predictions(logits, labels)
-            return blend * F.cross_entropy(logits, labels, weight=weight, label_smoothing=self.label_smoothing) + (
-                1.0 - blend
-            ) * F.cross_entropy(logits, labels[partner], weight=weight, label_smoothing=self.label_smoothing)
-        logits = self.logits(built, batch)
+                seen[key] = torch.maximum(batch[key], batch[key][partner])
+            logits = self.logits(built, seen).float()
+            labels_loss = blend * hard(logits, labels) + (1.0 - blend) * hard(logits, labels[partner])
+        else:
+            seen = batch
+            logits = self.logits(built, seen).float()
+            labels_loss = hard(logits, labels)
         self._count_training_predictions(logits, labels)
-        return F.cross_entropy(logits.float(), labels, weight=weight, label_smoothing=self.label_smoothing)
+        if self.teachers and built.module.training:
+            from lexiedge_classifier.teachers import distillation_loss
+
+            taught = distillation_loss(logits, self.teachers, seen, self.distill.temperature)
+            return (1.0 - self.distill.weight) * labels_loss + self.distill.weight * taught
+        return labels_loss
 
     # --- TrainTask ------------------------------------------------------------------------------------
 

@@ -248,6 +248,34 @@ def test_seed_ensembles_score_the_mean_of_their_seeds_probabilities(synth: Path,
     )
 
 
+def test_a_distilled_fold_learns_only_from_the_teachers_runs_of_the_same_fold(synth: Path, cli, tmp_path: Path) -> None:
+    teachers = tmp_path / "teachers"
+    folds = ("--folds", "2", *QUICK, "--data", str(synth))
+    made = cli("eval", *folds, "--out", str(teachers), "--seed", "0", "--seed", "1")
+    assert made.exit_code == 0, made.stderr
+
+    distilled = ("--set", f"models.emotion-av.train.distill.teachers=[{teachers}]")
+    student = tmp_path / "student"
+    result = cli("eval", *folds, *distilled, "--out", str(student), "--seed", "2", "--json")
+    assert result.exit_code == 0, result.stderr
+    for run in json.loads(result.stdout)["runs"]:
+        recipe = yaml.safe_load((student / f"fold-{run['fold']}-seed-2" / "profile.yaml").read_text())
+        taught_by = recipe["models"]["emotion-av"]["train"]["distill"]["teachers"]
+        assert taught_by == [str((teachers / f"fold-{run['fold']}-seed-{seed}").resolve()) for seed in (0, 1)], (
+            "each fold learns from the teachers' runs of its own fold: none of them heard its test speakers"
+        )
+        for teacher in taught_by:
+            assert json.loads((Path(teacher) / "run.json").read_text())["status"] == "completed"
+
+    other_folds = cli("eval", "--folds", "3", *QUICK, "--data", str(synth), *distilled, "--out", str(tmp_path / "x"))
+    assert other_folds.exit_code == 2
+    assert other_folds.stderr.strip().count("\n") == 0, other_folds.stderr
+    # 3 folds of 4 actors: fold 1 (test 1-2) is the teachers' fold 1, fold 2 (test 3) is none of theirs
+    assert "is a cross-validation without this fold-2 (training on 1, 2, 4, testing on 3)" in other_folds.stderr
+    assert not (tmp_path / "x").exists(), "refused before any fold trained"
+    assert "teach with a cross-validation of the same --folds over the same speakers" in other_folds.stderr
+
+
 def test_bad_cross_validation_requests_are_one_line_each(synth: Path, cli, tmp_path: Path) -> None:
     other = tmp_path / "other"
     other.mkdir()

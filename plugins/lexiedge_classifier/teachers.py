@@ -1,0 +1,98 @@
+"""Teachers of a distilled classifier (``train.distill``): trained runs whose mean soft predictions the
+student learns beside its labels.
+
+A seed ensemble scores above its members on unseen speakers (docs/benchmarks.md) but costs one model per
+seed at inference; distillation hands what the ensemble knows to one model of the student's size. The
+teachers run in eval mode, without gradients, on the exact batch the student trains on (after mixup),
+so the student is taught on every blend it sees rather than on clean clips only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lexiedge.errors import UsageError
+
+if TYPE_CHECKING:
+    import torch
+
+    from lexiedge_classifier.settings import DistillSettings
+
+
+@dataclass
+class Teacher:
+    path: Path
+    module: torch.nn.Module
+    inputs: tuple[str, ...]  # the batch entries the module takes, in order
+
+
+def load_teachers(settings: DistillSettings, labels: Sequence[str] | None, default_inputs: tuple[str, ...]) -> list[Teacher]:
+    """Each teacher run's model with its weights (best, else final); one line for a path that cannot teach."""
+    import torch
+    from safetensors.torch import load_file
+
+    from lexiedge.crossval import PLAN_JSON
+    from lexiedge.plugin import get_host
+    from lexiedge.rundir import TEST_METRICS_JSON, WEIGHTS, find_checkpoint, load_run_profile
+
+    teachers = []
+    for given in settings.teachers:
+        path = Path(given).expanduser()
+        if (path / PLAN_JSON).is_file():
+            raise UsageError(
+                f"train.distill.teachers: {given} is a cross-validation folder; its fold runs teach only under "
+                "`lexiedge eval --folds` (each fold learns from the same fold's runs); outside it, pass run folders"
+            )
+        if not path.is_dir():
+            raise UsageError(f"train.distill.teachers: {given}: no such run folder")
+        profile, model_key = load_run_profile(path)
+        entry = profile.model(model_key)
+        checkpoint = find_checkpoint(path)
+        if checkpoint is None:
+            raise UsageError(f"train.distill.teachers: {given} has no weights (checkpoints/best or final); finish the run")
+        test_metrics = path / TEST_METRICS_JSON
+        if labels and test_metrics.is_file():
+            taught = json.loads(test_metrics.read_text(encoding="utf-8")).get("labels")
+            if taught and list(taught) != list(labels):
+                raise UsageError(
+                    f"train.distill.teachers: {given} predicts the classes {taught}, this run trains {list(labels)}; "
+                    "a teacher must have the student's classes in the student's order"
+                )
+        with torch.random.fork_rng(devices=[]):  # building a teacher must not move the student's seeded draws
+            built = get_host().models.get(entry.model.plugin).build(entry.model.settings, profile.device, pretrained=False)
+        module = built.module.float().eval().requires_grad_(False)
+        module.load_state_dict(load_file(checkpoint / WEIGHTS), strict=True)
+        teachers.append(Teacher(path, module, tuple(built.extras.get("inputs") or default_inputs)))
+    return teachers
+
+
+def distillation_loss(
+    student_logits: torch.Tensor, teachers: Sequence[Teacher], batch: dict[str, Any], temperature: float
+) -> torch.Tensor:
+    """T^2 x KL(teachers' mean probabilities at T || the student's at T), averaged over the batch.
+
+    T^2 keeps the term's gradient on the scale of the labels' cross-entropy whatever T is (Hinton et al.)."""
+    import torch
+    import torch.nn.functional as F
+
+    with torch.no_grad():
+        probabilities = []
+        for teacher in teachers:
+            missing = [key for key in teacher.inputs if key not in batch]
+            if missing:
+                raise UsageError(f"train.distill.teachers: {teacher.path} reads {missing}, which this run's data does not give")
+            teacher.module.to(student_logits.device)
+            logits = teacher.module(*(batch[key] for key in teacher.inputs)).float()
+            if logits.shape != student_logits.shape:
+                raise UsageError(
+                    f"train.distill.teachers: {teacher.path} gives logits of shape {tuple(logits.shape[1:])}, "
+                    f"the student {tuple(student_logits.shape[1:])}; a teacher must predict the student's classes"
+                )
+            probabilities.append(F.softmax(logits / temperature, dim=-1))
+        target = torch.stack(probabilities).mean(dim=0)
+    log_student = F.log_softmax(student_logits.float() / temperature, dim=-1)
+    return F.kl_div(log_student, target, reduction="batchmean") * temperature**2
