@@ -80,21 +80,14 @@ class ClassificationEvaluator(EvaluatorPlugin):
 
     def _run_model(self, request: EvalRequest) -> tuple[str, DataSplits, LogitsOf]:
         import torch
-        from safetensors.torch import load_file
 
         from lexiedge.plugin import get_host
-        from lexiedge.rundir import WEIGHTS, find_checkpoint, load_run_profile, recorded_data_path
+        from lexiedge.rundir import load_trained_model, recorded_data_path
 
-        profile, model_key = load_run_profile(request.path)
+        profile, model_key, built, checkpoint = load_trained_model(request.path, action="evaluate")
+        module = built.module
         entry = profile.model(model_key)
-        checkpoint = find_checkpoint(request.path)
-        if checkpoint is None:
-            raise UsageError(f"{request.path} has no weights (checkpoints/best or final); finish or --resume the run")
         host = get_host()
-        with torch.random.fork_rng(devices=[]):
-            built = host.models.get(entry.model.plugin).build(entry.model.settings, profile.device, pretrained=False)
-        module = built.module.cpu().float().eval()
-        module.load_state_dict(load_file(checkpoint / WEIGHTS), strict=True)
         data = request.data or recorded_data_path(request.path)
         data_plugin = host.datasets.get(entry.data.plugin)
         data_settings = entry.data.settings

@@ -32,12 +32,8 @@ class Teacher:
 
 def load_teachers(settings: DistillSettings, labels: Sequence[str] | None, default_inputs: tuple[str, ...]) -> list[Teacher]:
     """Each teacher run's model with its weights (best, else final); one line for a path that cannot teach."""
-    import torch
-    from safetensors.torch import load_file
-
     from lexiedge.crossval import PLAN_JSON
-    from lexiedge.plugin import get_host
-    from lexiedge.rundir import TEST_METRICS_JSON, WEIGHTS, find_checkpoint, load_run_profile
+    from lexiedge.rundir import TEST_METRICS_JSON, load_trained_model
 
     teachers = []
     for given in settings.teachers:
@@ -49,11 +45,7 @@ def load_teachers(settings: DistillSettings, labels: Sequence[str] | None, defau
             )
         if not path.is_dir():
             raise UsageError(f"train.distill.teachers: {given}: no such run folder")
-        profile, model_key = load_run_profile(path)
-        entry = profile.model(model_key)
-        checkpoint = find_checkpoint(path)
-        if checkpoint is None:
-            raise UsageError(f"train.distill.teachers: {given} has no weights (checkpoints/best or final); finish the run")
+        _, _, built, _ = load_trained_model(path, action="distill from")
         test_metrics = path / TEST_METRICS_JSON
         if labels and test_metrics.is_file():
             taught = json.loads(test_metrics.read_text(encoding="utf-8")).get("labels")
@@ -62,11 +54,8 @@ def load_teachers(settings: DistillSettings, labels: Sequence[str] | None, defau
                     f"train.distill.teachers: {given} predicts the classes {taught}, this run trains {list(labels)}; "
                     "a teacher must have the student's classes in the student's order"
                 )
-        with torch.random.fork_rng(devices=[]):  # building a teacher must not move the student's seeded draws
-            built = get_host().models.get(entry.model.plugin).build(entry.model.settings, profile.device, pretrained=False)
-        module = built.module.float().eval().requires_grad_(False)
-        module.load_state_dict(load_file(checkpoint / WEIGHTS), strict=True)
-        teachers.append(Teacher(path, module, tuple(built.extras.get("inputs") or default_inputs)))
+        built.module.requires_grad_(False)
+        teachers.append(Teacher(path, built.module, tuple(built.extras.get("inputs") or default_inputs)))
     return teachers
 
 

@@ -15,6 +15,7 @@ from lexiedge_classifier.settings import DistillSettings
 from lexiedge_classifier.teachers import Teacher, distillation_loss
 
 from lexiedge.errors import UsageError
+from lexiedge.rundir import find_checkpoint
 from train_fixtures import FRAMES, WAVE, TinyAV, train_run
 
 pytestmark = pytest.mark.slow
@@ -79,5 +80,11 @@ def test_teachers_that_cannot_teach_are_refused_in_one_line(tiny_profile, tmp_pa
     (crossval / "crossval-plan.json").write_text("{}")
     with pytest.raises(UsageError, match="is a cross-validation folder; its fold runs teach only under"):
         student([str(crossval)])
+    weights = find_checkpoint(teacher) / "model.safetensors"  # the weights a teacher teaches with
+    damaged = bytearray(weights.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF
+    weights.write_bytes(bytes(damaged))
+    with pytest.raises(UsageError, match="is damaged .*refusing to distill from it"):
+        student([str(teacher)])
     with pytest.raises(ValueError, match="teachers"):
         DistillSettings(teachers=[])
