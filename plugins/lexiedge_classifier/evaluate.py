@@ -82,7 +82,8 @@ class ClassificationEvaluator(EvaluatorPlugin):
         import torch
 
         from lexiedge.plugin import get_host
-        from lexiedge.rundir import load_trained_model, recorded_data_path
+        from lexiedge.rundir import recorded_data_path
+        from lexiedge.trained import load_trained_model
 
         profile, model_key, built, checkpoint = load_trained_model(request.path, action="evaluate")
         module = built.module

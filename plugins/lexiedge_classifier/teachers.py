@@ -33,7 +33,8 @@ class Teacher:
 def load_teachers(settings: DistillSettings, labels: Sequence[str] | None, default_inputs: tuple[str, ...]) -> list[Teacher]:
     """Each teacher run's model with its weights (best, else final); one line for a path that cannot teach."""
     from lexiedge.crossval import PLAN_JSON
-    from lexiedge.rundir import TEST_METRICS_JSON, load_trained_model
+    from lexiedge.rundir import TEST_METRICS_JSON
+    from lexiedge.trained import load_trained_model
 
     teachers = []
     for given in settings.teachers:
