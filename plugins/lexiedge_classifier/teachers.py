@@ -30,10 +30,10 @@ class Teacher:
     inputs: tuple[str, ...]  # the batch entries the module takes, in order
 
 
-def load_teachers(settings: DistillSettings, labels: Sequence[str] | None, default_inputs: tuple[str, ...]) -> list[Teacher]:
-    """Each teacher run's model with its weights (best, else final); one line for a path that cannot teach."""
+def load_teachers(settings: DistillSettings, default_inputs: tuple[str, ...]) -> list[Teacher]:
+    """Each teacher run's model with its weights (best, else final); one line for a path that cannot teach.
+    Called before the student's data loads, so a mistyped teacher costs no decoding."""
     from lexiedge.crossval import PLAN_JSON
-    from lexiedge.rundir import TEST_METRICS_JSON
     from lexiedge.trained import load_trained_model
 
     teachers = []
@@ -47,17 +47,26 @@ def load_teachers(settings: DistillSettings, labels: Sequence[str] | None, defau
         if not path.is_dir():
             raise UsageError(f"train.distill.teachers: {given}: no such run folder")
         _, _, built, _ = load_trained_model(path, action="distill from")
-        test_metrics = path / TEST_METRICS_JSON
-        if labels and test_metrics.is_file():
-            taught = json.loads(test_metrics.read_text(encoding="utf-8")).get("labels")
-            if taught and list(taught) != list(labels):
-                raise UsageError(
-                    f"train.distill.teachers: {given} predicts the classes {taught}, this run trains {list(labels)}; "
-                    "a teacher must have the student's classes in the student's order"
-                )
         built.module.requires_grad_(False)
         teachers.append(Teacher(path, built.module, tuple(built.extras.get("inputs") or default_inputs)))
     return teachers
+
+
+def check_classes(teachers: Sequence[Teacher], labels: Sequence[str] | None) -> None:
+    """Every teacher predicts the student's classes in the student's order (as its run's test report
+    names them; a run without one is checked by its logits' width at the first step)."""
+    from lexiedge.rundir import TEST_METRICS_JSON
+
+    for teacher in teachers:
+        test_metrics = teacher.path / TEST_METRICS_JSON
+        if not labels or not test_metrics.is_file():
+            continue
+        taught = json.loads(test_metrics.read_text(encoding="utf-8")).get("labels")
+        if taught and list(taught) != list(labels):
+            raise UsageError(
+                f"train.distill.teachers: {teacher.path} predicts the classes {taught}, this run trains "
+                f"{list(labels)}; a teacher must have the student's classes in the student's order"
+            )
 
 
 def distillation_loss(

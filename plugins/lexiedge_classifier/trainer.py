@@ -68,13 +68,17 @@ class ClassifierTrainer(TrainerPlugin, TrainTask):
         self.mixup = getattr(settings, "mixup", 0.0)
         from lexiedge.train import Engine, prepare
 
-        built, splits = prepare(job)
-        self.labels = splits.labels
         self.distill = getattr(settings, "distill", None)
         if self.distill is not None:
             from lexiedge_classifier.teachers import load_teachers
 
-            self.teachers = load_teachers(self.distill, self.labels, self.model_inputs(built))
+            self.teachers = load_teachers(self.distill, self.input_keys)
+        built, splits = prepare(job)
+        self.labels = splits.labels
+        if self.teachers:
+            from lexiedge_classifier.teachers import check_classes
+
+            check_classes(self.teachers, self.labels)
             job.console.print(
                 f"classifier: distilling {len(self.teachers)} teacher(s) (weight {self.distill.weight}, "
                 f"temperature {self.distill.temperature}): " + ", ".join(str(t.path) for t in self.teachers),
