@@ -31,6 +31,10 @@ call :func:`cross_validate`. The protocol:
   class probabilities (:meth:`EvaluatorPlugin.evaluate_ensemble`), on the same clips: what shipping the
   seeds as one model (`lexiedge ensemble`) scores on speakers none of them heard. The report adds its
   mean ± sd over folds and its pooled score; ``results/fold-F-ensemble-seeds-...json`` keeps each fold's.
+- **Distillation** (a recipe with ``train.distill.teachers``, the classifier trainer's). A teacher that
+  is a cross-validation folder becomes its finished runs of the fold with the same training and test
+  speakers, so a fold's student never learns from a model that heard its test speakers; a folder
+  without that fold is refused for every fold before any trains.
 - **Resumable.** Runs go one after the other into ``OUT/fold-F-seed-S/``; a finished one's scores are
   written to ``OUT/results/fold-F-seed-S.json`` (atomically) and never recomputed. After a kill, the
   same command continues: finished runs are kept, the interrupted one resumes from its last checkpoint
