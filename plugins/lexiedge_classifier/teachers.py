@@ -28,6 +28,7 @@ class Teacher:
     path: Path
     module: torch.nn.Module
     inputs: tuple[str, ...]  # the batch entries the module takes, in order
+    device: Any = None  # where the module was placed and its inputs checked (first step): not redone per step
 
 
 def load_teachers(settings: DistillSettings, default_inputs: tuple[str, ...]) -> list[Teacher]:
@@ -81,10 +82,12 @@ def distillation_loss(
     with torch.no_grad():
         probabilities = []
         for teacher in teachers:
-            missing = [key for key in teacher.inputs if key not in batch]
-            if missing:
-                raise UsageError(f"train.distill.teachers: {teacher.path} reads {missing}, which this run's data does not give")
-            teacher.module.to(student_logits.device)
+            if teacher.device != student_logits.device:
+                missing = [key for key in teacher.inputs if key not in batch]
+                if missing:
+                    raise UsageError(f"train.distill.teachers: {teacher.path} reads {missing}, which this run's data does not give")
+                teacher.module.to(student_logits.device)
+                teacher.device = student_logits.device
             logits = teacher.module(*(batch[key] for key in teacher.inputs)).float()
             if logits.shape != student_logits.shape:
                 raise UsageError(
