@@ -3,6 +3,7 @@
     python bench/bench_ravdess_speech.py --folds 5 --seeds 0 1           # the yardstick: 5 folds x 2 seeds
     python bench/bench_ravdess_speech.py --folds 5 --enroll neutral      # without and with enrollment
     python bench/bench_ravdess_speech.py --folds 5 --seeds 0 1 2 --ensemble  # + each fold's 3-seed ensemble
+    python bench/bench_ravdess_speech.py --folds 5 --teachers 0 1 2 --seeds 3 4  # seeds 3, 4 distilled from 0-2
     python bench/bench_ravdess_speech.py                                 # the quick check: cpu as shipped
     python bench/bench_ravdess_speech.py --profile rtx3050-4gb           # its sizes, trained on this CPU
     python bench/bench_ravdess_speech.py --set models.emotion-av.train.epochs=20 --json out.json
@@ -17,6 +18,9 @@ folders under ``--out`` make it resumable: the same command continues after a ki
 reports each recipe without and with speaker enrollment, on the same scored clips (each test actor's
 enrollment clips left out of both): the recipe as is, and the recipe normalised by speaker
 (``feature_norm: speaker``, ``data.enrollment.clips``), whose test actors' profiles come from those clips.
+``--teachers S...`` first cross-validates the recipe with those seeds (``OUT/teachers``, scored also as
+one seed ensemble per fold), then trains the ``--seeds`` students with ``train.distill.teachers`` set to
+that folder, so each fold's student learns from the teacher seeds' models of the same fold only.
 
 Without ``--folds``, each run is ``lexiedge train --profile P --model emotion-av --data
 ../shared/data/ravdess-speech`` (the same ``lexiedge.training_runs.train`` call the CLI makes) with one
@@ -314,7 +318,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="\n".join(__doc__.splitlines()[1:9]),
+        epilog="\n".join(__doc__.splitlines()[1:10]),
     )
     parser.add_argument(
         "--data", type=Path, default=DEFAULT_DATA, help="RAVDESS speech folder (Actor_NN/*.wav)"
@@ -342,6 +346,14 @@ def main() -> None:
         action="store_true",
         help="with --folds and 2+ --seeds: also score each fold's seed models as one ensemble",
     )
+    parser.add_argument(
+        "--teachers",
+        type=int,
+        nargs="+",
+        metavar="SEED",
+        help="with --folds: cross-validate these seeds first (OUT/teachers), then distil each fold's "
+        "--seeds students from the same fold's teacher models (train.distill)",
+    )
     parser.add_argument("--ablation", action="store_true", help="the ablation table's runs (cpu profile)")
     parser.add_argument(
         "--rows", type=int, nargs="+", help="with --ablation: only these rows (0 = before, 1 = shipped)"
@@ -355,6 +367,12 @@ def main() -> None:
     if not args.data.is_dir():
         raise SystemExit(
             f"{args.data}: no such folder; pass --data DIR with RAVDESS Actor_NN/*.wav speech files"
+        )
+    if args.teachers and (not args.folds or args.enroll or args.ablation):
+        raise SystemExit("--teachers: needs --folds, without --enroll or --ablation")
+    if args.teachers and set(args.teachers) & set(args.seeds):
+        raise SystemExit(
+            f"--teachers {' '.join(map(str, args.teachers))}: a student seed (--seeds) must not be a teacher's"
         )
 
     import tempfile
@@ -377,6 +395,22 @@ def main() -> None:
         rows = [rows[index] for index in args.rows]
     profile_name = "cpu" if args.ablation else args.profile
     results = []
+    if args.teachers:
+        # the teachers: the recipe itself, cross-validated with their seeds (resumable like any --out)
+        teachers = crossval_once(
+            profile_name,
+            args.set,
+            args.data,
+            root / "teachers",
+            args.folds,
+            args.teachers,
+            console,
+            ensemble=len(args.teachers) > 1,
+        )
+        teachers["name"] = f"teachers: {shipped}" + (f" + {', '.join(args.set)}" if args.set else "")
+        results.append(teachers)
+        distill = f"{_T}.distill.teachers=[{json.dumps(str((root / 'teachers').resolve()))}]"
+        rows = [(f"{rows[0][0]}, distilled from seeds {', '.join(map(str, args.teachers))}", [distill])]
     for index, (name, overrides) in enumerate(rows):
         if args.folds and args.enroll:
             result = enrollment_rows(
