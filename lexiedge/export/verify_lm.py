@@ -8,8 +8,8 @@ ExecuTorch program with its cache inside) and hands the results here:
   decisive steps only (PyTorch's top-2 margin above twice the export's logit noise, see
   :mod:`lexiedge.export.agreement`), near-ties are counted apart;
 * :func:`generation_report` compares greedy generation through the artifact's runtime with PyTorch's
-  ``generate`` (:func:`reference_generation`), and where one parts from the other, says whether it did
-  at a near-tie or at a decisive step;
+  ``generate`` (:func:`reference_generation`), each up to its first EOS, and where one parts from the
+  other, says whether it did at a near-tie or at a decisive step;
 * :func:`enforce_lm` enforces the thresholds once the numbers are saved in the manifest.
 """
 
@@ -34,6 +34,7 @@ __all__ = [
     "generation_report",
     "reference_generation",
     "reference_logits",
+    "until_eos",
 ]
 
 
@@ -79,15 +80,28 @@ class Steps:
                                  expected=np.concatenate(self.expected))
 
 
+def until_eos(tokens: list[int], eos: set[int]) -> list[int]:
+    """``tokens`` up to their first EOS, without it."""
+    for index, token in enumerate(tokens):
+        if token in eos:
+            return tokens[:index]
+    return tokens
+
+
 def generation_report(runtime: str, source: LmSource, prompts: list[list[int]], generations: list[list[int]],
                       new_tokens: int, tie_margin: float,
                       generate: Callable[[list[int], int], list[int]]) -> dict[str, Any]:
     """Greedy generation through the artifact's runtime (``generate(prompt_ids, new_tokens) -> ids``) against
     PyTorch's ``generations``; where one parts from the other, whether it did at a near-tie (a coin toss,
-    PyTorch's top-2 margin at most ``tie_margin``) or at a decisive step."""
+    PyTorch's top-2 margin at most ``tie_margin``) or at a decisive step.
+
+    Both sides are compared up to their first EOS: PyTorch's ``generate`` keeps the EOS it stops at, while
+    runtimes differ (ONNX Runtime GenAI's sequence and the runtime's generators end before it), and an
+    answer that ends where PyTorch's ends is the same answer."""
+    eos = set(source.eos_ids())
     identical, positions, matches, at_near_tie = 0, 0, 0, 0
-    for prompt, expected in zip(prompts, generations):
-        produced = generate(prompt, new_tokens)
+    for prompt, generated in zip(prompts, generations):
+        expected, produced = until_eos(generated, eos), until_eos(generate(prompt, new_tokens), eos)
         identical += int(produced == expected)
         positions += max(len(produced), len(expected))
         matches += sum(a == b for a, b in zip(produced, expected))

@@ -141,7 +141,6 @@ def verify_program(artifact_dir: Path, source: LmSource, target: str, *, prompts
     except Exception as exc:
         raise ExportError(f"the runtime cannot load the {target} program: {first_line(exc)}") from exc
     all_prompts = prompt_ids(source, prompts)
-    eos = set(source.eos_ids())
     generations = [reference_generation(source, prompt, new_tokens) for prompt in all_prompts]
     steps, first_pass = Steps(), 0.0
     for prompt, generated in zip(all_prompts, generations):
@@ -171,9 +170,8 @@ def verify_program(artifact_dir: Path, source: LmSource, target: str, *, prompts
     def runtime_greedy(prompt: list[int], tokens: int) -> list[int]:
         return list(generator.generate_ids(prompt, tokens, temperature=0.0))
 
-    expected = [until_eos(generated, eos) for generated in generations]
     report["generation"] = generation_report(
-        "executorch", source, all_prompts, expected, new_tokens,
+        "executorch", source, all_prompts, generations, new_tokens,
         agreement.tie_margin if agreement else 0.0, runtime_greedy,
     )
     return report
@@ -185,11 +183,3 @@ def unfinished_artifact(directory: Path) -> Artifact:
     manifest = read_manifest(directory)
     manifest["files"] = {path.name: {} for path in directory.iterdir() if path.is_file()}
     return Artifact(directory, manifest)
-
-
-def until_eos(tokens: list[int], eos: set[int]) -> list[int]:
-    """PyTorch's greedy tokens up to the first EOS (the runtime's generate_ids stops before it)."""
-    for index, token in enumerate(tokens):
-        if token in eos:
-            return tokens[:index]
-    return tokens

@@ -146,3 +146,36 @@ def test_the_ort_llm_loads_and_its_operator_config_lists_the_ops_it_uses(lm_arti
     assert listed == ops_in_ort_file(ort_file, tmp_path)
     assert manifest["mobile"]["required_operators"] == {key: sorted(ops) for key, ops in listed.items()}
     assert {"GroupQueryAttention", "MatMulNBits"} <= set().union(*listed.values())
+
+
+def test_an_answer_that_ends_where_pytorchs_ends_is_the_same_generation(lm_run: Path, lm_artifact) -> None:
+    """PyTorch's generate keeps the EOS it stops at; ONNX Runtime GenAI's sequence ends before it. A model
+    whose answer ends within the verified tokens (the cpu profile's tiny Qwen2 after a short LoRA run
+    does) must still verify as identical, on the real GenAI runtime: a token PyTorch's greedy answer
+    reaches after a few steps is made the EOS of both."""
+    import json
+
+    import onnxruntime_genai as og
+    from lexiedge_onnx.genai import greedy_generate
+    from transformers import AutoTokenizer
+
+    from lexiedge.export.causal_lm import LmSource, prompt_ids
+    from lexiedge.export.verify_lm import generation_report, reference_generation
+
+    merged_dir = lm_run / "merged"
+    source = LmSource(merged_dir, AutoTokenizer.from_pretrained(merged_dir))
+    prompt = prompt_ids(source, 1)[0]
+    greedy = reference_generation(source, prompt, 12)
+    stop = next(token for index, token in enumerate(greedy) if index >= 2 and token not in greedy[:index])
+    source.model.generation_config.eos_token_id = stop
+    ended = reference_generation(source, prompt, 12)
+    assert ended == greedy[: greedy.index(stop) + 1], "PyTorch's answer now ends with the new EOS, kept"
+
+    config = og.Config(str(lm_artifact("onnx").path))
+    config.overlay(json.dumps({"model": {"eos_token_id": [stop]}}))
+    model = og.Model(config)
+    assert greedy_generate(model, prompt, 12) == ended[:-1], "GenAI's ends before it"
+
+    report = generation_report("onnxruntime-genai", source, [prompt], [ended], 12, 1e-6,
+                               lambda ids, tokens: greedy_generate(model, ids, tokens))
+    assert (report["identical"], report["diverged_at_decisive_step"], report["position_agreement"]) == (1, 0, 1.0)
