@@ -429,6 +429,7 @@ def main() -> None:
                 f"{name}: UAR with enrollment ({args.enroll}) - without, same clips: "
                 f"{result['uar_gain']:+.3f}",
                 soft_wrap=True,
+                markup=False,  # a recipe's name holds its --set values: [...] is not markup
             )
             continue
         if args.folds:
@@ -449,6 +450,7 @@ def main() -> None:
                 f"{name}: UAR {stats['uar']['mean']:.3f} ± {stats['uar']['sd']:.3f} over "
                 f"{stats['uar']['n']} fold x seed runs",
                 soft_wrap=True,
+                markup=False,  # a recipe's name holds its --set values: [...] is not markup
             )
             continue
         result = train_once(
@@ -463,6 +465,7 @@ def main() -> None:
             f"macro-F1 {best['val_macro_f1']:.3f}), last {result['last']['val_uar']:.3f}; "
             f"{result['wall_s'] / 60:.1f} min",
             soft_wrap=True,
+            markup=False,  # a recipe's name holds its --set values: [...] is not markup
         )
     reference = None
     if not args.no_reference and not args.folds:
