@@ -407,7 +407,7 @@ def main() -> None:
             console,
             ensemble=len(args.teachers) > 1,
         )
-        teachers["name"] = f"teachers: {shipped}" + (f" + {', '.join(args.set)}" if args.set else "")
+        teachers["name"] = f"teachers: {rows[0][0]}"  # the recipe's own row name (--set included)
         results.append(teachers)
         distill = f"{_T}.distill.teachers=[{json.dumps(str((root / 'teachers').resolve()))}]"
         rows = [(f"{rows[0][0]}, distilled from seeds {', '.join(map(str, args.teachers))}", [distill])]

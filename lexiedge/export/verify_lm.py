@@ -34,7 +34,6 @@ __all__ = [
     "generation_report",
     "reference_generation",
     "reference_logits",
-    "until_eos",
 ]
 
 
