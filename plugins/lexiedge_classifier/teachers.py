@@ -49,6 +49,10 @@ def load_teachers(settings: DistillSettings, default_inputs: tuple[str, ...]) ->
             raise UsageError(f"train.distill.teachers: {given}: no such run folder")
         _, _, built, _ = load_trained_model(path, action="distill from")
         built.module.requires_grad_(False)
+        # a model may offer a cheaper computation of the same logits for inference no graph is compared with
+        for_teaching = getattr(built.module, "for_teaching", None)
+        if callable(for_teaching):
+            for_teaching()
         teachers.append(Teacher(path, built.module, tuple(built.extras.get("inputs") or default_inputs)))
     return teachers
 

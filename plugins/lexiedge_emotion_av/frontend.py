@@ -9,6 +9,9 @@ The STFT of the exported graph (and of eval mode) is a strided conv1d with a fix
 basis (a buffer, not a parameter): ONNX's STFT op is missing from TensorRT and from reduced ORT
 Mobile builds, a Conv is everywhere. While training, ``torch.stft`` (an FFT) computes the same spectra
 to float precision at a fraction of the cost of the conv's O(n_fft^2) per frame (5x at n_fft 1360).
+Eval mode keeps the conv, so a model's eval metrics and an export's verification reference compute
+what the graph computes; ``fft_in_eval`` lets inference that no graph is compared with (a distillation
+teacher's) use the FFT too.
 The mel and chroma filters are computed here with numpy (mel: HTK scale, peak-1 triangles as Kaldi and
 torchaudio's default; chroma: librosa's Gaussian pitch-class filters); torchaudio and librosa are not
 dependencies.
@@ -140,6 +143,7 @@ class AudioFrontend(nn.Module):
         self.normalization = normalization
         self.features = features
         self.feature_dim = n_mels if features == "log_mel" else n_mfcc + n_chroma
+        self.fft_in_eval = False  # see the module's docstring; EmotionAVModel.for_teaching sets it
         # derived from the settings; non-persistent: checkpoints hold only what was learned or measured
         dft = torch.from_numpy(windowed_dft_basis(n_fft)).float()
         mel = torch.from_numpy(mel_filterbank(sample_rate, n_fft, n_mels)).float()
@@ -196,9 +200,10 @@ class AudioFrontend(nn.Module):
     def power_spectrum(self, waveform: torch.Tensor) -> torch.Tensor:
         """(B, S) -> (B, n_fft // 2 + 1, 1 + S // hop): |STFT|^2 with a periodic Hann window, centred.
 
-        Training (and not exporting): ``torch.stft``; otherwise the DFT conv the exported graph has.
+        Training (or ``fft_in_eval``), and not exporting: ``torch.stft``; otherwise the DFT conv the exported
+        graph has.
         """
-        if self.training and not torch.compiler.is_compiling() and not torch.onnx.is_in_onnx_export():
+        if (self.training or self.fft_in_eval) and not torch.compiler.is_compiling() and not torch.onnx.is_in_onnx_export():
             spectrum = torch.stft(waveform, self.n_fft, self.hop_length, window=self.window, center=True,
                                   pad_mode="constant", return_complex=True)
             return spectrum.real * spectrum.real + spectrum.imag * spectrum.imag

@@ -116,6 +116,20 @@ def test_a_batch_without_video_skips_the_visual_branch_with_the_same_logits(tiny
     torch.testing.assert_close(skipped[:2], computed[:2], atol=1e-6, rtol=0)
 
 
+def test_a_teacher_computes_the_same_logits_without_the_dft_conv(tiny_model, inputs) -> None:
+    """for_teaching (a distillation teacher): eval-mode logits from an FFT, not the exported graph's DFT conv."""
+    waveform, frames, ones, _ = inputs(3, 9600, 2, seed=7)
+    with torch.no_grad():
+        exported_path = tiny_model(waveform, frames, ones, ones)
+        teacher = tiny_model.for_teaching()
+        taught = teacher(waveform, frames, ones, ones)
+        teacher.audio.frontend.dft_basis.zero_()  # the conv's basis: a teacher no longer reads it
+        without_conv = teacher(waveform, frames, ones, ones)
+    assert teacher.training is False, "a teacher stays in eval mode (no dropout)"
+    torch.testing.assert_close(taught, exported_path, atol=1e-4, rtol=0)
+    torch.testing.assert_close(without_conv, taught, atol=0, rtol=0)
+
+
 def test_a_few_optimiser_steps_fit_a_fixed_batch(tiny_settings, inputs) -> None:
     torch.manual_seed(0)
     model = EmotionAVModel(tiny_settings(dropout=0.0)).train()
