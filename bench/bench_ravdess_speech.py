@@ -4,6 +4,7 @@
     python bench/bench_ravdess_speech.py --folds 5 --enroll neutral      # without and with enrollment
     python bench/bench_ravdess_speech.py --folds 5 --seeds 0 1 2 --ensemble  # + each fold's 3-seed ensemble
     python bench/bench_ravdess_speech.py --folds 5 --teachers 0 1 2 --seeds 3 4  # seeds 3, 4 distilled from 0-2
+    python bench/bench_ravdess_speech.py --folds 5 --out cv --fold 1 2  # with --fold 3 4 5 in a second process
     python bench/bench_ravdess_speech.py                                 # the quick check: cpu as shipped
     python bench/bench_ravdess_speech.py --profile rtx3050-4gb           # its sizes, trained on this CPU
     python bench/bench_ravdess_speech.py --set models.emotion-av.train.epochs=20 --json out.json
@@ -237,9 +238,11 @@ def crossval_once(
     console: Any,
     enroll: str | None = None,
     ensemble: bool = False,
+    only_folds: tuple[int, ...] = (),
 ) -> dict[str, Any]:
     """``lexiedge eval --folds K`` of the recipe (the profile + ``overrides``) over the actors of ``data``;
-    ``ensemble``: each fold's seeds also scored as one model (the mean of their probabilities)."""
+    ``ensemble``: each fold's seeds also scored as one model (the mean of their probabilities);
+    ``only_folds``: these folds only (``--fold``: the others run in another process on the same ``out``)."""
     from lexiedge.crossval import CrossValRequest, cross_validate, print_report
     from lexiedge.plugin import get_host
     from lexiedge.profile import load_profile
@@ -250,6 +253,7 @@ def crossval_once(
         + "".join(f" --seed {s}" for s in seeds)
         + (f" --enroll {enroll}" if enroll else "")
         + (" --ensemble" if ensemble else "")
+        + "".join(f" --fold {f}" for f in only_folds)
         + f" --out {out}",
         soft_wrap=True,
         markup=False,
@@ -266,6 +270,7 @@ def crossval_once(
             seeds=tuple(seeds),
             enroll=enroll,
             ensemble=ensemble,
+            only_folds=only_folds,
         ),
         console,
     )
@@ -354,6 +359,11 @@ def main() -> None:
         help="with --folds: cross-validate these seeds first (OUT/teachers), then distil each fold's "
         "--seeds students from the same fold's teacher models (train.distill)",
     )
+    parser.add_argument(
+        "--fold", type=int, nargs="+", default=[],
+        help="with --folds: only these folds (run the others in another process with the same --out; a run "
+        "without --fold then reports them all)",
+    )
     parser.add_argument("--ablation", action="store_true", help="the ablation table's runs (cpu profile)")
     parser.add_argument(
         "--rows", type=int, nargs="+", help="with --ablation: only these rows (0 = before, 1 = shipped)"
@@ -368,6 +378,8 @@ def main() -> None:
         raise SystemExit(
             f"{args.data}: no such folder; pass --data DIR with RAVDESS Actor_NN/*.wav speech files"
         )
+    if args.fold and (not args.folds or args.enroll or args.ablation):
+        raise SystemExit("--fold: needs --folds, without --enroll or --ablation")
     if args.teachers and (not args.folds or args.enroll or args.ablation):
         raise SystemExit("--teachers: needs --folds, without --enroll or --ablation")
     if args.teachers and set(args.teachers) & set(args.seeds):
@@ -406,6 +418,7 @@ def main() -> None:
             args.teachers,
             console,
             ensemble=len(args.teachers) > 1,
+            only_folds=tuple(args.fold),
         )
         teachers["name"] = f"teachers: {rows[0][0]}"  # the recipe's own row name (--set included)
         results.append(teachers)
@@ -442,6 +455,7 @@ def main() -> None:
                 args.seeds,
                 console,
                 ensemble=args.ensemble,
+                only_folds=tuple(args.fold),
             )
             result["name"] = name
             results.append(result)

@@ -797,6 +797,14 @@ def evaluate(
             "probabilities; with --folds and 2+ seeds: each fold's seed ensemble too",
         ),
     ] = False,
+    only_folds: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--fold",
+            help="with --folds: train and score only fold F (repeatable), to spread one cross-validation over "
+            "processes or machines sharing --out; the same command without --fold then writes the whole report",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """The task metric of runs and artifacts in one table: what each export costs; or, with --folds,
@@ -805,17 +813,18 @@ def evaluate(
     lexiedge eval runs/cpu/emotion-av/<time> artifacts/emotion-av/onnx artifacts/emotion-av/onnx-int8;
     lexiedge eval runs/cpu/qwen-lora/<time> artifacts/qwen-lora/onnx-int4 --data jfleg/ --split test;
     lexiedge eval --folds 5 --profile cpu --model emotion-av --data ravdess-speech/ --seed 0 --seed 1;
+    lexiedge eval --folds 5 ... --out cv/ --fold 1 --fold 2 (and --fold 3 ... in a second process);
     lexiedge eval runs/cpu/emotion-av/seed-0 runs/cpu/emotion-av/seed-1 --ensemble.
     """
     if folds is not None:
         _cross_validate(paths or [], folds=folds, profile=profile, model=model, overrides=set_ or [],
                         data=data, out=out, seeds=seeds, val_groups=val_groups, enroll=enroll,
-                        ensemble=ensemble, as_json=as_json)
+                        ensemble=ensemble, only_folds=only_folds or [], as_json=as_json)
         return
     from lexiedge.errors import UsageError
 
     for name, given in (("--profile", profile), ("--model", model), ("--set", set_), ("--seed", seeds),
-                        ("--val-groups", val_groups)):
+                        ("--val-groups", val_groups), ("--fold", only_folds)):
         if given:
             raise UsageError(f"{name} applies to --folds (cross-validation of a recipe); to score runs or "
                              "artifacts, pass their directories")
@@ -835,7 +844,8 @@ def evaluate(
 
 def _cross_validate(paths: list[Path], *, folds: int, profile: str | None, model: str | None,
                     overrides: list[str], data: Path | None, out: Path | None, seeds: list[int] | None,
-                    val_groups: int, enroll: str | None, ensemble: bool, as_json: bool) -> None:
+                    val_groups: int, enroll: str | None, ensemble: bool, only_folds: list[int],
+                    as_json: bool) -> None:
     """`lexiedge eval --folds K`: the recipe of --profile/--model (or of one run directory), k-fold."""
     import time
 
@@ -849,13 +859,16 @@ def _cross_validate(paths: list[Path], *, folds: int, profile: str | None, model
     request = CrossValRequest(profile=loaded, model_key=model_key, data=data, folds=folds,
                               out=out or EVALS_DIR / f"crossval-{time.strftime('%Y%m%d-%H%M%S')}",
                               seeds=tuple(dict.fromkeys(seeds)), val_groups=val_groups, enroll=enroll,
-                              ensemble=ensemble)
+                              ensemble=ensemble, only_folds=tuple(sorted(set(only_folds))))
     report = cross_validate(request, err_console if as_json else console)
     if as_json:
         _print_json({**report.summary, "path": str(report.path)})
         return
     print_report(report, console)
     console.print(f"wrote {report.path}", highlight=False)
+    if only_folds:
+        console.print(f"folds {', '.join(map(str, request.only_folds))} of {folds} only: once every fold has run, "
+                      "the same command without --fold writes the report of all of them", highlight=False)
 
 
 @app.command("demo")

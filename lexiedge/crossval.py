@@ -40,6 +40,11 @@ call :func:`cross_validate`. The protocol:
   same command continues: finished runs are kept, the interrupted one resumes from its last checkpoint
   (``lexiedge train --resume``). ``OUT/crossval-plan.json`` records the recipe; another recipe in the same
   folder is refused. More seeds may be added to a finished cross-validation.
+- **Spread over processes** (``only_folds``, `lexiedge eval --fold F`). Each process trains and scores its
+  folds on one shared ``OUT`` (``crossval-folds-F....json`` reports what it ran); the same command without
+  ``--fold`` then keeps every finished run and writes the whole report. A fold being trained by another
+  process is refused in one line, never removed or trained twice; a student's fold waits for nothing: its
+  teachers' fold must be finished when it starts.
 
 Core code: no model and no data format here, only the plugins' contracts (:mod:`lexiedge.api`).
 """
@@ -300,6 +305,7 @@ class CrossValRequest:
         None  # score with each speaker's enrollment clips (and without them in the scored clips)
     )
     ensemble: bool = False  # also score each fold's seed ensemble (the mean of its seeds' probabilities)
+    only_folds: tuple[int, ...] = ()  # 1-based; empty: every fold (the rest run in other processes)
 
 
 @dataclass
@@ -331,7 +337,11 @@ def plan(request: CrossValRequest) -> tuple[DatasetPlugin, list[Fold]]:
     if request.ensemble and len(request.seeds) < 2:
         raise UsageError(f"--ensemble combines each fold's seeds; pass 2 or more seeds (got {len(request.seeds)})")
     groups = [group for group in groups if group not in set(request.exclude_groups)]
-    return data_plugin, make_folds(groups, request.folds, request.val_groups)
+    folds = make_folds(groups, request.folds, request.val_groups)
+    outside = [index for index in request.only_folds if not 1 <= index <= len(folds)]
+    if outside:
+        raise UsageError(f"--fold {outside[0]}: this cross-validation has {len(folds)} folds, numbered 1 to {len(folds)}")
+    return data_plugin, folds
 
 
 def cross_validate(
@@ -361,12 +371,13 @@ def cross_validate(
     out = request.out
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; pass a directory")
-    for fold in folds:  # every fold's recipe (teachers resolved to the fold's) is valid before one trains
+    chosen = [fold for fold in folds if not request.only_folds or fold.index + 1 in request.only_folds]
+    for fold in chosen:  # every fold's recipe (teachers resolved to the fold's) is valid before one trains
         fold_profile(request.profile, request.model_key, data_plugin, fold, request.seeds[0])
     _check_plan(out, request, folds)
     results: list[FoldResult] = []
     for seed in request.seeds:  # seed-major: the first seed's k-fold mean is complete first
-        for fold in folds:
+        for fold in chosen:
             result = _load_result(out, fold, seed, request.enroll)
             name = f"{fold.name} (test {_describe(fold.test)}), seed {seed}"
             if result is None:
@@ -403,14 +414,21 @@ def cross_validate(
             results.append(result)
             if on_result is not None:
                 on_result(result)
-    summary = summarise(results, folds, request)
+    summary = summarise(results, chosen, request)
+    if len(chosen) < len(folds):
+        summary["protocol"].update(folds=len(folds), only_folds=[fold.index + 1 for fold in chosen])
     if request.ensemble:
         summary["ensemble"] = _ensemble_summary(
-            [_ensemble_result(out, fold, request, console) for fold in folds], request
+            [_ensemble_result(out, fold, request, console) for fold in chosen], request
         )
-    report = REPORT_JSON if request.enroll is None else f"crossval-enroll-{request.enroll}.json"
-    path = atomic.write_json(out / report, summary)
+    path = atomic.write_json(out / report_name(request.enroll, chosen if len(chosen) < len(folds) else None), summary)
     return CrossValReport(path, folds, results, summary)
+
+
+def report_name(enroll: str | None, only: Sequence[Fold] | None = None) -> str:
+    """crossval.json (every fold), crossval-folds-1-2.json (a process's share), ...-enroll-E.json."""
+    stem = REPORT_JSON.removesuffix(".json") + (f"-folds-{'-'.join(str(fold.index + 1) for fold in only)}" if only else "")
+    return f"{stem}.json" if enroll is None else f"{stem}-enroll-{enroll}.json"
 
 
 def _ensemble_result(out: Path, fold: Fold, request: CrossValRequest, console: Console) -> dict[str, Any]:
@@ -472,11 +490,13 @@ def _prepare_run_dir(run_dir: Path) -> bool:
     removed (nothing in it is worth keeping) and starts again."""
     import shutil
 
-    from lexiedge.rundir import checkpoints_dir, is_run_dir
+    from lexiedge.rundir import checkpoints_dir, is_run_dir, run_lock
     from lexiedge.train.checkpoint import list_checkpoints
 
     if not run_dir.is_dir():
         return False
+    with run_lock(run_dir):  # another process training this fold (--fold given to both): one line, nothing removed
+        pass
     if is_run_dir(run_dir) and list_checkpoints(checkpoints_dir(run_dir)):
         return True
     shutil.rmtree(run_dir)
@@ -531,6 +551,8 @@ def _check_plan(out: Path, request: CrossValRequest, folds: list[Fold]) -> None:
             )
         return
     if out.is_dir() and any(out.iterdir()):
+        if path.is_file():  # another process of the same cross-validation (--fold) recorded it meanwhile
+            return _check_plan(out, request, folds)
         raise UsageError(
             f"--out {out} exists and is not a cross-validation folder; pass a new or empty folder"
         )

@@ -169,6 +169,42 @@ def test_a_killed_cross_validation_continues_where_it_stopped(synth: Path, tmp_p
     ]
 
 
+def test_two_processes_share_one_cross_validation_fold_by_fold(synth: Path, tmp_path: Path) -> None:
+    """`--fold`: two processes at once on one --out, each its fold; then the whole report from what they ran."""
+    from lexiedge.rundir import run_lock
+
+    out = tmp_path / "cv"
+    command = [sys.executable, "-m", "lexiedge", "eval", "--folds", "2", *QUICK, "--data", str(synth), "--out", str(out)]
+    shares = [subprocess.Popen([*command, "--fold", str(fold)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True) for fold in (1, 2)]
+    logs = [share.communicate(timeout=600)[0] for share in shares]
+    assert [share.returncode for share in shares] == [0, 0], [log[-3000:] for log in logs]
+    for fold, log in zip((1, 2), logs):
+        assert f"fold-{fold} (test" in log and f"fold-{3 - fold} (test" not in log, "each process ran its fold only"
+        assert "the same command without --fold writes the report of all of them" in log
+        share = json.loads((out / f"crossval-folds-{fold}.json").read_text())
+        assert [run["fold"] for run in share["runs"]] == [fold]
+        assert share["protocol"]["folds"] == 2 and share["protocol"]["only_folds"] == [fold]
+    assert not (out / "crossval.json").exists(), "no process wrote a whole report from half the folds"
+
+    whole = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert whole.returncode == 0, whole.stdout[-3000:] + whole.stderr[-3000:]
+    assert whole.stdout.count("done before, kept") == 2 and "train on" not in whole.stdout
+    report = json.loads((out / "crossval.json").read_text())
+    assert [run["fold"] for run in report["runs"]] == [1, 2] and report["mean_sd"]["uar"]["n"] == 2
+
+    # a fold another process is training (it holds the run's lock): refused in one line, nothing removed
+    busy = out / "fold-1-seed-1"
+    with run_lock(busy):
+        (busy / "profile.yaml").write_text("being written")
+        refused = subprocess.run([*command, "--seed", "1", "--fold", "1"], capture_output=True, text=True,
+                                 timeout=600)
+        assert refused.returncode == 2, refused.stdout[-3000:] + refused.stderr[-3000:]
+        lines = [line for line in refused.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and "is being written by another lexiedge process" in lines[0], refused.stderr
+        assert (busy / "profile.yaml").read_text() == "being written"
+
+
 def test_a_speaker_normalised_recipe_trains_and_scores_with_its_speakers_profiles(
     synth: Path, cli, tmp_path
 ) -> None:
@@ -326,6 +362,8 @@ def test_bad_cross_validation_requests_are_one_line_each(synth: Path, cli, tmp_p
         ),
         (("--folds", "2", *QUICK, "--data", str(tmp_path / "nowhere")), "no such file or folder"),
         ((str(tmp_path), "--profile", "cpu"), "--profile applies to --folds"),
+        ((str(tmp_path), "--fold", "1"), "--fold applies to --folds"),
+        (("--folds", "2", *QUICK, "--data", str(synth), "--fold", "3"), "--fold 3: this cross-validation has 2 folds"),
         (("--folds", "2", *QUICK, "--data", str(synth), "--ensemble"), "pass 2 or more seeds (got 1)"),
         ((str(tmp_path), "--ensemble"), "--ensemble combines 2 or more runs or artifacts; got 1"),
         (
