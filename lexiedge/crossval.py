@@ -43,8 +43,8 @@ call :func:`cross_validate`. The protocol:
 - **Spread over processes** (``only_folds``, `lexiedge eval --fold F`). Each process trains and scores its
   folds on one shared ``OUT`` (``crossval-folds-F....json`` reports what it ran); the same command without
   ``--fold`` then keeps every finished run and writes the whole report. A fold being trained by another
-  process is refused in one line, never removed or trained twice; a student's fold waits for nothing: its
-  teachers' fold must be finished when it starts.
+  process is refused in one line, never removed or trained twice. A distilled fold does not wait for its
+  teachers: their run of the fold must be finished when it starts (one line if not).
 
 Core code: no model and no data format here, only the plugins' contracts (:mod:`lexiedge.api`).
 """
