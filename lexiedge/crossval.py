@@ -415,13 +415,14 @@ def cross_validate(
             if on_result is not None:
                 on_result(result)
     summary = summarise(results, chosen, request)
-    if len(chosen) < len(folds):
-        summary["protocol"].update(folds=len(folds), only_folds=[fold.index + 1 for fold in chosen])
+    share = chosen if len(chosen) < len(folds) else None  # this process's folds, when others run the rest
+    if share:
+        summary["protocol"].update(folds=len(folds), only_folds=[fold.index + 1 for fold in share])
     if request.ensemble:
         summary["ensemble"] = _ensemble_summary(
             [_ensemble_result(out, fold, request, console) for fold in chosen], request
         )
-    path = atomic.write_json(out / report_name(request.enroll, chosen if len(chosen) < len(folds) else None), summary)
+    path = atomic.write_json(out / report_name(request.enroll, share), summary)
     return CrossValReport(path, folds, results, summary)
 
 
